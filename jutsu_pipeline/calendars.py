@@ -1,0 +1,97 @@
+"""Trading sessions from real exchange calendars (exchange_calendars), or every day for 24/7 markets."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from jutsu_pipeline.config import ALWAYS_OPEN
+
+UTC = dt.timezone.utc
+# exchange_calendars only covers ~20 years unless given a start; ask for what the market needs.
+_LOOKAHEAD_DAYS = 366
+
+
+@dataclass(frozen=True)
+class SessionCalendar:
+    """The sessions of one calendar code between `first` and `last` (inclusive dates)."""
+
+    code: str
+    first: dt.date
+    last: dt.date
+
+    @property
+    def always_open(self) -> bool:
+        return self.code == ALWAYS_OPEN
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        if self.always_open:
+            return ZoneInfo("UTC")
+        return ZoneInfo(str(self._exchange().tz))
+
+    def _exchange(self):  # noqa: ANN202 - exchange_calendars.ExchangeCalendar
+        return _exchange_calendar(self.code, self.first, self.last)
+
+    def sessions(self, start: dt.date | None = None, end: dt.date | None = None) -> list[dt.date]:
+        """Session dates in [start, end] (inclusive), bounded by the calendar's range."""
+        lo = max(start or self.first, self.first)
+        hi = min(end or self.last, self.last)
+        if lo > hi:
+            return []
+        if self.always_open:
+            return [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
+        index = self._exchange().sessions_in_range(pd.Timestamp(lo), pd.Timestamp(hi))
+        return [ts.date() for ts in index]
+
+    def closed_weekdays(self) -> list[dt.date]:
+        """Weekdays that are not sessions (holidays and ad-hoc closures such as 9/11)."""
+        if self.always_open:
+            return []
+        weekdays = pd.bdate_range(self.first, self.last)
+        sessions = self._exchange().sessions_in_range(pd.Timestamp(self.first), pd.Timestamp(self.last))
+        return [ts.date() for ts in weekdays.difference(sessions)]
+
+    def is_session(self, day: dt.date) -> bool:
+        if self.always_open:
+            return self.first <= day <= self.last
+        return bool(self._exchange().is_session(pd.Timestamp(day)))
+
+    def next_session(self, day: dt.date) -> dt.date:
+        """The first session strictly after `day`."""
+        if self.always_open:
+            return day + dt.timedelta(days=1)
+        return self._exchange().date_to_session(pd.Timestamp(day + dt.timedelta(days=1)), direction="next").date()
+
+    def session_bounds(self, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+        """[open, close) of a session in UTC; early closes honoured; a whole UTC day for 24/7."""
+        if self.always_open:
+            start = dt.datetime.combine(day, dt.time(), UTC)
+            return start, start + dt.timedelta(days=1)
+        exchange = self._exchange()
+        session = pd.Timestamp(day)
+        return (
+            exchange.session_open(session).to_pydatetime(),
+            exchange.session_close(session).to_pydatetime(),
+        )
+
+
+@lru_cache(maxsize=32)
+def _exchange_calendar(code: str, first: dt.date, last: dt.date):  # noqa: ANN202
+    import exchange_calendars as xc
+
+    return xc.get_calendar(code, start=pd.Timestamp(first), end=pd.Timestamp(last))
+
+
+def calendar_for(code: str, start: dt.date, end: dt.date | None) -> SessionCalendar:
+    """A calendar covering [start, end], or up to a year ahead of today when `end` is open."""
+    today = dt.datetime.now(UTC).date()
+    last = end if end is not None else today + dt.timedelta(days=_LOOKAHEAD_DAYS)
+    # Round the range outward so that months and neighbouring sessions are always covered.
+    first = start.replace(day=1) - dt.timedelta(days=7)
+    last = max(last, today) + dt.timedelta(days=14) if end is None else last + dt.timedelta(days=40)
+    return SessionCalendar(code, first, last)

@@ -1,0 +1,181 @@
+"""The jutsu.yaml configuration: markets, symbols, timeframes, storage; validated with pydantic."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from jutsu_pipeline.timeframes import Timeframe
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG_PATH = REPO_ROOT / "jutsu.yaml"
+CONFIG_ENV_VAR = "JUTSU_CONFIG"
+
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9.\-_/]{0,19}$")
+MARKET_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+ALWAYS_OPEN = "24/7"
+
+
+
+class ConfigError(ValueError):
+    """The configuration file is invalid; the message names the file and the bad key."""
+
+
+def validate_symbol(symbol: str) -> str:
+    """Return `symbol` if it matches the strict symbol pattern, else raise ValueError."""
+    if not isinstance(symbol, str) or not SYMBOL_PATTERN.match(symbol):
+        raise ValueError(
+            f"symbol {symbol!r} does not match {SYMBOL_PATTERN.pattern} "
+            "(upper-case letters, digits and . - _ /, at most 20 characters)"
+        )
+    return symbol
+
+
+def _known_calendar(code: str) -> str:
+    if code == ALWAYS_OPEN:
+        return code
+    import exchange_calendars as xc
+
+    if code not in xc.get_calendar_names(include_aliases=True):
+        raise ValueError(f"unknown calendar {code!r}: use an exchange_calendars code such as XNYS, or {ALWAYS_OPEN!r}")
+    return code
+
+
+class MarketConfig(BaseModel):
+    """One market: a provider, a calendar, timeframes, a history window and symbols."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str
+    calendar: str
+    timeframes: tuple[Timeframe, ...] = Field(min_length=1)
+    start: dt.date
+    end: dt.date | None = None
+    symbols: tuple[str, ...] = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("provider")
+    @classmethod
+    def _provider_known(cls, value: str) -> str:
+        from jutsu_pipeline.providers import PROVIDER_MODULES
+
+        if value not in PROVIDER_MODULES:
+            raise ValueError(f"unknown provider {value!r}: choose one of {sorted(PROVIDER_MODULES)}")
+        return value
+
+    @field_validator("calendar")
+    @classmethod
+    def _calendar_known(cls, value: str) -> str:
+        return _known_calendar(value)
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_valid(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for symbol in value:
+            validate_symbol(symbol)
+        duplicates = sorted({s for s in value if value.count(s) > 1})
+        if duplicates:
+            raise ValueError(f"symbols listed twice: {duplicates}")
+        return value
+
+    @field_validator("timeframes")
+    @classmethod
+    def _timeframes_unique(cls, value: tuple[Timeframe, ...]) -> tuple[Timeframe, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("timeframes listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _window_ordered(self) -> MarketConfig:
+        if self.end is not None and self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+    @property
+    def always_open(self) -> bool:
+        return self.calendar == ALWAYS_OPEN
+
+
+class JutsuConfig(BaseModel):
+    """The whole configuration file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    duckdb_path: Path = Path("data/jutsu.duckdb")
+    markets: dict[str, MarketConfig] = Field(min_length=1)
+    source_path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("markets")
+    @classmethod
+    def _market_names(cls, value: dict[str, MarketConfig]) -> dict[str, MarketConfig]:
+        for name in value:
+            if not MARKET_PATTERN.match(name):
+                raise ValueError(f"market name {name!r} must match {MARKET_PATTERN.pattern}")
+        return value
+
+    @model_validator(mode="after")
+    def _symbols_in_one_market(self) -> JutsuConfig:
+        seen: dict[str, str] = {}
+        for market_name, market in self.markets.items():
+            for symbol in market.symbols:
+                if symbol in seen:
+                    raise ValueError(f"symbol {symbol} is in two markets: {seen[symbol]} and {market_name}")
+                seen[symbol] = market_name
+        return self
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the config, made absolute relative to the config file's folder."""
+        path = Path(path).expanduser()
+        if path.is_absolute():
+            return path
+        base = self.source_path.parent if self.source_path else REPO_ROOT
+        return (base / path).resolve()
+
+    @property
+    def database(self) -> Path:
+        return self.resolve(self.duckdb_path)
+
+
+def _format_errors(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, source_path: Path | None = None) -> JutsuConfig:
+    """Validate already-parsed YAML data; raise ConfigError naming every bad key."""
+    where = str(source_path) if source_path else "configuration"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping with 'markets', got {type(data).__name__}")
+    try:
+        return JutsuConfig.model_validate({**data, "source_path": source_path})
+    except ValidationError as error:
+        raise ConfigError(f"{where} is invalid:\n{_format_errors(error)}") from None
+
+
+def config_path() -> Path:
+    """The config file in use: $JUTSU_CONFIG, else jutsu.yaml at the repo root."""
+    return Path(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH).expanduser().resolve()
+
+
+def load_config(path: str | Path | None = None) -> JutsuConfig:
+    """Read and validate a configuration file (default: `config_path()`)."""
+    path = Path(path).expanduser().resolve() if path else config_path()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} not found (set {CONFIG_ENV_VAR} to point elsewhere)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    return parse_config(data, source_path=path)

@@ -1,0 +1,149 @@
+"""Shared reading of local per-symbol bar files (CSV or Parquet) into the canonical frame."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+
+from jutsu_pipeline.providers.base import (
+    FetchRequest,
+    FetchStats,
+    ProviderCapabilities,
+    ProviderError,
+    SymbolHistory,
+    UnknownSymbolError,
+    to_canonical,
+)
+from jutsu_pipeline.timeframes import Timeframe
+
+_ALIASES = {
+    "date": "date",
+    "ts": "ts",
+    "timestamp": "ts",
+    "datetime": "ts",
+    "time": "ts",
+    "open": "open",
+    "high": "high",
+    "low": "low",
+    "close": "close",
+    "volume": "volume",
+    "adj_close": "adj_close",
+    "adj close": "adj_close",
+    "adjclose": "adj_close",
+    "adjusted_close": "adj_close",
+}
+_REQUIRED = ("open", "high", "low", "close", "volume")
+
+
+def symbol_file_stem(symbol: str) -> str:
+    """File name stem for a symbol: '/' cannot appear in file names, so it becomes '_'."""
+    return symbol.replace("/", "_")
+
+
+class LocalFilesProvider:
+    """Bars from `<dir>/<SYMBOL>.parquet|.csv` (or `<dir>/<timeframe>/<SYMBOL>.*`), read once per symbol.
+
+    Dates and naive timestamps are read in `timezone` (the market's); daily bars are keyed by date.
+    """
+
+    name = "files"
+
+    def __init__(self, path: Path, timezone: str, timeframes: frozenset[Timeframe] | None = None) -> None:
+        self.path = Path(path)
+        self.timezone = timezone
+        self.capabilities = ProviderCapabilities(
+            timeframes=timeframes or frozenset(Timeframe), static_history=True, has_adj_close=True
+        )
+        self.stats = FetchStats()
+        self._cache: dict[tuple[str, Timeframe], pl.DataFrame] = {}
+
+    def _find_file(self, symbol: str, timeframe: Timeframe) -> Path:
+        stem = symbol_file_stem(symbol)
+        for folder in (self.path / timeframe.value, self.path):
+            for suffix in (".parquet", ".csv"):
+                candidate = folder / f"{stem}{suffix}"
+                if candidate.is_file():
+                    return candidate
+        raise UnknownSymbolError(
+            f"{self.name}: no file for symbol {symbol} ({timeframe}) in {self.path}: expected "
+            f"{stem}.parquet or {stem}.csv there or in {timeframe.value}/; add the file or remove the symbol"
+        )
+
+    def _read(self, path: Path) -> pl.DataFrame:
+        if path.suffix == ".parquet":
+            return pl.read_parquet(path)
+        return pl.read_csv(path, try_parse_dates=True, infer_schema_length=10000)
+
+    def _load(self, symbol: str, timeframe: Timeframe) -> pl.DataFrame:
+        key = (symbol, timeframe)
+        if key not in self._cache:
+            path = self._find_file(symbol, timeframe)
+            self.stats.requests += 1
+            try:
+                raw = self._read(path)
+                self._cache[key] = self._normalise(raw, timeframe, path)
+            except ProviderError:
+                raise
+            except Exception as error:  # noqa: BLE001 - re-raised with the file named
+                raise ProviderError(f"{self.name}: cannot read {path} for {symbol}: {error}") from error
+        return self._cache[key]
+
+    def _normalise(self, raw: pl.DataFrame, timeframe: Timeframe, path: Path) -> pl.DataFrame:
+        renames: dict[str, str] = {}
+        for column in raw.columns:
+            canonical = _ALIASES.get(column.strip().lower())
+            if canonical and canonical not in renames.values():
+                renames[column] = canonical
+        frame = raw.rename(renames)
+        missing = [c for c in _REQUIRED if c not in frame.columns]
+        time_column = "ts" if "ts" in frame.columns else "date" if "date" in frame.columns else None
+        if missing or time_column is None:
+            need = missing + ([] if time_column else ["date or ts/timestamp"])
+            raise ProviderError(f"{self.name}: {path} lacks column(s) {need}; found {raw.columns}")
+        frame = frame.with_columns(self._timestamps(frame[time_column], timeframe, path).alias("ts"))
+        return to_canonical(frame)
+
+    def _timestamps(self, column: pl.Series, timeframe: Timeframe, path: Path) -> pl.Series:
+        if column.dtype == pl.String:
+            parsed = column.str.to_datetime(strict=False, time_zone=None)
+            if parsed.null_count() > column.null_count():
+                parsed = column.str.to_datetime(strict=False, time_zone="UTC")
+            if parsed.null_count() > column.null_count():
+                raise ProviderError(f"{self.name}: {path} has timestamps that cannot be parsed, e.g. {column[0]!r}")
+            column = parsed
+        if column.dtype == pl.Date:
+            if timeframe.is_intraday:
+                raise ProviderError(f"{self.name}: {path} has dates but timeframe {timeframe} needs timestamps")
+            return column.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        if not isinstance(column.dtype, pl.Datetime):
+            raise ProviderError(f"{self.name}: {path} time column has type {column.dtype}, expected a date or timestamp")
+        if column.dtype.time_zone is None:  # naive: the market's local time
+            column = column.dt.replace_time_zone(self.timezone, ambiguous="earliest", non_existent="null")
+        column = column.dt.convert_time_zone("UTC")
+        if not timeframe.is_intraday:  # daily bars are keyed by the local session date
+            local_date = column.dt.convert_time_zone(self.timezone).dt.date()
+            column = local_date.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        return column
+
+    def fetch(self, request: FetchRequest) -> pl.DataFrame:
+        self.stats.calls += 1
+        frame = self._load(request.symbol, request.timeframe)
+        window = frame.filter((pl.col("ts") >= request.start) & (pl.col("ts") < request.end))
+        self.stats.bars += window.height
+        return window
+
+    def history(self, symbol: str, timeframe: Timeframe) -> SymbolHistory:
+        frame = self._load(symbol, timeframe)
+        if frame.is_empty():
+            return SymbolHistory()
+        return SymbolHistory(first_ts=_as_datetime(frame["ts"].min()), last_ts=_as_datetime(frame["ts"].max()))
+
+    def close(self) -> None:
+        self._cache.clear()
+
+
+def _as_datetime(value: object) -> dt.datetime:
+    assert isinstance(value, dt.datetime)
+    return value

@@ -1,0 +1,1 @@
+"""DuckDB storage: the bars table contract and its atomic partition replace."""
