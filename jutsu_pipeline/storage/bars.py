@@ -4,56 +4,68 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import duckdb
 import polars as pl
 
 from jutsu_pipeline.storage.ddl import ensure_schema
 
-DELETE_WINDOW = """
+DELETE_STAGED_WINDOWS = """
 DELETE FROM bars
-WHERE symbol = $symbol AND timeframe = $timeframe AND ts >= $start AND ts < $end
+USING staged_windows AS w
+WHERE bars.symbol = w.symbol AND bars.timeframe = $timeframe AND bars.ts >= w.start AND bars.ts < w.end
 """
 
 INSERT_STAGED = """
 INSERT INTO bars (symbol, timeframe, ts, open, high, low, close, volume, adj_close, source, ingested_at)
-SELECT $symbol, $timeframe, ts, open, high, low, close, volume, adj_close, $source, $ingested_at
+SELECT symbol, $timeframe, ts, open, high, low, close, volume, adj_close, $source, $ingested_at
 FROM staged_bars
 """
 
 Window = tuple[dt.datetime, dt.datetime]
 
 
+@dataclass(frozen=True)
+class WindowReplacement:
+    """Everything of `symbol` inside `windows` becomes `frame` (validated rows inside those windows)."""
+
+    symbol: str
+    windows: Sequence[Window]
+    frame: pl.DataFrame
+
+
 def replace_windows(
     con: duckdb.DuckDBPyConnection,
     *,
-    symbol: str,
     timeframe: str,
     source: str,
-    windows: Sequence[Window],
-    frame: pl.DataFrame,
+    replacements: Sequence[WindowReplacement],
 ) -> int:
-    """Replace everything of `symbol`/`timeframe` inside `windows` with `frame`, in one transaction.
-
-    `frame` is a validated canonical frame whose rows all lie inside `windows`. Returns rows written.
-    """
+    """Apply all replacements in ONE transaction (delete windows, insert via Arrow); returns rows written."""
     ensure_schema(con)
     ingested_at = dt.datetime.now(dt.timezone.utc)
-    staged = frame.select("ts", "open", "high", "low", "close", "volume", "adj_close").to_arrow()
-    con.execute("BEGIN TRANSACTION")
+    frames = [r.frame.select("ts", "open", "high", "low", "close", "volume", "adj_close")
+              .with_columns(pl.lit(r.symbol).alias("symbol")) for r in replacements]
+    staged = pl.concat(frames, how="vertical") if frames else pl.DataFrame()
+    windows = pl.DataFrame(
+        [(r.symbol, start, end) for r in replacements for start, end in r.windows],
+        schema={"symbol": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")},
+        orient="row",
+    )
+    con.register("staged_windows", windows.to_arrow())
+    con.register("staged_bars", staged.to_arrow())
     try:
-        for start, end in windows:
-            con.execute(DELETE_WINDOW, {"symbol": symbol, "timeframe": timeframe, "start": start, "end": end})
-        con.register("staged_bars", staged)
+        con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(
-                INSERT_STAGED,
-                {"symbol": symbol, "timeframe": timeframe, "source": source, "ingested_at": ingested_at},
-            )
-        finally:
-            con.unregister("staged_bars")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return frame.height
+            con.execute(DELETE_STAGED_WINDOWS, {"timeframe": timeframe})
+            if staged.height:
+                con.execute(INSERT_STAGED, {"timeframe": timeframe, "source": source, "ingested_at": ingested_at})
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.unregister("staged_windows")
+        con.unregister("staged_bars")
+    return staged.height

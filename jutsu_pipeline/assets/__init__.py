@@ -1,0 +1,1 @@
+"""Assets, one package per domain."""

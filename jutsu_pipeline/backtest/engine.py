@@ -1,0 +1,192 @@
+"""Fill and position simulation of many series at once, bit-for-bit as backtesting.py 0.6.6.
+
+A *series* is one strategy on one symbol: a contiguous slice ``[starts[i], ends[i])`` of the flat
+bar arrays. Signals are evaluated on a bar's close; the order fills at the next bar's open. The
+position is a state machine (entries only when flat, exits only when long), so the trades of a
+series are found one after another: the loop below runs once per *trade rank* (the k-th trade of
+every series at once, vectorised over series), never once per bar. The equity curve is then a
+vectorised forward fill of the account state between fills.
+
+Arithmetic follows backtesting.py's broker operation for operation so that whole-share sizes
+(a floor) and cash agree exactly:
+
+- order size ``1 - eps`` of equity; units ``int((cash * (1 - eps)) // (price + (s*price*c)/s))``,
+- entry commission ``units * price * c`` paid from cash at the fill,
+- exit: ``cash += units * (exit - entry) - units * exit * c``,
+- equity ``cash + (close * units - units * entry)``.
+
+Fractional sizing is backtesting.lib.FractionalBacktest: prices scaled by ``unit`` (1e-8) and
+whole units of that scaled instrument traded; sizes are reported as ``units * unit`` and prices
+as ``scaled / unit``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+#: backtesting.py's default ``buy()`` size: "all of the equity", 1 - machine epsilon.
+FULL_EQUITY = 1 - sys.float_info.epsilon
+
+
+@dataclass(frozen=True)
+class SimInput:
+    """Flat bar arrays of all series plus per-series settings."""
+
+    starts: np.ndarray  # int64 [S]: first flat index of each series
+    ends: np.ndarray  # int64 [S]: one past the last flat index
+    open: np.ndarray  # float64 [N]
+    close: np.ndarray  # float64 [N]
+    entry: np.ndarray  # bool [N]: entry signal on this bar's close (already masked to the warmup)
+    exit: np.ndarray  # bool [N]: exit signal on this bar's close
+    initial_cash: np.ndarray  # float64 [S]
+    commission: np.ndarray  # float64 [S]: rate per side (bps / 10_000)
+    unit: np.ndarray  # float64 [S]: 1.0 (whole shares) or the fractional unit
+
+
+@dataclass(frozen=True)
+class SimTrades:
+    """One row per trade; flat bar indices; ``exit_idx`` is -1 for the trade still open at the end."""
+
+    series: np.ndarray
+    entry_idx: np.ndarray
+    exit_idx: np.ndarray
+    size: np.ndarray
+    entry_price: np.ndarray
+    exit_price: np.ndarray  # exit fill, or the last close the open trade is marked to
+    pnl: np.ndarray
+    return_pct: np.ndarray  # fraction, as backtesting.py's ReturnPct
+    commission: np.ndarray
+    is_open: np.ndarray
+
+
+@dataclass(frozen=True)
+class SimResult:
+    equity: np.ndarray  # float64 [N], marked to each bar's close
+    trades: SimTrades
+
+
+def _next_true(flags: np.ndarray, ends_per_bar: np.ndarray) -> np.ndarray:
+    """For each flat index i: the first j >= i of the same series with flags[j], else that series' end."""
+    candidate = np.where(flags, np.arange(flags.size, dtype=np.int64), ends_per_bar)
+    # Later series only hold values >= this series' end, so a suffix minimum never leaks across.
+    return np.minimum.accumulate(candidate[::-1])[::-1]
+
+
+def simulate(sim: SimInput) -> SimResult:
+    """Run every series; returns the equity curves and the trade list (see module docstring)."""
+    n_bars = sim.open.size
+    n_series = sim.starts.size
+    lengths = sim.ends - sim.starts
+    ends_per_bar = np.repeat(sim.ends, lengths)
+    entry = sim.entry & (np.arange(n_bars) < ends_per_bar - 1)
+    exit_ = sim.exit & ~sim.entry
+    next_entry = np.append(_next_true(entry, ends_per_bar), n_bars)
+    next_exit = np.append(_next_true(exit_, ends_per_bar), n_bars)
+    unit_per_bar = np.repeat(sim.unit, lengths)
+    open_s = sim.open * unit_per_bar
+    close_s = sim.close * unit_per_bar
+
+    cash = sim.initial_cash.astype(np.float64).copy()
+    ptr = sim.starts.astype(np.int64).copy()
+    active = np.flatnonzero(lengths > 0)
+    rows: list[tuple[np.ndarray, ...]] = []
+    while active.size:
+        signal = next_entry[ptr[active]]
+        live = signal < sim.ends[active] - 1
+        active, signal = active[live], signal[live]
+        if not active.size:
+            break
+        fill = signal + 1
+        price = open_s[fill]
+        rate = sim.commission[active]
+        budget = cash[active] * FULL_EQUITY
+        price_plus_commission = price + ((FULL_EQUITY * price) * rate) / FULL_EQUITY
+        units = np.floor_divide(budget, price_plus_commission)
+        placed = (units > 0) & ~(units * price_plus_commission > cash[active])
+        # A cancelled order (not even one unit affordable) leaves the series flat: search again.
+        ptr[active[~placed]] = fill[~placed]
+        idx, fill, price, units, rate = active[placed], fill[placed], price[placed], units[placed], rate[placed]
+        entry_commission = (units * price) * rate
+        cash[idx] -= entry_commission
+        cash_after_entry = cash[idx].copy()
+        exit_signal = next_exit[fill]
+        closed = exit_signal < sim.ends[idx] - 1
+        exit_fill = np.where(closed, exit_signal + 1, sim.ends[idx] - 1)
+        exit_price = open_s[exit_fill]
+        mark = close_s[exit_fill]
+        gross = units * (np.where(closed, exit_price, mark) - price)
+        exit_commission = np.where(closed, (units * exit_price) * rate, 0.0)
+        cash[idx] = np.where(closed, cash[idx] + (gross - exit_commission), cash[idx])
+        commissions = np.where(closed, exit_commission + (units * price) * rate, 0.0)
+        rows.append((idx, fill, np.where(closed, exit_fill, -1), units, price,
+                     np.where(closed, exit_price, mark), gross, commissions, closed,
+                     cash_after_entry, cash[idx].copy(), entry_commission))
+        ptr[idx] = exit_fill
+        active = np.sort(np.concatenate([active[~placed], idx[closed]]))
+
+    cols = [np.concatenate(c) for c in zip(*rows)] if rows else [np.empty(0)] * 12
+    (series, entry_idx, exit_idx, units, entry_s, exit_s, gross, commissions, closed,
+     cash_after_entry, cash_after_exit, entry_commission) = cols
+    series = series.astype(np.int64)
+    entry_idx = entry_idx.astype(np.int64)
+    exit_idx = exit_idx.astype(np.int64)
+    closed = closed.astype(bool)
+
+    equity = _equity_path(sim, close_s, series, entry_idx, exit_idx, units, entry_s,
+                          cash_after_entry, cash_after_exit)
+    unit = sim.unit[series]
+    pnl = gross - commissions
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return_pct = (exit_s / entry_s - 1) - commissions / (np.abs(units) * entry_s)
+    trades = SimTrades(
+        series=series,
+        entry_idx=entry_idx,
+        exit_idx=exit_idx,
+        size=units * unit,
+        entry_price=entry_s / unit,
+        exit_price=exit_s / unit,
+        pnl=pnl,
+        return_pct=return_pct,
+        commission=np.where(closed, commissions, entry_commission),
+        is_open=~closed,
+    )
+    order = np.lexsort((trades.entry_idx, trades.series))
+    trades = SimTrades(**{k: getattr(trades, k)[order] for k in SimTrades.__dataclass_fields__})
+    return SimResult(equity=equity, trades=trades)
+
+
+def _equity_path(
+    sim: SimInput,
+    close_s: np.ndarray,
+    series: np.ndarray,
+    entry_idx: np.ndarray,
+    exit_idx: np.ndarray,
+    units: np.ndarray,
+    entry_s: np.ndarray,
+    cash_after_entry: np.ndarray,
+    cash_after_exit: np.ndarray,
+) -> np.ndarray:
+    """Equity at every bar's close: account state set at each fill, forward-filled between fills."""
+    n = close_s.size
+    cash = np.zeros(n)
+    held = np.zeros(n)
+    cost = np.zeros(n)
+    is_set = np.zeros(n, dtype=bool)
+    starts = sim.starts[sim.ends > sim.starts]
+    cash[starts] = sim.initial_cash[sim.ends > sim.starts]
+    is_set[starts] = True
+    cash[entry_idx] = cash_after_entry
+    held[entry_idx] = units
+    cost[entry_idx] = entry_s
+    is_set[entry_idx] = True
+    done = exit_idx >= 0
+    cash[exit_idx[done]] = cash_after_exit[done]
+    held[exit_idx[done]] = 0.0
+    cost[exit_idx[done]] = 0.0
+    is_set[exit_idx[done]] = True
+    last_set = np.maximum.accumulate(np.where(is_set, np.arange(n), 0))
+    held_now = held[last_set]
+    return cash[last_set] + (close_s * held_now - held_now * cost[last_set])

@@ -1,0 +1,156 @@
+"""Partitions of the bars assets: symbol × (month for daily bars | session for intraday bars).
+
+Keys look like ``2012-05-01|FB``: Dagster sorts multi-partition dimensions by name, so the
+``date`` dimension comes first and the ``symbol`` dimension second.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import dagster as dg
+
+from jutsu_pipeline.calendars import UTC, SessionCalendar, calendar_for
+from jutsu_pipeline.config import MarketConfig
+from jutsu_pipeline.timeframes import Timeframe
+
+DATE_DIM = "date"
+SYMBOL_DIM = "symbol"
+KEY_FORMAT = "%Y-%m-%d"
+
+Window = tuple[dt.datetime, dt.datetime]
+
+
+def partition_key(date_key: str, symbol: str) -> str:
+    """The multi-partition key string for one symbol's window."""
+    return f"{date_key}|{symbol}"
+
+
+def split_partition_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
+    """(date_key, symbol) of a multi-partition key."""
+    if isinstance(key, dg.MultiPartitionKey):
+        dims = key.keys_by_dimension
+        return dims[DATE_DIM], dims[SYMBOL_DIM]
+    date_key, _, symbol = str(key).partition("|")
+    if not symbol:
+        raise ValueError(f"partition key {key!r} is not of the form '<date>|<SYMBOL>'")
+    return date_key, symbol
+
+
+def _midnight_utc(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), UTC)
+
+
+def _first_of_next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+@dataclass(frozen=True)
+class BarsPartitioning:
+    """How one market × timeframe is partitioned, and the bar window of each partition."""
+
+    market: str
+    timeframe: Timeframe
+    config: MarketConfig
+    calendar: SessionCalendar = field(init=False)
+
+    def __post_init__(self) -> None:
+        cal = calendar_for(self.config.calendar, self.config.start, self.config.end)
+        object.__setattr__(self, "calendar", cal)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self.config.symbols
+
+    @property
+    def monthly(self) -> bool:
+        return self.timeframe is Timeframe.D1
+
+    @cached_property
+    def time_partitions_def(self) -> dg.TimeWindowPartitionsDefinition:
+        cfg, tz = self.config, str(self.calendar.timezone)
+        end_offset = 0 if cfg.end else 1  # open-ended markets include the in-progress window
+        if self.monthly:
+            end = _first_of_next_month(cfg.end).isoformat() if cfg.end else None
+            return dg.MonthlyPartitionsDefinition(
+                start_date=cfg.start.replace(day=1).isoformat(), end_date=end, timezone=tz, end_offset=end_offset
+            )
+        if self.calendar.always_open:
+            end = (cfg.end + dt.timedelta(days=1)).isoformat() if cfg.end else None
+            return dg.DailyPartitionsDefinition(
+                start_date=cfg.start.isoformat(), end_date=end, timezone="UTC", end_offset=end_offset
+            )
+        # One partition per session: weekdays minus the exchange's closures. A window runs until the
+        # next session starts, so the partitions end at the first session after `end`.
+        end = self.calendar.next_session(cfg.end).isoformat() if cfg.end else None
+        first = self.calendar.sessions(cfg.start, cfg.start + dt.timedelta(days=15))[0]
+        closed = [dt.datetime.combine(day, dt.time()) for day in self.calendar.closed_weekdays()]
+        return dg.TimeWindowPartitionsDefinition(
+            cron_schedule="0 0 * * 1-5",
+            start=first.isoformat(),
+            end=end,
+            fmt=KEY_FORMAT,
+            timezone=tz,
+            end_offset=end_offset,
+            exclusions=closed,
+        )
+
+    @cached_property
+    def partitions_def(self) -> dg.MultiPartitionsDefinition:
+        return dg.MultiPartitionsDefinition(
+            {
+                DATE_DIM: self.time_partitions_def,
+                SYMBOL_DIM: dg.StaticPartitionsDefinition(list(self.symbols)),
+            }
+        )
+
+    def date_keys(self) -> list[str]:
+        """All date keys of the time dimension, oldest first (as of now)."""
+        return self.time_partitions_def.get_partition_keys()
+
+    def all_partition_keys(self) -> list[str]:
+        """Every partition key, built from the per-dimension lists (fast even for large sets)."""
+        dates = self.date_keys()
+        return [partition_key(d, s) for s in self.symbols for d in dates]
+
+    def window(self, date_key: str) -> Window:
+        """The UTC [start, end) that a partition's bars live in, clipped to the market's history."""
+        day = dt.date.fromisoformat(date_key)
+        cfg = self.config
+        if self.monthly:
+            lo = max(day, cfg.start)
+            hi = _first_of_next_month(day)
+            if cfg.end is not None:
+                hi = min(hi, cfg.end + dt.timedelta(days=1))
+            return _midnight_utc(lo), _midnight_utc(hi)
+        return self.calendar.session_bounds(day)
+
+    def sessions(self, date_key: str) -> list[dt.date]:
+        """Sessions inside a partition's window (one for intraday, the month's for daily)."""
+        start, end = self.window(date_key)
+        if not self.monthly:
+            return [dt.date.fromisoformat(date_key)]
+        return self.calendar.sessions(start.date(), end.date() - dt.timedelta(days=1))
+
+
+def contiguous_runs(date_keys: list[str], ordered_keys: list[str]) -> list[list[str]]:
+    """Split `date_keys` into runs that are adjacent in `ordered_keys` (the time dimension's order)."""
+    position = {key: i for i, key in enumerate(ordered_keys)}
+    unknown = [k for k in date_keys if k not in position]
+    if unknown:
+        raise ValueError(f"unknown date partition keys {unknown[:5]}")
+    runs: list[list[str]] = []
+    for key in sorted(set(date_keys), key=position.__getitem__):
+        if runs and position[key] == position[runs[-1][-1]] + 1:
+            runs[-1].append(key)
+        else:
+            runs.append([key])
+    return runs
+
+
+def window_index(starts: list[dt.datetime], ts: dt.datetime) -> int:
+    """Index of the window whose start is the last one <= ts (-1 if none)."""
+    return bisect.bisect_right(starts, ts) - 1

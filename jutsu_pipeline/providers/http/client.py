@@ -1,0 +1,286 @@
+"""The shared HTTP client: httpx with explicit timeouts, tenacity retries, breaker and rate limiter."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity.wait import wait_base
+
+from jutsu_pipeline.providers.base import FetchStats, ProviderError
+from jutsu_pipeline.providers.http.errors import (
+    Banned,
+    CircuitOpen,
+    HttpProviderError,
+    MalformedPayload,
+    RateLimited,
+    RequestContext,
+    RequestRejected,
+    TransientServerError,
+)
+from jutsu_pipeline.providers.http.limits import CircuitBreaker, TokenBucket
+from jutsu_pipeline.providers.http.secrets import install_log_redaction, redact
+from jutsu_pipeline.providers.http.settings import HttpSettings
+
+log = logging.getLogger("jutsu_pipeline.providers.http")
+UTC = dt.timezone.utc
+TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+_CHUNK = 65536
+
+# Limiters and breakers are per provider (name + base URL) and shared by all instances of a process.
+_shared_lock = threading.Lock()
+_limiters: dict[tuple[str, str, str], TokenBucket] = {}
+_breakers: dict[tuple[str, str], CircuitBreaker] = {}
+
+
+def shared_limiter(key: tuple[str, str, str], rate: float, capacity: float) -> TokenBucket:
+    with _shared_lock:
+        if key not in _limiters:
+            _limiters[key] = TokenBucket(rate, capacity)
+        return _limiters[key]
+
+
+def shared_breaker(key: tuple[str, str], threshold: int, cooldown: float) -> CircuitBreaker:
+    with _shared_lock:
+        if key not in _breakers:
+            _breakers[key] = CircuitBreaker(threshold, cooldown)
+        return _breakers[key]
+
+
+@dataclass
+class Reply:
+    """A successful response: status, headers, raw body and the server's clock when it answered."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    server_time: dt.datetime | None
+
+    def json(self, context: RequestContext) -> Any:
+        """The body as JSON; HTML or truncated JSON raise a (retryable) MalformedPayload."""
+        text = self.body.decode("utf-8", errors="replace")
+        head = text.lstrip()[:1]
+        if head == "<" or "html" in self.headers.get("content-type", "").lower():
+            raise MalformedPayload(context, f"got HTML instead of JSON (HTTP {self.status})",
+                                   "the provider is probably down or blocking this client; retry later",
+                                   transient=True, status=self.status)
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise MalformedPayload(context, f"invalid or truncated JSON ({len(self.body)} bytes, {error.msg} "
+                                   f"at {error.pos})", "retry later; report it if it persists",
+                                   transient=True, status=self.status) from None
+
+
+# Maps a non-2xx response the HTTP layer does not handle itself to a provider error (or None).
+ErrorMapper = Callable[[int, str, RequestContext], ProviderError | None]
+
+
+def parse_retry_after(value: str | None, server_time: dt.datetime | None) -> float | None:
+    """Seconds to wait from a Retry-After header in seconds or HTTP-date form (None if absent/invalid)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    reference = server_time or dt.datetime.now(UTC)
+    return max((when - reference).total_seconds(), 0.0)
+
+
+class _WaitRetryAfter(wait_base):
+    """Retry-After of the last error when the server sent one, else jittered exponential backoff."""
+
+    def __init__(self, fallback: wait_base, cap: float) -> None:
+        self.fallback = fallback
+        self.cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return min(retry_after, self.cap)
+        return self.fallback(retry_state)
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, HttpProviderError) and error.retryable
+
+
+class HttpClient:
+    """One reused httpx.Client per provider instance; `request` returns a Reply or raises a ProviderError."""
+
+    def __init__(self, provider: str, base_url: str, settings: HttpSettings, stats: FetchStats, *,
+                 headers: Mapping[str, str] | None = None, error_mapper: ErrorMapper | None = None,
+                 limiter_scope: str = "requests") -> None:
+        self.provider = provider
+        self.base_url = base_url.rstrip("/")
+        self.settings = settings
+        self.stats = stats
+        self._error_mapper = error_mapper
+        timeout = httpx.Timeout(connect=settings.connect_timeout, read=settings.read_timeout,
+                                write=settings.write_timeout, pool=settings.pool_timeout)
+        self._client = httpx.Client(
+            base_url=self.base_url, timeout=timeout, headers=dict(headers or {}), follow_redirects=False,
+            limits=httpx.Limits(max_connections=settings.max_connections,
+                                max_keepalive_connections=settings.max_connections),
+        )
+        install_log_redaction("httpx", "httpcore", log.name)
+        self.limiter = shared_limiter((provider, self.base_url, limiter_scope), settings.requests_per_second,
+                                      max(settings.burst, 1.0))
+        self.weight_limiter: TokenBucket | None = None
+        if settings.weight_per_minute:
+            budget = settings.weight_per_minute * settings.weight_safety
+            self.weight_limiter = shared_limiter((provider, self.base_url, "weight"), budget / 60.0, budget)
+        self.breaker = shared_breaker((provider, self.base_url), settings.breaker_threshold, settings.breaker_cooldown)
+        self._clock_lock = threading.Lock()
+        self._server_time: tuple[dt.datetime, float] | None = None
+
+    # -- clock ---------------------------------------------------------------------------------
+    def server_now(self) -> dt.datetime:
+        """The provider's clock: the last Date header plus the time elapsed since (local clock before any)."""
+        with self._clock_lock:
+            if self._server_time is None:
+                return dt.datetime.now(UTC)
+            stamp, mono = self._server_time
+        return stamp + dt.timedelta(seconds=time.monotonic() - mono)
+
+    def _observe_date(self, headers: httpx.Headers) -> dt.datetime | None:
+        value = headers.get("date")
+        if not value:
+            return None
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        with self._clock_lock:
+            self._server_time = (when, time.monotonic())
+        return when
+
+    # -- requests ------------------------------------------------------------------------------
+    def request(self, method: str, path: str, context: RequestContext, *, params: Mapping[str, Any] | None = None,
+                headers: Mapping[str, str] | None = None, data: Mapping[str, str] | None = None,
+                auth: tuple[str, str] | None = None, weight: float = 1.0,
+                on_response: Callable[[httpx.Response], None] | None = None) -> Reply:
+        """Send with retries (tenacity) for transient failures; raises a ProviderError subclass otherwise."""
+        s = self.settings
+        retrying = Retrying(
+            retry=retry_if_exception(_retryable),
+            stop=stop_after_attempt(max(s.max_attempts, 1)),
+            wait=_WaitRetryAfter(wait_exponential_jitter(initial=s.backoff_initial, max=s.backoff_max,
+                                                         jitter=s.backoff_jitter), s.retry_after_max),
+            before_sleep=lambda state: self._log_retry(state, context),
+            reraise=True,
+        )
+        return retrying(self._attempt, method, path, context, params, headers, data, auth, weight, on_response)
+
+    def _log_retry(self, state: RetryCallState, context: RequestContext) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        self.stats.extra["retries"] = self.stats.extra.get("retries", 0) + 1
+        log.warning("%s: attempt %d failed (%s); retrying in %.2f s", context.describe(), state.attempt_number,
+                    redact(type(error).__name__ + (f" HTTP {error.status}" if getattr(error, "status", None) else "")),
+                    wait)
+
+    def _attempt(self, method: str, path: str, context: RequestContext, params: Mapping[str, Any] | None,
+                 headers: Mapping[str, str] | None, data: Mapping[str, str] | None, auth: tuple[str, str] | None,
+                 weight: float, on_response: Callable[[httpx.Response], None] | None) -> Reply:
+        wait_open = self.breaker.allow()
+        if wait_open is not None:
+            raise CircuitOpen(context, f"circuit breaker open after {self.settings.breaker_threshold} consecutive "
+                              f"failures of {self.provider}", f"not calling it for {wait_open:.0f} s more; check the "
+                              "provider's status and re-run the failed partitions later")
+        self.limiter.acquire(1.0)
+        if self.weight_limiter is not None:
+            self.weight_limiter.acquire(weight)
+        self.stats.requests += 1
+        try:
+            reply = self._send(method, path, context, params, headers, data, auth, on_response)
+        except HttpProviderError as error:
+            if error.counts_as_failure:
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_neutral()
+            raise
+        except ProviderError:
+            self.breaker.record_neutral()
+            raise
+        self.breaker.record_success()
+        return reply
+
+    def _send(self, method: str, path: str, context: RequestContext, params: Mapping[str, Any] | None,
+              headers: Mapping[str, str] | None, data: Mapping[str, str] | None, auth: tuple[str, str] | None,
+              on_response: Callable[[httpx.Response], None] | None) -> Reply:
+        deadline = time.monotonic() + self.settings.deadline
+        request = self._client.build_request(method, path, params=params, headers=headers, data=data)
+        try:
+            response = self._client.send(request, stream=True, auth=httpx.BasicAuth(*auth) if auth else None)
+            try:
+                chunks: list[bytes] = []
+                for chunk in response.iter_bytes(_CHUNK):
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        raise TransientServerError(context, f"response exceeded the {self.settings.deadline:.1f} s "
+                                                   "deadline", "retry later; raise options.http.deadline if the "
+                                                   "provider is just slow")
+            finally:
+                response.close()
+        except httpx.TimeoutException as error:
+            raise TransientServerError(context, f"timed out ({type(error).__name__})",
+                                       "retry later; raise options.http.read_timeout if the provider is slow") from None
+        except httpx.TransportError as error:
+            raise TransientServerError(context, f"connection failed ({type(error).__name__})",
+                                       "retry later; check connectivity to the provider") from None
+        body = b"".join(chunks)
+        server_time = self._observe_date(response.headers)
+        if on_response is not None:
+            on_response(response)
+        self._raise_for_status(response.status_code, response.headers, body, server_time, context)
+        return Reply(response.status_code, response.headers, body, server_time)
+
+    def _raise_for_status(self, status: int, headers: httpx.Headers, body: bytes, server_time: dt.datetime | None,
+                          context: RequestContext) -> None:
+        if status < 300:
+            return
+        text = redact(body[:300].decode("utf-8", errors="replace").strip())
+        cap = self.settings.retry_after_max
+        if status in (429, 418):
+            retry_after = parse_retry_after(headers.get("retry-after"), server_time)
+            too_long = retry_after is not None and retry_after > cap
+            kind = Banned if status == 418 else RateLimited
+            what = "banned this IP (HTTP 418)" if status == 418 else "rate limited this client (HTTP 429)"
+            wait = f"Retry-After {retry_after:.0f} s" if retry_after is not None else "no Retry-After"
+            advice = (f"waiting longer than options.http.retry_after_max={cap:.0f} s is not done automatically; "
+                      f"re-run after {retry_after:.0f} s and lower options.http.requests_per_second"
+                      if too_long else "lower options.http.requests_per_second or run fewer concurrent syncs")
+            raise kind(context, f"{what}, {wait}", advice, retry_after=retry_after, retryable=not too_long,
+                       status=status)
+        if status in TRANSIENT_STATUSES:
+            raise TransientServerError(context, f"server error HTTP {status}",
+                                       "the provider is failing; retry later", status=status)
+        if self._error_mapper is not None:
+            mapped = self._error_mapper(status, text, context)
+            if mapped is not None:
+                raise mapped
+        raise RequestRejected(context, f"request rejected with HTTP {status}: {text[:200]}",
+                              "check the symbol, timeframe and options; this is not retried", status=status)
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,107 @@
+"""Provider error types: each message names provider, symbol, window and what to do, never a secret."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from jutsu_pipeline.providers.base import ProviderError, UnknownSymbolError
+from jutsu_pipeline.timeframes import Timeframe
+
+__all__ = [
+    "AuthExpired",
+    "Banned",
+    "CircuitOpen",
+    "MalformedPayload",
+    "NotEntitled",
+    "ProviderError",
+    "RateLimited",
+    "RequestContext",
+    "TransientServerError",
+    "UnknownSymbolError",
+]
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """What a request is for, so errors can name it (provider, symbol, timeframe, window)."""
+
+    provider: str
+    symbol: str | None = None
+    timeframe: Timeframe | None = None
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    purpose: str = "bars"
+
+    def describe(self) -> str:
+        if self.symbol is None:
+            return f"{self.provider} ({self.purpose})"
+        window = ""
+        if self.start is not None and self.end is not None:
+            window = f" window [{_iso(self.start)}, {_iso(self.end)})"
+        timeframe = f" {self.timeframe.value}" if self.timeframe is not None else ""
+        return f"{self.provider} {self.symbol}{timeframe}{window}"
+
+
+class HttpProviderError(ProviderError):
+    """A provider error raised by the HTTP layer; `retryable` tells tenacity whether to try again."""
+
+    retryable: bool = False
+    counts_as_failure: bool = False  # for the circuit breaker
+
+    def __init__(self, context: RequestContext, problem: str, advice: str, *, status: int | None = None) -> None:
+        self.context = context
+        self.status = status
+        super().__init__(f"{context.describe()}: {problem}. {advice}")
+
+
+class RateLimited(HttpProviderError):
+    """HTTP 429 (or an equivalent); retried after Retry-After unless it exceeds the cap."""
+
+    def __init__(self, context: RequestContext, problem: str, advice: str, *, retry_after: float | None,
+                 retryable: bool = True, status: int | None = 429) -> None:
+        self.retry_after = retry_after
+        self.retryable = retryable
+        super().__init__(context, problem, advice, status=status)
+
+
+class Banned(RateLimited):
+    """HTTP 418: the provider banned this IP for continuing after 429s."""
+
+
+class AuthExpired(HttpProviderError):
+    """Credentials are missing, invalid or expired; a human must renew them."""
+
+
+class NotEntitled(HttpProviderError):
+    """The account's plan does not include this data (e.g. recent SIP bars on a free Alpaca plan)."""
+
+
+class MalformedPayload(HttpProviderError):
+    """The body is not what the protocol promises (HTML with 200, truncated JSON, mismatched arrays)."""
+
+    counts_as_failure = True
+
+    def __init__(self, context: RequestContext, problem: str, advice: str, *, transient: bool,
+                 status: int | None = None) -> None:
+        self.retryable = transient
+        super().__init__(context, problem, advice, status=status)
+
+
+class TransientServerError(HttpProviderError):
+    """5xx, timeouts, dropped connections: retried, then raised when retries are exhausted."""
+
+    retryable = True
+    counts_as_failure = True
+
+
+class CircuitOpen(HttpProviderError):
+    """The provider failed repeatedly; requests fail fast until the breaker half-opens."""
+
+
+class RequestRejected(HttpProviderError):
+    """Any other 4xx the provider does not map to a more specific type (not retried)."""

@@ -1,0 +1,78 @@
+"""Secret values that never print, and redaction of known secrets from text and log records."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+
+_MASK = "***"
+
+
+class Secret:
+    """A credential: `str()`/`repr()` show `***`; `reveal()` returns the value for the wire only."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+        register_secrets([value])
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return f"Secret({_MASK!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+_lock = threading.Lock()
+_known: set[str] = set()
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Remember secret values so `redact` and the log filter mask them wherever they appear."""
+    with _lock:
+        _known.update(v for v in values if v and len(v) >= 4)
+
+
+def redact(text: str) -> str:
+    """`text` with every registered secret replaced by ***."""
+    with _lock:
+        known = sorted(_known, key=len, reverse=True)
+    for value in known:
+        if value in text:
+            text = text.replace(value, _MASK)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Masks registered secrets in log records (httpx logs full URLs, including query strings)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+_filter = RedactingFilter()
+
+
+def install_log_redaction(*logger_names: str) -> None:
+    """Attach the redacting filter to the named loggers (idempotent)."""
+    for name in logger_names:
+        logger = logging.getLogger(name)
+        if _filter not in logger.filters:
+            logger.addFilter(_filter)

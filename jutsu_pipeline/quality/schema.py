@@ -1,0 +1,169 @@
+"""Pandera (polars) schemas for canonical OHLCV frames, and validation that names partitions and rules.
+
+Two schemas share the rule expressions of `rules.py`:
+* the *gate* checks every rule in a single combined check (cheap: pandera's cost is per check);
+* the *detailed* schema has one named check per rule and runs only when the gate fails, to say
+  which rule failed for which symbol and partition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pandera.polars as pa
+import polars as pl
+
+from jutsu_pipeline.quality.rules import (
+    RULE_DESCRIPTIONS,
+    SESSION_COLUMN,
+    VALUE_COLUMNS,
+    WINDOW_COLUMN,
+    row_rules,
+)
+
+ROW_ID = "_row"
+
+
+def _key_columns() -> dict[str, pa.Column]:
+    return {"symbol": pa.Column(pl.String), "ts": pa.Column(pl.Datetime("us", "UTC"))}
+
+
+def _columns() -> dict[str, pa.Column]:
+    number = pa.Column(pl.Float64, nullable=True)
+    return {
+        "symbol": pa.Column(pl.String),
+        "ts": pa.Column(pl.Datetime("us", "UTC")),
+        **{name: number for name in VALUE_COLUMNS},
+        WINDOW_COLUMN: pa.Column(pl.String, nullable=True),
+        SESSION_COLUMN: pa.Column(pl.Boolean),
+    }
+
+
+def _check(name: str, expr: pl.Expr) -> pa.Check:
+    return pa.Check(lambda data, e=expr: data.lazyframe.select(e.alias(name)), name=name, error=name)
+
+
+def gate_schema(daily: bool) -> pa.DataFrameSchema:
+    """Every rule in one check: what runs before each write.
+
+    Value columns are already float64 (`to_canonical`), so only the key columns' types are checked here.
+    """
+    combined = pl.all_horizontal(row_rules(daily).values())
+    return pa.DataFrameSchema(_key_columns(), checks=[_check("ohlcv_rules", combined)], name="ohlcv_gate")
+
+
+def detailed_schema(daily: bool) -> pa.DataFrameSchema:
+    """One named check per rule: attributes failures to rules."""
+    checks = [_check(name, expr) for name, expr in row_rules(daily).items()]
+    return pa.DataFrameSchema(_columns(), checks=checks, name="ohlcv")
+
+
+_GATES = {daily: gate_schema(daily) for daily in (True, False)}
+_DETAILED = {daily: detailed_schema(daily) for daily in (True, False)}
+
+FailureKey = tuple[str, str | None]  # (symbol, partition date key or None when outside every window)
+
+
+@dataclass
+class RuleFailure:
+    """One rule that failed for one symbol's partition, with a few offending rows."""
+
+    rule: str
+    rows: int
+    examples: list[dict]
+
+    def describe(self) -> str:
+        text = f"rule {self.rule} ({RULE_DESCRIPTIONS.get(self.rule, self.rule)}) failed on {self.rows} row(s)"
+        if self.examples:
+            text += ", e.g. " + "; ".join(_format_row(row) for row in self.examples)
+        return text
+
+
+@dataclass
+class ValidationReport:
+    """Failures grouped by (symbol, partition date key); an empty mapping means every row is valid."""
+
+    located: pl.DataFrame  # the input with the partition key of each row attached (WINDOW_COLUMN)
+    failures: dict[FailureKey, list[RuleFailure]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def failed_symbols(self) -> set[str]:
+        return {symbol for symbol, _ in self.failures}
+
+
+def _format_row(row: dict) -> str:
+    shown = [f"{k}={row[k]}" for k in ("ts", "open", "high", "low", "close", "volume") if row.get(k) is not None]
+    return "{" + ", ".join(shown) + "}"
+
+
+def attach_partitions(frame: pl.DataFrame, windows: pl.DataFrame, sessions: Iterable[dt.date] | None) -> pl.DataFrame:
+    """Add the partition key each bar falls in (null when outside every window) and session membership.
+
+    `windows` has columns symbol, date_key, start, end (UTC, disjoint per symbol).
+    """
+    ts_type = frame.schema.get("ts")
+    if not (isinstance(ts_type, pl.Datetime) and ts_type.time_zone == "UTC"):
+        # Naive or non-timestamp rows cannot be placed; the column_types rule reports why.
+        return frame.with_columns(pl.lit(None, dtype=pl.String).alias(WINDOW_COLUMN), pl.lit(True).alias(SESSION_COLUMN))
+    frame = frame.with_columns(pl.col("ts").dt.cast_time_unit("us"))
+    located = frame.with_row_index("_order").sort("ts").join_asof(
+        windows.select("symbol", "date_key", "start", "end").sort("start"),
+        left_on="ts",
+        right_on="start",
+        by="symbol",
+        strategy="backward",
+        check_sortedness=False,
+    )
+    located = located.with_columns(
+        pl.when(pl.col("ts") < pl.col("end")).then(pl.col("date_key")).alias(WINDOW_COLUMN)
+    ).sort("_order")
+    if sessions is None:
+        on_session = pl.lit(True)
+    else:
+        on_session = pl.col("ts").dt.date().is_in(pl.Series(sorted(sessions), dtype=pl.Date).implode())
+    return located.drop("_order", "date_key", "start", "end").with_columns(on_session.alias(SESSION_COLUMN))
+
+
+def validate_bars(
+    frame: pl.DataFrame,
+    *,
+    windows: pl.DataFrame,
+    sessions: Iterable[dt.date] | None,
+    daily: bool,
+    max_examples: int = 3,
+) -> ValidationReport:
+    """Validate canonical bars (with a `symbol` column) of one run before they are written."""
+    located = attach_partitions(frame, windows, sessions)
+    try:
+        _GATES[daily].validate(located, lazy=True)
+        return ValidationReport(located)
+    except pa.errors.SchemaErrors:
+        pass
+    numbered = located.with_row_index(ROW_ID)
+    try:
+        _DETAILED[daily].validate(numbered, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        return ValidationReport(located, _group_failures(numbered, errors.failure_cases, max_examples))
+    raise AssertionError("the gate and detailed OHLCV schemas disagree")  # pragma: no cover
+
+
+def _group_failures(frame: pl.DataFrame, cases: pl.DataFrame, max_examples: int) -> dict[FailureKey, list[RuleFailure]]:
+    grouped: dict[FailureKey, list[RuleFailure]] = {}
+    cases = cases.with_columns(pl.col("check").cast(pl.String), pl.col("index").cast(pl.Int64))
+    for (check,), rule_cases in cases.group_by("check", maintain_order=True):
+        rule = str(check) if str(check) in RULE_DESCRIPTIONS else "column_types"
+        rows = rule_cases["index"].drop_nulls()
+        if rows.is_empty():  # a column-level failure (wrong dtype, missing column): every partition fails
+            for symbol in frame["symbol"].unique().to_list() if "symbol" in frame.columns else ["?"]:
+                grouped.setdefault((symbol, None), []).append(RuleFailure(rule, frame.height, [{"detail": str(check)}]))
+            continue
+        failing = frame.filter(pl.col(ROW_ID).is_in(rows.implode()))
+        for (symbol, window), part in failing.group_by("symbol", WINDOW_COLUMN, maintain_order=True):
+            examples = part.head(max_examples).drop(ROW_ID).to_dicts()
+            grouped.setdefault((symbol, window), []).append(RuleFailure(rule, part.height, examples))
+    return grouped

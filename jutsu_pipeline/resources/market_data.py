@@ -1,0 +1,17 @@
+"""The market-data resource: builds the provider a market's config names."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from jutsu_pipeline.config import JutsuConfig
+from jutsu_pipeline.providers import build_provider
+from jutsu_pipeline.providers.base import BarsProvider
+
+
+class MarketDataResource(dg.ConfigurableResource):
+    """Providers for the configured markets (the bundled `sample` one needs no network or keys)."""
+
+    def provider_for(self, config: JutsuConfig, market: str, timezone: str) -> BarsProvider:
+        settings = config.markets[market]
+        return build_provider(settings.provider, settings.options, timezone, config.resolve)

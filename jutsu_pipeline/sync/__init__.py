@@ -1,0 +1,1 @@
+"""The bars sync engine: plan fetches for a run's partitions, fetch, validate, replace in DuckDB."""

@@ -1,0 +1,243 @@
+"""Sync a run's partitions: fetch per symbol, validate all before writing, replace atomically per batch."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+import duckdb
+import polars as pl
+
+from jutsu_pipeline.partitions import BarsPartitioning, partition_key
+from jutsu_pipeline.providers.base import (
+    BarsProvider,
+    FetchRequest,
+    ProviderError,
+    SymbolHistory,
+    empty_frame,
+    to_canonical,
+)
+from jutsu_pipeline.quality.rules import SESSION_COLUMN, WINDOW_COLUMN
+from jutsu_pipeline.quality.schema import RuleFailure, validate_bars
+from jutsu_pipeline.storage.bars import WindowReplacement, replace_windows
+from jutsu_pipeline.sync.plan import FetchPlan, plan_fetches, windows_frame
+
+UTC = dt.timezone.utc
+Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+FLUSH_ROWS = 250_000  # write (and validate) in batches of about this many bars
+
+
+@dataclass
+class SyncOutcome:
+    """What a run did, per partition key."""
+
+    written: dict[str, int] = field(default_factory=dict)  # key -> bars stored
+    empty: dict[str, str] = field(default_factory=dict)  # key -> why it is valid with no bars
+    failed: dict[str, str] = field(default_factory=dict)  # key -> what went wrong
+    bars_fetched: int = 0
+    provider_calls: int = 0
+    first_ts: dt.datetime | None = None
+    last_ts: dt.datetime | None = None
+    symbols_done: list[str] = field(default_factory=list)
+    symbols_failed: list[str] = field(default_factory=list)
+
+    @property
+    def succeeded_keys(self) -> list[str]:
+        return [*self.written, *self.empty]
+
+    @property
+    def bars_written(self) -> int:
+        return sum(self.written.values())
+
+
+@dataclass
+class _SymbolFetch:
+    symbol: str
+    plans: list[FetchPlan]
+    frame: pl.DataFrame
+    history: SymbolHistory | None
+
+
+class BarsSync:
+    """One run's sync of `partitioning`'s partitions from `provider` into DuckDB."""
+
+    def __init__(
+        self,
+        partitioning: BarsPartitioning,
+        provider: BarsProvider,
+        connect: Connect,
+        log: logging.Logger | logging.LoggerAdapter,
+        now: dt.datetime | None = None,
+    ) -> None:
+        self.p = partitioning
+        self.provider = provider
+        self.connect = connect
+        self.log = log
+        self.now = now or dt.datetime.now(UTC)
+        self.outcome = SyncOutcome()
+        self._where = f"{partitioning.market}/bars_{partitioning.timeframe}"
+
+    def run(self, partition_keys: Iterable[str]) -> SyncOutcome:
+        plans = plan_fetches(self.p, partition_keys)
+        total = len(plans)
+        batch: list[_SymbolFetch] = []
+        buffered = 0
+        for number, (symbol, symbol_plans) in enumerate(plans.items(), start=1):
+            fetched = self._fetch_symbol(symbol, symbol_plans, number, total)
+            if fetched is None:
+                continue
+            batch.append(fetched)
+            buffered += fetched.frame.height
+            if buffered >= FLUSH_ROWS:
+                self._validate_and_write(batch)
+                batch, buffered = [], 0
+        if batch:
+            self._validate_and_write(batch)
+        return self.outcome
+
+    # -- fetch ---------------------------------------------------------------------------------
+
+    def _fetch_symbol(self, symbol: str, plans: list[FetchPlan], number: int, total: int) -> _SymbolFetch | None:
+        frames: list[pl.DataFrame] = []
+        windows = sum(len(plan.date_keys) for plan in plans)
+        started = time.perf_counter()
+        try:
+            for plan in plans:
+                end = min(plan.end, self.now)
+                if end <= plan.start:
+                    continue  # the whole run lies in the future: nothing can exist yet
+                frame = self.provider.fetch(FetchRequest(symbol, self.p.timeframe, plan.start, end))
+                self.outcome.provider_calls += 1
+                frames.append(to_canonical(frame))
+            history = self._history_if_needed(symbol, plans, frames)
+        except ProviderError as error:
+            self._fail_symbol(symbol, plans, f"provider {self.provider.name} failed: {error}")
+            return None
+        frame = pl.concat(frames) if frames else empty_frame()
+        self.outcome.bars_fetched += frame.height
+        self.log.info(
+            f"{self._where} {symbol} ({number}/{total} symbols): fetched {frame.height} bars for "
+            f"{windows} window(s) in {len(frames)} provider call(s), {time.perf_counter() - started:.2f} s"
+        )
+        return _SymbolFetch(symbol, plans, frame.with_columns(pl.lit(symbol).alias("symbol")), history)
+
+    def _history_if_needed(self, symbol: str, plans: list[FetchPlan], frames: list[pl.DataFrame]) -> SymbolHistory | None:
+        """Ask for the symbol's listing range only when some window came back empty."""
+        fetched = pl.concat([f.select("ts") for f in frames]) if frames else empty_frame().select("ts")
+        if fetched.schema["ts"] != empty_frame().schema["ts"]:
+            return None  # unusable timestamps: validation reports them
+        for plan in plans:
+            for start, end in plan.windows:
+                if fetched.is_empty() or not fetched.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).height:
+                    return self.provider.history(symbol, self.p.timeframe)
+        return None
+
+    # -- validate and write --------------------------------------------------------------------
+
+    def _validate_and_write(self, batch: list[_SymbolFetch]) -> None:
+        frame = pl.concat([item.frame for item in batch], how="vertical")
+        windows = windows_frame(plan for item in batch for plan in item.plans)
+        sessions = None if self.p.calendar.always_open else self._sessions(windows)
+        report = validate_bars(frame, windows=windows, sessions=sessions, daily=not self.p.timeframe.is_intraday)
+        groups = report.located.drop(SESSION_COLUMN).partition_by("symbol", WINDOW_COLUMN, as_dict=True)
+        replacements: list[WindowReplacement] = []
+        for item in batch:
+            bad = {key: fails for (symbol, key), fails in report.failures.items() if symbol == item.symbol}
+            if None in bad:  # rows outside every window, or a column-level failure: nothing of the symbol is stored
+                self._fail_symbol(item.symbol, item.plans, "invalid data: " + "; ".join(f.describe() for f in bad[None]))
+                continue
+            replacement = self._replacement(item, bad, groups)
+            if replacement.windows:
+                replacements.append(replacement)
+        if not replacements:
+            return
+        with self.connect() as con:
+            written = replace_windows(con, timeframe=self.p.timeframe.value, source=self.provider.name,
+                                      replacements=replacements)
+        symbols = [r.symbol for r in replacements]
+        self.outcome.symbols_done.extend(symbols)
+        self.log.info(f"{self._where}: stored {written} bars for {len(symbols)} symbol(s) in one transaction "
+                      f"({', '.join(symbols)})")
+
+    def _replacement(self, item: _SymbolFetch, bad: dict[str | None, list[RuleFailure]],
+                     groups: dict[tuple, pl.DataFrame]) -> WindowReplacement:
+        """The windows of `item` that passed, with their rows; failed and unexplained-empty ones are recorded."""
+        windows: list[tuple[dt.datetime, dt.datetime]] = []
+        frames: list[pl.DataFrame] = []
+        for plan in item.plans:
+            for date_key, window in zip(plan.date_keys, plan.windows):
+                key = partition_key(date_key, item.symbol)
+                if date_key in bad:
+                    reasons = "; ".join(f.describe() for f in bad[date_key])
+                    self.outcome.failed[key] = f"{self._where}: invalid data in partition {key}: {reasons}"
+                    continue
+                rows = groups.get((item.symbol, date_key))
+                if rows is None:
+                    reason = self._empty_reason(date_key, window, item.history)
+                    if reason is None:
+                        self.outcome.failed[key] = self._unexplained_empty(key, date_key, item.history)
+                        continue
+                    self.outcome.empty[key] = reason
+                else:
+                    rows = rows.drop("symbol", WINDOW_COLUMN)
+                    self.outcome.written[key] = rows.height
+                    self._track_range(rows)
+                    frames.append(rows)
+                windows.append(window)
+        frame = pl.concat(frames) if frames else item.frame.head(0).drop("symbol")
+        return WindowReplacement(item.symbol, windows, frame)
+
+    def _unexplained_empty(self, key: str, date_key: str, history: SymbolHistory | None) -> str:
+        sessions = len(self.p.sessions(date_key))
+        return (
+            f"{self._where}: no bars in partition {key} although the calendar has {sessions} session(s) there "
+            f"and the symbol trades then ({_life(history)}); check the provider's data for that window, "
+            "or narrow the market's start/end"
+        )
+
+    def _empty_reason(self, date_key: str, window: tuple[dt.datetime, dt.datetime],
+                      history: SymbolHistory | None) -> str | None:
+        """Why an empty window is valid, or None if it should have had bars."""
+        start, end = window
+        if not self.p.sessions(date_key):
+            return "no trading session in this window"
+        if history is not None and history.first_ts is None and self.provider.capabilities.static_history:
+            return "the provider has no bars for this symbol"
+        if history is not None and history.first_ts is not None and end <= history.first_ts:
+            return f"before the symbol's first available bar ({history.first_ts:%Y-%m-%d})"
+        if history is not None and history.last_ts is not None and start > history.last_ts \
+                and self.provider.capabilities.static_history:
+            return f"after the symbol's last available bar ({history.last_ts:%Y-%m-%d})"
+        if end > self.now:
+            return "window in progress: no final bar yet"
+        return None
+
+    def _sessions(self, windows: pl.DataFrame) -> list[dt.date]:
+        lo = windows["start"].min().date() - dt.timedelta(days=1)
+        hi = windows["end"].max().date()
+        return self.p.calendar.sessions(lo, hi)
+
+    def _track_range(self, rows: pl.DataFrame) -> None:
+        first, last = rows["ts"].min(), rows["ts"].max()
+        if self.outcome.first_ts is None or first < self.outcome.first_ts:
+            self.outcome.first_ts = first
+        if self.outcome.last_ts is None or last > self.outcome.last_ts:
+            self.outcome.last_ts = last
+
+    def _fail_symbol(self, symbol: str, plans: list[FetchPlan], message: str) -> None:
+        keys = [partition_key(k, symbol) for plan in plans for k in plan.date_keys]
+        for key in keys:
+            self.outcome.failed[key] = f"{self._where} {symbol}: {message}"
+        self.outcome.symbols_failed.append(symbol)
+        self.log.error(f"{self._where} {symbol}: nothing stored for {len(keys)} partition(s): {message}")
+
+
+def _life(history: SymbolHistory | None) -> str:
+    if history is None or history.first_ts is None:
+        return "listing dates unknown"
+    last = f"{history.last_ts:%Y-%m-%d}" if history.last_ts else "today"
+    return f"bars available {history.first_ts:%Y-%m-%d} to {last}"
