@@ -8,7 +8,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 
 # Faults that replace or damage the whole HTTP exchange.
-TRANSPORT_KINDS = frozenset({"status", "slow_headers", "stall_body", "drop_mid_body", "truncated_json", "html_200"})
+TRANSPORT_KINDS = frozenset({"none", "status", "slow_headers", "stall_body", "drop_mid_body", "truncated_json", "html_200"})
 # Faults that change the data a route serves (each route implements the ones that fit its protocol).
 DATA_KINDS = frozenset({"duplicate_boundary", "descending", "forming_jitter", "outside_range", "nulls",
                         "mismatched_arrays"})
@@ -24,6 +24,11 @@ class Fault:
     http_date: bool = False  # Retry-After as an HTTP-date instead of seconds
     seconds: float = 0.0
     body: str | None = None
+
+    @classmethod
+    def ok(cls) -> Fault:
+        """No fault: a placeholder in a script (e.g. let page 1 through, fail page 2)."""
+        return cls("none")
 
     @classmethod
     def http_status(cls, status: int, retry_after: float | None = None, *, http_date: bool = False,

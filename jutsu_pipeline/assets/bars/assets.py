@@ -60,7 +60,8 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
                 description=(
                     f"{len(outcome.failed)} of {len(context.partition_keys)} partition(s) of {key.to_user_string()} "
                     f"were not stored (nothing of them was written); {len(outcome.succeeded_keys)} were. "
-                    f"First error: {first}"
+                    f"First error: {first}. Fix the source data (or the provider options) and re-materialise the "
+                    "failed partitions (listed in this step's metadata); the stored ones stay as they are."
                 ),
                 metadata=metadata,
             )

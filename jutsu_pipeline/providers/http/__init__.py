@@ -11,6 +11,7 @@ from jutsu_pipeline.providers.http.errors import (
     RequestContext,
     RequestRejected,
     TransientServerError,
+    Unauthorized,
     UnknownSymbolError,
 )
 from jutsu_pipeline.providers.http.limits import CircuitBreaker, TokenBucket
@@ -20,5 +21,5 @@ from jutsu_pipeline.providers.http.settings import HttpSettings
 __all__ = [
     "AuthExpired", "Banned", "CircuitBreaker", "CircuitOpen", "HttpClient", "HttpSettings", "MalformedPayload",
     "NotEntitled", "RateLimited", "Reply", "RequestContext", "RequestRejected", "Secret", "TokenBucket",
-    "TransientServerError", "UnknownSymbolError", "parse_retry_after", "redact",
+    "TransientServerError", "Unauthorized", "UnknownSymbolError", "parse_retry_after", "redact",
 ]

@@ -64,6 +64,7 @@ class Reply:
     headers: httpx.Headers
     body: bytes
     server_time: dt.datetime | None
+    data: Any = None  # the parsed JSON body when the request expected JSON
 
     def json(self, context: RequestContext) -> Any:
         """The body as JSON; HTML or truncated JSON raise a (retryable) MalformedPayload."""
@@ -83,6 +84,22 @@ class Reply:
 
 # Maps a non-2xx response the HTTP layer does not handle itself to a provider error (or None).
 ErrorMapper = Callable[[int, str, RequestContext], ProviderError | None]
+
+
+@dataclass(frozen=True)
+class _Call:
+    method: str
+    path: str
+    context: RequestContext
+    params: Mapping[str, Any] | None
+    headers: Mapping[str, str] | None
+    data: Mapping[str, str] | None
+    auth: tuple[str, str] | None
+    weight: float
+    on_response: Callable[[httpx.Response], None] | None
+    error_mapper: ErrorMapper | None
+    ok_statuses: frozenset[int]
+    expect_json: bool
 
 
 def parse_retry_after(value: str | None, server_time: dt.datetime | None) -> float | None:
@@ -178,18 +195,26 @@ class HttpClient:
     def request(self, method: str, path: str, context: RequestContext, *, params: Mapping[str, Any] | None = None,
                 headers: Mapping[str, str] | None = None, data: Mapping[str, str] | None = None,
                 auth: tuple[str, str] | None = None, weight: float = 1.0,
-                on_response: Callable[[httpx.Response], None] | None = None) -> Reply:
-        """Send with retries (tenacity) for transient failures; raises a ProviderError subclass otherwise."""
+                on_response: Callable[[httpx.Response], None] | None = None,
+                error_mapper: ErrorMapper | None = None, ok_statuses: frozenset[int] = frozenset(),
+                expect_json: bool = True) -> Reply:
+        """Send with retries (tenacity) for transient failures; raises a ProviderError subclass otherwise.
+
+        2xx bodies are parsed as JSON into `Reply.data` unless `expect_json=False`; `ok_statuses` are
+        returned instead of raised; `error_mapper` maps other non-2xx statuses to specific errors.
+        """
         s = self.settings
         retrying = Retrying(
             retry=retry_if_exception(_retryable),
             stop=stop_after_attempt(max(s.max_attempts, 1)),
-            wait=_WaitRetryAfter(wait_exponential_jitter(initial=s.backoff_initial, max=s.backoff_max,
+            wait=_WaitRetryAfter(wait_exponential_jitter(multiplier=s.backoff_initial, max=s.backoff_max,
                                                          jitter=s.backoff_jitter), s.retry_after_max),
             before_sleep=lambda state: self._log_retry(state, context),
             reraise=True,
         )
-        return retrying(self._attempt, method, path, context, params, headers, data, auth, weight, on_response)
+        call = _Call(method, path, context, params, headers, data, auth, weight, on_response,
+                     error_mapper or self._error_mapper, ok_statuses, expect_json)
+        return retrying(self._attempt, call)
 
     def _log_retry(self, state: RetryCallState, context: RequestContext) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -199,9 +224,8 @@ class HttpClient:
                     redact(type(error).__name__ + (f" HTTP {error.status}" if getattr(error, "status", None) else "")),
                     wait)
 
-    def _attempt(self, method: str, path: str, context: RequestContext, params: Mapping[str, Any] | None,
-                 headers: Mapping[str, str] | None, data: Mapping[str, str] | None, auth: tuple[str, str] | None,
-                 weight: float, on_response: Callable[[httpx.Response], None] | None) -> Reply:
+    def _attempt(self, call: _Call) -> Reply:
+        context = call.context
         wait_open = self.breaker.allow()
         if wait_open is not None:
             raise CircuitOpen(context, f"circuit breaker open after {self.settings.breaker_threshold} consecutive "
@@ -209,10 +233,10 @@ class HttpClient:
                               "provider's status and re-run the failed partitions later")
         self.limiter.acquire(1.0)
         if self.weight_limiter is not None:
-            self.weight_limiter.acquire(weight)
+            self.weight_limiter.acquire(call.weight)
         self.stats.requests += 1
         try:
-            reply = self._send(method, path, context, params, headers, data, auth, on_response)
+            reply = self._send(call)
         except HttpProviderError as error:
             if error.counts_as_failure:
                 self.breaker.record_failure()
@@ -225,13 +249,14 @@ class HttpClient:
         self.breaker.record_success()
         return reply
 
-    def _send(self, method: str, path: str, context: RequestContext, params: Mapping[str, Any] | None,
-              headers: Mapping[str, str] | None, data: Mapping[str, str] | None, auth: tuple[str, str] | None,
-              on_response: Callable[[httpx.Response], None] | None) -> Reply:
+    def _send(self, call: _Call) -> Reply:
+        context = call.context
         deadline = time.monotonic() + self.settings.deadline
-        request = self._client.build_request(method, path, params=params, headers=headers, data=data)
+        request = self._client.build_request(call.method, call.path, params=call.params, headers=call.headers,
+                                             data=call.data)
         try:
-            response = self._client.send(request, stream=True, auth=httpx.BasicAuth(*auth) if auth else None)
+            response = self._client.send(request, stream=True,
+                                         auth=httpx.BasicAuth(*call.auth) if call.auth else None)
             try:
                 chunks: list[bytes] = []
                 for chunk in response.iter_bytes(_CHUNK):
@@ -250,13 +275,18 @@ class HttpClient:
                                        "retry later; check connectivity to the provider") from None
         body = b"".join(chunks)
         server_time = self._observe_date(response.headers)
-        if on_response is not None:
-            on_response(response)
-        self._raise_for_status(response.status_code, response.headers, body, server_time, context)
-        return Reply(response.status_code, response.headers, body, server_time)
+        if call.on_response is not None:
+            call.on_response(response)
+        if response.status_code not in call.ok_statuses:
+            self._raise_for_status(response.status_code, response.headers, body, server_time, context,
+                                   call.error_mapper)
+        reply = Reply(response.status_code, response.headers, body, server_time)
+        if call.expect_json and response.status_code < 300:
+            reply.data = reply.json(context)  # inside the attempt: truncated JSON / HTML are retried
+        return reply
 
     def _raise_for_status(self, status: int, headers: httpx.Headers, body: bytes, server_time: dt.datetime | None,
-                          context: RequestContext) -> None:
+                          context: RequestContext, error_mapper: ErrorMapper | None) -> None:
         if status < 300:
             return
         text = redact(body[:300].decode("utf-8", errors="replace").strip())
@@ -275,8 +305,8 @@ class HttpClient:
         if status in TRANSIENT_STATUSES:
             raise TransientServerError(context, f"server error HTTP {status}",
                                        "the provider is failing; retry later", status=status)
-        if self._error_mapper is not None:
-            mapped = self._error_mapper(status, text, context)
+        if error_mapper is not None:
+            mapped = error_mapper(status, text, context)
             if mapped is not None:
                 raise mapped
         raise RequestRejected(context, f"request rejected with HTTP {status}: {text[:200]}",

@@ -77,6 +77,10 @@ class AuthExpired(HttpProviderError):
     """Credentials are missing, invalid or expired; a human must renew them."""
 
 
+class Unauthorized(AuthExpired):
+    """HTTP 401 on a data request: the access token was rejected (providers refresh once, then raise)."""
+
+
 class NotEntitled(HttpProviderError):
     """The account's plan does not include this data (e.g. recent SIP bars on a free Alpaca plan)."""
 

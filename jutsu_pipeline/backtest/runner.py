@@ -1,0 +1,264 @@
+"""Public entry points: run strategies over bars, get trades, equity curves and statistics."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from jutsu_pipeline.backtest.curves import derive_curves, series_clock
+from jutsu_pipeline.backtest.engine import SimInput, SimResult, simulate
+from jutsu_pipeline.backtest.indicator_inputs import register_indicators
+from jutsu_pipeline.backtest.signals import signal_query, sma_cross_arrays
+from jutsu_pipeline.backtest.stats import compute_performance
+from jutsu_pipeline.backtest.store import ensure_result_tables, replace_results
+from jutsu_pipeline.backtest.strategies import SmaCrossParams, StrategyConfig
+from jutsu_pipeline.storage.ddl import ensure_schema
+
+LOAD_BARS = """
+CREATE OR REPLACE TEMP TABLE _bt_bars AS
+SELECT symbol, ts, open, high, low, close, volume
+FROM bars_adjusted
+WHERE timeframe = $timeframe AND symbol IN (SELECT unnest($symbols::VARCHAR[]))
+"""
+
+LOAD_FRAME = """
+CREATE OR REPLACE TEMP TABLE _bt_bars AS
+SELECT symbol, ts::TIMESTAMPTZ AS ts, open, high, low, close, volume FROM _bt_frame
+"""
+
+# Content hash of the (adjusted) bars a symbol was backtested on: equal bars <=> equal version.
+DATA_VERSION = """
+CREATE OR REPLACE TEMP TABLE _bt_data_version AS
+SELECT
+    symbol,
+    md5(concat_ws('|', count(*), min(ts), max(ts), bit_xor(hash(ts, open, high, low, close, volume))))
+        AS data_version
+FROM _bt_bars
+GROUP BY symbol
+"""
+
+# Polars cannot read Arrow intervals: durations leave DuckDB as microseconds.
+PERFORMANCE_RESULT = """
+SELECT
+    s.strategy, s.symbol,
+    p.* EXCLUDE (series_id) REPLACE (
+        epoch_us(duration) AS duration,
+        epoch_us(max_drawdown_duration) AS max_drawdown_duration,
+        epoch_us(avg_drawdown_duration) AS avg_drawdown_duration,
+        epoch_us(max_trade_duration) AS max_trade_duration,
+        epoch_us(avg_trade_duration) AS avg_trade_duration),
+    s.n_bars, s.open_trade, v.data_version
+FROM _bt_performance p JOIN _bt_series s USING (series_id) JOIN _bt_data_version v USING (symbol)
+ORDER BY s.strategy, s.symbol
+"""
+
+TRADES_RESULT = """
+SELECT s.strategy, s.symbol,
+       row_number() OVER (PARTITION BY t.series_id ORDER BY t.entry_bar)::INTEGER AS trade_no,
+       t.* EXCLUDE (series_id)
+FROM _bt_trades t JOIN _bt_series s USING (series_id)
+ORDER BY s.strategy, s.symbol, trade_no
+"""
+
+EQUITY_RESULT = """
+SELECT s.strategy, s.symbol, e.ts, e.equity, e.drawdown AS drawdown_pct
+FROM _bt_equity e JOIN _bt_series s USING (series_id)
+ORDER BY s.strategy, s.symbol, e.ts
+"""
+
+
+DURATION_COLUMNS = (
+    "duration", "max_drawdown_duration", "avg_drawdown_duration", "max_trade_duration", "avg_trade_duration"
+)
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Results of every strategy x symbol: statistics, trades and equity curves."""
+
+    performance: pl.DataFrame
+    trades: pl.DataFrame
+    equity: pl.DataFrame
+
+
+def run_backtests(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    timeframe: str,
+    symbols: Sequence[str],
+    strategies: Sequence[StrategyConfig],
+) -> BacktestResult:
+    """Backtest ``strategies`` on ``symbols``' ``bars_adjusted`` and replace their stored results.
+
+    Rows of ``backtest_trades``/``backtest_equity``/``backtest_performance`` for these strategies,
+    symbols and timeframe are replaced in one transaction (a symbol without bars loses its rows).
+    """
+    _check_unique_names(strategies)
+    ensure_schema(con)
+    ensure_result_tables(con)
+    con.execute(LOAD_BARS, {"timeframe": timeframe, "symbols": list(symbols)})
+    result = _backtest_loaded(con, strategies)
+    replace_results(
+        con,
+        timeframe=timeframe,
+        strategies=[s.name for s in strategies],
+        symbols=list(symbols),
+        computed_at=dt.datetime.now(dt.timezone.utc),
+    )
+    return result
+
+
+def backtest_bars(bars: pl.DataFrame, strategies: Sequence[StrategyConfig]) -> BacktestResult:
+    """In-memory variant: ``bars`` has symbol, ts, open, high, low, close, volume; nothing is stored."""
+    _check_unique_names(strategies)
+    con = duckdb.connect()
+    try:
+        con.register("_bt_frame", bars.to_arrow())
+        con.execute(LOAD_FRAME)
+        return _backtest_loaded(con, strategies)
+    finally:
+        con.close()
+
+
+def _check_unique_names(strategies: Sequence[StrategyConfig]) -> None:
+    names = [s.name for s in strategies]
+    if len(set(names)) != len(names):
+        raise ValueError(f"strategy names must be unique, got {names}")
+
+
+BAR_INDEX = "SELECT symbol, count(*) AS n_bars FROM _bt_bars GROUP BY symbol ORDER BY symbol"
+BAR_ARRAYS = "SELECT epoch_us(ts) AS ts_us, open, close FROM _bt_bars ORDER BY symbol, ts"
+
+
+def _backtest_loaded(con: duckdb.DuckDBPyConnection, strategies: Sequence[StrategyConfig]) -> BacktestResult:
+    """Signals, simulation and statistics over the session's ``_bt_bars``."""
+    con.execute(DATA_VERSION)
+    index = con.sql(BAR_INDEX).fetchnumpy()
+    bars = con.sql(BAR_ARRAYS).fetchnumpy()
+    ts_us = np.asarray(bars["ts_us"], dtype=np.int64)
+    symbols = [str(x) for x in index["symbol"]]
+    counts = np.asarray(index["n_bars"], dtype=np.int64)
+    ends = np.cumsum(counts)
+    signals = []
+    for strategy in strategies:
+        if isinstance(strategy.typed_params, SmaCrossParams):
+            entry, exit_, warmup = sma_cross_arrays(bars["close"], ends - counts, ends, strategy.typed_params)
+            warmup_per_bar = np.repeat(warmup, counts)
+            signals.append({"open": bars["open"], "close": bars["close"], "entry": entry, "exit": exit_,
+                            "warmup": warmup_per_bar})
+            continue
+        register_indicators(con, strategy)
+        sql, params = signal_query(strategy)
+        signals.append(con.sql(sql, params=params).fetchnumpy())
+    sim, series = _assemble(strategies, symbols, counts, signals)
+    result = simulate(sim)
+    _register_results(con, series, sim, np.tile(ts_us, len(strategies)), result)
+    compute_performance(con)
+    return BacktestResult(
+        performance=con.sql(PERFORMANCE_RESULT).pl().with_columns(pl.col(DURATION_COLUMNS).cast(pl.Duration("us"))),
+        trades=con.sql(TRADES_RESULT).pl(),
+        equity=con.sql(EQUITY_RESULT).pl(),
+    )
+
+
+def _assemble(
+    strategies: Sequence[StrategyConfig], symbols: list[str], counts: np.ndarray, signals: list[dict[str, np.ndarray]]
+) -> tuple[SimInput, dict[str, np.ndarray]]:
+    """Concatenate every strategy's signal rows; one series per strategy x symbol (same symbol order)."""
+    k = len(strategies)
+    n_bars = np.tile(counts, k)
+    ends = np.cumsum(n_bars)
+    starts = ends - n_bars
+
+    def per_series(values: list[object]) -> np.ndarray:
+        return np.repeat(np.asarray(values), counts.size)
+
+    def flat(column: str, dtype: type) -> np.ndarray:
+        parts = [np.asarray(sig[column]) for sig in signals]
+        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype=dtype)
+
+    sim = SimInput(
+        starts=starts,
+        ends=ends,
+        open=flat("open", np.float64),
+        close=flat("close", np.float64),
+        entry=flat("entry", bool),
+        exit=flat("exit", bool),
+        initial_cash=per_series([s.initial_cash for s in strategies]).astype(np.float64),
+        commission=per_series([s.commission_rate for s in strategies]).astype(np.float64),
+        unit=per_series([s.unit for s in strategies]).astype(np.float64),
+    )
+    warmup = flat("warmup", np.int64)[starts[n_bars > 0]] if n_bars.size else np.empty(0, dtype=np.int64)
+    series = {
+        "series_id": np.arange(n_bars.size, dtype=np.int64),
+        "strategy": per_series([s.name for s in strategies]),
+        "symbol": np.tile(np.asarray(symbols, dtype=object), k),
+        "params_json": per_series([s.params_json() for s in strategies]),
+        "warmup": warmup,
+        "n_bars": n_bars,
+    }
+    return sim, series
+
+
+def _register_results(
+    con: duckdb.DuckDBPyConnection, series: dict[str, np.ndarray], sim: SimInput, ts_us: np.ndarray, result: SimResult
+) -> None:
+    """Expose series, equity curves, period returns and trades to stats.py's SQL."""
+    n_bars = sim.ends - sim.starts
+    tr = result.trades
+    clock = series_clock(sim.starts, sim.ends, ts_us)
+    curves = derive_curves(sim.starts, sim.ends, ts_us, sim.close, result.equity, clock)
+    open_trade = np.zeros(n_bars.size, dtype=bool)
+    open_trade[tr.series[tr.is_open]] = True
+    ts_type = pa.timestamp("us", tz="UTC")
+    first = np.zeros(ts_us.size, dtype=bool)
+    first[sim.starts[n_bars > 0]] = True
+    base = sim.starts + series["warmup"]
+    tables = {
+        "_bt_series": pa.table({
+            **{k: pa.array(v.tolist() if v.dtype == object else v) for k, v in series.items()},
+            "open_trade": open_trade,
+            "annual_periods": clock.annual_periods,
+            "resolution_us": clock.resolution_us,
+            "close_base": sim.close[base] if base.size else np.empty(0),
+        }),
+        "_bt_equity": pa.table({
+            "series_id": np.repeat(np.arange(n_bars.size), n_bars),
+            "bar": np.arange(ts_us.size) - np.repeat(sim.starts, n_bars),
+            "ts": pa.array(ts_us, pa.int64()).cast(ts_type),
+            "ts_us": ts_us,
+            "prev_ts_us": curves.prev_ts_us,
+            "close": sim.close,
+            "equity": result.equity,
+            "drawdown": curves.drawdown,
+            "episode": curves.episode,
+            "equity_log_return": pa.array(curves.equity_log_return, mask=first),
+            "market_log_return": pa.array(curves.market_log_return, mask=first),
+        }),
+        "_bt_returns": pa.table({"series_id": curves.period_return_series, "ret": curves.period_return}),
+    }
+    closed = ~tr.is_open
+    exit_idx = np.where(closed, tr.exit_idx, 0)
+    tables["_bt_trades"] = pa.table({
+        "series_id": tr.series,
+        "entry_bar": tr.entry_idx - sim.starts[tr.series],
+        "exit_bar": pa.array(exit_idx - sim.starts[tr.series], mask=~closed),
+        "entry_ts": pa.array(ts_us[tr.entry_idx], pa.int64()).cast(ts_type),
+        "exit_ts": pa.array(ts_us[exit_idx], pa.int64(), mask=~closed).cast(ts_type),
+        "entry_price": tr.entry_price,
+        "exit_price": pa.array(tr.exit_price, mask=~closed),
+        "mark_price": tr.exit_price,
+        "size": tr.size,
+        "pnl": tr.pnl,
+        "return_pct": tr.return_pct,
+        "commission": tr.commission,
+        "is_open": tr.is_open,
+    })
+    for name, table in tables.items():
+        con.register(name, table)

@@ -1,0 +1,221 @@
+"""backtesting.py 0.6.6 ``compute_stats`` as DuckDB SQL aggregates, for every strategy x symbol at once.
+
+Inputs (registered in the session by runner.py; per-bar columns from curves.py):
+
+- ``_bt_series(series_id, strategy, symbol, n_bars, close_base, annual_periods, resolution_us, ...)``
+- ``_bt_equity(series_id, bar, ts_us, prev_ts_us, close, equity, drawdown, episode,
+  equity_log_return, market_log_return)``
+- ``_bt_returns(series_id, ret)``: equity resampled to the series' period, simple returns
+- ``_bt_trades(series_id, entry_bar, exit_bar, entry_ts, exit_ts, pnl, return_pct, commission, is_open)``
+
+Leaves ``_bt_performance`` (one row per series, the columns of ``STAT_COLUMNS``). Every formula is
+backtesting.py's; docs/backtesting.md lists them with the source subtleties kept. NaN results are
+stored as NULL; +-inf (e.g. Sortino without a losing period) is kept.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+# compute_drawdown_duration_peaks: an episode is a group (previous marker, closing marker] of more
+# than one bar; its duration runs from the previous marker to the closing one.
+DRAWDOWN_EPISODES = """
+CREATE OR REPLACE TEMP TABLE _bt_dd_episodes AS
+SELECT series_id, max(drawdown) AS peak_drawdown, max(ts_us) - min(prev_ts_us) AS duration_us
+FROM _bt_equity
+GROUP BY series_id, episode
+HAVING count(*) > 1
+"""
+
+PERFORMANCE = """
+CREATE OR REPLACE TEMP TABLE _bt_performance AS
+WITH equity AS (
+    SELECT
+        series_id,
+        min(ts) AS start_ts,
+        max(ts) AS end_ts,
+        min(ts_us) AS start_us,
+        max(ts_us) AS end_us,
+        arg_min(equity, bar) AS equity_first,
+        arg_max(equity, bar) AS equity_final,
+        max(equity) AS equity_peak,
+        max(drawdown) AS max_drawdown,
+        avg(drawdown) FILTER (WHERE drawdown <> 0) AS mean_nonzero_drawdown,
+        arg_max(close, bar) AS close_last,
+        covar_samp(equity_log_return, market_log_return) AS covariance,
+        var_samp(market_log_return) AS market_variance
+    FROM _bt_equity
+    GROUP BY series_id
+),
+episodes AS (
+    SELECT
+        series_id,
+        count(*) AS n_episodes,
+        avg(peak_drawdown) AS avg_peak_drawdown,
+        max(duration_us) AS max_duration_us,
+        sum(duration_us)::HUGEINT AS sum_duration_us
+    FROM _bt_dd_episodes
+    GROUP BY series_id
+),
+period_returns AS (
+    SELECT
+        series_id,
+        CASE WHEN bool_or(1 + ret <= 0) THEN 0.0
+             ELSE exp(sum(ln(CASE WHEN 1 + ret > 0 THEN 1 + ret END)) / count(*)) - 1 END AS gmean,
+        var_samp(ret) AS variance,
+        sqrt(avg(pow(least(ret, 0), 2))) AS downside
+    FROM _bt_returns
+    GROUP BY series_id
+),
+closed AS (
+    SELECT
+        series_id,
+        count(*) AS n_trades,
+        sum(exit_bar - entry_bar + 1) AS bars_held,
+        sum(commission) AS commissions,
+        avg(CASE WHEN pnl > 0 THEN 1.0 ELSE 0.0 END) AS win_rate,
+        max(return_pct) AS best,
+        min(return_pct) AS worst,
+        CASE WHEN bool_or(1 + return_pct <= 0) THEN 0.0
+             ELSE exp(sum(ln(CASE WHEN 1 + return_pct > 0 THEN 1 + return_pct END)) / count(*)) - 1 END AS gmean_trade,
+        coalesce(sum(return_pct) FILTER (WHERE return_pct > 0), 0) AS gross_win_pct,
+        abs(coalesce(sum(return_pct) FILTER (WHERE return_pct < 0), 0)) AS gross_loss_pct,
+        avg(return_pct) AS mean_return,
+        avg(pnl) AS mean_pnl,
+        stddev_samp(pnl) AS std_pnl,
+        avg(pnl) FILTER (WHERE pnl > 0) AS mean_win,
+        avg(pnl) FILTER (WHERE pnl < 0) AS mean_loss,
+        max(epoch_us(exit_ts) - epoch_us(entry_ts)) AS max_trade_us,
+        sum(epoch_us(exit_ts) - epoch_us(entry_ts))::HUGEINT AS sum_trade_us
+    FROM _bt_trades
+    WHERE NOT is_open
+    GROUP BY series_id
+),
+base AS (
+    SELECT
+        s.series_id, s.n_bars, s.annual_periods, s.resolution_us, s.close_base,
+        e.* EXCLUDE (series_id), d.* EXCLUDE (series_id),
+        r.* EXCLUDE (series_id), t.* EXCLUDE (series_id),
+        coalesce(t.n_trades, 0) AS trades,
+        pow(1 + r.gmean, s.annual_periods) - 1 AS ann_return,
+        e.end_us - e.start_us AS duration_us,
+        (e.equity_final - e.equity_first) / e.equity_first * 100 AS return_pct,
+        (e.close_last - s.close_base) / s.close_base * 100 AS buy_hold_pct,
+        CASE WHEN s.n_bars > 2 THEN e.covariance / e.market_variance END AS beta_value
+    FROM _bt_series s
+    JOIN equity e USING (series_id)
+    LEFT JOIN episodes d USING (series_id)
+    LEFT JOIN period_returns r USING (series_id)
+    LEFT JOIN closed t USING (series_id)
+),
+stats AS (
+    SELECT
+        series_id,
+        start_ts AS "start",
+        end_ts AS "end",
+        to_microseconds(duration_us) AS duration,
+        coalesce(bars_held, 0) / n_bars * 100 AS exposure_time_pct,
+        equity_final,
+        equity_peak,
+        coalesce(commissions, 0.0) AS commissions,
+        return_pct,
+        buy_hold_pct AS buy_hold_return_pct,
+        ann_return * 100 AS return_ann_pct,
+        sqrt(pow(variance + pow(1 + gmean, 2), annual_periods) - pow(1 + gmean, 2 * annual_periods)) * 100
+            AS volatility_ann_pct,
+        CASE WHEN duration_us > 0 THEN
+            (pow(equity_final / equity_first, 1 / ((duration_us // 86400000000
+                + (duration_us % 86400000000) // 1000000 / 86400) / 365.25)) - 1) * 100
+        END AS cagr_pct,
+        ann_return AS ann_return_fraction,
+        annual_periods,
+        downside,
+        max_drawdown,
+        return_pct - beta_value * buy_hold_pct AS alpha_pct,
+        beta_value AS beta,
+        -max_drawdown * 100 AS max_drawdown_pct,
+        -(CASE WHEN n_episodes > 0 THEN avg_peak_drawdown ELSE mean_nonzero_drawdown END) * 100 AS avg_drawdown_pct,
+        to_microseconds((max_duration_us + resolution_us - 1) // resolution_us * resolution_us) AS max_drawdown_duration,
+        to_microseconds(((sum_duration_us + n_episodes * resolution_us - 1) // (n_episodes * resolution_us)
+            * resolution_us)::BIGINT) AS avg_drawdown_duration,
+        trades AS n_trades,
+        win_rate * 100 AS win_rate_pct,
+        best * 100 AS best_trade_pct,
+        worst * 100 AS worst_trade_pct,
+        gmean_trade * 100 AS avg_trade_pct,
+        to_microseconds((max_trade_us + resolution_us - 1) // resolution_us * resolution_us) AS max_trade_duration,
+        to_microseconds(((sum_trade_us + n_trades * resolution_us - 1) // (n_trades * resolution_us)
+            * resolution_us)::BIGINT) AS avg_trade_duration,
+        gross_win_pct / nullif(gross_loss_pct, 0) AS profit_factor,
+        mean_return * 100 AS expectancy_pct,
+        sqrt(n_trades) * mean_pnl / nullif(std_pnl, 0) AS sqn,
+        win_rate - (1 - win_rate) / (mean_win / -mean_loss) AS kelly_criterion
+    FROM base
+)
+SELECT
+    series_id, "start", "end", duration, exposure_time_pct, equity_final, equity_peak, commissions,
+    return_pct, buy_hold_return_pct, return_ann_pct, volatility_ann_pct, cagr_pct,
+    return_ann_pct / nullif(volatility_ann_pct, 0) AS sharpe_ratio,
+    CASE WHEN downside * sqrt(annual_periods) = 0
+         THEN CASE WHEN ann_return_fraction > 0 THEN 'inf'::DOUBLE
+                   WHEN ann_return_fraction < 0 THEN '-inf'::DOUBLE END
+         ELSE ann_return_fraction / (downside * sqrt(annual_periods)) END AS sortino_ratio,
+    ann_return_fraction / nullif(max_drawdown, 0) AS calmar_ratio,
+    alpha_pct, beta, max_drawdown_pct, avg_drawdown_pct, max_drawdown_duration, avg_drawdown_duration,
+    n_trades, win_rate_pct, best_trade_pct, worst_trade_pct, avg_trade_pct, max_trade_duration,
+    avg_trade_duration, profit_factor, expectancy_pct, sqn, kelly_criterion
+FROM stats
+"""
+
+STATS_STATEMENTS = (DRAWDOWN_EPISODES, PERFORMANCE)
+
+#: Our column -> backtesting.py 0.6.6 ``compute_stats`` key (same definition).
+STAT_COLUMNS: dict[str, str] = {
+    "start": "Start",
+    "end": "End",
+    "duration": "Duration",
+    "exposure_time_pct": "Exposure Time [%]",
+    "equity_final": "Equity Final [$]",
+    "equity_peak": "Equity Peak [$]",
+    "commissions": "Commissions [$]",
+    "return_pct": "Return [%]",
+    "buy_hold_return_pct": "Buy & Hold Return [%]",
+    "return_ann_pct": "Return (Ann.) [%]",
+    "volatility_ann_pct": "Volatility (Ann.) [%]",
+    "cagr_pct": "CAGR [%]",
+    "sharpe_ratio": "Sharpe Ratio",
+    "sortino_ratio": "Sortino Ratio",
+    "calmar_ratio": "Calmar Ratio",
+    "alpha_pct": "Alpha [%]",
+    "beta": "Beta",
+    "max_drawdown_pct": "Max. Drawdown [%]",
+    "avg_drawdown_pct": "Avg. Drawdown [%]",
+    "max_drawdown_duration": "Max. Drawdown Duration",
+    "avg_drawdown_duration": "Avg. Drawdown Duration",
+    "n_trades": "# Trades",
+    "win_rate_pct": "Win Rate [%]",
+    "best_trade_pct": "Best Trade [%]",
+    "worst_trade_pct": "Worst Trade [%]",
+    "avg_trade_pct": "Avg. Trade [%]",
+    "max_trade_duration": "Max. Trade Duration",
+    "avg_trade_duration": "Avg. Trade Duration",
+    "profit_factor": "Profit Factor",
+    "expectancy_pct": "Expectancy [%]",
+    "sqn": "SQN",
+    "kelly_criterion": "Kelly Criterion",
+}
+
+#: Stat columns of type DOUBLE (NaN is turned into NULL for these).
+FLOAT_STATS = tuple(
+    c for c in STAT_COLUMNS
+    if c not in {"start", "end", "duration", "max_drawdown_duration", "avg_drawdown_duration",
+                 "max_trade_duration", "avg_trade_duration", "n_trades"}
+)
+
+NAN_TO_NULL = "UPDATE _bt_performance SET " + ", ".join(f"{c} = nullif({c}, 'nan'::DOUBLE)" for c in FLOAT_STATS)
+
+
+def compute_performance(con: duckdb.DuckDBPyConnection) -> None:
+    """Compute ``_bt_performance`` from the session's registered inputs (see module docstring)."""
+    for statement in (*STATS_STATEMENTS, NAN_TO_NULL):
+        con.execute(statement)

@@ -1,0 +1,153 @@
+"""DuckDB tables of backtest results and their atomic replacement."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+
+CREATE_BACKTEST_TRADES = """
+CREATE TABLE IF NOT EXISTS backtest_trades (
+    strategy     VARCHAR     NOT NULL,
+    symbol       VARCHAR     NOT NULL,
+    timeframe    VARCHAR     NOT NULL,
+    trade_no     INTEGER     NOT NULL,  -- 1-based, in entry order
+    entry_ts     TIMESTAMPTZ NOT NULL,  -- bar whose open filled the entry
+    entry_price  DOUBLE      NOT NULL,
+    exit_ts      TIMESTAMPTZ,           -- NULL while open
+    exit_price   DOUBLE,                -- NULL while open
+    mark_price   DOUBLE      NOT NULL,  -- exit price, or the last close an open trade is marked to
+    size         DOUBLE      NOT NULL,  -- shares (multiples of 1e-8 when fractional)
+    pnl          DOUBLE      NOT NULL,  -- cash, after both commissions once closed
+    return_pct   DOUBLE      NOT NULL,  -- FRACTION (backtesting.py ReturnPct): mark/entry - 1 - commissions/(size*entry)
+    commission   DOUBLE      NOT NULL,  -- cash paid so far (entry + exit)
+    is_open      BOOLEAN     NOT NULL,
+    entry_bar    INTEGER     NOT NULL,  -- 0-based bar index within the symbol's bars
+    exit_bar     INTEGER,
+    duration     INTERVAL               -- exit_ts - entry_ts, NULL while open
+)
+"""
+
+CREATE_BACKTEST_EQUITY = """
+CREATE TABLE IF NOT EXISTS backtest_equity (
+    strategy     VARCHAR     NOT NULL,
+    symbol       VARCHAR     NOT NULL,
+    timeframe    VARCHAR     NOT NULL,
+    ts           TIMESTAMPTZ NOT NULL,
+    equity       DOUBLE      NOT NULL,  -- cash + position marked to the bar's close
+    drawdown_pct DOUBLE      NOT NULL   -- FRACTION (backtesting.py DrawdownPct): 1 - equity / running max
+)
+"""
+
+CREATE_BACKTEST_PERFORMANCE = """
+CREATE TABLE IF NOT EXISTS backtest_performance (
+    strategy              VARCHAR     NOT NULL,
+    symbol                VARCHAR     NOT NULL,
+    timeframe             VARCHAR     NOT NULL,
+    "start"               TIMESTAMPTZ NOT NULL,
+    "end"                 TIMESTAMPTZ NOT NULL,
+    duration              INTERVAL    NOT NULL,
+    exposure_time_pct     DOUBLE,
+    equity_final          DOUBLE,
+    equity_peak           DOUBLE,
+    commissions           DOUBLE,
+    return_pct            DOUBLE,
+    buy_hold_return_pct   DOUBLE,
+    return_ann_pct        DOUBLE,
+    volatility_ann_pct    DOUBLE,
+    cagr_pct              DOUBLE,
+    sharpe_ratio          DOUBLE,
+    sortino_ratio         DOUBLE,
+    calmar_ratio          DOUBLE,
+    alpha_pct             DOUBLE,
+    beta                  DOUBLE,
+    max_drawdown_pct      DOUBLE,
+    avg_drawdown_pct      DOUBLE,
+    max_drawdown_duration INTERVAL,
+    avg_drawdown_duration INTERVAL,
+    n_trades              BIGINT      NOT NULL,
+    win_rate_pct          DOUBLE,
+    best_trade_pct        DOUBLE,
+    worst_trade_pct       DOUBLE,
+    avg_trade_pct         DOUBLE,
+    max_trade_duration    INTERVAL,
+    avg_trade_duration    INTERVAL,
+    profit_factor         DOUBLE,
+    expectancy_pct        DOUBLE,
+    sqn                   DOUBLE,
+    kelly_criterion       DOUBLE,
+    n_bars                BIGINT      NOT NULL,
+    open_trade            BOOLEAN     NOT NULL,  -- a trade is still open at the end (not in the trade stats)
+    params_json           VARCHAR     NOT NULL,  -- the strategy config the row was computed with
+    data_version          VARCHAR     NOT NULL,  -- identifies the bars used (see DATA_VERSION)
+    computed_at           TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (strategy, symbol, timeframe)
+)
+"""
+
+RESULT_TABLES_DDL = (CREATE_BACKTEST_TRADES, CREATE_BACKTEST_EQUITY, CREATE_BACKTEST_PERFORMANCE)
+
+_SCOPE = """
+WHERE timeframe = $timeframe
+  AND strategy IN (SELECT unnest($strategies::VARCHAR[]))
+  AND symbol IN (SELECT unnest($symbols::VARCHAR[]))
+"""
+DELETE_TRADES = "DELETE FROM backtest_trades" + _SCOPE
+DELETE_EQUITY = "DELETE FROM backtest_equity" + _SCOPE
+DELETE_PERFORMANCE = "DELETE FROM backtest_performance" + _SCOPE
+
+INSERT_TRADES = """
+INSERT INTO backtest_trades
+SELECT
+    s.strategy, s.symbol, $timeframe,
+    row_number() OVER (PARTITION BY t.series_id ORDER BY t.entry_bar)::INTEGER,
+    t.entry_ts, t.entry_price, t.exit_ts, t.exit_price, t.mark_price, t.size, t.pnl, t.return_pct,
+    t.commission, t.is_open, t.entry_bar, t.exit_bar, t.exit_ts - t.entry_ts
+FROM _bt_trades t JOIN _bt_series s USING (series_id)
+"""
+
+INSERT_EQUITY = """
+INSERT INTO backtest_equity
+SELECT s.strategy, s.symbol, $timeframe, e.ts, e.equity, e.drawdown
+FROM _bt_equity e JOIN _bt_series s USING (series_id)
+"""
+
+INSERT_PERFORMANCE = """
+INSERT INTO backtest_performance BY NAME
+SELECT
+    p.* EXCLUDE (series_id),
+    s.strategy, s.symbol, $timeframe AS timeframe, s.n_bars, s.open_trade, s.params_json,
+    v.data_version, $computed_at AS computed_at
+FROM _bt_performance p
+JOIN _bt_series s USING (series_id)
+JOIN _bt_data_version v USING (symbol)
+"""
+
+
+def ensure_result_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ``backtest_trades``, ``backtest_equity`` and ``backtest_performance`` if missing."""
+    for statement in RESULT_TABLES_DDL:
+        con.execute(statement)
+
+
+def replace_results(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    timeframe: str,
+    strategies: Sequence[str],
+    symbols: Sequence[str],
+    computed_at: object,
+) -> None:
+    """Replace the scope's rows of the three tables by the session's temp results, in one transaction."""
+    scope = {"timeframe": timeframe, "strategies": list(strategies), "symbols": list(symbols)}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for statement in (DELETE_TRADES, DELETE_EQUITY, DELETE_PERFORMANCE):
+            con.execute(statement, scope)
+        con.execute(INSERT_TRADES, {"timeframe": timeframe})
+        con.execute(INSERT_EQUITY, {"timeframe": timeframe})
+        con.execute(INSERT_PERFORMANCE, {"timeframe": timeframe, "computed_at": computed_at})
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

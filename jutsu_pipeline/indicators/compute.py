@@ -1,0 +1,47 @@
+"""Full-history recomputation of indicators for a set of symbols, replaced in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import polars as pl
+
+from jutsu_pipeline.indicators import sql
+from jutsu_pipeline.indicators.frame import indicator_frame
+from jutsu_pipeline.indicators.params import IndicatorParams
+from jutsu_pipeline.indicators.schema import ensure_indicator_schema
+
+
+def compute_indicators(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    timeframe: str,
+    symbols: Sequence[str],
+    params: IndicatorParams,
+) -> int:
+    """Recompute every indicator of `symbols` at `timeframe` from `bars_adjusted` and replace their rows.
+
+    One read, one in-memory pass over all symbols, then (in the read's transaction) DELETE of the
+    rows whose bar is gone and INSERT OR REPLACE of every computed row via Arrow: afterwards the
+    symbols' rows are exactly the new ones. Symbols without bars lose their rows. Returns rows written.
+    """
+    ensure_indicator_schema(con, params)
+    symbols = list(dict.fromkeys(symbols))
+    bound = {"timeframe": timeframe, "symbols": symbols}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        bars = pl.from_arrow(con.sql(sql.SELECT_BARS, params=bound).to_arrow_table())
+        assert isinstance(bars, pl.DataFrame)
+        staged = indicator_frame(bars, params).to_arrow()
+        con.register("staged_indicators", staged)
+        try:
+            con.execute(sql.DELETE_STALE, bound)
+            con.execute(sql.UPSERT_STAGED, {"timeframe": timeframe})
+        finally:
+            con.unregister("staged_indicators")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return staged.num_rows

@@ -1,0 +1,133 @@
+"""The `alpaca` provider: US stock bars from Alpaca market data v2 `/v2/stocks/bars` (key + secret)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+from jutsu_pipeline.providers.base import FetchRequest, ProviderCapabilities, SymbolHistory, UnknownSymbolError
+from jutsu_pipeline.providers.http.errors import AuthExpired, MalformedPayload, NotEntitled, RequestContext
+from jutsu_pipeline.providers.http.frames import query_window
+from jutsu_pipeline.providers.http.provider import HttpProvider, read_secret
+from jutsu_pipeline.providers.http.settings import HttpSettings
+from jutsu_pipeline.timeframes import Timeframe
+
+UTC = dt.timezone.utc
+PAGE_LIMIT = 10_000
+TIMEFRAMES = {Timeframe.M1: "1Min", Timeframe.M5: "5Min", Timeframe.H1: "1Hour", Timeframe.D1: "1Day"}
+ADJUSTMENTS = ("raw", "split", "dividend", "all")
+FEEDS = ("sip", "iex", "delayed_sip")
+_ENTITLEMENT_HINTS = ("subscription", "too late", "not permit")
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class AlpacaProvider(HttpProvider):
+    """Bars paginated with next_page_token; with feed=sip the last `delay_minutes` (15) are never asked for."""
+
+    name = "alpaca"
+    default_base_url = "https://data.alpaca.markets"
+    default_settings = HttpSettings(requests_per_second=3.0, burst=1.0)  # free plan: 200 requests/minute
+
+    def __init__(self, options: Mapping[str, Any], timezone: str, secrets: Mapping[str, Any] | None = None) -> None:
+        key_env = str(options.get("key_id_env", "APCA_API_KEY_ID"))
+        secret_env = str(options.get("secret_key_env", "APCA_API_SECRET_KEY"))
+        advice = "create keys at alpaca.markets (free plan works) and set them in the environment"
+        self._key_id = read_secret("alpaca", "alpaca_key_id", key_env, secrets, advice)
+        self._secret_key = read_secret("alpaca", "alpaca_secret_key", secret_env, secrets, advice)
+        self._env_names = (key_env, secret_env)
+        super().__init__(options, timezone, error_mapper=self._map_error,
+                         headers={"APCA-API-KEY-ID": self._key_id.reveal(),
+                                  "APCA-API-SECRET-KEY": self._secret_key.reveal()})
+        self.feed = str(self.options.get("feed", "sip"))
+        self.adjustment = str(self.options.get("adjustment", "raw"))
+        if self.feed not in FEEDS or self.adjustment not in ADJUSTMENTS:
+            raise ValueError(f"alpaca: feed must be one of {FEEDS} and adjustment one of {ADJUSTMENTS}")
+        delay = float(self.options.get("delay_minutes", 15 if self.feed == "sip" else 0))
+        self.page_limit = int(self.options.get("page_limit", PAGE_LIMIT))
+        self.capabilities = ProviderCapabilities(timeframes=frozenset(TIMEFRAMES), max_bars_per_request=self.page_limit,
+                                                 delay=dt.timedelta(minutes=delay))
+
+    def _map_error(self, status: int, text: str, context: RequestContext) -> Exception | None:
+        if status in (401, 403, 422) and any(hint in text.lower() for hint in _ENTITLEMENT_HINTS):
+            return NotEntitled(context, f"the plan does not include this data (HTTP {status}: {text[:120]})",
+                               "free plans cannot query the last 15 minutes of SIP data: set options.feed: iex, "
+                               "or options.delay_minutes: 15 or more, or upgrade the Alpaca subscription",
+                               status=status)
+        if status in (401, 403):
+            return AuthExpired(context, f"Alpaca rejected the API key (HTTP {status})",
+                               f"check the environment variables {self._env_names[0]} and {self._env_names[1]} "
+                               "(paper and live keys differ); regenerate the keys if they were revoked", status=status)
+        if status in (400, 422) and "symbol" in text.lower():
+            return UnknownSymbolError(f"{context.describe()}: Alpaca rejected the symbol ({text[:120]}); "
+                                      "check the ticker or remove it")
+        return None
+
+    def _pages(self, context: RequestContext, symbol: str, timeframe: Timeframe, start: dt.datetime,
+               end: dt.datetime, limit: int, follow: bool = True) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"symbols": symbol, "timeframe": TIMEFRAMES[timeframe], "start": _iso(start),
+                                  "end": _iso(end), "limit": limit, "adjustment": self.adjustment,
+                                  "feed": self.feed, "sort": "asc"}
+        bars: list[dict[str, Any]] = []
+        seen_tokens: set[str] = set()
+        while True:  # one request per page until next_page_token is null
+            payload = self.client.request("GET", "/v2/stocks/bars", context, params=params).data
+            if not isinstance(payload, dict) or "bars" not in payload:
+                raise MalformedPayload(context, "response has no 'bars' field", "report it; the API may have changed",
+                                       transient=False)
+            page = payload["bars"] or {}
+            page = page.get(symbol, []) if isinstance(page, dict) else page
+            bars.extend(page)
+            token = payload.get("next_page_token")
+            if not token or not follow:
+                return bars
+            if token in seen_tokens:
+                raise MalformedPayload(context, "next_page_token repeats", "report it", transient=False)
+            seen_tokens.add(token)
+            params["page_token"] = token
+
+    def _fetch(self, request: FetchRequest) -> pl.DataFrame:
+        context = self.context(request)
+        start, end = query_window(request)
+        end = min(end, self.client.server_now() - self.capabilities.delay) - dt.timedelta(seconds=1)  # end inclusive
+        bars = self._pages(context, request.symbol, request.timeframe, start, end, self.page_limit) \
+            if end >= start else []
+        try:
+            instants = [int(dt.datetime.fromisoformat(b["t"].replace("Z", "+00:00")).timestamp() * 1_000_000)
+                        for b in bars]
+            columns = {name: [b[key] for b in bars] for name, key in
+                       (("open", "o"), ("high", "h"), ("low", "l"), ("close", "c"), ("volume", "v"))}
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise MalformedPayload(context, f"a bar lacks t/o/h/l/c/v ({type(error).__name__})",
+                                   "report it; the API may have changed", transient=False) from None
+        return self.finalize(request, instants, columns)
+
+    def history(self, symbol: str, timeframe: Timeframe) -> SymbolHistory:
+        """The first bar (one request); a symbol without any bar is unknown to Alpaca."""
+        context = RequestContext(self.name, symbol, timeframe, purpose="history")
+        end = self.client.server_now() - self.capabilities.delay - dt.timedelta(minutes=1)
+        bars = self._pages(context, symbol, timeframe, dt.datetime(2000, 1, 1, tzinfo=UTC), end, 1, follow=False)
+        if not bars:
+            raise UnknownSymbolError(f"{context.describe()}: Alpaca has no {timeframe.value} bars at all for "
+                                     f"{symbol}; check the ticker or remove it")
+        first = dt.datetime.fromisoformat(bars[0]["t"].replace("Z", "+00:00"))
+        if not timeframe.is_intraday:
+            first = dt.datetime.combine(first.astimezone(_zone(self.timezone)).date(), dt.time(), UTC)
+        return SymbolHistory(first_ts=first)
+
+
+def _zone(name: str) -> dt.tzinfo:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+def build(options: dict, timezone: str, resolve, secrets: Mapping[str, Any] | None = None) -> AlpacaProvider:  # noqa: ANN001, ARG001
+    """Options: base_url, feed (sip|iex|delayed_sip), adjustment (raw|split|dividend|all), delay_minutes,
+    key_id_env / secret_key_env (names of the env vars holding the keys), page_limit, http."""
+    return AlpacaProvider(options, timezone, secrets)

@@ -1,0 +1,106 @@
+"""The `binance` provider: spot klines from `/api/v3/klines` (public, no key, 24/7, 1000 bars a page)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import polars as pl
+
+from jutsu_pipeline.providers.base import FetchRequest, ProviderCapabilities, SymbolHistory, UnknownSymbolError
+from jutsu_pipeline.providers.http.errors import MalformedPayload, RequestContext
+from jutsu_pipeline.providers.http.provider import HttpProvider, epoch_ms
+from jutsu_pipeline.providers.http.settings import HttpSettings
+from jutsu_pipeline.timeframes import Timeframe
+
+UTC = dt.timezone.utc
+PAGE_LIMIT = 1000
+KLINES_WEIGHT = 2
+INTERVALS = {Timeframe.M1: "1m", Timeframe.M5: "5m", Timeframe.H1: "1h", Timeframe.D1: "1d"}
+
+
+def _map_error(status: int, text: str, context: RequestContext) -> Exception | None:
+    if status == 400 and "-1121" in text:
+        return UnknownSymbolError(f"{context.describe()}: Binance does not know this symbol ({text[:120]}). "
+                                  "Use the exchange's pair name, e.g. BTCUSDT or BTC/USDT, or remove it")
+    return None
+
+
+class BinanceProvider(HttpProvider):
+    """Klines paginated by startTime; a bar is final when its close time is before the server's clock."""
+
+    name = "binance"
+    default_base_url = "https://data-api.binance.vision"
+    default_settings = HttpSettings(requests_per_second=10.0, burst=5.0, weight_per_minute=6000.0)
+
+    def __init__(self, options: Mapping[str, Any], timezone: str) -> None:
+        super().__init__(options, timezone, error_mapper=_map_error)
+        self.page_limit = int(self.options.get("page_limit", PAGE_LIMIT))
+        self.capabilities = ProviderCapabilities(timeframes=frozenset(INTERVALS), max_bars_per_request=self.page_limit)
+
+    def day_timezone(self) -> str:
+        return "UTC"
+
+    def provider_symbol(self, symbol: str) -> str:
+        """'BTC/USDT' or 'btc-usdt' -> 'BTCUSDT' (an explicit `options.symbols` mapping wins)."""
+        mapping = self.options.get("symbols") or {}
+        return mapping.get(symbol) or symbol.replace("/", "").replace("-", "").upper()
+
+    def _observe_weight(self, response: httpx.Response) -> None:
+        used = response.headers.get("x-mbx-used-weight-1m")
+        limiter = self.client.weight_limiter
+        if used and used.isdigit() and limiter is not None:
+            limiter.limit_available(limiter.capacity - int(used))
+
+    def _page(self, context: RequestContext, params: dict[str, Any]) -> list[list[Any]]:
+        reply = self.client.request("GET", "/api/v3/klines", context, params=params, weight=KLINES_WEIGHT,
+                                    on_response=self._observe_weight)
+        rows = reply.data
+        if not isinstance(rows, list) or any(not isinstance(r, list) or len(r) < 7 for r in rows):
+            raise MalformedPayload(context, "klines are not a list of 12-field arrays",
+                                   "the API changed or a proxy rewrote the body; report it", transient=False)
+        return rows
+
+    def _fetch(self, request: FetchRequest) -> pl.DataFrame:
+        context = self.context(request)
+        symbol = self.provider_symbol(request.symbol)
+        step = int(request.timeframe.duration.total_seconds() * 1000)
+        cursor, last_ms = epoch_ms(request.start), epoch_ms(request.end) - 1
+        rows: list[list[Any]] = []
+        while cursor <= last_ms and cursor + step <= epoch_ms(self.client.server_now()):
+            page = self._page(context, {"symbol": symbol, "interval": INTERVALS[request.timeframe],
+                                        "startTime": cursor, "endTime": last_ms, "limit": self.page_limit})
+            rows.extend(page)
+            if len(page) < self.page_limit:
+                break
+            cursor = max(int(r[0]) for r in page) + step
+        return self._frame(request, rows, context)
+
+    def _frame(self, request: FetchRequest, rows: list[list[Any]], context: RequestContext) -> pl.DataFrame:
+        try:
+            instants = [int(r[0]) * 1000 for r in rows]
+            columns = {name: [float(r[i]) for r in rows] for i, name in
+                       enumerate(("open", "high", "low", "close", "volume"), start=1)}
+        except (TypeError, ValueError) as error:
+            raise MalformedPayload(context, f"kline fields are not numbers ({error})",
+                                   "the API changed or a proxy rewrote the body; report it", transient=False) from None
+        return self.finalize(request, instants, columns)
+
+    def history(self, symbol: str, timeframe: Timeframe) -> SymbolHistory:
+        """First bar via startTime=0 (Binance returns the listing's first candle)."""
+        context = RequestContext(self.name, symbol, timeframe, purpose="history")
+        page = self._page(context, {"symbol": self.provider_symbol(symbol), "interval": INTERVALS[timeframe],
+                                    "startTime": 0, "limit": 1})
+        if not page:
+            return SymbolHistory()
+        first = dt.datetime.fromtimestamp(int(page[0][0]) / 1000, UTC)
+        if not timeframe.is_intraday:
+            first = dt.datetime.combine(first.date(), dt.time(), UTC)
+        return SymbolHistory(first_ts=first)
+
+
+def build(options: dict, timezone: str, resolve, secrets: Mapping[str, Any] | None = None) -> BinanceProvider:  # noqa: ANN001, ARG001
+    """Options: base_url, page_limit (<=1000), symbols (name mapping), http (HttpSettings overrides)."""
+    return BinanceProvider(options, timezone)

@@ -1,0 +1,94 @@
+"""Common plumbing of the HTTP providers: options, credentials, the client, stats and finality."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from jutsu_pipeline.providers.base import FetchRequest, FetchStats, ProviderCapabilities, SymbolHistory
+from jutsu_pipeline.providers.http.client import ErrorMapper, HttpClient
+from jutsu_pipeline.providers.http.errors import AuthExpired, RequestContext
+from jutsu_pipeline.providers.http.frames import build_frame
+from jutsu_pipeline.providers.http.secrets import Secret
+from jutsu_pipeline.providers.http.settings import HttpSettings
+from jutsu_pipeline.timeframes import Timeframe
+
+
+def read_secret(provider: str, name: str, env_var: str, secrets: Mapping[str, Any] | None, advice: str) -> Secret:
+    """A credential from `secrets[name]` (e.g. a Dagster resource), else env var `env_var`, else the file
+    named by `<env_var>_FILE`. Raises AuthExpired naming the variable (never its value) when absent."""
+    value = (secrets or {}).get(name)
+    if isinstance(value, Secret):
+        return value
+    if not value:
+        value = os.environ.get(env_var)
+    if not value and os.environ.get(f"{env_var}_FILE"):
+        value = Path(os.environ[f"{env_var}_FILE"]).read_text().strip()
+    if not value:
+        raise AuthExpired(RequestContext(provider, purpose="credentials"), f"credential {name} is not set",
+                          f"export {env_var} (or {env_var}_FILE naming a file holding it); {advice}")
+    return Secret(str(value))
+
+
+class HttpProvider:
+    """Base of the HTTP providers: subclasses set `name`, `capabilities` and implement `_fetch`."""
+
+    name = "http"
+    default_base_url = ""
+    default_settings = HttpSettings()
+    capabilities: ProviderCapabilities
+
+    def __init__(self, options: Mapping[str, Any], timezone: str, *, error_mapper: ErrorMapper | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        self.options = dict(options)
+        self.timezone = timezone
+        self.stats = FetchStats()
+        self.settings = self.default_settings.with_options(self.options.get("http"))
+        self.base_url = str(self.options.get("base_url") or self.default_base_url).rstrip("/")
+        self.client = HttpClient(self.name, self.base_url, self.settings, self.stats, headers=headers,
+                                 error_mapper=error_mapper)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    # -- the BarsProvider protocol ---------------------------------------------------------------
+    def fetch(self, request: FetchRequest) -> pl.DataFrame:
+        """Final bars of the window; any page failing after retries raises (nothing partial is returned)."""
+        self.stats.calls += 1
+        if request.timeframe not in self.capabilities.timeframes:
+            raise ValueError(f"{self.name} does not serve {request.timeframe}; it serves "
+                             f"{sorted(t.value for t in self.capabilities.timeframes)}")
+        frame = self._fetch(request)
+        self.stats.bars += frame.height
+        return frame
+
+    def history(self, symbol: str, timeframe: Timeframe) -> SymbolHistory:
+        return SymbolHistory()
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- helpers for subclasses ------------------------------------------------------------------
+    def _fetch(self, request: FetchRequest) -> pl.DataFrame:
+        raise NotImplementedError
+
+    def context(self, request: FetchRequest, symbol: str | None = None) -> RequestContext:
+        return RequestContext(self.name, symbol or request.symbol, request.timeframe, request.start, request.end)
+
+    def day_timezone(self) -> str:
+        """The zone whose local date keys daily bars (the market's; crypto providers use UTC)."""
+        return self.timezone
+
+    def finalize(self, request: FetchRequest, instants_us: list[int | None],
+                 columns: dict[str, list[float | None]]) -> pl.DataFrame:
+        return build_frame(instants_us, columns, request, day_timezone=self.day_timezone(),
+                           now=self.client.server_now(), delay=self.capabilities.delay)
+
+
+def epoch_ms(value: dt.datetime) -> int:
+    return int(value.timestamp() * 1000)

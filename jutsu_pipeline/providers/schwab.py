@@ -1,0 +1,245 @@
+"""The `schwab` provider: Charles Schwab `/marketdata/v1/pricehistory` with OAuth2 (30-min access,
+7-day refresh token). One-time authorisation (opens nothing; you paste the redirect URL):
+
+    python -m jutsu_pipeline.providers.schwab authorize-url
+    python -m jutsu_pipeline.providers.schwab authorize --redirect-url 'https://127.0.0.1/?code=...&session=...'
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import polars as pl
+
+from jutsu_pipeline.providers.base import FetchRequest, FetchStats, ProviderCapabilities
+from jutsu_pipeline.providers.http.client import HttpClient
+from jutsu_pipeline.providers.http.errors import AuthExpired, MalformedPayload, RequestContext, Unauthorized
+from jutsu_pipeline.providers.http.frames import query_window
+from jutsu_pipeline.providers.http.oauth import TokenFile, Tokens
+from jutsu_pipeline.providers.http.provider import HttpProvider, epoch_ms, read_secret
+from jutsu_pipeline.providers.http.settings import HttpSettings
+from jutsu_pipeline.timeframes import Timeframe
+
+DEFAULT_BASE_URL = "https://api.schwabapi.com"
+DEFAULT_REDIRECT_URI = "https://127.0.0.1"
+REFRESH_TTL = 7 * 86400
+# timeframe -> (periodType, frequencyType, frequency, longest window per request)
+FREQUENCIES = {
+    Timeframe.M1: ("day", "minute", 1, dt.timedelta(days=48)),
+    Timeframe.M5: ("day", "minute", 5, dt.timedelta(days=270)),
+    Timeframe.D1: ("year", "daily", 1, dt.timedelta(days=20 * 365)),
+}
+AUTHORIZE_HINT = ("re-authorise once: `python -m jutsu_pipeline.providers.schwab authorize-url`, log in, then "
+                  "`python -m jutsu_pipeline.providers.schwab authorize --redirect-url '<the URL you landed on>'`")
+
+
+def _env_names(options: Mapping[str, Any]) -> tuple[str, str, str]:
+    return (str(options.get("client_id_env", "SCHWAB_CLIENT_ID")),
+            str(options.get("client_secret_env", "SCHWAB_CLIENT_SECRET")),
+            str(options.get("token_file_env", "SCHWAB_TOKEN_FILE")))
+
+
+def _token_error(status: int, text: str, context: RequestContext) -> Exception | None:
+    if status in (400, 401) and ("invalid_client" in text or "invalid_grant" in text):
+        return AuthExpired(context, f"Schwab refused the refresh token or the app credentials (HTTP {status}; "
+                           "refresh tokens expire 7 days after authorisation)", AUTHORIZE_HINT, status=status)
+    return None
+
+
+def _data_error(status: int, text: str, context: RequestContext) -> Exception | None:
+    if status == 401:
+        return Unauthorized(context, "Schwab rejected the access token (HTTP 401) even after a refresh",
+                            AUTHORIZE_HINT, status=status)
+    return None
+
+
+class SchwabAuth:
+    """Keeps a valid access token: refreshed `leeway` seconds before expiry and on demand after a 401."""
+
+    def __init__(self, provider: HttpProvider, client_id: Any, client_secret: Any, token_file: TokenFile,
+                 leeway: float = 300.0) -> None:
+        self.provider = provider
+        self.client_id, self.client_secret = client_id, client_secret
+        self.token_file = token_file
+        self.leeway = leeway
+        self._tokens: Tokens | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SchwabAuth(token_file={self.token_file!r})"
+
+    def access_token(self, *, force_refresh: bool = False) -> str:
+        with self._lock:
+            if self._tokens is None:
+                self._tokens = self._load()
+            if force_refresh or self._tokens.access_expires_at - self.leeway <= time.time():
+                self._tokens = self._refresh(self._tokens)
+            return self._tokens.access_token.reveal()
+
+    def _context(self) -> RequestContext:
+        return RequestContext("schwab", purpose="token refresh")
+
+    def _load(self) -> Tokens:
+        if not self.token_file.exists():
+            raise AuthExpired(self._context(), f"no token file at {self.token_file.path}", AUTHORIZE_HINT)
+        try:
+            return self.token_file.load()
+        except (ValueError, KeyError, OSError) as error:
+            raise AuthExpired(self._context(), f"token file {self.token_file.path} is unreadable "
+                              f"({type(error).__name__})", AUTHORIZE_HINT) from None
+
+    def _refresh(self, tokens: Tokens) -> Tokens:
+        if tokens.refresh_expires_at <= time.time():
+            expired = dt.datetime.fromtimestamp(tokens.refresh_expires_at, dt.timezone.utc).isoformat(timespec="seconds")
+            raise AuthExpired(self._context(), f"the refresh token expired at {expired} (Schwab refresh tokens last "
+                              "7 days)", AUTHORIZE_HINT)
+        reply = self.provider.client.request(
+            "POST", "/v1/oauth/token", self._context(), error_mapper=_token_error,
+            data={"grant_type": "refresh_token", "refresh_token": tokens.refresh_token.reveal()},
+            auth=(self.client_id.reveal(), self.client_secret.reveal()))
+        if not isinstance(reply.data, dict) or "access_token" not in reply.data:
+            raise MalformedPayload(self._context(), "token response lacks access_token", "report it", transient=False)
+        fresh = Tokens.from_response(reply.data, REFRESH_TTL, previous=tokens)
+        self.token_file.save(fresh)
+        return fresh
+
+
+class SchwabProvider(HttpProvider):
+    """Price history in windows no longer than Schwab's caps (1m: 48 days, 5m: 270 days)."""
+
+    name = "schwab"
+    default_base_url = DEFAULT_BASE_URL
+    default_settings = HttpSettings(requests_per_second=2.0, burst=1.0)  # ~120/minute
+
+    def __init__(self, options: Mapping[str, Any], timezone: str, secrets: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options, timezone, error_mapper=_data_error)
+        id_env, secret_env, file_env = _env_names(self.options)
+        advice = "register an app at developer.schwab.com and export its key and secret"
+        client_id = read_secret("schwab", "schwab_client_id", id_env, secrets, advice)
+        client_secret = read_secret("schwab", "schwab_client_secret", secret_env, secrets, advice)
+        path = (secrets or {}).get("schwab_token_file") or os.environ.get(file_env)
+        if not path:
+            raise AuthExpired(RequestContext("schwab", purpose="credentials"), f"{file_env} is not set",
+                              f"export {file_env}=<path of the token JSON file>, then {AUTHORIZE_HINT}")
+        self.auth = SchwabAuth(self, client_id, client_secret, TokenFile(Path(path)),
+                               float(self.options.get("refresh_leeway_seconds", 300)))
+        delay = dt.timedelta(minutes=float(self.options.get("delay_minutes", 0)))
+        self.capabilities = ProviderCapabilities(timeframes=frozenset(FREQUENCIES), delay=delay)
+
+    def day_timezone(self) -> str:
+        return str(self.options.get("daily_timezone", "America/Chicago"))  # daily candles stamp local midnight
+
+    def _get(self, context: RequestContext, params: dict[str, Any]) -> Any:
+        def call(token: str) -> Any:
+            return self.client.request("GET", "/marketdata/v1/pricehistory", context, params=params,
+                                       headers={"Authorization": f"Bearer {token}"}).data
+        try:
+            return call(self.auth.access_token())
+        except Unauthorized:
+            return call(self.auth.access_token(force_refresh=True))  # once: a second 401 is raised
+
+    def _fetch(self, request: FetchRequest) -> pl.DataFrame:
+        context = self.context(request)
+        period_type, frequency_type, frequency, cap = FREQUENCIES[request.timeframe]
+        start, end = query_window(request)
+        end = min(end, self.client.server_now() - self.capabilities.delay)
+        candles: list[dict[str, Any]] = []
+        chunk_start = start
+        while chunk_start < end:  # one request per window cap
+            chunk_end = min(chunk_start + cap, end)
+            payload = self._get(context, {
+                "symbol": request.symbol, "periodType": period_type, "frequencyType": frequency_type,
+                "frequency": frequency, "startDate": epoch_ms(chunk_start), "endDate": epoch_ms(chunk_end) - 1,
+                "needExtendedHoursData": "false"})
+            if not isinstance(payload, dict) or not isinstance(payload.get("candles", []), list):
+                raise MalformedPayload(context, "response lacks a candles list", "report it", transient=False)
+            candles.extend(payload.get("candles", []))
+            chunk_start = chunk_end
+        try:
+            instants = [int(c["datetime"]) * 1000 for c in candles]
+            columns = {name: [c[name] for c in candles] for name in ("open", "high", "low", "close", "volume")}
+        except (KeyError, TypeError, ValueError) as error:
+            raise MalformedPayload(context, f"a candle lacks a field ({type(error).__name__})", "report it",
+                                   transient=False) from None
+        return self.finalize(request, instants, columns)
+
+
+def build(options: dict, timezone: str, resolve, secrets: Mapping[str, Any] | None = None) -> SchwabProvider:  # noqa: ANN001, ARG001
+    """Options: base_url, client_id_env, client_secret_env, token_file_env, delay_minutes, daily_timezone, http."""
+    return SchwabProvider(options, timezone, secrets)
+
+
+# -- one-time authorisation ----------------------------------------------------------------------
+def authorize_url(client_id: str, base_url: str = DEFAULT_BASE_URL, redirect_uri: str = DEFAULT_REDIRECT_URI) -> str:
+    query = urlencode({"client_id": client_id, "redirect_uri": redirect_uri, "response_type": "code"})
+    return f"{base_url.rstrip('/')}/v1/oauth/authorize?{query}"
+
+
+def exchange_code(redirect_url: str, *, options: Mapping[str, Any] | None = None,
+                  redirect_uri: str = DEFAULT_REDIRECT_URI) -> Path:
+    """Exchange the code in `redirect_url` for tokens and save them to the token file; returns its path."""
+    options = dict(options or {})
+    code = parse_qs(urlsplit(redirect_url).query).get("code", [""])[0]
+    if not code:
+        raise ValueError("the redirect URL has no ?code=...; paste the full URL the browser landed on")
+    id_env, secret_env, file_env = _env_names(options)
+    path = os.environ.get(file_env)
+    if not path:
+        raise AuthExpired(RequestContext("schwab", purpose="authorisation"), f"{file_env} is not set",
+                          f"export {file_env}=<path of the token JSON file> and run the command again")
+    advice = "register an app at developer.schwab.com and export its key and secret"
+    client_id = read_secret("schwab", "schwab_client_id", id_env, None, advice)
+    client_secret = read_secret("schwab", "schwab_client_secret", secret_env, None, advice)
+    client = HttpClient("schwab", str(options.get("base_url") or DEFAULT_BASE_URL), HttpSettings(), FetchStats(),
+                        error_mapper=_token_error)
+    try:
+        reply = client.request(
+            "POST", "/v1/oauth/token", RequestContext("schwab", purpose="authorisation"),
+            data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri},
+            auth=(client_id.reveal(), client_secret.reveal()))
+    finally:
+        client.close()
+    TokenFile(Path(path)).save(Tokens.from_response(reply.data, REFRESH_TTL))
+    return Path(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jutsu_pipeline.providers.schwab",
+                                     description="One-time Schwab OAuth authorisation (tokens go to $SCHWAB_TOKEN_FILE).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    url_cmd = sub.add_parser("authorize-url", help="print the URL to open in a browser")
+    auth_cmd = sub.add_parser("authorize", help="exchange the redirect URL's code for tokens")
+    auth_cmd.add_argument("--redirect-url", required=True, help="the full URL the browser was redirected to")
+    for cmd in (url_cmd, auth_cmd):
+        cmd.add_argument("--base-url", default=DEFAULT_BASE_URL)
+        cmd.add_argument("--redirect-uri", default=DEFAULT_REDIRECT_URI, help="the app's registered callback URL")
+        cmd.add_argument("--client-id-env", default="SCHWAB_CLIENT_ID")
+        cmd.add_argument("--client-secret-env", default="SCHWAB_CLIENT_SECRET")
+        cmd.add_argument("--token-file-env", default="SCHWAB_TOKEN_FILE")
+    args = parser.parse_args(argv)
+    options = {"base_url": args.base_url, "client_id_env": args.client_id_env,
+               "client_secret_env": args.client_secret_env, "token_file_env": args.token_file_env}
+    try:
+        if args.command == "authorize-url":
+            client_id = read_secret("schwab", "schwab_client_id", args.client_id_env, None, "export it")
+            print(authorize_url(client_id.reveal(), args.base_url, args.redirect_uri))
+            return 0
+        path = exchange_code(args.redirect_url, options=options, redirect_uri=args.redirect_uri)
+    except (AuthExpired, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"tokens saved to {path} (mode 0600); the refresh token is valid for 7 days — run this again before then")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

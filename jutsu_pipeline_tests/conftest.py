@@ -1,0 +1,50 @@
+"""Shared fixtures: real DuckDB files in tmp dirs and real in-process Dagster instances."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+import yaml
+
+from jutsu_pipeline.config import JutsuConfig, load_config
+
+SAMPLE_MARKET = {
+    "provider": "sample",
+    "calendar": "XNYS",
+    "timeframes": ["1d"],
+    "start": "2000-03-01",
+    "end": "2013-03-01",
+    "symbols": ["AAPL", "FB", "GOOG", "IBM", "MSFT"],
+}
+
+
+def write_config(folder: Path, markets: dict, duckdb_path: str = "jutsu.duckdb") -> Path:
+    path = folder / "jutsu.yaml"
+    path.write_text(yaml.safe_dump({"duckdb_path": duckdb_path, "markets": markets}))
+    return path
+
+
+@pytest.fixture
+def sample_config(tmp_path: Path) -> JutsuConfig:
+    """The shipped demo market, with its DuckDB file in a tmp dir."""
+    return load_config(write_config(tmp_path, {"us_stocks": SAMPLE_MARKET}))
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """An in-memory Dagster instance (real storage classes, no files)."""
+    test_instance = dg.DagsterInstance.ephemeral()
+    try:
+        yield test_instance
+    finally:
+        test_instance.dispose()
+
+
+def query(config: JutsuConfig, sql: str, params: list | None = None) -> list[tuple]:
+    with duckdb.connect(str(config.database), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.execute(sql, params or []).fetchall()

@@ -1,0 +1,51 @@
+"""Run bars assets in-process the way Dagster does for a single key or a range."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from jutsu_pipeline.assets.bars.assets import build_bars_asset
+from jutsu_pipeline.config import JutsuConfig
+from jutsu_pipeline.partitions import BarsPartitioning
+from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
+from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
+from jutsu_pipeline.timeframes import Timeframe
+
+
+def partitioning(config: JutsuConfig, market: str = "us_stocks", timeframe: str = "1d") -> BarsPartitioning:
+    return BarsPartitioning(market, Timeframe(timeframe), config.markets[market])
+
+
+def run_bars(
+    config: JutsuConfig,
+    instance: dg.DagsterInstance,
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    key: str | None = None,
+    market: str = "us_stocks",
+    timeframe: str = "1d",
+    market_data: MarketDataResource | None = None,
+) -> dg.ExecuteInProcessResult:
+    """Materialise one key or the range start...end of `<market>/bars_<timeframe>`."""
+    asset = build_bars_asset(config, partitioning(config, market, timeframe))
+    resources = {
+        "duckdb": JutsuDuckDBResource(database=str(config.database), lock_timeout_seconds=5),
+        "market_data": market_data or MarketDataResource(),
+    }
+    tags = {RANGE_START_TAG: start, RANGE_END_TAG: end} if start else None
+    return dg.materialize(
+        [asset], instance=instance, resources=resources, partition_key=key, tags=tags, raise_on_error=False
+    )
+
+
+def run_metadata(result: dg.ExecuteInProcessResult) -> dict:
+    """Metadata values of the run's (last) materialisation."""
+    events = result.get_asset_materialization_events()
+    assert events, "the run recorded no materialisation"
+    return {k: v.value for k, v in events[-1].materialization.metadata.items()}
+
+
+def step_error(result: dg.ExecuteInProcessResult) -> str:
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    return failure.event_specific_data.error.message

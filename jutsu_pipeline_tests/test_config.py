@@ -1,0 +1,72 @@
+"""Configuration: the shipped file loads; every bad key is named in the error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jutsu_pipeline.config import CONFIG_ENV_VAR, ConfigError, load_config, parse_config
+from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, write_config
+
+
+def test_shipped_config_is_the_offline_demo() -> None:
+    config = load_config(Path(__file__).parents[1] / "jutsu.yaml")
+    market = config.markets["us_stocks"]
+    assert market.provider == "sample" and market.calendar == "XNYS"
+    assert market.symbols == ("AAPL", "FB", "GOOG", "IBM", "MSFT")
+    assert config.database == Path(__file__).parents[1] / "data" / "jutsu.duckdb"
+
+
+def _error(markets: dict, **top) -> str:
+    with pytest.raises(ConfigError) as raised:
+        parse_config({"markets": markets, **top})
+    return str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "words"),
+    [
+        ({"provider": "bloomberg"}, "markets.m.provider", "unknown provider 'bloomberg'"),
+        ({"calendar": "XXXX"}, "markets.m.calendar", "unknown calendar 'XXXX'"),
+        ({"timeframes": ["1d", "2h"]}, "markets.m.timeframes.1", "'1d', '1h', '5m' or '1m'"),
+        ({"symbols": ["AAPL", "bad symbol"]}, "markets.m.symbols", "'bad symbol' does not match"),
+        ({"symbols": ["A" * 21]}, "markets.m.symbols", "does not match"),
+        ({"symbols": ["AAPL", "AAPL"]}, "markets.m.symbols", "listed twice"),
+        ({"end": "1999-01-01"}, "markets.m", "is before start"),
+        ({"start": "not a date"}, "markets.m.start", "valid date"),
+        ({"colour": "blue"}, "markets.m.colour", "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_market_keys_are_named(change: dict, key: str, words: str) -> None:
+    message = _error({"m": {**SAMPLE_MARKET, **change}})
+    assert f"{key}:" in message and words in message
+
+
+def test_symbol_in_two_markets() -> None:
+    message = _error({"a": SAMPLE_MARKET, "b": {**SAMPLE_MARKET, "symbols": ["MSFT", "ORCL"]}})
+    assert "symbol MSFT is in two markets: a and b" in message
+
+
+def test_allowed_symbol_shapes_and_24_7() -> None:
+    config = parse_config({"markets": {"crypto": {**SAMPLE_MARKET, "calendar": "24/7",
+                                                   "symbols": ["BTC/USDT", "BRK.B", "ES-1_X"]}}})
+    assert config.markets["crypto"].always_open
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_config(tmp_path, {"us_stocks": {**SAMPLE_MARKET, "provider": "files", "options": {"path": "csv"}}},
+                        duckdb_path="db/bars.duckdb")
+    monkeypatch.setenv(CONFIG_ENV_VAR, str(path))
+    config = load_config()
+    assert config.database == tmp_path / "db" / "bars.duckdb"
+    assert config.resolve(config.markets["us_stocks"].options["path"]) == tmp_path / "csv"
+
+
+def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("markets: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)

@@ -1,0 +1,83 @@
+"""The `files` provider: a user's CSV/Parquet files round-trip exactly into DuckDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from jutsu_pipeline.config import load_config
+from jutsu_pipeline.providers.base import FetchRequest, UnknownSymbolError
+from jutsu_pipeline.providers.files import FilesProvider
+from jutsu_pipeline.timeframes import Timeframe
+from jutsu_pipeline_tests.conftest import query, write_config
+from jutsu_pipeline_tests.helpers import run_bars, run_metadata, step_error
+
+UTC = dt.timezone.utc
+DAILY = pl.DataFrame({
+    "Date": ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08"],
+    "OPEN": [187.15, 184.22, 182.15, 181.99, 182.085],
+    "High": [188.44, 185.88, 183.0872, 182.76, 185.6],
+    "low": [183.885, 183.43, 180.88, 180.17, 181.5],
+    "Close": [185.64, 184.25, 181.91, 181.18, 185.56],
+    "Volume": [82488674, 58414460, 71983570, 62379661, 59144470],
+    "Adj Close": [184.938, 183.553, 181.222, 180.495, 184.859],
+})
+
+
+def _market(path: Path, timeframe: str = "1d", **extra) -> dict:
+    return {"provider": "files", "options": {"path": str(path)}, "calendar": "XNYS", "timeframes": [timeframe],
+            "start": "2024-01-02", "end": "2024-01-31", "symbols": ["SPX"], **extra}
+
+
+def test_csv_round_trips_exactly(tmp_path: Path, instance) -> None:
+    (tmp_path / "csv").mkdir()
+    DAILY.write_csv(tmp_path / "csv" / "SPX.csv")
+    config = load_config(write_config(tmp_path, {"my_csvs": _market(tmp_path / "csv")}))
+    result = run_bars(config, instance, key="2024-01-01|SPX", market="my_csvs")
+    assert result.success and run_metadata(result)["bars_written"] == 5
+    rows = query(config, "SELECT ts, open, high, low, close, volume, adj_close, source FROM bars ORDER BY ts")
+    expected = [
+        (dt.datetime.fromisoformat(d).replace(tzinfo=UTC), o, h, lo, c, float(v), a, "files")
+        for d, o, h, lo, c, v, a in DAILY.iter_rows()
+    ]
+    assert [(r[0].astimezone(UTC), *r[1:]) for r in rows] == expected
+
+
+def test_parquet_intraday_naive_times_are_read_in_the_market_timezone(tmp_path: Path) -> None:
+    frame = pl.DataFrame({
+        "timestamp": [dt.datetime(2024, 7, 1, 9, 30), dt.datetime(2024, 7, 1, 9, 35)],
+        "open": [1.0, 2.0], "high": [2.0, 3.0], "low": [0.5, 1.5], "close": [1.5, 2.5], "volume": [10, 20],
+    })
+    frame.write_parquet(tmp_path / "SPY.parquet")
+    provider = FilesProvider(tmp_path, "America/New_York")
+    bars = provider.fetch(FetchRequest("SPY", Timeframe.M5, dt.datetime(2024, 7, 1, tzinfo=UTC),
+                                       dt.datetime(2024, 7, 2, tzinfo=UTC)))
+    assert bars["ts"].to_list() == [dt.datetime(2024, 7, 1, 13, 30, tzinfo=UTC), dt.datetime(2024, 7, 1, 13, 35, tzinfo=UTC)]
+    assert bars["adj_close"].null_count() == 2
+
+
+def test_missing_file_and_missing_columns_are_clear(tmp_path: Path) -> None:
+    provider = FilesProvider(tmp_path, "America/New_York")
+    request = FetchRequest("QQQ", Timeframe.D1, dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2024, 2, 1, tzinfo=UTC))
+    with pytest.raises(UnknownSymbolError, match="QQQ.parquet or QQQ.csv"):
+        provider.fetch(request)
+    DAILY.drop("Volume").write_csv(tmp_path / "QQQ.csv")
+    with pytest.raises(Exception, match=r"lacks column\(s\) \['volume'\]"):
+        provider.fetch(request)
+
+
+def test_a_hole_inside_the_symbols_life_is_an_error_not_a_silent_gap(tmp_path: Path, instance) -> None:
+    (tmp_path / "csv").mkdir()
+    march = DAILY.with_columns(pl.Series("Date", ["2024-03-04", "2024-03-05", "2024-03-06", "2024-03-07", "2024-03-08"]))
+    pl.concat([DAILY, march]).write_csv(
+        tmp_path / "csv" / "SPX.csv")
+    config = load_config(write_config(tmp_path, {"my_csvs": _market(tmp_path / "csv", end="2024-03-31")}))
+    result = run_bars(config, instance, start="2024-01-01|SPX", end="2024-03-01|SPX", market="my_csvs")
+    assert not result.success
+    assert "no bars in partition 2024-02-01|SPX although the calendar has 20 session(s)" in step_error(result)
+    status = instance.get_materialized_partitions(dg.AssetKey(["my_csvs", "bars_1d"]))
+    assert status == {"2024-01-01|SPX", "2024-03-01|SPX"}  # February stays missing, loudly
