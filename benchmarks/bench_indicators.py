@@ -96,8 +96,8 @@ def main() -> None:
         def write() -> None:
             con.execute("BEGIN TRANSACTION")
             con.register("staged_indicators", staged)
-            con.execute(sql.DELETE_STALE, bound)
-            con.execute(sql.UPSERT_STAGED, {"timeframe": "1d"})
+            con.execute(sql.DELETE_SYMBOLS, bound)
+            con.execute(sql.INSERT_STAGED, {"timeframe": "1d"})
             con.unregister("staged_indicators")
             con.execute("COMMIT")
 
@@ -119,7 +119,7 @@ def main() -> None:
     print(f"compute_indicators full refresh : {full * 1e3:8.1f} ms")
     print(f"  read bars_adjusted (Arrow)    : {read * 1e3:8.1f} ms")
     print(f"  compute (indicator_frame)     : {compute * 1e3:8.1f} ms")
-    print(f"  write (stale DELETE + UPSERT)  : {write_time * 1e3:8.1f} ms")
+    print(f"  write (DELETE + INSERT)       : {write_time * 1e3:8.1f} ms")
     print(f"TA-Lib per symbol (numpy in/out): {ta * 1e3:8.1f} ms")
     print(f"ratio full / TA-Lib             : {full / ta:8.2f} x   (target <= 2x, < 2000 ms)")
     print(f"ratio compute only / TA-Lib     : {compute / ta:8.2f} x")

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from jutsu_pipeline.indicators.params import IndicatorParams
 from jutsu_pipeline.timeframes import Timeframe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +60,8 @@ class MarketConfig(BaseModel):
     end: dt.date | None = None
     symbols: tuple[str, ...] = Field(min_length=1)
     options: dict[str, Any] = Field(default_factory=dict)
+    indicators: IndicatorParams = Field(default_factory=IndicatorParams)
+    adjusted_prices: bool = True  # indicators (and backtests) read bars_adjusted; False: raw bars
 
     @field_validator("provider")
     @classmethod

@@ -6,6 +6,7 @@ import dagster as dg
 
 from jutsu_pipeline.assets.bars import build_bars_asset
 from jutsu_pipeline.assets.bars.assets import bars_asset_key
+from jutsu_pipeline.assets.indicators import build_indicators_asset
 from jutsu_pipeline.config import JutsuConfig, load_config
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
@@ -29,6 +30,7 @@ def build_definitions(config: JutsuConfig) -> dg.Definitions:
     """Everything Dagster loads for one configuration."""
     partitionings = bars_partitionings(config)
     assets = [build_bars_asset(config, partitioning) for partitioning in partitionings]
+    assets += [build_indicators_asset(config, partitioning) for partitioning in partitionings]
     jobs = [
         dg.define_asset_job(
             bars_job_name(p),

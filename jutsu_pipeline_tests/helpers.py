@@ -49,3 +49,15 @@ def run_metadata(result: dg.ExecuteInProcessResult) -> dict:
 def step_error(result: dg.ExecuteInProcessResult) -> str:
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     return failure.event_specific_data.error.message
+
+
+def run_indicators(config: JutsuConfig, instance: dg.DagsterInstance, symbols: list[str],
+                   market: str = "us_stocks", timeframe: str = "1d") -> dg.ExecuteInProcessResult:
+    """Materialise the indicators of `symbols` (adjacent in config order) in one range run."""
+    from jutsu_pipeline.assets.indicators import build_indicators_asset
+
+    asset = build_indicators_asset(config, partitioning(config, market, timeframe))
+    resources = {"duckdb": JutsuDuckDBResource(database=str(config.database), lock_timeout_seconds=5)}
+    tags = {RANGE_START_TAG: symbols[0], RANGE_END_TAG: symbols[-1]}
+    return dg.materialize([asset], instance=instance, resources=resources, tags=tags, raise_on_error=False,
+                          selection=[asset.key])

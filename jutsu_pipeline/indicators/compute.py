@@ -19,25 +19,28 @@ def compute_indicators(
     timeframe: str,
     symbols: Sequence[str],
     params: IndicatorParams,
+    adjusted: bool = True,
 ) -> int:
     """Recompute every indicator of `symbols` at `timeframe` from `bars_adjusted` and replace their rows.
 
     One read, one in-memory pass over all symbols, then (in the read's transaction) DELETE of the
-    rows whose bar is gone and INSERT OR REPLACE of every computed row via Arrow: afterwards the
-    symbols' rows are exactly the new ones. Symbols without bars lose their rows. Returns rows written.
+    symbols' rows and INSERT of every computed row via Arrow: afterwards the symbols' rows are exactly
+    the new ones. Symbols without bars lose their rows. Reads `bars_adjusted` unless `adjusted` is
+    False (then the raw `bars`). Returns rows written.
     """
     ensure_indicator_schema(con, params)
     symbols = list(dict.fromkeys(symbols))
     bound = {"timeframe": timeframe, "symbols": symbols}
     con.execute("BEGIN TRANSACTION")
     try:
-        bars = pl.from_arrow(con.sql(sql.SELECT_BARS, params=bound).to_arrow_table())
+        select = sql.SELECT_BARS if adjusted else sql.SELECT_RAW_BARS
+        bars = pl.from_arrow(con.sql(select, params=bound).to_arrow_table())
         assert isinstance(bars, pl.DataFrame)
         staged = indicator_frame(bars, params).to_arrow()
         con.register("staged_indicators", staged)
         try:
-            con.execute(sql.DELETE_STALE, bound)
-            con.execute(sql.UPSERT_STAGED, {"timeframe": timeframe})
+            con.execute(sql.DELETE_SYMBOLS, bound)
+            con.execute(sql.INSERT_STAGED, {"timeframe": timeframe})
         finally:
             con.unregister("staged_indicators")
         con.execute("COMMIT")

@@ -5,12 +5,14 @@ column names from `IndicatorParams.columns()` (validated integers/multipliers, c
 `COLUMN_PATTERN`), substituted as `{column}`.
 """
 
+# Derived data, rebuilt whole per symbol: (symbol, timeframe, ts) is unique by construction (it comes
+# from `bars`' primary key and indicator_frame rejects duplicates), so no index is kept: an ART index
+# made a full refresh ~5x slower.
 CREATE_INDICATORS = """
 CREATE TABLE IF NOT EXISTS indicators (
     symbol    VARCHAR     NOT NULL,
     timeframe VARCHAR     NOT NULL,
-    ts        TIMESTAMPTZ NOT NULL,  -- the bar's ts in bars / bars_adjusted
-    PRIMARY KEY (symbol, timeframe, ts)
+    ts        TIMESTAMPTZ NOT NULL  -- the bar's ts in bars / bars_adjusted
 )
 """
 
@@ -34,7 +36,8 @@ FROM bars_adjusted AS b
 LEFT JOIN indicators AS i USING (symbol, timeframe, ts)
 """
 
-# The whole history of the requested symbols, in the order the computation needs.
+# The whole history of the requested symbols, in the order the computation needs:
+# split/dividend-adjusted prices (the default) or the provider's raw prices.
 SELECT_BARS = """
 SELECT symbol, ts, open, high, low, close, volume
 FROM bars_adjusted
@@ -42,17 +45,21 @@ WHERE timeframe = $timeframe AND symbol IN (SELECT unnest($symbols))
 ORDER BY symbol, ts
 """
 
-# Rows of these symbols whose bar no longer exists (re-written keys are upserted, not deleted:
-# DuckDB's DELETE + re-INSERT of the same primary keys costs ~5x an INSERT OR REPLACE).
-DELETE_STALE = """
-DELETE FROM indicators AS i
-WHERE i.timeframe = $timeframe
-  AND i.symbol IN (SELECT unnest($symbols))
-  AND NOT EXISTS (SELECT 1 FROM staged_indicators AS s WHERE s.symbol = i.symbol AND s.ts = i.ts)
+SELECT_RAW_BARS = """
+SELECT symbol, ts, open, high, low, close, volume
+FROM bars
+WHERE timeframe = $timeframe AND symbol IN (SELECT unnest($symbols))
+ORDER BY symbol, ts
 """
 
-# Columns matched by name: indicator columns of other parameter sets become NULL for these rows.
-UPSERT_STAGED = """
-INSERT OR REPLACE INTO indicators BY NAME
+# Every row of these symbols at this timeframe: their full history is recomputed and re-inserted.
+DELETE_SYMBOLS = """
+DELETE FROM indicators
+WHERE timeframe = $timeframe AND symbol IN (SELECT unnest($symbols))
+"""
+
+# Columns matched by name: indicator columns of other parameter sets stay NULL for these rows.
+INSERT_STAGED = """
+INSERT INTO indicators BY NAME
 SELECT $timeframe AS timeframe, * FROM staged_indicators
 """

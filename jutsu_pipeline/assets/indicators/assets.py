@@ -1,0 +1,62 @@
+"""The `<market>/indicators_<tf>` asset: one partition per symbol, full history recomputed per run."""
+
+# No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
+
+import time
+
+import dagster as dg
+
+from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL, bars_asset_key
+from jutsu_pipeline.config import JutsuConfig
+from jutsu_pipeline.indicators import compute_indicators
+from jutsu_pipeline.partitions import SYMBOL_DIM, BarsPartitioning
+from jutsu_pipeline.resources import JutsuDuckDBResource
+
+
+def indicators_asset_key(market: str, timeframe: str) -> dg.AssetKey:
+    return dg.AssetKey([market, f"indicators_{timeframe}"])
+
+
+def symbol_partitions(partitioning: BarsPartitioning) -> dg.StaticPartitionsDefinition:
+    return dg.StaticPartitionsDefinition(list(partitioning.symbols))
+
+
+def build_indicators_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.AssetsDefinition:
+    """Indicators of one market × timeframe; any change to a symbol's bars makes that symbol stale."""
+    market, timeframe = partitioning.market, partitioning.timeframe.value
+    settings = config.markets[market]
+    params = settings.indicators
+    columns = ", ".join(params.column_names())
+    source = "bars_adjusted" if settings.adjusted_prices else "bars"
+
+    @dg.asset(
+        key=indicators_asset_key(market, timeframe),
+        group_name=market,
+        partitions_def=symbol_partitions(partitioning),
+        deps=[dg.AssetDep(bars_asset_key(market, timeframe),
+                          partition_mapping=dg.MultiToSingleDimensionPartitionMapping(SYMBOL_DIM))],
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        # Re-run a symbol whenever any of its bars partitions is updated, once all of them exist.
+        automation_condition=dg.AutomationCondition.eager(),
+        pool=DUCKDB_WRITER_POOL,
+        kinds={"duckdb"},
+        description=(f"TA-Lib-equal indicators of {market} {timeframe} bars (from `{source}`) in DuckDB table "
+                     f"`indicators`, joined with the bars in view `bars_with_indicators`. Columns: {columns}."),
+        metadata={"table": "indicators", "view": "bars_with_indicators", "source": source},
+    )
+    def indicators(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
+        symbols = list(context.partition_keys)
+        started = time.perf_counter()
+        with duckdb.get_connection() as con:
+            rows = compute_indicators(con, timeframe=timeframe, symbols=symbols, params=params,
+                                      adjusted=settings.adjusted_prices)
+        seconds = time.perf_counter() - started
+        context.log.info(f"{market}/indicators_{timeframe}: {rows} rows for {len(symbols)} symbol(s) in {seconds:.2f} s")
+        return dg.MaterializeResult(metadata={
+            "rows_written": dg.MetadataValue.int(rows),
+            "symbols": dg.MetadataValue.text(", ".join(symbols)),
+            "seconds": dg.MetadataValue.float(round(seconds, 3)),
+            "columns": dg.MetadataValue.text(columns),
+        })
+
+    return indicators
