@@ -34,7 +34,8 @@ def test_several_markets_and_timeframes(tmp_path: Path) -> None:
     defs = build_definitions(config)
     dg.Definitions.validate_loadable(defs)
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
-    assert keys == {"us_stocks/bars_1d", "crypto/bars_1h", "crypto/bars_1d"}
+    assert keys == {f"{market}/{kind}_{tf}" for market, tf in (("us_stocks", "1d"), ("crypto", "1h"), ("crypto", "1d"))
+                    for kind in ("bars", "indicators")}
 
 
 def _materialize(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

@@ -48,7 +48,7 @@ class JutsuDuckDBResource(DuckDBResource):
         retrying = Retrying(
             retry=retry_if_exception(_is_lock_error),
             stop=stop_after_delay(self.lock_timeout_seconds),
-            wait=wait_exponential_jitter(initial=0.05, max=2.0),
+            wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
             reraise=True,
         )
         try:
