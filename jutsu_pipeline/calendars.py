@@ -45,27 +45,33 @@ class SessionCalendar:
             return []
         if self.always_open:
             return [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
-        index = self._exchange().sessions_in_range(pd.Timestamp(lo), pd.Timestamp(hi))
-        return [ts.date() for ts in index]
+        return [ts.date() for ts in self._session_index(lo, hi)]
+
+    def _session_index(self, lo: dt.date, hi: dt.date) -> pd.DatetimeIndex:
+        """Sessions in [lo, hi] (slicing, so bounds that are not sessions themselves are fine)."""
+        sessions = self._exchange().sessions
+        return sessions[(sessions >= pd.Timestamp(lo)) & (sessions <= pd.Timestamp(hi))]
 
     def closed_weekdays(self) -> list[dt.date]:
         """Weekdays that are not sessions (holidays and ad-hoc closures such as 9/11)."""
         if self.always_open:
             return []
         weekdays = pd.bdate_range(self.first, self.last)
-        sessions = self._exchange().sessions_in_range(pd.Timestamp(self.first), pd.Timestamp(self.last))
-        return [ts.date() for ts in weekdays.difference(sessions)]
+        return [ts.date() for ts in weekdays.difference(self._session_index(self.first, self.last))]
 
     def is_session(self, day: dt.date) -> bool:
         if self.always_open:
             return self.first <= day <= self.last
-        return bool(self._exchange().is_session(pd.Timestamp(day)))
+        return len(self._session_index(day, day)) == 1
 
     def next_session(self, day: dt.date) -> dt.date:
         """The first session strictly after `day`."""
         if self.always_open:
             return day + dt.timedelta(days=1)
-        return self._exchange().date_to_session(pd.Timestamp(day + dt.timedelta(days=1)), direction="next").date()
+        later = self._session_index(day + dt.timedelta(days=1), self.last)
+        if not len(later):
+            raise ValueError(f"{self.code} has no session after {day} up to {self.last}")
+        return later[0].date()
 
     def session_bounds(self, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
         """[open, close) of a session in UTC; early closes honoured; a whole UTC day for 24/7."""

@@ -72,3 +72,9 @@ def test_contiguous_runs_follow_partition_order_across_holidays() -> None:
     keys = _partitioning("1h").date_keys()
     # 2012-07-03 and 2012-07-05 are adjacent sessions: July 4th is not a partition.
     assert contiguous_runs(["2012-07-05", "2012-07-03", "2012-07-09"], keys) == [["2012-07-03", "2012-07-05"], ["2012-07-09"]]
+
+
+def test_history_starting_right_after_a_holiday_loads() -> None:
+    # The calendar is built from a few days before `start`: Christmas 2021 must not be a bound error.
+    p = _partitioning("5m", start="2022-01-03", end="2022-01-31")
+    assert p.date_keys()[0] == "2022-01-03" and len(p.date_keys()) == 20
