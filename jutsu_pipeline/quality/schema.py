@@ -1,7 +1,8 @@
 """Pandera (polars) schemas for canonical OHLCV frames, and validation that names partitions and rules.
 
-Two schemas share the rule expressions of `rules.py`:
-* the *gate* checks every rule in a single combined check (cheap: pandera's cost is per check);
+Two schemas share the rule expressions of `rules.py`, restricted to the rules that are errors under
+the market's validation profile (`quality.profile`; warnings are stored and reported by the asset checks):
+* the *gate* checks those rules in a single combined check (cheap: pandera's cost is per check);
 * the *detailed* schema has one named check per rule and runs only when the gate fails, to say
   which rule failed for which symbol and partition.
 """
@@ -11,16 +12,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import pandera.polars as pa
 import polars as pl
 
+from jutsu_pipeline.quality.profiles import QualityConfig
 from jutsu_pipeline.quality.rules import (
     RULE_DESCRIPTIONS,
     SESSION_COLUMN,
     VALUE_COLUMNS,
     WINDOW_COLUMN,
-    row_rules,
+    blocking_rules,
 )
 
 ROW_ID = "_row"
@@ -45,23 +48,21 @@ def _check(name: str, expr: pl.Expr) -> pa.Check:
     return pa.Check(lambda data, e=expr: data.lazyframe.select(e.alias(name)), name=name, error=name)
 
 
-def gate_schema(daily: bool) -> pa.DataFrameSchema:
-    """Every rule in one check: what runs before each write.
+@lru_cache(maxsize=64)
+def gate_schema(daily: bool, quality: QualityConfig = QualityConfig()) -> pa.DataFrameSchema:  # noqa: B008
+    """Every blocking rule of the profile in one check: what runs before each write.
 
     Value columns are already float64 (`to_canonical`), so only the key columns' types are checked here.
     """
-    combined = pl.all_horizontal(row_rules(daily).values())
+    combined = pl.all_horizontal(blocking_rules(daily, quality).values())
     return pa.DataFrameSchema(_key_columns(), checks=[_check("ohlcv_rules", combined)], name="ohlcv_gate")
 
 
-def detailed_schema(daily: bool) -> pa.DataFrameSchema:
-    """One named check per rule: attributes failures to rules."""
-    checks = [_check(name, expr) for name, expr in row_rules(daily).items()]
+@lru_cache(maxsize=64)
+def detailed_schema(daily: bool, quality: QualityConfig = QualityConfig()) -> pa.DataFrameSchema:  # noqa: B008
+    """One named check per blocking rule of the profile: attributes failures to rules."""
+    checks = [_check(name, expr) for name, expr in blocking_rules(daily, quality).items()]
     return pa.DataFrameSchema(_columns(), checks=checks, name="ohlcv")
-
-
-_GATES = {daily: gate_schema(daily) for daily in (True, False)}
-_DETAILED = {daily: detailed_schema(daily) for daily in (True, False)}
 
 FailureKey = tuple[str, str | None]  # (symbol, partition date key or None when outside every window)
 
@@ -136,17 +137,22 @@ def validate_bars(
     sessions: Iterable[dt.date] | None,
     daily: bool,
     max_examples: int = 3,
+    quality: QualityConfig | None = None,
 ) -> ValidationReport:
-    """Validate canonical bars (with a `symbol` column) of one run before they are written."""
+    """Validate canonical bars (with a `symbol` column) of one run before they are written.
+
+    Only the rules that are errors under `quality.profile` (default: standard) fail a partition.
+    """
+    quality = quality or QualityConfig()
     located = attach_partitions(frame, windows, sessions)
     try:
-        _GATES[daily].validate(located, lazy=True)
+        gate_schema(daily, quality).validate(located, lazy=True)
         return ValidationReport(located)
     except pa.errors.SchemaErrors:
         pass
     numbered = located.with_row_index(ROW_ID)
     try:
-        _DETAILED[daily].validate(numbered, lazy=True)
+        detailed_schema(daily, quality).validate(numbered, lazy=True)
     except pa.errors.SchemaErrors as errors:
         return ValidationReport(located, _group_failures(numbered, errors.failure_cases, max_examples))
     raise AssertionError("the gate and detailed OHLCV schemas disagree")  # pragma: no cover

@@ -142,7 +142,8 @@ class BarsSync:
         frame = pl.concat([item.frame for item in batch], how="vertical")
         windows = windows_frame(plan for item in batch for plan in item.plans)
         sessions = None if self.p.calendar.always_open else self._sessions(windows)
-        report = validate_bars(frame, windows=windows, sessions=sessions, daily=not self.p.timeframe.is_intraday)
+        report = validate_bars(frame, windows=windows, sessions=sessions, daily=not self.p.timeframe.is_intraday,
+                               quality=self.p.config.quality)
         groups = report.located.drop(SESSION_COLUMN).partition_by("symbol", WINDOW_COLUMN, as_dict=True)
         replacements: list[WindowReplacement] = []
         for item in batch:

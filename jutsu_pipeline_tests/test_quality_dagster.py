@@ -1,0 +1,124 @@
+"""Checks in real in-process Dagster runs: single-run ranges, blocking downstream, profiles in the sync."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from jutsu_pipeline.assets.bars.assets import build_bars_asset
+from jutsu_pipeline.assets.bars.checks import build_bars_checks
+from jutsu_pipeline.config import JutsuConfig, load_config
+from jutsu_pipeline.providers.base import FetchRequest
+from jutsu_pipeline.providers.sample import SampleProvider
+from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
+from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
+from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, query, write_config
+from jutsu_pipeline_tests.helpers import partitioning, run_bars, step_error
+
+BARS_KEY = dg.AssetKey(["us_stocks", "bars_1d"])
+UTC = dt.timezone.utc
+
+
+def _run_with_checks(config: JutsuConfig, instance: dg.DagsterInstance, start: str, end: str,
+                     market_data: MarketDataResource | None = None) -> tuple[dg.ExecuteInProcessResult, list[str]]:
+    """Materialise bars start...end in one run with its checks and a downstream asset; what downstream got."""
+    p = partitioning(config)
+    ran: list[str] = []
+
+    @dg.asset(key=["us_stocks", "downstream"], deps=[BARS_KEY], partitions_def=p.partitions_def,
+              backfill_policy=dg.BackfillPolicy.single_run())
+    def downstream(context) -> None:  # noqa: ANN001 - string annotations are not allowed here
+        ran.extend(context.partition_keys)
+
+    result = dg.materialize(
+        [build_bars_asset(config, p), *build_bars_checks(config, p), downstream],
+        instance=instance,
+        resources={"duckdb": JutsuDuckDBResource(database=str(config.database), lock_timeout_seconds=5),
+                   "market_data": market_data or MarketDataResource()},
+        tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
+        raise_on_error=False,
+    )
+    return result, ran
+
+
+def _evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_whole_sample_history_in_one_range_run(sample_config, instance) -> None:
+    result, ran = _run_with_checks(sample_config, instance, "2000-03-01|AAPL", "2013-03-01|MSFT")
+    assert result.success and len(ran) == 785  # warnings do not stop downstream
+    checks = _evaluations(result)
+    assert set(checks) == {"ohlcv_schema", "no_duplicates", "calendar_complete", "price_anomalies"}  # has an end
+    for name in ("ohlcv_schema", "no_duplicates", "calendar_complete"):
+        assert checks[name].passed, checks[name].metadata
+        assert checks[name].metadata["rows_checked"].value == 12154
+    # FB's partitions before its listing (2012-05-18) are valid-empty, not missing sessions.
+    assert checks["calendar_complete"].metadata["partitions_checked"].value == 785
+    anomalies = checks["price_anomalies"]
+    assert not anomalies.passed and anomalies.severity == dg.AssetCheckSeverity.WARN
+    assert anomalies.metadata["rule_price_jump"].value == 1
+    assert anomalies.metadata["per_symbol"].value == {"AAPL": {"price_jump": 1}}
+    assert "| AAPL | 1 | price_jump: 1 | 2000-09-29 |" in anomalies.metadata["worst_offenders"].value
+    actions = anomalies.metadata["probable_corporate_actions"].value
+    assert "| AAPL | 2000-06-21 |" in actions and "| AAPL | 2005-02-28 |" in actions
+    assert actions.count("2:1 split") == 3 and "2000-09-29" not in actions  # the third: MSFT 2003-02-18
+
+
+def test_a_failing_blocking_check_stops_downstream_in_the_same_run(sample_config, instance) -> None:
+    first, ran = _run_with_checks(sample_config, instance, "2012-01-01|IBM", "2012-06-01|IBM")
+    assert first.success and len(ran) == 6
+    with duckdb.connect(str(sample_config.database)) as con:  # bad data already stored, outside the next run
+        con.execute("UPDATE bars SET close = 'NaN'::DOUBLE WHERE symbol = 'IBM' AND ts = '2012-03-05 00:00:00+00'")
+    result, ran = _run_with_checks(sample_config, instance, "2012-07-01|IBM", "2012-08-01|IBM")
+    assert not result.success and ran == []
+    schema = _evaluations(result)["ohlcv_schema"]
+    assert not schema.passed and schema.severity == dg.AssetCheckSeverity.ERROR
+    assert schema.metadata["rule_ohlcv_not_null"].value == 1
+    assert "2012-03-05" in schema.metadata["sample_rows"].value
+    assert "2012-07-01|IBM" in instance.get_materialized_partitions(BARS_KEY)  # the bars themselves landed
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert "us_stocks__bars_1d" in started and "us_stocks__downstream" not in started
+    assert {m.asset_key for m in result.asset_materializations_for_node("us_stocks__bars_1d")} == {BARS_KEY}
+
+
+class _CorruptIBM(SampleProvider):
+    """IBM's high is below its low on 2000-04-03 (an invariant violation)."""
+
+    def fetch(self, request: FetchRequest) -> pl.DataFrame:
+        frame = super().fetch(request)
+        if request.symbol != "IBM":
+            return frame
+        bad = pl.col("ts") == dt.datetime(2000, 4, 3, tzinfo=UTC)
+        return frame.with_columns(pl.when(bad).then(pl.col("low") - 1).otherwise(pl.col("high")).alias("high"))
+
+
+class _CorruptMarketData(MarketDataResource):
+    def provider_for(self, config, market, timezone):  # noqa: ANN001, ANN201
+        return _CorruptIBM()
+
+
+def test_lenient_stores_invariant_violations_and_the_check_warns(tmp_path, instance) -> None:
+    config = load_config(write_config(tmp_path, {"us_stocks": {**SAMPLE_MARKET, "quality": {"profile": "lenient"}}}))
+    result, ran = _run_with_checks(config, instance, "2000-04-01|IBM", "2000-04-01|IBM", _CorruptMarketData())
+    assert result.success and ran == ["2000-04-01|IBM"]
+    assert query(config, "SELECT count(*) FROM bars WHERE high < low") == [(1,)]
+    schema = _evaluations(result)["ohlcv_schema"]
+    assert not schema.passed and schema.severity == dg.AssetCheckSeverity.WARN
+    assert schema.metadata["per_symbol"].value == {"IBM": {"high_ge_low": 1, "high_ge_open_close": 1}}
+
+
+def test_standard_blocks_the_same_write_and_strict_blocks_the_real_crash(tmp_path, instance) -> None:
+    standard = load_config(write_config(tmp_path, {"us_stocks": SAMPLE_MARKET}))
+    result = run_bars(standard, instance, key="2000-04-01|IBM", market_data=_CorruptMarketData())
+    assert not result.success and "high_ge_low" in step_error(result)
+    strict = load_config(write_config(tmp_path, {"us_stocks": {**SAMPLE_MARKET, "quality": {"profile": "strict"}}},
+                                      duckdb_path="strict.duckdb"))
+    result = run_bars(strict, instance, key="2000-09-01|AAPL")
+    assert not result.success
+    assert "2000-09-01|AAPL" in step_error(result) and "price_jump" in step_error(result)
+    # The 2:1 split of 2000-06-21 is a corporate action, not an error, even under strict.
+    assert run_bars(strict, instance, key="2000-06-01|AAPL").success
