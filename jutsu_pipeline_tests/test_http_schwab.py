@@ -78,7 +78,8 @@ def test_expired_refresh_token_is_actionable(fx: FakeExchange, tmp_path: Path) -
     with pytest.raises(AuthExpired) as error:
         provider(fx).fetch(JAN)
     message = str(error.value)
-    assert "schwab (token refresh)" in message and "7 days" in message
+    assert "schwab AAPL 1d window [2024-01-01T00:00:00Z, 2024-02-01T00:00:00Z) (token refresh)" in message
+    assert "7 days" in message
     assert "python -m jutsu_pipeline.providers.schwab authorize" in message
     assert tokens.refresh_token.reveal() not in message and tokens.access_token.reveal() not in message
     assert fx.count("schwab_token") == 1  # not retried

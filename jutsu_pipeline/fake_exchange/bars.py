@@ -78,8 +78,12 @@ class BarSource:
         last = int(dt.datetime.combine(spec.delisted, dt.time(), UTC).timestamp()) if spec.delisted else 2**40
         return first, last
 
-    def times(self, symbol: str, timeframe: str, start: int, end: int) -> list[int]:
-        """Bar starts in [start, end) (epoch s). Daily bars are keyed by their session date at 00:00 UTC."""
+    def times(self, symbol: str, timeframe: str, start: int, end: int, limit: int | None = None) -> list[int]:
+        """The first `limit` bar starts in [start, end) (epoch s). Daily bars are keyed by session date 00:00 UTC."""
+        out = self._times(symbol, timeframe, start, end, limit)
+        return out if limit is None else out[:limit]
+
+    def _times(self, symbol: str, timeframe: str, start: int, end: int, limit: int | None) -> list[int]:
         spec = self.symbols[symbol]
         step = TIMEFRAME_SECONDS[timeframe]
         first, last = self._life(spec)
@@ -88,17 +92,19 @@ class BarSource:
             return []
         if spec.kind == "crypto":
             t0 = -(-lo // step) * step
+            if limit is not None:
+                hi = min(hi, t0 + limit * step)
             return list(range(t0, hi, step))
         keys, bounds = xnys_sessions()
         out: list[int] = []
         if timeframe == "1d":
             i = bisect.bisect_left(keys, lo)
-            while i < len(keys) and keys[i] < hi:
+            while i < len(keys) and keys[i] < hi and (limit is None or len(out) < limit):
                 out.append(keys[i])
                 i += 1
             return out
         i = max(bisect.bisect_left(keys, lo - DAY), 0)
-        while i < len(keys) and keys[i] < hi:
+        while i < len(keys) and keys[i] < hi and (limit is None or len(out) < limit):
             open_, close = bounds[keys[i]]
             t = max(open_ // step * step, -(-lo // step) * step)
             while t < close and t < hi:

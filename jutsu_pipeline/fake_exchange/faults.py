@@ -97,7 +97,7 @@ class FaultPlan:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._scripted: dict[str, deque[Fault]] = defaultdict(deque)
-        self._always: dict[str, list[Fault]] = defaultdict(list)
+        self._always: dict[str, list[tuple[Fault, dict[str, str]]]] = defaultdict(list)
         self._random: dict[str, tuple[float, tuple[Fault, ...], random.Random]] = {}
 
     def script(self, route: str, *faults: Fault) -> None:
@@ -105,10 +105,10 @@ class FaultPlan:
         with self._lock:
             self._scripted[route].extend(faults)
 
-    def always(self, route: str, fault: Fault) -> None:
-        """Every request of `route` gets `fault` (until `clear`)."""
+    def always(self, route: str, fault: Fault, when: dict[str, str] | None = None) -> None:
+        """Every request of `route` (whose query has the `when` items, e.g. {"symbol": "BTCUSDT"}) gets `fault`."""
         with self._lock:
-            self._always[route].append(fault)
+            self._always[route].append((fault, dict(when or {})))
 
     def random(self, route: str, rate: float, faults: tuple[Fault, ...] = TRANSIENT_MIX, seed: int = 0) -> None:
         """Each request of `route` gets one of `faults` with probability `rate` (seeded, reproducible)."""
@@ -125,15 +125,17 @@ class FaultPlan:
         with self._lock:
             return len(self._scripted[route])
 
-    def next(self, route: str) -> list[Fault]:
+    def next(self, route: str, params: dict[str, str] | None = None) -> list[Fault]:
         """The faults of the next request of `route` (scripted first, then always, then random)."""
+        params = params or {}
         with self._lock:
             out: list[Fault] = []
             for key in (route, "*"):
                 if self._scripted[key]:
                     out.append(self._scripted[key].popleft())
                     break
-            out.extend(self._always[route] + self._always["*"])
+            out.extend(fault for fault, when in self._always[route] + self._always["*"]
+                       if all(params.get(k) == v for k, v in when.items()))
             for key in (route, "*"):
                 if key in self._random:
                     rate, faults, rng = self._random[key]

@@ -240,7 +240,7 @@ class FakeExchange:
         route, handler = self._match(h.command, url.path)
         if self.latency:
             time.sleep(self.latency)
-        faults = self.faults.next(route) if route != "unknown" else []
+        faults = self.faults.next(route, params) if route != "unknown" else []
         transport = next((f for f in faults if f.kind not in DATA_KINDS), None)
         request = Request(h.command, url.path, params, {k.lower(): v for k, v in h.headers.items()},
                           dict(parse_qsl(raw_form)), cookies, frozenset(f.kind for f in faults if f.kind in DATA_KINDS))

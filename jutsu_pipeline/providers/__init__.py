@@ -9,7 +9,7 @@ from typing import Any
 
 from jutsu_pipeline.providers.base import BarsProvider
 
-# name -> module with `build(options, timezone, resolve) -> BarsProvider`
+# name -> module with `build(options, timezone, resolve, secrets=None) -> BarsProvider`
 PROVIDER_MODULES: dict[str, str] = {
     "sample": "jutsu_pipeline.providers.sample",
     "files": "jutsu_pipeline.providers.files",
@@ -18,6 +18,7 @@ PROVIDER_MODULES: dict[str, str] = {
     "schwab": "jutsu_pipeline.providers.schwab",
     "yahoo": "jutsu_pipeline.providers.yahoo",
 }
+LOCAL_PROVIDERS = frozenset({"sample", "files"})
 
 
 def build_provider(
@@ -35,7 +36,9 @@ def build_provider(
     """
     if name not in PROVIDER_MODULES:
         raise ValueError(f"provider {name!r} is not available; choose one of {sorted(PROVIDER_MODULES)}")
-    module = import_module(PROVIDER_MODULES[name])
-    if secrets is None:
-        return module.build(options, timezone, resolve)
-    return module.build(options, timezone, resolve, secrets=secrets)
+    return import_module(PROVIDER_MODULES[name]).build(options, timezone, resolve, secrets=secrets)
+
+
+def is_local(name: str) -> bool:
+    """Whether a provider reads local files (no network, no rate limit)."""
+    return name in LOCAL_PROVIDERS

@@ -33,7 +33,7 @@ class BinanceProvider(HttpProvider):
 
     name = "binance"
     default_base_url = "https://data-api.binance.vision"
-    default_settings = HttpSettings(requests_per_second=10.0, burst=5.0, weight_per_minute=6000.0)
+    default_settings = HttpSettings(requests_per_second=20.0, burst=10.0, weight_per_minute=6000.0)
 
     def __init__(self, options: Mapping[str, Any], timezone: str) -> None:
         super().__init__(options, timezone, error_mapper=_map_error)

@@ -13,7 +13,7 @@ class FilesProvider(LocalFilesProvider):
     name = "files"
 
 
-def build(options: dict, timezone: str, resolve) -> FilesProvider:  # noqa: ANN001 - resolve: Path -> Path
+def build(options: dict, timezone: str, resolve, secrets=None) -> FilesProvider:  # noqa: ANN001 - resolve: Path -> Path
     if "path" not in options:
         raise ValueError("the files provider needs options.path: the folder with <SYMBOL>.csv or .parquet files")
     return FilesProvider(Path(resolve(options["path"])), timezone)

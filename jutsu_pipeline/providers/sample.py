@@ -20,6 +20,6 @@ class SampleProvider(LocalFilesProvider):
         super().__init__(path, timezone, timeframes=frozenset({Timeframe.D1}))
 
 
-def build(options: dict, timezone: str, resolve) -> SampleProvider:  # noqa: ANN001
+def build(options: dict, timezone: str, resolve, secrets=None) -> SampleProvider:  # noqa: ANN001
     path = Path(resolve(options["path"])) if "path" in options else SAMPLE_DIR
     return SampleProvider(path, timezone)

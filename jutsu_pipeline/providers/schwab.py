@@ -77,37 +77,36 @@ class SchwabAuth:
     def __repr__(self) -> str:
         return f"SchwabAuth(token_file={self.token_file!r})"
 
-    def access_token(self, *, force_refresh: bool = False) -> str:
+    def access_token(self, context: RequestContext, *, force_refresh: bool = False) -> str:
+        """A valid access token for a request made for `context` (named in errors)."""
+        context = context.for_purpose("token refresh")
         with self._lock:
             if self._tokens is None:
-                self._tokens = self._load()
+                self._tokens = self._load(context)
             if force_refresh or self._tokens.access_expires_at - self.leeway <= time.time():
-                self._tokens = self._refresh(self._tokens)
+                self._tokens = self._refresh(self._tokens, context)
             return self._tokens.access_token.reveal()
 
-    def _context(self) -> RequestContext:
-        return RequestContext("schwab", purpose="token refresh")
-
-    def _load(self) -> Tokens:
+    def _load(self, context: RequestContext) -> Tokens:
         if not self.token_file.exists():
-            raise AuthExpired(self._context(), f"no token file at {self.token_file.path}", AUTHORIZE_HINT)
+            raise AuthExpired(context, f"no token file at {self.token_file.path}", AUTHORIZE_HINT)
         try:
             return self.token_file.load()
         except (ValueError, KeyError, OSError) as error:
-            raise AuthExpired(self._context(), f"token file {self.token_file.path} is unreadable "
+            raise AuthExpired(context, f"token file {self.token_file.path} is unreadable "
                               f"({type(error).__name__})", AUTHORIZE_HINT) from None
 
-    def _refresh(self, tokens: Tokens) -> Tokens:
+    def _refresh(self, tokens: Tokens, context: RequestContext) -> Tokens:
         if tokens.refresh_expires_at <= time.time():
             expired = dt.datetime.fromtimestamp(tokens.refresh_expires_at, dt.timezone.utc).isoformat(timespec="seconds")
-            raise AuthExpired(self._context(), f"the refresh token expired at {expired} (Schwab refresh tokens last "
+            raise AuthExpired(context, f"the refresh token expired at {expired} (Schwab refresh tokens last "
                               "7 days)", AUTHORIZE_HINT)
         reply = self.provider.client.request(
-            "POST", "/v1/oauth/token", self._context(), error_mapper=_token_error,
+            "POST", "/v1/oauth/token", context, error_mapper=_token_error,
             data={"grant_type": "refresh_token", "refresh_token": tokens.refresh_token.reveal()},
             auth=(self.client_id.reveal(), self.client_secret.reveal()))
         if not isinstance(reply.data, dict) or "access_token" not in reply.data:
-            raise MalformedPayload(self._context(), "token response lacks access_token", "report it", transient=False)
+            raise MalformedPayload(context, "token response lacks access_token", "report it", transient=False)
         fresh = Tokens.from_response(reply.data, REFRESH_TTL, previous=tokens)
         self.token_file.save(fresh)
         return fresh
@@ -143,9 +142,9 @@ class SchwabProvider(HttpProvider):
             return self.client.request("GET", "/marketdata/v1/pricehistory", context, params=params,
                                        headers={"Authorization": f"Bearer {token}"}).data
         try:
-            return call(self.auth.access_token())
+            return call(self.auth.access_token(context))
         except Unauthorized:
-            return call(self.auth.access_token(force_refresh=True))  # once: a second 401 is raised
+            return call(self.auth.access_token(context, force_refresh=True))  # once: a second 401 is raised
 
     def _fetch(self, request: FetchRequest) -> pl.DataFrame:
         context = self.context(request)

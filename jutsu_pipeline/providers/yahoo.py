@@ -56,10 +56,10 @@ class YahooProvider(HttpProvider):
         self._crumb: Secret | None = None
         self._crumb_lock = threading.Lock()
 
-    def _ensure_crumb(self, *, renew: bool = False) -> str:
+    def _ensure_crumb(self, context: RequestContext, *, renew: bool = False) -> str:
         with self._crumb_lock:
             if self._crumb is None or renew:
-                context = RequestContext(self.name, purpose="cookie and crumb")
+                context = context.for_purpose("cookie and crumb")
                 self.client.request("GET", self.cookie_url, context, ok_statuses=frozenset({404}), expect_json=False)
                 reply = self.client.request("GET", "/v1/test/getcrumb", context, expect_json=False)
                 crumb = reply.body.decode("utf-8", errors="replace").strip()
@@ -74,9 +74,9 @@ class YahooProvider(HttpProvider):
         def call(crumb: str) -> Any:
             return self.client.request("GET", path, context, params={**params, "crumb": crumb}).data
         try:
-            payload = call(self._ensure_crumb())
+            payload = call(self._ensure_crumb(context))
         except Unauthorized:
-            payload = call(self._ensure_crumb(renew=True))  # "Invalid Crumb": renew once
+            payload = call(self._ensure_crumb(context, renew=True))  # "Invalid Crumb": renew once
         try:
             result = payload["chart"]["result"]
         except (KeyError, TypeError):

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import dagster as dg
+from pydantic import Field
 
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.providers import build_provider
 from jutsu_pipeline.providers.base import BarsProvider
+from jutsu_pipeline.resources.credentials import ProviderCredentials
 
 
 class MarketDataResource(dg.ConfigurableResource):
-    """Providers for the configured markets (the bundled `sample` one needs no network or keys)."""
+    """Providers for the configured markets (the bundled `sample` one needs no network or keys).
+
+    Credentials of the HTTP providers come from `credentials` (bound to environment variables with
+    `dg.EnvVar`, never shown in the UI or logs).
+    """
+
+    credentials: ProviderCredentials = Field(default_factory=ProviderCredentials)
 
     def provider_for(self, config: JutsuConfig, market: str, timezone: str) -> BarsProvider:
         settings = config.markets[market]
-        return build_provider(settings.provider, settings.options, timezone, config.resolve)
+        return build_provider(settings.provider, settings.options, timezone, config.resolve,
+                              secrets=self.credentials.secrets())

@@ -43,7 +43,7 @@ def klines(x, req: Request) -> Response:  # noqa: ANN001 - x: FakeExchange
         lo = -(-start_ms // 1000)
         if "duplicate_boundary" in req.data_faults:
             lo -= size
-        keys = x.bars.times(symbol, tf, lo, upper)[:limit]
+        keys = x.bars.times(symbol, tf, lo, upper, limit)
         if "outside_range" in req.data_faults and keys:
             keys = [keys[0] - size, *keys, keys[-1] + size]
     rows = []

@@ -72,7 +72,7 @@ def chart(x, req: Request) -> Response:  # noqa: ANN001
     tz = "UTC" if spec.kind == "crypto" else "America/New_York"
     result = {
         "meta": {"currency": "USD", "symbol": symbol, "exchangeTimezoneName": tz, "dataGranularity": interval,
-                 "firstTradeDate": x.bars.session_open(symbol, x.bars.times(symbol, "1d", 0, 2**40)[0])
+                 "firstTradeDate": x.bars.session_open(symbol, x.bars.times(symbol, "1d", 0, 2**40, 1)[0])
                  if spec.kind == "equity" else int(_first_crypto(x, symbol)),
                  "regularMarketTime": now},
         "timestamp": stamps,
@@ -85,4 +85,4 @@ def chart(x, req: Request) -> Response:  # noqa: ANN001
 
 
 def _first_crypto(x, symbol: str) -> int:  # noqa: ANN001
-    return x.bars.times(symbol, "1d", 0, 2**40)[0]
+    return x.bars.times(symbol, "1d", 0, 2**40, 1)[0]

@@ -38,11 +38,13 @@ _CHUNK = 65536
 
 # Limiters and breakers are per provider (name + base URL) and shared by all instances of a process.
 _shared_lock = threading.Lock()
-_limiters: dict[tuple[str, str, str], TokenBucket] = {}
+_limiters: dict[tuple[str, str, str, float, float], TokenBucket] = {}
 _breakers: dict[tuple[str, str], CircuitBreaker] = {}
 
 
 def shared_limiter(key: tuple[str, str, str], rate: float, capacity: float) -> TokenBucket:
+    """The process-wide bucket of `key` at this rate and capacity (different settings get their own)."""
+    key = (*key, rate, capacity)
     with _shared_lock:
         if key not in _limiters:
             _limiters[key] = TokenBucket(rate, capacity)
@@ -229,7 +231,7 @@ class HttpClient:
         wait_open = self.breaker.allow()
         if wait_open is not None:
             raise CircuitOpen(context, f"circuit breaker open after {self.settings.breaker_threshold} consecutive "
-                              f"failures of {self.provider}", f"not calling it for {wait_open:.0f} s more; check the "
+                              f"failures of {self.provider}", f"not calling it for {wait_open:.1f} s more; check the "
                               "provider's status and re-run the failed partitions later")
         self.limiter.acquire(1.0)
         if self.weight_limiter is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from jutsu_pipeline.providers.base import ProviderError, UnknownSymbolError
 from jutsu_pipeline.timeframes import Timeframe
@@ -44,7 +44,12 @@ class RequestContext:
         if self.start is not None and self.end is not None:
             window = f" window [{_iso(self.start)}, {_iso(self.end)})"
         timeframe = f" {self.timeframe.value}" if self.timeframe is not None else ""
-        return f"{self.provider} {self.symbol}{timeframe}{window}"
+        purpose = f" ({self.purpose})" if self.purpose != "bars" else ""
+        return f"{self.provider} {self.symbol}{timeframe}{window}{purpose}"
+
+    def for_purpose(self, purpose: str) -> RequestContext:
+        """The same symbol and window, for an auxiliary request (token refresh, crumb)."""
+        return replace(self, purpose=purpose)
 
 
 class HttpProviderError(ProviderError):

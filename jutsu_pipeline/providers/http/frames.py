@@ -14,11 +14,6 @@ UTC = dt.timezone.utc
 _VALUES = ("open", "high", "low", "close", "volume")
 
 
-def to_epoch_us(value: dt.datetime) -> int:
-    return int(value.timestamp() * 1_000_000) if value.microsecond == 0 else \
-        (value - dt.datetime(1970, 1, 1, tzinfo=UTC)) // dt.timedelta(microseconds=1)
-
-
 def query_window(request: FetchRequest) -> tuple[dt.datetime, dt.datetime]:
     """The instants to ask a provider for: daily bars are stamped in local time, so widen by a day each side."""
     if request.timeframe.is_intraday:

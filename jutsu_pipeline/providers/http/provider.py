@@ -10,7 +10,13 @@ from typing import Any
 
 import polars as pl
 
-from jutsu_pipeline.providers.base import FetchRequest, FetchStats, ProviderCapabilities, SymbolHistory
+from jutsu_pipeline.providers.base import (
+    FetchRequest,
+    FetchStats,
+    ProviderCapabilities,
+    ProviderError,
+    SymbolHistory,
+)
 from jutsu_pipeline.providers.http.client import ErrorMapper, HttpClient
 from jutsu_pipeline.providers.http.errors import AuthExpired, RequestContext
 from jutsu_pipeline.providers.http.frames import build_frame
@@ -61,8 +67,9 @@ class HttpProvider:
         """Final bars of the window; any page failing after retries raises (nothing partial is returned)."""
         self.stats.calls += 1
         if request.timeframe not in self.capabilities.timeframes:
-            raise ValueError(f"{self.name} does not serve {request.timeframe}; it serves "
-                             f"{sorted(t.value for t in self.capabilities.timeframes)}")
+            raise ProviderError(f"{self.context(request).describe()}: {self.name} does not serve "
+                                f"{request.timeframe.value} bars; use one of "
+                                f"{sorted(t.value for t in self.capabilities.timeframes)} or another provider")
         frame = self._fetch(request)
         self.stats.bars += frame.height
         return frame
