@@ -20,6 +20,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/jutsu sync
 	$(BIN)/jutsu coverage
+	$(BIN)/jutsu leaderboard
 
 ## Run the test suite.
 test: $(STAMP)
@@ -34,6 +35,7 @@ coverage: $(STAMP)
 
 ## Benchmarks (print side-by-side ratios; figures go to docs/performance.md).
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:

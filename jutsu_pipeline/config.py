@@ -11,7 +11,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from jutsu_pipeline.backtest.strategies import StrategyConfig
 from jutsu_pipeline.indicators.params import IndicatorParams
+from jutsu_pipeline.quality.profiles import QualityConfig
 from jutsu_pipeline.timeframes import Timeframe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -60,8 +62,10 @@ class MarketConfig(BaseModel):
     end: dt.date | None = None
     symbols: tuple[str, ...] = Field(min_length=1)
     options: dict[str, Any] = Field(default_factory=dict)
+    quality: QualityConfig = Field(default_factory=QualityConfig)  # validation profile, anomaly thresholds
     indicators: IndicatorParams = Field(default_factory=IndicatorParams)
-    adjusted_prices: bool = True  # indicators (and backtests) read bars_adjusted; False: raw bars
+    adjusted_prices: bool = True  # indicators read bars_adjusted; False: raw bars (backtests: always adjusted)
+    strategies: tuple[StrategyConfig, ...] = ()
 
     @field_validator("provider")
     @classmethod
@@ -94,6 +98,15 @@ class MarketConfig(BaseModel):
             raise ValueError("timeframes listed twice")
         return value
 
+    @field_validator("strategies")
+    @classmethod
+    def _strategy_names_unique(cls, value: tuple[StrategyConfig, ...]) -> tuple[StrategyConfig, ...]:
+        names = [s.name for s in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"strategy names listed twice: {duplicates}")
+        return value
+
     @model_validator(mode="after")
     def _window_ordered(self) -> MarketConfig:
         if self.end is not None and self.end < self.start:
@@ -111,6 +124,7 @@ class JutsuConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     duckdb_path: Path = Path("data/jutsu.duckdb")
+    reports_dir: Path = Path("data/reports")  # backtest pictures
     markets: dict[str, MarketConfig] = Field(min_length=1)
     source_path: Path | None = Field(default=None, exclude=True)
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import dagster as dg
 
+from jutsu_pipeline.assets.backtest import build_backtest_asset, build_leaderboard_asset
+from jutsu_pipeline.assets.backtest.assets import backtest_asset_key, leaderboard_asset_key
 from jutsu_pipeline.assets.bars import build_bars_asset
 from jutsu_pipeline.assets.bars.assets import bars_asset_key
+from jutsu_pipeline.assets.bars.checks import build_bars_checks
 from jutsu_pipeline.assets.indicators import build_indicators_asset
+from jutsu_pipeline.assets.indicators.assets import indicators_asset_key
 from jutsu_pipeline.config import JutsuConfig, load_config
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
+from jutsu_pipeline.resources.credentials import ProviderCredentials
 
 
 def bars_partitionings(config: JutsuConfig) -> list[BarsPartitioning]:
@@ -26,26 +31,57 @@ def bars_job_name(partitioning: BarsPartitioning) -> str:
     return f"sync_{partitioning.market}_bars_{partitioning.timeframe.value}"
 
 
+def indicators_job_name(partitioning: BarsPartitioning) -> str:
+    """The job that recomputes one market × timeframe's indicators, e.g. `indicators_us_stocks_1d`."""
+    return f"indicators_{partitioning.market}_{partitioning.timeframe.value}"
+
+
+def backtest_job_name(partitioning: BarsPartitioning) -> str:
+    return f"backtest_{partitioning.market}_{partitioning.timeframe.value}"
+
+
+def leaderboard_job_name(market: str) -> str:
+    return f"leaderboard_{market}"
+
+
 def build_definitions(config: JutsuConfig) -> dg.Definitions:
     """Everything Dagster loads for one configuration."""
     partitionings = bars_partitionings(config)
     assets = [build_bars_asset(config, partitioning) for partitioning in partitionings]
     assets += [build_indicators_asset(config, partitioning) for partitioning in partitionings]
+    for market, settings in config.markets.items():
+        if settings.strategies:
+            market_partitionings = [p for p in partitionings if p.market == market]
+            assets += [build_backtest_asset(config, p) for p in market_partitionings]
+            assets.append(build_leaderboard_asset(config, market_partitionings))
     jobs = [
         dg.define_asset_job(
             bars_job_name(p),
             selection=dg.AssetSelection.assets(bars_asset_key(p.market, p.timeframe.value)),
-            partitions_def=p.partitions_def,
             description=f"Sync {p.timeframe.value} bars of market {p.market} for the selected partitions.",
         )
         for p in partitionings
+    ] + [
+        dg.define_asset_job(
+            indicators_job_name(p),
+            selection=dg.AssetSelection.assets(indicators_asset_key(p.market, p.timeframe.value)),
+            description=f"Recompute the indicators of market {p.market} ({p.timeframe.value}) for the selected symbols.",
+        )
+        for p in partitionings
     ]
+    for market, settings in config.markets.items():
+        if settings.strategies:
+            jobs += [dg.define_asset_job(backtest_job_name(p), selection=dg.AssetSelection.assets(
+                backtest_asset_key(p.market, p.timeframe.value))) for p in partitionings if p.market == market]
+            jobs.append(dg.define_asset_job(leaderboard_job_name(market),
+                                            selection=dg.AssetSelection.assets(leaderboard_asset_key(market))))
     return dg.Definitions(
         assets=assets,
+        asset_checks=[check for p in partitionings for check in build_bars_checks(config, p)],
         jobs=jobs,
         resources={
             "duckdb": JutsuDuckDBResource(database=str(config.database)),
-            "market_data": MarketDataResource(),
+            "market_data": MarketDataResource(credentials=ProviderCredentials.from_env()),
         },
         executor=dg.in_process_executor,
     )

@@ -61,3 +61,15 @@ def run_indicators(config: JutsuConfig, instance: dg.DagsterInstance, symbols: l
     tags = {RANGE_START_TAG: symbols[0], RANGE_END_TAG: symbols[-1]}
     return dg.materialize([asset], instance=instance, resources=resources, tags=tags, raise_on_error=False,
                           selection=[asset.key])
+
+
+def run_backtest(config: JutsuConfig, instance: dg.DagsterInstance, symbols: list[str],
+                 market: str = "us_stocks", timeframe: str = "1d") -> dg.ExecuteInProcessResult:
+    """Materialise the backtests of `symbols` (adjacent in config order) in one range run."""
+    from jutsu_pipeline.assets.backtest import build_backtest_asset
+
+    asset = build_backtest_asset(config, partitioning(config, market, timeframe))
+    resources = {"duckdb": JutsuDuckDBResource(database=str(config.database), lock_timeout_seconds=5)}
+    tags = {RANGE_START_TAG: symbols[0], RANGE_END_TAG: symbols[-1]}
+    return dg.materialize([asset], instance=instance, resources=resources, tags=tags, raise_on_error=False,
+                          selection=[asset.key])

@@ -79,6 +79,17 @@ def _period_key(ts_us: np.ndarray, rule: np.ndarray) -> np.ndarray:
     return key
 
 
+def _shift(values: np.ndarray, fill: float, *, forward: bool = False) -> np.ndarray:
+    """``values`` moved one place later (previous element), or earlier with ``forward``; ``fill`` at the gap."""
+    out = np.empty_like(values, dtype=np.result_type(values, np.asarray(fill)))
+    if values.size:
+        if forward:
+            out[:-1], out[-1] = values[1:], fill
+        else:
+            out[1:], out[0] = values[:-1], fill
+    return out
+
+
 def derive_curves(
     starts: np.ndarray, ends: np.ndarray, ts_us: np.ndarray, close: np.ndarray, equity: np.ndarray, clock: Clock
 ) -> Curves:
@@ -96,24 +107,24 @@ def derive_curves(
     marker = (drawdown == 0) | last
     # Markers strictly before each bar: a series' first bar is a marker (drawdown 0), so ids never
     # span two series and a group is (previous marker, closing marker].
-    episode = np.concatenate([[0], np.cumsum(marker)[:-1]]).astype(np.int64)
-    prev_ts = np.concatenate([ts_us[:1], ts_us[:-1]])
+    episode = _shift(np.cumsum(marker), 0).astype(np.int64)
+    prev_ts = _shift(ts_us, 0)
     prev_ts[first] = ts_us[first]
 
     with np.errstate(divide="ignore", invalid="ignore"):
-        eq_lr = np.log(equity / np.concatenate([[np.nan], equity[:-1]]))
-        mk_lr = np.log(close / np.concatenate([[np.nan], close[:-1]]))
+        eq_lr = np.log(equity / _shift(equity, np.nan))
+        mk_lr = np.log(close / _shift(close, np.nan))
     eq_lr[first] = np.nan
     mk_lr[first] = np.nan
 
     series = np.repeat(np.arange(n.size), n)
     key = _period_key(ts_us, np.repeat(clock.rule, n))
-    period_last = last | np.concatenate([key[1:] != key[:-1], [True]])
+    period_last = last | (key != _shift(key, 0, forward=True))
     p_series = series[period_last]
     p_equity = equity[period_last]
-    same = np.concatenate([[False], p_series[1:] == p_series[:-1]])
+    same = p_series == _shift(p_series, -1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p_return = p_equity / np.concatenate([[np.nan], p_equity[:-1]]) - 1
+        p_return = p_equity / _shift(p_equity, np.nan) - 1
     return Curves(
         drawdown=drawdown,
         episode=episode,

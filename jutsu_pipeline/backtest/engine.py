@@ -169,24 +169,16 @@ def _equity_path(
     cash_after_entry: np.ndarray,
     cash_after_exit: np.ndarray,
 ) -> np.ndarray:
-    """Equity at every bar's close: account state set at each fill, forward-filled between fills."""
-    n = close_s.size
-    cash = np.zeros(n)
-    held = np.zeros(n)
-    cost = np.zeros(n)
-    is_set = np.zeros(n, dtype=bool)
-    starts = sim.starts[sim.ends > sim.starts]
-    cash[starts] = sim.initial_cash[sim.ends > sim.starts]
-    is_set[starts] = True
-    cash[entry_idx] = cash_after_entry
-    held[entry_idx] = units
-    cost[entry_idx] = entry_s
-    is_set[entry_idx] = True
+    """Equity at every bar's close: the account state set by the latest event (series start, entry
+    fill, exit fill) at or before the bar, marked to the bar's close."""
+    live = sim.ends > sim.starts
     done = exit_idx >= 0
-    cash[exit_idx[done]] = cash_after_exit[done]
-    held[exit_idx[done]] = 0.0
-    cost[exit_idx[done]] = 0.0
-    is_set[exit_idx[done]] = True
-    last_set = np.maximum.accumulate(np.where(is_set, np.arange(n), 0))
-    held_now = held[last_set]
-    return cash[last_set] + (close_s * held_now - held_now * cost[last_set])
+    at = np.concatenate([sim.starts[live], entry_idx, exit_idx[done]])
+    cash = np.concatenate([sim.initial_cash[live], cash_after_entry, cash_after_exit[done]])
+    held = np.concatenate([np.zeros(live.sum()), units, np.zeros(done.sum())])
+    cost = np.concatenate([np.zeros(live.sum()), entry_s, np.zeros(done.sum())])
+    order = np.argsort(at, kind="stable")
+    at, cash, held, cost = at[order], cash[order], held[order], cost[order]
+    latest = np.searchsorted(at, np.arange(close_s.size), side="right") - 1
+    held_now = held[latest]
+    return cash[latest] + (close_s * held_now - held_now * cost[latest])

@@ -27,12 +27,13 @@ def compute_indicators(bars: pl.DataFrame, strategy: StrategyConfig) -> pl.DataF
 
     p = strategy.typed_params
     if isinstance(p, RsiReversionParams):
-        out = indicator_frame(bars, IndicatorParams(rsi=[p.period]))
-        return out.select("symbol", "ts", pl.col(f"rsi_{p.period}").alias("rsi"))
+        params = IndicatorParams(rsi_period=p.period)
+        names = params.columns()
+        return indicator_frame(bars, params).select("symbol", "ts", pl.col(names.rsi).alias("rsi"))
     if isinstance(p, BollingerReversionParams):
-        out = indicator_frame(bars, IndicatorParams(bbands=[(p.period, p.nbdev)]))
-        suffix = f"{p.period}_{p.nbdev:g}"
-        return out.select(
-            "symbol", "ts", pl.col(f"bb_lower_{suffix}").alias("bb_lower"), pl.col(f"bb_middle_{suffix}").alias("bb_middle")
+        params = IndicatorParams(bbands_period=p.period, bbands_stdev=p.nbdev)
+        names = params.columns()
+        return indicator_frame(bars, params).select(
+            "symbol", "ts", pl.col(names.bb_lower).alias("bb_lower"), pl.col(names.bb_middle).alias("bb_middle")
         )
     raise ValueError(f"strategy type {strategy.type} needs no indicator inputs")

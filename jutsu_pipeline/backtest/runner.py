@@ -10,6 +10,7 @@ import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from jutsu_pipeline.backtest.curves import derive_curves, series_clock
 from jutsu_pipeline.backtest.engine import SimInput, SimResult, simulate
@@ -21,16 +22,13 @@ from jutsu_pipeline.backtest.strategies import SmaCrossParams, StrategyConfig
 from jutsu_pipeline.storage.ddl import ensure_schema
 
 LOAD_BARS = """
-CREATE OR REPLACE TEMP TABLE _bt_bars AS
 SELECT symbol, ts, open, high, low, close, volume
 FROM bars_adjusted
 WHERE timeframe = $timeframe AND symbol IN (SELECT unnest($symbols::VARCHAR[]))
+ORDER BY symbol, ts
 """
 
-LOAD_FRAME = """
-CREATE OR REPLACE TEMP TABLE _bt_bars AS
-SELECT symbol, ts::TIMESTAMPTZ AS ts, open, high, low, close, volume FROM _bt_frame
-"""
+BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
 
 # Content hash of the (adjusted) bars a symbol was backtested on: equal bars <=> equal version.
 DATA_VERSION = """
@@ -66,11 +64,6 @@ FROM _bt_trades t JOIN _bt_series s USING (series_id)
 ORDER BY s.strategy, s.symbol, trade_no
 """
 
-EQUITY_RESULT = """
-SELECT s.strategy, s.symbol, e.ts, e.equity, e.drawdown AS drawdown_pct
-FROM _bt_equity e JOIN _bt_series s USING (series_id)
-ORDER BY s.strategy, s.symbol, e.ts
-"""
 
 
 DURATION_COLUMNS = (
@@ -102,28 +95,45 @@ def run_backtests(
     _check_unique_names(strategies)
     ensure_schema(con)
     ensure_result_tables(con)
-    con.execute(LOAD_BARS, {"timeframe": timeframe, "symbols": list(symbols)})
-    result = _backtest_loaded(con, strategies)
-    replace_results(
-        con,
-        timeframe=timeframe,
-        strategies=[s.name for s in strategies],
-        symbols=list(symbols),
-        computed_at=dt.datetime.now(dt.timezone.utc),
-    )
+    bars = con.sql(LOAD_BARS, params={"timeframe": timeframe, "symbols": list(symbols)}).to_arrow_table()
+    try:
+        result = _backtest_loaded(con, bars, strategies)
+        replace_results(
+            con,
+            timeframe=timeframe,
+            strategies=[s.name for s in strategies],
+            symbols=list(symbols),
+            computed_at=dt.datetime.now(dt.timezone.utc),
+        )
+    finally:
+        _drop_session_objects(con)
     return result
 
 
 def backtest_bars(bars: pl.DataFrame, strategies: Sequence[StrategyConfig]) -> BacktestResult:
     """In-memory variant: ``bars`` has symbol, ts, open, high, low, close, volume; nothing is stored."""
     _check_unique_names(strategies)
+    ts = bars.schema["ts"]
+    utc = pl.col("ts").dt.replace_time_zone("UTC") if getattr(ts, "time_zone", None) is None else (
+        pl.col("ts").dt.convert_time_zone("UTC"))
+    frame = bars.select(BAR_COLUMNS).with_columns(utc.dt.cast_time_unit("us")).sort("symbol", "ts")
     con = duckdb.connect()
     try:
-        con.register("_bt_frame", bars.to_arrow())
-        con.execute(LOAD_FRAME)
-        return _backtest_loaded(con, strategies)
+        return _backtest_loaded(con, frame.to_arrow(), strategies)
     finally:
         con.close()
+
+
+REGISTERED = ("_bt_bars", "_bt_indicators", "_bt_series", "_bt_equity", "_bt_returns", "_bt_trades")
+TEMP_TABLES = ("_bt_data_version", "_bt_dd_episodes", "_bt_performance")
+
+
+def _drop_session_objects(con: duckdb.DuckDBPyConnection) -> None:
+    """Remove the registered Arrow views and temp tables a run leaves in the caller's connection."""
+    for name in REGISTERED:
+        con.unregister(name)
+    for name in TEMP_TABLES:
+        con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
 
 def _check_unique_names(strategies: Sequence[StrategyConfig]) -> None:
@@ -132,19 +142,19 @@ def _check_unique_names(strategies: Sequence[StrategyConfig]) -> None:
         raise ValueError(f"strategy names must be unique, got {names}")
 
 
-BAR_INDEX = "SELECT symbol, count(*) AS n_bars FROM _bt_bars GROUP BY symbol ORDER BY symbol"
-BAR_ARRAYS = "SELECT epoch_us(ts) AS ts_us, open, close FROM _bt_bars ORDER BY symbol, ts"
-
-
-def _backtest_loaded(con: duckdb.DuckDBPyConnection, strategies: Sequence[StrategyConfig]) -> BacktestResult:
-    """Signals, simulation and statistics over the session's ``_bt_bars``."""
+def _backtest_loaded(
+    con: duckdb.DuckDBPyConnection, table: pa.Table, strategies: Sequence[StrategyConfig]
+) -> BacktestResult:
+    """Signals, simulation and statistics over ``table`` (bars sorted by symbol, ts; registered as ``_bt_bars``)."""
+    table = table.select(list(BAR_COLUMNS)).combine_chunks()
+    con.register("_bt_bars", table)
     con.execute(DATA_VERSION)
-    index = con.sql(BAR_INDEX).fetchnumpy()
-    bars = con.sql(BAR_ARRAYS).fetchnumpy()
-    ts_us = np.asarray(bars["ts_us"], dtype=np.int64)
-    symbols = [str(x) for x in index["symbol"]]
-    counts = np.asarray(index["n_bars"], dtype=np.int64)
-    ends = np.cumsum(counts)
+    runs = pc.run_end_encode(table.column("symbol").combine_chunks())
+    symbols = runs.values.to_pylist()
+    ends = runs.run_ends.to_numpy().astype(np.int64)
+    counts = np.diff(ends, prepend=0)
+    ts_us = table.column("ts").cast(pa.int64()).to_numpy()
+    bars = {c: table.column(c).to_numpy() for c in ("open", "close")}
     signals = []
     for strategy in strategies:
         if isinstance(strategy.typed_params, SmaCrossParams):
@@ -158,13 +168,29 @@ def _backtest_loaded(con: duckdb.DuckDBPyConnection, strategies: Sequence[Strate
         signals.append(con.sql(sql, params=params).fetchnumpy())
     sim, series = _assemble(strategies, symbols, counts, signals)
     result = simulate(sim)
-    _register_results(con, series, sim, np.tile(ts_us, len(strategies)), result)
+    tables = _register_results(con, series, sim, np.tile(ts_us, len(strategies)), result)
     compute_performance(con)
     return BacktestResult(
         performance=con.sql(PERFORMANCE_RESULT).pl().with_columns(pl.col(DURATION_COLUMNS).cast(pl.Duration("us"))),
         trades=con.sql(TRADES_RESULT).pl(),
-        equity=con.sql(EQUITY_RESULT).pl(),
+        equity=_equity_frame(tables),
     )
+
+
+def _equity_frame(tables: dict[str, pa.Table]) -> pl.DataFrame:
+    """strategy, symbol (Enum), ts, equity, drawdown_pct of every bar, from the registered Arrow tables."""
+    series = tables["_bt_series"]
+    counts = series.column("n_bars").to_numpy()
+    per_bar = np.repeat(np.arange(counts.size), counts)
+    labels = {}
+    for column in ("strategy", "symbol"):
+        values = series.column(column).to_pylist()
+        categories = list(dict.fromkeys(values))
+        position = {v: i for i, v in enumerate(categories)}
+        codes = np.array([position[v] for v in values], dtype=np.int64)
+        labels[column] = pl.Series(column, categories, dtype=pl.Enum(categories)).gather(codes[per_bar])
+    curve = pl.from_arrow(tables["_bt_equity"].select(["ts", "equity", "drawdown"]))
+    return pl.DataFrame(labels).hstack(curve.rename({"drawdown": "drawdown_pct"}).get_columns())
 
 
 def _assemble(
@@ -208,8 +234,8 @@ def _assemble(
 
 def _register_results(
     con: duckdb.DuckDBPyConnection, series: dict[str, np.ndarray], sim: SimInput, ts_us: np.ndarray, result: SimResult
-) -> None:
-    """Expose series, equity curves, period returns and trades to stats.py's SQL."""
+) -> dict[str, pa.Table]:
+    """Expose series, equity curves, period returns and trades to stats.py's SQL (and return them)."""
     n_bars = sim.ends - sim.starts
     tr = result.trades
     clock = series_clock(sim.starts, sim.ends, ts_us)
@@ -262,3 +288,4 @@ def _register_results(
     })
     for name, table in tables.items():
         con.register(name, table)
+    return tables

@@ -1,7 +1,11 @@
-"""Entry/exit signals in DuckDB SQL, one statement per strategy type, over all symbols at once.
+"""Entry/exit signals, one SQL statement per strategy type, over all symbols at once.
+
+``sma_cross`` also exists as numpy (``sma_cross_arrays``), which the runtime uses for speed; the
+tests check it equals ``SMA_CROSS_SIGNALS``.
 
 Every statement reads ``_bt_bars(symbol, ts, open, close)`` (and, for the indicator strategies,
-``_bt_indicators(symbol, ts, ...)``) and returns one row per bar ordered by symbol, ts with ``open, close, entry, exit, warmup``
+``_bt_indicators(symbol, ts, ...)``) and returns one row per bar ordered by symbol, ts with
+``open, close, entry, exit, warmup``
 (the caller knows symbols and timestamps from ``_bt_bars`` in the same order).
 
 ``warmup`` mirrors backtesting.py's ``_indicator_warmup_nbars``: the largest index of the first

@@ -10,10 +10,17 @@ import dagster as dg
 from jutsu_pipeline.assets.bars.metadata import outcome_metadata
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
+from jutsu_pipeline.providers import is_local
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
 from jutsu_pipeline.sync.engine import BarsSync
 
 DUCKDB_WRITER_POOL = "duckdb_writer"
+
+
+def bars_pool(provider: str) -> str:
+    """One run at a time per HTTP provider (its rate limit holds across runs); local files share the
+    DuckDB writer pool. Writes themselves are short transactions that wait for the file lock."""
+    return DUCKDB_WRITER_POOL if is_local(provider) else f"provider_{provider}"
 
 
 class BarsSyncFailed(dg.Failure):
@@ -35,7 +42,7 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
         group_name=market,
         partitions_def=partitioning.partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=DUCKDB_WRITER_POOL,
+        pool=bars_pool(settings.provider),
         kinds={"duckdb"},
         description=(
             f"{timeframe} OHLCV bars of market {market} ({settings.provider} provider, {settings.calendar} calendar) "

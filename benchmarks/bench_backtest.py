@@ -1,0 +1,188 @@
+"""SMA(10/30) cross over 500 symbols x 2,520 daily bars: jutsu vs vectorbt vs backtesting.py, one run.
+
+    python benchmarks/bench_backtest.py [--symbols 500] [--bars 2520] [--bt-sample 10] [--repeat 3]
+
+Settings are the same everywhere: signal on bar t's close, fill at bar t+1's open, all-in whole
+shares, 10,000 cash, no commission, long only. Timed:
+
+- jutsu ``backtest_bars``: in-memory bars -> signals, fills, equity, every statistic, trade list.
+- jutsu ``run_backtests``: the asset's path, also reading ``bars_adjusted`` and writing the three
+  tables to a DuckDB file.
+- vectorbt 1.2: MA.run x2, crossed_above/below, Portfolio.from_signals (price=open, signals shifted
+  one bar, size=inf, size_granularity=1) and a comparable set of metrics. Warm (numba compiled by a
+  first run, whose time is reported separately as "cold").
+- backtesting.py 0.6.6: run per symbol on a sample of symbols, extrapolated linearly to all symbols.
+
+Best of ``--repeat`` runs for the first three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from jutsu_pipeline.backtest import StrategyConfig, backtest_bars, run_backtests
+from jutsu_pipeline.backtest.engine import SimInput, simulate
+from jutsu_pipeline.backtest.signals import sma_cross_arrays
+from jutsu_pipeline.storage.ddl import ensure_schema
+
+STRATEGY = StrategyConfig(name="sma_10_30", type="sma_cross", params={"fast": 10, "slow": 30})
+
+
+def synthetic(symbols: int, bars: int, seed: int = 42) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+    """Business-day index and (bars x symbols) open/close of seeded geometric random walks."""
+    rng = np.random.default_rng(seed)
+    index = pd.bdate_range("2010-01-04", periods=bars, tz="UTC")
+    close = 50 * np.exp(np.cumsum(rng.normal(0.0002, 0.02, (bars, symbols)), axis=0))
+    opens = close * np.exp(rng.normal(0, 0.005, (bars, symbols)))
+    return index, opens, close
+
+
+def bars_frame(index: pd.DatetimeIndex, opens: np.ndarray, close: np.ndarray) -> pl.DataFrame:
+    n_bars, n_symbols = close.shape
+    high = np.maximum(opens, close) * 1.005
+    low = np.minimum(opens, close) * 0.995
+    return pl.DataFrame({
+        "symbol": np.repeat([f"S{i:04d}" for i in range(n_symbols)], n_bars),
+        "ts": np.tile(index.tz_localize(None).to_numpy().astype("datetime64[us]"), n_symbols),
+        "open": opens.T.ravel(), "high": high.T.ravel(), "low": low.T.ravel(), "close": close.T.ravel(),
+        "volume": np.full(n_bars * n_symbols, 1e6),
+    }).with_columns(pl.col("ts").dt.replace_time_zone("UTC"))
+
+
+def engine_only(opens: np.ndarray, close: np.ndarray) -> object:
+    """Signals + fills + equity curves alone (numpy), no statistics, no DuckDB: for the breakdown."""
+    n_bars, n_symbols = close.shape
+    o, c = opens.T.ravel(), close.T.ravel()
+    ends = np.cumsum(np.full(n_symbols, n_bars))
+    entry, exit_, _ = sma_cross_arrays(c, ends - n_bars, ends, STRATEGY.typed_params)
+    return simulate(SimInput(ends - n_bars, ends, o, c, entry, exit_, np.full(n_symbols, 10_000.0),
+                             np.zeros(n_symbols), np.ones(n_symbols)))
+
+
+def best_of(repeat: int, fn) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), out
+
+
+def run_vectorbt(index: pd.DatetimeIndex, opens: np.ndarray, close: np.ndarray) -> dict:
+    import vectorbt as vbt  # noqa: PLC0415
+
+    c = pd.DataFrame(close, index=index)
+    o = pd.DataFrame(opens, index=index)
+    fast = vbt.MA.run(c, 10, short_name="fast")
+    slow = vbt.MA.run(c, 30, short_name="slow")
+    entries = pd.DataFrame(fast.ma_crossed_above(slow).to_numpy(), index=index).shift(1, fill_value=False)
+    exits = pd.DataFrame(fast.ma_crossed_below(slow).to_numpy(), index=index).shift(1, fill_value=False)
+    pf = vbt.Portfolio.from_signals(
+        c, entries, exits, price=o, init_cash=10_000, fees=0.0, size=np.inf, size_granularity=1, freq="1D"
+    )
+    trades = pf.trades
+    return {
+        "total_return": pf.total_return(), "annualized_return": pf.annualized_return(),
+        "annualized_volatility": pf.annualized_volatility(), "sharpe": pf.sharpe_ratio(),
+        "sortino": pf.sortino_ratio(), "calmar": pf.calmar_ratio(), "max_drawdown": pf.max_drawdown(),
+        "drawdowns_avg": pf.drawdowns.avg_drawdown(), "trades": trades.count(), "win_rate": trades.win_rate(),
+        "profit_factor": trades.profit_factor(), "expectancy": trades.expectancy(), "sqn": trades.sqn(),
+        "equity": pf.value(),
+    }
+
+
+def run_backtesting_py(index: pd.DatetimeIndex, opens: np.ndarray, close: np.ndarray, sample: int) -> float:
+    from backtesting import Backtest, Strategy  # noqa: PLC0415
+    from backtesting.lib import crossover  # noqa: PLC0415
+    from numpy.lib.stride_tricks import sliding_window_view  # noqa: PLC0415
+
+    def sma(values: np.ndarray, n: int) -> np.ndarray:
+        out = np.full(len(values), np.nan)
+        out[n - 1:] = sliding_window_view(np.asarray(values, float), n).mean(axis=-1)
+        return out
+
+    class SmaCross(Strategy):
+        def init(self) -> None:
+            self.fast = self.I(sma, self.data.Close, 10)
+            self.slow = self.I(sma, self.data.Close, 30)
+
+        def next(self) -> None:
+            if crossover(self.fast, self.slow):
+                if not self.position:
+                    self.buy()
+            elif crossover(self.slow, self.fast):
+                self.position.close()
+
+    start = time.perf_counter()
+    for j in range(sample):
+        data = pd.DataFrame({"Open": opens[:, j], "High": np.maximum(opens[:, j], close[:, j]) * 1.005,
+                             "Low": np.minimum(opens[:, j], close[:, j]) * 0.995, "Close": close[:, j],
+                             "Volume": 1e6}, index=index)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Backtest(data, SmaCross, cash=10_000).run()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument("--bars", type=int, default=2520)
+    parser.add_argument("--bt-sample", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    index, opens, close = synthetic(args.symbols, args.bars)
+    frame = bars_frame(index, opens, close)
+    print(f"{args.symbols} symbols x {args.bars} bars = {frame.height:,} bars; best of {args.repeat}")
+
+    t_mem, result = best_of(args.repeat, lambda: backtest_bars(frame, [STRATEGY]))
+    with tempfile.TemporaryDirectory() as tmp:
+        con = duckdb.connect(str(Path(tmp) / "bench.duckdb"))
+        ensure_schema(con)
+        con.register("staged", frame.to_arrow())
+        con.execute("INSERT INTO bars SELECT symbol, '1d', ts, open, high, low, close, volume, NULL, 'bench', now() "
+                    "FROM staged")
+        symbols = frame["symbol"].unique().sort().to_list()
+        t_db, _ = best_of(args.repeat, lambda: run_backtests(con, timeframe="1d", symbols=symbols,
+                                                                 strategies=[STRATEGY]))
+        con.close()
+    t_engine, _ = best_of(args.repeat, lambda: engine_only(opens, close))
+    n_trades = int(result.performance["n_trades"].sum() + result.performance["open_trade"].sum())
+    print(f"jutsu backtest_bars (in memory)       : {t_mem:8.3f} s   trades incl. open: {n_trades}")
+    print(f"jutsu run_backtests (DuckDB in/out)   : {t_db:8.3f} s")
+    print(f"  of which signals+fills+equity only  : {t_engine:8.3f} s   (breakdown, not a separate product)")
+
+    start = time.perf_counter()
+    vbt_out = run_vectorbt(index, opens, close)
+    t_vbt_cold = time.perf_counter() - start
+    t_vbt, vbt_out = best_of(args.repeat, lambda: run_vectorbt(index, opens, close))
+    vbt_trades = int(vbt_out["trades"].sum())
+    ours_final = result.performance.sort("symbol")["equity_final"].to_numpy()
+    vbt_final = vbt_out["equity"].iloc[-1].to_numpy()
+    print(f"vectorbt from_signals + metrics (warm): {t_vbt:8.3f} s   trades: {vbt_trades}   "
+          f"(cold, incl. numba compile: {t_vbt_cold:.1f} s)")
+    print(f"  final equity max |jutsu - vectorbt| : {np.max(np.abs(ours_final - vbt_final)):.3e}")
+
+    t_bt_sample = run_backtesting_py(index, opens, close, args.bt_sample)
+    t_bt = t_bt_sample / args.bt_sample * args.symbols
+    print(f"backtesting.py ({args.bt_sample} symbols timed)      : {t_bt_sample:8.3f} s  "
+          f"-> extrapolated to {args.symbols}: {t_bt:.1f} s")
+
+    print("ratios (their time / ours, > 1 means jutsu is faster):")
+    for label, ours in (("in memory", t_mem), ("with DuckDB I/O", t_db)):
+        print(f"  {label:16s} vs vectorbt warm: {t_vbt / ours:6.2f}x   vs vectorbt cold: {t_vbt_cold / ours:6.1f}x   "
+              f"vs backtesting.py: {t_bt / ours:7.0f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""`<market>/backtest_<tf>` (per symbol) and `<market>/backtest_leaderboard` (ranked by Sharpe)."""
+
+# No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
+
+import time
+
+import dagster as dg
+import polars as pl
+
+from jutsu_pipeline.assets.backtest.metadata import chart_links, embedded_images, results_table
+from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL
+from jutsu_pipeline.assets.indicators.assets import indicators_asset_key, symbol_partitions
+from jutsu_pipeline.backtest import run_backtests
+from jutsu_pipeline.backtest.report import equity_chart_path, leaderboard_markdown, rank_by_sharpe, write_equity_charts
+from jutsu_pipeline.config import JutsuConfig
+from jutsu_pipeline.partitions import BarsPartitioning
+from jutsu_pipeline.resources import JutsuDuckDBResource
+
+LEADERBOARD_TOP = 5
+
+CREATE_LEADERBOARD = """
+CREATE TABLE IF NOT EXISTS backtest_leaderboard (
+    market VARCHAR NOT NULL, rank INTEGER NOT NULL, strategy VARCHAR NOT NULL, symbol VARCHAR NOT NULL,
+    timeframe VARCHAR NOT NULL, sharpe_ratio DOUBLE, return_pct DOUBLE, max_drawdown_pct DOUBLE, n_trades BIGINT,
+    computed_at TIMESTAMPTZ NOT NULL
+)
+"""
+SELECT_PERFORMANCE = """
+SELECT strategy, symbol, timeframe, sharpe_ratio, return_pct, return_ann_pct, max_drawdown_pct, n_trades, win_rate_pct
+FROM backtest_performance
+WHERE symbol IN (SELECT unnest($symbols::VARCHAR[])) AND strategy IN (SELECT unnest($strategies::VARCHAR[]))
+"""
+DELETE_LEADERBOARD = "DELETE FROM backtest_leaderboard WHERE market = $market"
+INSERT_LEADERBOARD = """
+INSERT INTO backtest_leaderboard
+SELECT $market, rank, strategy, symbol, timeframe, sharpe_ratio, return_pct, max_drawdown_pct, n_trades, now()
+FROM ranked
+"""
+
+
+def backtest_asset_key(market: str, timeframe: str) -> dg.AssetKey:
+    return dg.AssetKey([market, f"backtest_{timeframe}"])
+
+
+def leaderboard_asset_key(market: str) -> dg.AssetKey:
+    return dg.AssetKey([market, "backtest_leaderboard"])
+
+
+def build_backtest_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.AssetsDefinition:
+    """Every configured strategy on each symbol of the run, from `bars_adjusted`, stored in DuckDB."""
+    market, timeframe = partitioning.market, partitioning.timeframe.value
+    strategies = config.markets[market].strategies
+    reports = config.resolve(config.reports_dir) / market
+
+    @dg.asset(
+        key=backtest_asset_key(market, timeframe),
+        group_name=market,
+        partitions_def=symbol_partitions(partitioning),
+        deps=[indicators_asset_key(market, timeframe)],  # same symbol partitions: identity mapping
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        automation_condition=dg.AutomationCondition.eager(),
+        pool=DUCKDB_WRITER_POOL,
+        kinds={"duckdb"},
+        description=(f"Backtests of {', '.join(s.name for s in strategies)} on {market} {timeframe} bars "
+                     "(bars_adjusted; fills at the next bar's open) in tables backtest_trades, backtest_equity, "
+                     f"backtest_performance; equity charts under {reports}."),
+        metadata={"tables": "backtest_trades, backtest_equity, backtest_performance"},
+    )
+    def backtest(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
+        symbols = list(context.partition_keys)
+        started = time.perf_counter()
+        with duckdb.get_connection() as con:
+            result = run_backtests(con, timeframe=timeframe, symbols=symbols, strategies=strategies)
+        charts = write_equity_charts(result.equity, timeframe=timeframe, directory=reports)
+        seconds = time.perf_counter() - started
+        context.log.info(f"{market}/backtest_{timeframe}: {len(strategies)} strategies x {len(symbols)} symbol(s), "
+                         f"{result.trades.height} trades, {len(charts)} charts in {seconds:.2f} s")
+        return dg.MaterializeResult(metadata={
+            "results": dg.MetadataValue.md(results_table(result.performance, charts)),
+            "trades": dg.MetadataValue.int(result.trades.height),
+            "strategies_x_symbols": dg.MetadataValue.int(result.performance.height),
+            "data_versions": dg.MetadataValue.json(
+                {f"{r['strategy']}/{r['symbol']}": r["data_version"] for r in result.performance.iter_rows(named=True)}),
+            "seconds": dg.MetadataValue.float(round(seconds, 3)),
+            **chart_links(charts),
+        })
+
+    return backtest
+
+
+def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartitioning]) -> dg.AssetsDefinition:
+    """Strategy × symbol ranked by Sharpe across the market's timeframes; best five charts in the UI."""
+    market = partitionings[0].market
+    settings = config.markets[market]
+    strategies = [s.name for s in settings.strategies]
+    reports = config.resolve(config.reports_dir) / market
+
+    @dg.asset(
+        key=leaderboard_asset_key(market),
+        group_name=market,
+        deps=[backtest_asset_key(market, p.timeframe.value) for p in partitionings],
+        automation_condition=dg.AutomationCondition.eager(),
+        pool=DUCKDB_WRITER_POOL,
+        kinds={"duckdb"},
+        description=f"Backtests of market {market} ranked by Sharpe ratio (table backtest_leaderboard).",
+    )
+    def leaderboard(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
+        with duckdb.get_connection() as con:
+            con.execute(CREATE_LEADERBOARD)
+            performance = pl.from_arrow(con.sql(SELECT_PERFORMANCE, params={
+                "symbols": list(settings.symbols), "strategies": strategies}).to_arrow_table())
+            ranked = rank_by_sharpe(performance)
+            con.register("ranked", ranked.to_arrow())
+            try:
+                con.execute("BEGIN TRANSACTION")
+                con.execute(DELETE_LEADERBOARD, {"market": market})
+                con.execute(INSERT_LEADERBOARD, {"market": market})
+                con.execute("COMMIT")
+            finally:
+                con.unregister("ranked")
+        best = [(f"#{r['rank']} {r['strategy']} {r['symbol']} ({r['timeframe']}), Sharpe {r['sharpe_ratio']}",
+                 equity_chart_path(reports, r["strategy"], r["symbol"], r["timeframe"]))
+                for r in ranked.head(LEADERBOARD_TOP).iter_rows(named=True)]
+        context.log.info(f"{market}/backtest_leaderboard: {ranked.height} strategy x symbol results ranked")
+        return dg.MaterializeResult(metadata={
+            "leaderboard": dg.MetadataValue.md(leaderboard_markdown(performance)),
+            "best_five": dg.MetadataValue.md(embedded_images(best)),
+            "results_ranked": dg.MetadataValue.int(ranked.height),
+            "best_sharpe": dg.MetadataValue.float(float(ranked["sharpe_ratio"][0]) if ranked.height and
+                                                  ranked["sharpe_ratio"][0] is not None else float("nan")),
+        })
+
+    return leaderboard
