@@ -51,25 +51,27 @@ def step_error(result: dg.ExecuteInProcessResult) -> str:
     return failure.event_specific_data.error.message
 
 
-def run_indicators(config: JutsuConfig, instance: dg.DagsterInstance, symbols: list[str],
+def run_per_symbol(build, config: JutsuConfig, instance: dg.DagsterInstance, symbols: list[str],  # noqa: ANN001
                    market: str = "us_stocks", timeframe: str = "1d") -> dg.ExecuteInProcessResult:
+    """Materialise a symbol-partitioned asset made by `build(config, partitioning)` for adjacent `symbols`."""
+    asset = build(config, partitioning(config, market, timeframe))
+    resources = {"duckdb": JutsuDuckDBResource(database=str(config.database), lock_timeout_seconds=5)}
+    tags = {RANGE_START_TAG: symbols[0], RANGE_END_TAG: symbols[-1]}
+    return dg.materialize([asset], instance=instance, resources=resources, tags=tags, raise_on_error=False,
+                          selection=[asset.key])
+
+
+def run_indicators(config: JutsuConfig, instance: dg.DagsterInstance, symbols: list[str],
+                   **where: str) -> dg.ExecuteInProcessResult:
     """Materialise the indicators of `symbols` (adjacent in config order) in one range run."""
     from jutsu_pipeline.assets.indicators import build_indicators_asset
 
-    asset = build_indicators_asset(config, partitioning(config, market, timeframe))
-    resources = {"duckdb": JutsuDuckDBResource(database=str(config.database), lock_timeout_seconds=5)}
-    tags = {RANGE_START_TAG: symbols[0], RANGE_END_TAG: symbols[-1]}
-    return dg.materialize([asset], instance=instance, resources=resources, tags=tags, raise_on_error=False,
-                          selection=[asset.key])
+    return run_per_symbol(build_indicators_asset, config, instance, symbols, **where)
 
 
 def run_backtest(config: JutsuConfig, instance: dg.DagsterInstance, symbols: list[str],
-                 market: str = "us_stocks", timeframe: str = "1d") -> dg.ExecuteInProcessResult:
+                 **where: str) -> dg.ExecuteInProcessResult:
     """Materialise the backtests of `symbols` (adjacent in config order) in one range run."""
     from jutsu_pipeline.assets.backtest import build_backtest_asset
 
-    asset = build_backtest_asset(config, partitioning(config, market, timeframe))
-    resources = {"duckdb": JutsuDuckDBResource(database=str(config.database), lock_timeout_seconds=5)}
-    tags = {RANGE_START_TAG: symbols[0], RANGE_END_TAG: symbols[-1]}
-    return dg.materialize([asset], instance=instance, resources=resources, tags=tags, raise_on_error=False,
-                          selection=[asset.key])
+    return run_per_symbol(build_backtest_asset, config, instance, symbols, **where)

@@ -60,6 +60,7 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
         finally:
             provider.close()
         metadata = outcome_metadata(outcome, provider.name, time.perf_counter() - started)
+        metadata["provider_requests"] = dg.MetadataValue.int(provider.stats.requests)  # HTTP pages, file reads
         if outcome.failed:
             _record_successes(context, key, outcome.succeeded_keys, metadata)
             first = next(iter(outcome.failed.values()))
