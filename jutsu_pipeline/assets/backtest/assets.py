@@ -58,7 +58,8 @@ def build_backtest_asset(config: JutsuConfig, partitioning: BarsPartitioning) ->
         partitions_def=symbol_partitions(partitioning),
         deps=[indicators_asset_key(market, timeframe)],  # same symbol partitions: identity mapping
         backfill_policy=dg.BackfillPolicy.single_run(),
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=(dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
+                              & dg.AutomationCondition.all_deps_blocking_checks_passed()),
         pool=DUCKDB_WRITER_POOL,
         kinds={"duckdb"},
         description=(f"Backtests of {', '.join(s.name for s in strategies)} on {market} {timeframe} bars "
@@ -99,7 +100,8 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
         key=leaderboard_asset_key(market),
         group_name=market,
         deps=[backtest_asset_key(market, p.timeframe.value) for p in partitionings],
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=(dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
+                              & dg.AutomationCondition.all_deps_blocking_checks_passed()),
         pool=DUCKDB_WRITER_POOL,
         kinds={"duckdb"},
         description=f"Backtests of market {market} ranked by Sharpe ratio (table backtest_leaderboard).",
@@ -118,7 +120,7 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
                 con.execute("COMMIT")
             finally:
                 con.unregister("ranked")
-        best = [(f"#{r['rank']} {r['strategy']} {r['symbol']} ({r['timeframe']}), Sharpe {r['sharpe_ratio']}",
+        best = [(f"#{r['rank']} {r['strategy']} {r['symbol']} ({r['timeframe']}), Sharpe {_two(r['sharpe_ratio'])}",
                  equity_chart_path(reports, r["strategy"], r["symbol"], r["timeframe"]))
                 for r in ranked.head(LEADERBOARD_TOP).iter_rows(named=True)]
         context.log.info(f"{market}/backtest_leaderboard: {ranked.height} strategy x symbol results ranked")
@@ -131,3 +133,7 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
         })
 
     return leaderboard
+
+
+def _two(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
