@@ -50,6 +50,19 @@ def _known_calendar(code: str) -> str:
     return code
 
 
+class AutomationConfig(BaseModel):
+    """When Dagster syncs a market by itself (`markets.<name>.automation` in jutsu.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schedule: bool = True  # the market-close (or UTC daily/hourly) schedules start RUNNING
+    offset_minutes: int = Field(default=15, ge=0, le=720, description="Minutes after the regular close (or midnight UTC).")
+    gap_repair: bool = True  # the gap-repair sensor starts RUNNING
+    max_runs_per_tick: int = Field(default=5, ge=1, le=100)
+    retry_base_minutes: float = Field(default=5.0, gt=0, description="Back-off after a failed repair run; doubles.")
+    retry_max_minutes: float = Field(default=24 * 60.0, gt=0)
+
+
 class MarketConfig(BaseModel):
     """One market: a provider, a calendar, timeframes, a history window and symbols."""
 
@@ -66,6 +79,7 @@ class MarketConfig(BaseModel):
     indicators: IndicatorParams = Field(default_factory=IndicatorParams)
     adjusted_prices: bool = True  # indicators read bars_adjusted; False: raw bars (backtests: always adjusted)
     strategies: tuple[StrategyConfig, ...] = ()
+    automation: AutomationConfig = Field(default_factory=AutomationConfig)  # schedules and gap repair
 
     @field_validator("provider")
     @classmethod

@@ -15,6 +15,10 @@ from jutsu_pipeline.config import JutsuConfig, load_config
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
 from jutsu_pipeline.resources.credentials import ProviderCredentials
+from jutsu_pipeline.schedules import build_schedules
+from jutsu_pipeline.sensors import build_gap_sensor
+
+AUTOMATION_SENSOR = "jutsu_automation"
 
 
 def bars_partitionings(config: JutsuConfig) -> list[BarsPartitioning]:
@@ -75,10 +79,21 @@ def build_definitions(config: JutsuConfig) -> dg.Definitions:
                 backtest_asset_key(p.market, p.timeframe.value))) for p in partitionings if p.market == market]
             jobs.append(dg.define_asset_job(leaderboard_job_name(market),
                                             selection=dg.AssetSelection.assets(leaderboard_asset_key(market))))
+    automation = dg.AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR,
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description="Indicators, backtests and leaderboards follow new bars once the blocking checks pass.",
+    )
     return dg.Definitions(
         assets=assets,
         asset_checks=[check for p in partitionings for check in build_bars_checks(config, p)],
         jobs=jobs,
+        schedules=[s for p in partitionings for s in build_schedules(p, bars_job_name(p))],
+        sensors=[automation] + [
+            build_gap_sensor(p, bars_asset_key(p.market, p.timeframe.value), bars_job_name(p)) for p in partitionings
+        ],
         resources={
             "duckdb": JutsuDuckDBResource(database=str(config.database)),
             "market_data": MarketDataResource(credentials=ProviderCredentials.from_env()),

@@ -8,6 +8,7 @@ import talib
 
 from jutsu_pipeline.config import load_config
 from jutsu_pipeline.definitions import build_definitions
+from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, query, write_config
 from jutsu_pipeline_tests.helpers import run_bars, run_indicators
 
@@ -34,11 +35,18 @@ def test_indicators_asset_writes_talib_equal_values_for_the_run_symbols(sample_c
 def test_changing_one_month_of_one_symbol_makes_only_that_symbol_stale(tmp_path, instance) -> None:
     config = load_config(write_config(tmp_path, {"us_stocks": {**SAMPLE_MARKET, "start": "2011-01-01"}}))
     defs = build_definitions(config)
-    assert run_bars(config, instance, start="2011-01-01|AAPL", end="2013-03-01|MSFT").success
+    assert _sync(defs, instance, "2011-01-01|AAPL", "2013-03-01|MSFT").success
     cursor = dg.evaluate_automation_conditions(defs=defs, instance=instance).cursor  # the first tick is a baseline
     assert run_indicators(config, instance, ["AAPL", "FB", "GOOG", "IBM", "MSFT"]).success
     settled = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
     assert settled.get_requested_partitions(INDICATORS_KEY) == set()
-    assert run_bars(config, instance, key="2012-06-01|IBM").success
+    assert _sync(defs, instance, "2012-06-01|IBM").success
     after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
     assert after.get_requested_partitions(INDICATORS_KEY) == {"IBM"}
+
+
+def _sync(defs: dg.Definitions, instance: dg.DagsterInstance, start: str, end: str | None = None):  # noqa: ANN202
+    """Sync bars through the job, so their blocking checks run (downstream automation waits for them)."""
+    tags = {RANGE_START_TAG: start, RANGE_END_TAG: end or start}
+    return defs.resolve_job_def("sync_us_stocks_bars_1d").execute_in_process(
+        instance=instance, tags=tags, raise_on_error=False)

@@ -37,7 +37,8 @@ def build_indicators_asset(config: JutsuConfig, partitioning: BarsPartitioning) 
                           partition_mapping=dg.MultiToSingleDimensionPartitionMapping(SYMBOL_DIM))],
         backfill_policy=dg.BackfillPolicy.single_run(),
         # Re-run a symbol whenever any of its bars partitions is updated, once all of them exist.
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=(dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
+                              & dg.AutomationCondition.all_deps_blocking_checks_passed()),
         pool=DUCKDB_WRITER_POOL,
         kinds={"duckdb"},
         description=(f"TA-Lib-equal indicators of {market} {timeframe} bars (from `{source}`) in DuckDB table "
