@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Sequence
 
 from jutsu_pipeline.config import REPO_ROOT, ConfigError
+from jutsu_pipeline.storage.files import NotADuckDBFileError, check_database_file
 from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
 
 DEFAULT_DAGSTER_HOME = REPO_ROOT / "data" / "dagster_home"
@@ -38,6 +39,7 @@ def sync(market: str | None, timeframe: str | None) -> int:
     from jutsu_pipeline.sync.missing import keys_to_sync, plan_ranges
 
     config = load_config()
+    check_database_file(config.database)
     instance = _instance()
     failures = 0
     changed: dict[str, bool] = {}
@@ -147,12 +149,13 @@ def _print_query(title: str, sql: str) -> int:
     import duckdb
 
     from jutsu_pipeline.config import load_config
+    from jutsu_pipeline.storage.files import connect
 
     database = load_config().database
     if not database.exists():
         print(f"{database} does not exist yet: run `make demo` (or `jutsu sync`) first.")
         return 1
-    with duckdb.connect(str(database), read_only=True) as con:
+    with connect(database, read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
         try:
             rows = con.execute(sql).fetchall()
@@ -189,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "leaderboard":
             return _print_query("Best backtests by Sharpe", LEADERBOARD_SQL)
         return coverage()
-    except ConfigError as error:
+    except (ConfigError, NotADuckDBFileError) as error:
         print(error, file=sys.stderr)
         return 2
 

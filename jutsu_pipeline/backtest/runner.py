@@ -20,6 +20,7 @@ from jutsu_pipeline.backtest.stats import compute_performance
 from jutsu_pipeline.backtest.store import ensure_result_tables, replace_results
 from jutsu_pipeline.backtest.strategies import SmaCrossParams, StrategyConfig
 from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.storage.files import SAFE_CONFIG
 
 LOAD_BARS = """
 SELECT symbol, ts, open, high, low, close, volume
@@ -117,7 +118,7 @@ def backtest_bars(bars: pl.DataFrame, strategies: Sequence[StrategyConfig]) -> B
     utc = pl.col("ts").dt.replace_time_zone("UTC") if getattr(ts, "time_zone", None) is None else (
         pl.col("ts").dt.convert_time_zone("UTC"))
     frame = bars.select(BAR_COLUMNS).with_columns(utc.dt.cast_time_unit("us")).sort("symbol", "ts")
-    con = duckdb.connect()
+    con = duckdb.connect(config=dict(SAFE_CONFIG))
     try:
         return _backtest_loaded(con, frame.to_arrow(), strategies)
     finally:

@@ -75,6 +75,7 @@ class AlpacaProvider(HttpProvider):
                                   "feed": self.feed, "sort": "asc"}
         bars: list[dict[str, Any]] = []
         seen_tokens: set[str] = set()
+        reached: dt.datetime | None = None
         while True:  # one request per page until next_page_token is null
             payload = self.client.request("GET", "/v2/stocks/bars", context, params=params).data
             if not isinstance(payload, dict) or "bars" not in payload:
@@ -86,8 +87,12 @@ class AlpacaProvider(HttpProvider):
             token = payload.get("next_page_token")
             if not token or not follow:
                 return bars
-            if token in seen_tokens:
-                raise MalformedPayload(context, "next_page_token repeats", "report it", transient=False)
+            latest = max((_parse_t(b["t"]) for b in page if isinstance(b, dict) and "t" in b), default=None)
+            if token in seen_tokens or latest is None or (reached is not None and latest <= reached):
+                raise MalformedPayload(context, f"page {len(seen_tokens) + 1} has a next_page_token but does not "
+                                       "advance (token repeated or no bar after the previous page)",
+                                       "nothing of this window is stored; report it", transient=False)
+            reached = latest
             seen_tokens.add(token)
             params["page_token"] = token
 
@@ -98,8 +103,7 @@ class AlpacaProvider(HttpProvider):
         bars = self._pages(context, request.symbol, request.timeframe, start, end, self.page_limit) \
             if end >= start else []
         try:
-            instants = [int(dt.datetime.fromisoformat(b["t"].replace("Z", "+00:00")).timestamp() * 1_000_000)
-                        for b in bars]
+            instants = [int(_parse_t(b["t"]).timestamp() * 1_000_000) for b in bars]
             columns = {name: [b[key] for b in bars] for name, key in
                        (("open", "o"), ("high", "h"), ("low", "l"), ("close", "c"), ("volume", "v"))}
         except (KeyError, TypeError, ValueError, AttributeError) as error:
@@ -115,10 +119,17 @@ class AlpacaProvider(HttpProvider):
         if not bars:
             raise UnknownSymbolError(f"{context.describe()}: Alpaca has no {timeframe.value} bars at all for "
                                      f"{symbol}; check the ticker or remove it")
-        first = dt.datetime.fromisoformat(bars[0]["t"].replace("Z", "+00:00"))
+        first = _parse_t(bars[0]["t"])
         if not timeframe.is_intraday:
             first = dt.datetime.combine(first.astimezone(_zone(self.timezone)).date(), dt.time(), UTC)
         return SymbolHistory(first_ts=first)
+
+
+def _parse_t(value: str) -> dt.datetime:
+    """A bar's RFC-3339 `t`. Alpaca documents these in UTC, so one without an offset is read as UTC,
+    never in the host's zone (a naive datetime's .timestamp() would use the machine's TZ)."""
+    when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _zone(name: str) -> dt.tzinfo:

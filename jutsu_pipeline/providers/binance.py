@@ -67,16 +67,38 @@ class BinanceProvider(HttpProvider):
         context = self.context(request)
         symbol = self.provider_symbol(request.symbol)
         step = int(request.timeframe.duration.total_seconds() * 1000)
-        cursor, last_ms = epoch_ms(request.start), epoch_ms(request.end) - 1
+        first_ms, last_ms = epoch_ms(request.start), epoch_ms(request.end) - 1
+        cursor, number = first_ms, 0
         rows: list[list[Any]] = []
+        # Complete when a short page says nothing more exists up to endTime, or the cursor passes the window's
+        # end or the server's clock (the rest is not final yet).
         while cursor <= last_ms and cursor + step <= epoch_ms(self.client.server_now()):
+            number += 1
             page = self._page(context, {"symbol": symbol, "interval": INTERVALS[request.timeframe],
                                         "startTime": cursor, "endTime": last_ms, "limit": self.page_limit})
             rows.extend(page)
             if len(page) < self.page_limit:
                 break
-            cursor = max(int(r[0]) for r in page) + step
+            cursor = self._next_cursor(context, page, number, cursor, first_ms, last_ms, step)
         return self._frame(request, rows, context)
+
+    @staticmethod
+    def _next_cursor(context: RequestContext, page: list[list[Any]], number: int, cursor: int, first_ms: int,
+                     last_ms: int, step: int) -> int:
+        """The startTime after a full page. A bar outside the requested range (e.g. stamped in the future)
+        never moves the cursor: it would skip the rest of the window and store it incomplete."""
+        try:
+            inside = [int(r[0]) for r in page if first_ms <= int(r[0]) <= last_ms]
+        except (TypeError, ValueError):
+            raise MalformedPayload(context, f"page {number} (startTime={cursor}) has a non-numeric open time",
+                                   "the API changed or a proxy rewrote the body; report it", transient=False) from None
+        following = max(inside) + step if inside else cursor
+        if following <= cursor:
+            raise MalformedPayload(
+                context, f"page {number} (startTime={cursor}) is full ({len(page)} klines) but does not advance the "
+                "cursor: none of its bars lies after startTime inside the window",
+                "nothing of this window is stored; report it to the provider and re-run later", transient=False)
+        return following
 
     def _frame(self, request: FetchRequest, rows: list[list[Any]], context: RequestContext) -> pl.DataFrame:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -46,13 +47,17 @@ class LocalFilesProvider:
     """Bars from `<dir>/<SYMBOL>.parquet|.csv` (or `<dir>/<timeframe>/<SYMBOL>.*`), read once per symbol.
 
     Dates and naive timestamps are read in `timezone` (the market's); daily bars are keyed by date.
+    Like the HTTP providers, only final bars are served: a bar whose end (start + timeframe; daily: the next
+    local midnight) is after `clock()` is still forming and is left out (e.g. today's daily bar).
     """
 
     name = "files"
 
-    def __init__(self, path: Path, timezone: str, timeframes: frozenset[Timeframe] | None = None) -> None:
+    def __init__(self, path: Path, timezone: str, timeframes: frozenset[Timeframe] | None = None, *,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
         self.path = Path(path)
         self.timezone = timezone
+        self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self.capabilities = ProviderCapabilities(
             timeframes=timeframes or frozenset(Timeframe), static_history=True, has_adj_close=True
         )
@@ -127,15 +132,25 @@ class LocalFilesProvider:
             column = local_date.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
         return column
 
+    def _final(self, frame: pl.DataFrame, timeframe: Timeframe) -> pl.DataFrame:
+        """The rows whose bar has ended by `clock()`."""
+        if timeframe.is_intraday:
+            end = pl.col("ts") + pl.duration(microseconds=timeframe.duration // dt.timedelta(microseconds=1))
+        else:  # ts is the local session date at 00:00 UTC: the bar ends at the next local midnight
+            end = (pl.col("ts").dt.replace_time_zone(None) + pl.duration(days=1)) \
+                .dt.replace_time_zone(self.timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+        return frame.filter(end <= self.clock())
+
     def fetch(self, request: FetchRequest) -> pl.DataFrame:
         self.stats.calls += 1
         frame = self._load(request.symbol, request.timeframe)
-        window = frame.filter((pl.col("ts") >= request.start) & (pl.col("ts") < request.end))
+        window = self._final(frame.filter((pl.col("ts") >= request.start) & (pl.col("ts") < request.end)),
+                             request.timeframe)
         self.stats.bars += window.height
         return window
 
     def history(self, symbol: str, timeframe: Timeframe) -> SymbolHistory:
-        frame = self._load(symbol, timeframe)
+        frame = self._final(self._load(symbol, timeframe), timeframe)
         if frame.is_empty():
             return SymbolHistory()
         return SymbolHistory(first_ts=_as_datetime(frame["ts"].min()), last_ts=_as_datetime(frame["ts"].max()))

@@ -13,7 +13,7 @@ import polars as pl
 
 from jutsu_pipeline.providers.base import FetchRequest, ProviderCapabilities, SymbolHistory, UnknownSymbolError
 from jutsu_pipeline.providers.http.errors import MalformedPayload, RequestContext, Unauthorized
-from jutsu_pipeline.providers.http.frames import build_frame, query_window
+from jutsu_pipeline.providers.http.frames import query_window
 from jutsu_pipeline.providers.http.provider import HttpProvider
 from jutsu_pipeline.providers.http.secrets import Secret
 from jutsu_pipeline.providers.http.settings import HttpSettings
@@ -104,8 +104,7 @@ class YahooProvider(HttpProvider):
             day_tz = str((result.get("meta") or {}).get("exchangeTimezoneName") or day_tz)
             self._collect(context, result, instants, columns)
             chunk_start = chunk_end
-        return build_frame(instants, columns, request, day_timezone=day_tz, now=self.client.server_now(),
-                           delay=self.capabilities.delay)
+        return self.finalize(request, instants, columns, day_timezone=day_tz)
 
     def _collect(self, context: RequestContext, result: dict[str, Any], instants: list[int | None],
                  columns: dict[str, list[float | None]]) -> None:

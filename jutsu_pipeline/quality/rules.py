@@ -15,6 +15,7 @@ from jutsu_pipeline.quality.profiles import Profile, QualityConfig, RuleClass, S
 
 WINDOW_COLUMN = "_partition"  # the date key of the partition window a bar falls in (null: none)
 SESSION_COLUMN = "_on_session"  # whether the bar's date is a session of the market's calendar
+GRID_COLUMN = "_on_grid"  # whether an intraday bar starts on its timeframe's grid (always true for daily)
 PRICE_COLUMNS = ("open", "high", "low", "close")
 VALUE_COLUMNS = (*PRICE_COLUMNS, "volume", "adj_close")
 
@@ -53,6 +54,8 @@ RULES: dict[str, Rule] = {
         Rule("volume_non_negative", _I, "volume >= 0", "ohlcv_schema"),
         Rule("adj_close_positive", _I, "adj_close, where given, is > 0", "ohlcv_schema"),
         Rule("on_session", _I, "every bar falls on a trading session of the market's calendar", "calendar_complete"),
+        Rule("on_grid", _I, "an intraday bar starts on its timeframe's grid (a whole multiple of the bar length "
+             "since 1970-01-01 UTC, e.g. 1h bars at :00)", "calendar_complete"),
         Rule("price_jump", _X, "|open / previous close - 1| <= quality.max_open_gap, unless the adjustment "
              "factor adj_close/close changes on that bar and explains the jump (a probable corporate action)",
              "price_anomalies"),
@@ -139,6 +142,9 @@ ROW_RULES: dict[str, pl.Expr] = {
 DAILY_RULES: dict[str, pl.Expr] = {
     "daily_at_midnight": _ts.dt.time() == dt.time(0),
 }
+INTRADAY_RULES: dict[str, pl.Expr] = {
+    "on_grid": pl.col(GRID_COLUMN),
+}
 
 
 def suspicious_rules(quality: QualityConfig) -> dict[str, pl.Expr]:
@@ -153,7 +159,7 @@ def suspicious_rules(quality: QualityConfig) -> dict[str, pl.Expr]:
 def row_rules(daily: bool, quality: QualityConfig | None = None) -> dict[str, pl.Expr]:
     """Every row-wise rule that applies to a timeframe."""
     quality = quality or QualityConfig()
-    return {**ROW_RULES, **(DAILY_RULES if daily else {}), **suspicious_rules(quality)}
+    return {**ROW_RULES, **(DAILY_RULES if daily else INTRADAY_RULES), **suspicious_rules(quality)}
 
 
 def blocking_rules(daily: bool, quality: QualityConfig | None = None) -> dict[str, pl.Expr]:

@@ -19,6 +19,7 @@ import polars as pl
 
 from jutsu_pipeline.quality.profiles import QualityConfig
 from jutsu_pipeline.quality.rules import (
+    GRID_COLUMN,
     RULE_DESCRIPTIONS,
     SESSION_COLUMN,
     VALUE_COLUMNS,
@@ -41,6 +42,7 @@ def _columns() -> dict[str, pa.Column]:
         **{name: number for name in VALUE_COLUMNS},
         WINDOW_COLUMN: pa.Column(pl.String, nullable=True),
         SESSION_COLUMN: pa.Column(pl.Boolean),
+        GRID_COLUMN: pa.Column(pl.Boolean),
     }
 
 
@@ -102,15 +104,18 @@ def _format_row(row: dict) -> str:
     return "{" + ", ".join(shown) + "}"
 
 
-def attach_partitions(frame: pl.DataFrame, windows: pl.DataFrame, sessions: Iterable[dt.date] | None) -> pl.DataFrame:
-    """Add the partition key each bar falls in (null when outside every window) and session membership.
+def attach_partitions(frame: pl.DataFrame, windows: pl.DataFrame, sessions: Iterable[dt.date] | None,
+                      step: dt.timedelta | None = None) -> pl.DataFrame:
+    """Add the partition key each bar falls in (null when outside every window), session membership and,
+    for intraday bars of length `step`, whether the bar starts on the timeframe's grid.
 
     `windows` has columns symbol, date_key, start, end (UTC, disjoint per symbol).
     """
     ts_type = frame.schema.get("ts")
     if not (isinstance(ts_type, pl.Datetime) and ts_type.time_zone == "UTC"):
         # Naive or non-timestamp rows cannot be placed; the column_types rule reports why.
-        return frame.with_columns(pl.lit(None, dtype=pl.String).alias(WINDOW_COLUMN), pl.lit(True).alias(SESSION_COLUMN))
+        return frame.with_columns(pl.lit(None, dtype=pl.String).alias(WINDOW_COLUMN), pl.lit(True).alias(SESSION_COLUMN),
+                                  pl.lit(True).alias(GRID_COLUMN))
     frame = frame.with_columns(pl.col("ts").dt.cast_time_unit("us"))
     located = frame.with_row_index("_order").sort("ts").join_asof(
         windows.select("symbol", "date_key", "start", "end").sort("start"),
@@ -127,7 +132,9 @@ def attach_partitions(frame: pl.DataFrame, windows: pl.DataFrame, sessions: Iter
         on_session = pl.lit(True)
     else:
         on_session = pl.col("ts").dt.date().is_in(pl.Series(sorted(sessions), dtype=pl.Date).implode())
-    return located.drop("_order", "date_key", "start", "end").with_columns(on_session.alias(SESSION_COLUMN))
+    on_grid = pl.lit(True) if step is None else pl.col("ts").dt.epoch("us") % (step // dt.timedelta(microseconds=1)) == 0
+    return located.drop("_order", "date_key", "start", "end").with_columns(on_session.alias(SESSION_COLUMN),
+                                                                           on_grid.alias(GRID_COLUMN))
 
 
 def validate_bars(
@@ -138,13 +145,15 @@ def validate_bars(
     daily: bool,
     max_examples: int = 3,
     quality: QualityConfig | None = None,
+    step: dt.timedelta | None = None,
 ) -> ValidationReport:
     """Validate canonical bars (with a `symbol` column) of one run before they are written.
 
     Only the rules that are errors under `quality.profile` (default: standard) fail a partition.
+    `step` is the bar length of intraday bars (for the `on_grid` rule).
     """
     quality = quality or QualityConfig()
-    located = attach_partitions(frame, windows, sessions)
+    located = attach_partitions(frame, windows, sessions, None if daily else step)
     try:
         gate_schema(daily, quality).validate(located, lazy=True)
         return ValidationReport(located)

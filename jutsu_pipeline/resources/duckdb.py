@@ -11,6 +11,8 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
+from jutsu_pipeline.storage.files import SAFE_CONFIG, check_database_file
+
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 
 
@@ -36,7 +38,8 @@ def lock_message(database: str, error: BaseException, waited: float) -> str:
 
 
 class JutsuDuckDBResource(DuckDBResource):
-    """Short-lived DuckDB connections (UTC session time zone) that wait a bounded time for the file lock."""
+    """Short-lived DuckDB connections (UTC session time zone, no extension autoload) that wait a bounded
+    time for the file lock; a path that is not a DuckDB file is refused before connecting."""
 
     lock_timeout_seconds: float = Field(
         default=60.0, description="How long a connection waits for another process's lock before failing."
@@ -44,7 +47,8 @@ class JutsuDuckDBResource(DuckDBResource):
 
     @contextmanager
     def get_connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        config = {"custom_user_agent": "jutsu-pipeline", **self.connection_config}
+        config = {"custom_user_agent": "jutsu-pipeline", **self.connection_config, **SAFE_CONFIG}
+        check_database_file(self.database)
         retrying = Retrying(
             retry=retry_if_exception(_is_lock_error),
             stop=stop_after_delay(self.lock_timeout_seconds),

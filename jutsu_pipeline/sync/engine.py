@@ -21,7 +21,7 @@ from jutsu_pipeline.providers.base import (
     empty_frame,
     to_canonical,
 )
-from jutsu_pipeline.quality.rules import SESSION_COLUMN, WINDOW_COLUMN
+from jutsu_pipeline.quality.rules import GRID_COLUMN, SESSION_COLUMN, WINDOW_COLUMN
 from jutsu_pipeline.quality.schema import RuleFailure, validate_bars
 from jutsu_pipeline.storage.bars import WindowReplacement, replace_windows
 from jutsu_pipeline.sync.plan import FetchPlan, plan_fetches, windows_frame
@@ -143,8 +143,8 @@ class BarsSync:
         windows = windows_frame(plan for item in batch for plan in item.plans)
         sessions = None if self.p.calendar.always_open else self._sessions(windows)
         report = validate_bars(frame, windows=windows, sessions=sessions, daily=not self.p.timeframe.is_intraday,
-                               quality=self.p.config.quality)
-        groups = report.located.drop(SESSION_COLUMN).partition_by("symbol", WINDOW_COLUMN, as_dict=True)
+                               quality=self.p.config.quality, step=self.p.timeframe.duration)
+        groups = report.located.drop(SESSION_COLUMN, GRID_COLUMN).partition_by("symbol", WINDOW_COLUMN, as_dict=True)
         replacements: list[WindowReplacement] = []
         for item in batch:
             bad = {key: fails for (symbol, key), fails in report.failures.items() if symbol == item.symbol}

@@ -11,6 +11,7 @@ from jutsu_pipeline.assets.bars.metadata import outcome_metadata
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.providers import is_local
+from jutsu_pipeline.providers.http.hold import instance_state
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
 from jutsu_pipeline.sync.engine import BarsSync
 
@@ -54,13 +55,16 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
         context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource, market_data: MarketDataResource
     ) -> dg.MaterializeResult:
         started = time.perf_counter()
-        provider = market_data.provider_for(config, market, str(partitioning.calendar.timezone))
+        with instance_state(context.instance.root_directory):  # provider holds are shared by the instance's runs
+            provider = market_data.provider_for(config, market, str(partitioning.calendar.timezone))
         try:
             outcome = BarsSync(partitioning, provider, duckdb.get_connection, context.log).run(context.partition_keys)
         finally:
             provider.close()
         metadata = outcome_metadata(outcome, provider.name, time.perf_counter() - started)
         metadata["provider_requests"] = dg.MetadataValue.int(provider.stats.requests)  # HTTP pages, file reads
+        if provider.stats.extra.get("duplicates_dropped"):  # identical repeats (page overlaps), not conflicts
+            metadata["duplicates_dropped"] = dg.MetadataValue.int(provider.stats.extra["duplicates_dropped"])
         if outcome.failed:
             _record_successes(context, key, outcome.succeeded_keys, metadata)
             first = next(iter(outcome.failed.values()))

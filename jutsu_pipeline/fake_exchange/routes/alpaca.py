@@ -73,7 +73,8 @@ def bars(x, req: Request) -> Response:  # noqa: ANN001 - x: FakeExchange
             if values is None:
                 continue
             o, h, low, c, v = values
-            out.setdefault(symbol, []).append({"t": _iso(instant), "o": o, "h": h, "l": low, "c": c, "v": v,
+            stamp_text = _iso(instant)[:-1] if "naive_timestamps" in req.data_faults else _iso(instant)
+            out.setdefault(symbol, []).append({"t": stamp_text, "o": o, "h": h, "l": low, "c": c, "v": v,
                                                "n": 100, "vw": round((h + low + c) / 3, 6)})
             taken, last = taken + 1, (symbol, instant)
         if next_token:

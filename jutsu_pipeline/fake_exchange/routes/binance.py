@@ -54,6 +54,15 @@ def klines(x, req: Request) -> Response:  # noqa: ANN001 - x: FakeExchange
         o, h, low, c, v = values or x.bars.bar(symbol, tf, key)
         rows.append([key * 1000, f"{o:.8f}", f"{h:.8f}", f"{low:.8f}", f"{c:.8f}", f"{v:.8f}",
                      (key + size) * 1000 - 1, f"{v * c:.8f}", 10, f"{v / 2:.8f}", f"{v * c / 2:.8f}", "0"])
+    if rows and "future_bar" in req.data_faults:  # the page's last bar stamped 30 days after the exchange's now
+        rows[-1][0] = ((now + 30 * 86400) // size * size) * 1000
+    if rows and "conflicting_duplicate" in req.data_faults:  # the first bar again, with another close
+        twin = list(rows[0])
+        twin[4] = f"{float(twin[4]) * 1.01:.8f}"
+        twin[2] = f"{max(float(twin[2]), float(twin[4])):.8f}"
+        rows.insert(1, twin)
+    if rows and "off_grid" in req.data_faults:  # the first bar stamped half a bar late
+        rows[0][0] += size * 500
     if "descending" in req.data_faults:
         rows.reverse()
     return Response.json(rows, headers=headers)

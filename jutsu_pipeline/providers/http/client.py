@@ -22,11 +22,13 @@ from jutsu_pipeline.providers.http.errors import (
     CircuitOpen,
     HttpProviderError,
     MalformedPayload,
+    ProviderOnHold,
     RateLimited,
     RequestContext,
     RequestRejected,
     TransientServerError,
 )
+from jutsu_pipeline.providers.http.hold import current_store
 from jutsu_pipeline.providers.http.limits import CircuitBreaker, TokenBucket
 from jutsu_pipeline.providers.http.secrets import install_log_redaction, redact
 from jutsu_pipeline.providers.http.settings import HttpSettings
@@ -168,6 +170,7 @@ class HttpClient:
             budget = settings.weight_per_minute * settings.weight_safety
             self.weight_limiter = shared_limiter((provider, self.base_url, "weight"), budget / 60.0, budget)
         self.breaker = shared_breaker((provider, self.base_url), settings.breaker_threshold, settings.breaker_cooldown)
+        self.holds = current_store()  # bans and long back-offs, shared by every run of the Dagster instance
         self._clock_lock = threading.Lock()
         self._server_time: tuple[dt.datetime, float] | None = None
 
@@ -228,6 +231,9 @@ class HttpClient:
 
     def _attempt(self, call: _Call) -> Reply:
         context = call.context
+        hold = self.holds.active(self.provider, self.base_url)
+        if hold is not None:
+            raise ProviderOnHold(context, hold)
         wait_open = self.breaker.allow()
         if wait_open is not None:
             raise CircuitOpen(context, f"circuit breaker open after {self.settings.breaker_threshold} consecutive "
@@ -293,20 +299,29 @@ class HttpClient:
             return
         text = redact(body[:300].decode("utf-8", errors="replace").strip())
         cap = self.settings.retry_after_max
-        if status in (429, 418):
-            retry_after = parse_retry_after(headers.get("retry-after"), server_time)
-            too_long = retry_after is not None and retry_after > cap
+        retry_after = parse_retry_after(headers.get("retry-after"), server_time)
+        too_long = retry_after is not None and retry_after > cap
+        if status in (429, 418) or (status == 503 and too_long):
             kind = Banned if status == 418 else RateLimited
-            what = "banned this IP (HTTP 418)" if status == 418 else "rate limited this client (HTTP 429)"
+            what = {418: "banned this IP (HTTP 418)", 429: "rate limited this client (HTTP 429)",
+                    503: "is unavailable (HTTP 503)"}[status]
             wait = f"Retry-After {retry_after:.0f} s" if retry_after is not None else "no Retry-After"
-            advice = (f"waiting longer than options.http.retry_after_max={cap:.0f} s is not done automatically; "
-                      f"re-run after {retry_after:.0f} s and lower options.http.requests_per_second"
-                      if too_long else "lower options.http.requests_per_second or run fewer concurrent syncs")
-            raise kind(context, f"{what}, {wait}", advice, retry_after=retry_after, retryable=not too_long,
-                       status=status)
+            if status == 418 or too_long:  # a ban or a long back-off: every later request of every run waits
+                seconds = retry_after if retry_after is not None else self.settings.ban_hold
+                hold = self.holds.put(self.provider, self.base_url, seconds, status, f"HTTP {status}, {wait}")
+                advice = (f"waiting longer than options.http.retry_after_max={cap:.0f} s is not done automatically"
+                          if too_long else "a ban is never retried") + \
+                    f"; re-run after {seconds:.0f} s ({hold.describe()}) and lower options.http.requests_per_second"
+                raise kind(context, f"{what}, {wait}", advice, retry_after=retry_after, retryable=False, status=status)
+            if retry_after is not None:  # every request of this process waits, not only this one
+                self.limiter.hold(retry_after)
+            raise kind(context, f"{what}, {wait}", "lower options.http.requests_per_second or run fewer concurrent "
+                       "syncs", retry_after=retry_after, retryable=True, status=status)
         if status in TRANSIENT_STATUSES:
-            raise TransientServerError(context, f"server error HTTP {status}",
-                                       "the provider is failing; retry later", status=status)
+            error = TransientServerError(context, f"server error HTTP {status}",
+                                         "the provider is failing; retry later", status=status)
+            error.retry_after = retry_after  # honoured by the retry wait when present (503)
+            raise error
         if error_mapper is not None:
             mapped = error_mapper(status, text, context)
             if mapped is not None:

@@ -14,6 +14,7 @@ __all__ = [
     "CircuitOpen",
     "MalformedPayload",
     "NotEntitled",
+    "ProviderOnHold",
     "ProviderError",
     "RateLimited",
     "RequestContext",
@@ -76,6 +77,17 @@ class RateLimited(HttpProviderError):
 
 class Banned(RateLimited):
     """HTTP 418: the provider banned this IP for continuing after 429s."""
+
+
+class ProviderOnHold(HttpProviderError):
+    """Not sent: the provider is on hold after a ban or a long Retry-After (in this or another run)."""
+
+    def __init__(self, context: RequestContext, hold) -> None:  # noqa: ANN001 - hold.Hold
+        self.hold = hold
+        super().__init__(context, f"not requested: {hold.describe()}",
+                         f"nothing is sent to {hold.provider} before then, by this run or any other run of this "
+                         f"Dagster instance; these partitions stay missing and `jutsu sync` (or the gap sensor) "
+                         f"fetches them after {hold.until:%Y-%m-%d %H:%M:%S} UTC")
 
 
 class AuthExpired(HttpProviderError):

@@ -7,11 +7,16 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from jutsu_pipeline.providers.base import FetchRequest, empty_frame, to_canonical
+from jutsu_pipeline.providers.base import FetchRequest, FetchStats, ProviderError, empty_frame, to_canonical
 from jutsu_pipeline.timeframes import Timeframe
 
 UTC = dt.timezone.utc
 _VALUES = ("open", "high", "low", "close", "volume")
+DUPLICATES_DROPPED = "duplicates_dropped"  # FetchStats.extra key: identical repeated bars removed
+
+
+class ConflictingBars(ProviderError):
+    """Two bars with the same timestamp and different values: which one is true cannot be decided."""
 
 
 def query_window(request: FetchRequest) -> tuple[dt.datetime, dt.datetime]:
@@ -29,12 +34,14 @@ def build_frame(
     day_timezone: str,
     now: dt.datetime,
     delay: dt.timedelta,
+    stats: FetchStats | None = None,
 ) -> pl.DataFrame:
     """Canonical frame of the FINAL bars in the request window.
 
     `instants_us` are bar starts (epoch µs, UTC). Daily bars are keyed by their local date in `day_timezone`.
-    Rows with a null value are dropped, duplicate keys keep the last occurrence, and a bar is kept only if
-    its end (start + timeframe; for daily: the next local midnight) <= now - delay.
+    Rows with a null value are dropped, and a bar is kept only if its end (start + timeframe; for daily: the
+    next local midnight) <= now - delay. Identical repeats of a bar (page overlaps) are dropped and counted in
+    `stats.extra["duplicates_dropped"]`; repeats with different values raise ConflictingBars naming both.
     """
     if not instants_us:
         return empty_frame()
@@ -55,8 +62,30 @@ def build_frame(
     cutoff = now - delay
     frame = frame.filter(
         (pl.col("ts") >= request.start) & (pl.col("ts") < request.end) & (pl.col("end") <= cutoff)
-    ).unique("ts", keep="last", maintain_order=True)
-    return to_canonical(frame)
+    )
+    return to_canonical(drop_identical_duplicates(frame, stats))
+
+
+def drop_identical_duplicates(frame: pl.DataFrame, stats: FetchStats | None = None) -> pl.DataFrame:
+    """One row per ts: identical repeats are dropped (and counted); different values raise ConflictingBars."""
+    repeated = frame.filter(pl.col("ts").is_duplicated())
+    if repeated.is_empty():
+        return frame
+    values = ["ts", *_VALUES, "adj_close"]
+    distinct = repeated.select(values).unique(maintain_order=True)
+    conflicts = distinct.filter(pl.col("ts").is_duplicated())
+    if not conflicts.is_empty():
+        first_ts = conflicts["ts"][0]
+        pair = conflicts.filter(pl.col("ts") == first_ts).head(2).to_dicts()
+        shown = " and ".join("{" + ", ".join(f"{k}={row[k]}" for k in values if row.get(k) is not None) + "}"
+                             for row in pair)
+        raise ConflictingBars(
+            f"{conflicts['ts'].n_unique()} timestamp(s) served twice with different values, e.g. {shown}; "
+            "the provider contradicts itself, so nothing of this window is stored. Re-run later; report it if it persists")
+    unique = frame.unique("ts", keep="first", maintain_order=True)
+    if stats is not None:
+        stats.extra[DUPLICATES_DROPPED] = stats.extra.get(DUPLICATES_DROPPED, 0) + frame.height - unique.height
+    return unique
 
 
 def _us(timeframe: Timeframe) -> int:

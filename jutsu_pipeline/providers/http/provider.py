@@ -18,8 +18,8 @@ from jutsu_pipeline.providers.base import (
     SymbolHistory,
 )
 from jutsu_pipeline.providers.http.client import ErrorMapper, HttpClient
-from jutsu_pipeline.providers.http.errors import AuthExpired, RequestContext
-from jutsu_pipeline.providers.http.frames import build_frame
+from jutsu_pipeline.providers.http.errors import AuthExpired, MalformedPayload, RequestContext
+from jutsu_pipeline.providers.http.frames import ConflictingBars, build_frame
 from jutsu_pipeline.providers.http.secrets import Secret
 from jutsu_pipeline.providers.http.settings import HttpSettings
 from jutsu_pipeline.timeframes import Timeframe
@@ -92,9 +92,14 @@ class HttpProvider:
         return self.timezone
 
     def finalize(self, request: FetchRequest, instants_us: list[int | None],
-                 columns: dict[str, list[float | None]]) -> pl.DataFrame:
-        return build_frame(instants_us, columns, request, day_timezone=self.day_timezone(),
-                           now=self.client.server_now(), delay=self.capabilities.delay)
+                 columns: dict[str, list[float | None]], day_timezone: str | None = None) -> pl.DataFrame:
+        """The canonical frame of the final bars; conflicting duplicates raise a (non-retried) MalformedPayload."""
+        try:
+            return build_frame(instants_us, columns, request, day_timezone=day_timezone or self.day_timezone(),
+                               now=self.client.server_now(), delay=self.capabilities.delay, stats=self.stats)
+        except ConflictingBars as error:
+            raise MalformedPayload(self.context(request), str(error).rstrip("."), "",
+                                   transient=False) from None
 
 
 def epoch_ms(value: dt.datetime) -> int:

@@ -19,7 +19,8 @@ class HttpSettings:
     backoff_initial: float = 0.5
     backoff_max: float = 20.0
     backoff_jitter: float = 0.5
-    retry_after_max: float = 120.0  # a longer Retry-After is not waited: the error is raised
+    retry_after_max: float = 120.0  # a longer Retry-After is not waited: the provider is put on hold instead
+    ban_hold: float = 600.0  # how long an HTTP 418 without Retry-After holds the provider
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
     requests_per_second: float = 5.0

@@ -1,0 +1,152 @@
+"""Provider holds: a ban (HTTP 418) or a Retry-After longer than we wait stops every request to that
+provider, in this run and in every other run of the same Dagster instance, until the hold ends.
+
+Holds persist in a small SQLite file beside the instance (`<instance dir>/jutsu/provider_holds.sqlite`),
+so a new process (the next `jutsu sync`, a schedule, a sensor's run) sees them. Without an instance
+directory (plain library use) a hold lives in memory for the provider client that received it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import datetime as dt
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+UTC = dt.timezone.utc
+HOLDS_FILE = Path("jutsu") / "provider_holds.sqlite"
+_state_dir: contextvars.ContextVar[Path | None] = contextvars.ContextVar("jutsu_state_dir", default=None)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS provider_holds (
+    provider TEXT NOT NULL,
+    base_url TEXT NOT NULL,
+    until REAL NOT NULL,      -- epoch seconds (wall clock: shared between processes)
+    status INTEGER,
+    reason TEXT NOT NULL,
+    set_at REAL NOT NULL,
+    PRIMARY KEY (provider, base_url)
+)
+"""
+
+
+@dataclass(frozen=True)
+class Hold:
+    """No request to `provider` at `base_url` before `until`."""
+
+    provider: str
+    base_url: str
+    until: dt.datetime
+    status: int | None
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.provider} is on hold until {self.until:%Y-%m-%d %H:%M:%S} UTC ({self.reason})"
+
+
+class HoldStore:
+    """Holds keyed by (provider, base_url). `path=None` keeps them in memory (this object only)."""
+
+    def __init__(self, path: Path | None = None, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._memory: dict[tuple[str, str], Hold] = {}
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as con:
+                con.execute(_SCHEMA)
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        assert self.path is not None
+        # A short-lived connection per call: processes come and go; the timeout waits out a concurrent writer.
+        con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def put(self, provider: str, base_url: str, seconds: float, status: int | None, reason: str) -> Hold:
+        """Hold the provider for `seconds` from now (an existing longer hold is kept); returns the hold in force."""
+        now = self.clock()
+        until = now + max(seconds, 0.0)
+        with self._lock:
+            if self.path is None:
+                current = self._memory.get((provider, base_url))
+                if current is None or current.until.timestamp() < until:
+                    self._memory[(provider, base_url)] = Hold(provider, base_url, _utc(until), status, reason)
+                return self._memory[(provider, base_url)]
+            with self._connect() as con:
+                con.execute(
+                    "INSERT INTO provider_holds VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (provider, base_url) DO UPDATE "
+                    "SET until = excluded.until, status = excluded.status, reason = excluded.reason, "
+                    "set_at = excluded.set_at WHERE excluded.until > provider_holds.until",
+                    (provider, base_url, until, status, reason, now))
+        hold = self.active(provider, base_url)
+        assert hold is not None
+        return hold
+
+    def active(self, provider: str, base_url: str) -> Hold | None:
+        """The hold in force now, if any."""
+        now = self.clock()
+        with self._lock:
+            if self.path is None:
+                hold = self._memory.get((provider, base_url))
+                return hold if hold is not None and hold.until.timestamp() > now else None
+            with self._connect() as con:
+                row = con.execute("SELECT until, status, reason FROM provider_holds WHERE provider = ? AND base_url = ? "
+                                  "AND until > ?", (provider, base_url, now)).fetchone()
+        return Hold(provider, base_url, _utc(row[0]), row[1], row[2]) if row else None
+
+    def all(self) -> list[Hold]:
+        """Every hold still in force (for operators and tests)."""
+        now = self.clock()
+        if self.path is None:
+            return [h for h in self._memory.values() if h.until.timestamp() > now]
+        with self._connect() as con:
+            rows = con.execute("SELECT provider, base_url, until, status, reason FROM provider_holds WHERE until > ? "
+                               "ORDER BY provider", (now,)).fetchall()
+        return [Hold(p, b, _utc(u), s, r) for p, b, u, s, r in rows]
+
+    def release(self, provider: str, base_url: str | None = None) -> int:
+        """End holds of `provider` now (an operator who knows the ban is lifted); returns how many ended."""
+        with self._lock:
+            if self.path is None:
+                keys = [k for k in self._memory if k[0] == provider and base_url in (None, k[1])]
+                for key in keys:
+                    del self._memory[key]
+                return len(keys)
+            with self._connect() as con:
+                cursor = con.execute("DELETE FROM provider_holds WHERE provider = ? AND (? IS NULL OR base_url = ?)",
+                                     (provider, base_url, base_url))
+                return cursor.rowcount
+
+
+def _utc(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, UTC)
+
+
+def holds_path(state_dir: Path | str) -> Path:
+    return Path(state_dir) / HOLDS_FILE
+
+
+@contextlib.contextmanager
+def instance_state(directory: str | Path | None) -> Iterator[None]:
+    """Within this block, HTTP clients persist and honour holds in `directory` (the Dagster instance's)."""
+    token = _state_dir.set(Path(directory) if directory else None)
+    try:
+        yield
+    finally:
+        _state_dir.reset(token)
+
+
+def current_store() -> HoldStore:
+    """The store of the instance in scope (see `instance_state`), else a fresh in-memory one."""
+    directory = _state_dir.get()
+    return HoldStore(holds_path(directory)) if directory is not None else HoldStore()
