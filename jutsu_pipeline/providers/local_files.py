@@ -139,7 +139,7 @@ class LocalFilesProvider:
         else:  # ts is the local session date at 00:00 UTC: the bar ends at the next local midnight
             end = (pl.col("ts").dt.replace_time_zone(None) + pl.duration(days=1)) \
                 .dt.replace_time_zone(self.timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
-        return frame.filter(end <= self.clock())
+        return frame.filter(end <= self.clock().astimezone(dt.timezone.utc))
 
     def fetch(self, request: FetchRequest) -> pl.DataFrame:
         self.stats.calls += 1

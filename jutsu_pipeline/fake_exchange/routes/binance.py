@@ -43,6 +43,8 @@ def klines(x, req: Request) -> Response:  # noqa: ANN001 - x: FakeExchange
         lo = -(-start_ms // 1000)
         if "duplicate_boundary" in req.data_faults:
             lo -= size
+        if "stuck_cursor" in req.data_faults:  # serves the previous page again, ignoring startTime
+            lo -= limit * size
         keys = x.bars.times(symbol, tf, lo, upper, limit)
         if "outside_range" in req.data_faults and keys:
             keys = [keys[0] - size, *keys, keys[-1] + size]
