@@ -8,6 +8,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from functools import partial
 
 from jutsu_pipeline.config import REPO_ROOT, ConfigError
 from jutsu_pipeline.storage.files import NotADuckDBFileError, check_database_file
@@ -24,11 +25,13 @@ ORDER BY timeframe, symbol
 
 
 def _instance():  # noqa: ANN202 - dagster.DagsterInstance
-    import dagster as dg
+    from jutsu_pipeline.instance import open_instance, recover_dead_runs
 
-    home = os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME))
-    os.makedirs(home, exist_ok=True)
-    return dg.DagsterInstance.get()
+    instance = open_instance(os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME)))
+    for run in recover_dead_runs(instance):
+        print(f"Recovered run {run.run_id[:8]} ({run.job_name}): its process {run.pid} is gone; marked failed, "
+              "pool slots freed, its partitions are missing again.")
+    return instance
 
 
 def sync(market: str | None, timeframe: str | None) -> int:
@@ -36,6 +39,9 @@ def sync(market: str | None, timeframe: str | None) -> int:
     from jutsu_pipeline.assets.bars.assets import bars_asset_key
     from jutsu_pipeline.config import load_config
     from jutsu_pipeline.definitions import bars_job_name, bars_partitionings, defs
+    from jutsu_pipeline import faultpoints
+    from jutsu_pipeline.instance import live_in_flight_keys
+    from jutsu_pipeline.sensors.gaps import run_keys
     from jutsu_pipeline.sync.missing import keys_to_sync, plan_ranges
 
     config = load_config()
@@ -50,13 +56,20 @@ def sync(market: str | None, timeframe: str | None) -> int:
         name = key.to_user_string()
         total = len(partitioning.all_partition_keys())
         keys = keys_to_sync(instance, key, partitioning)
+        flying = live_in_flight_keys(instance, key, bars_job_name(partitioning), partial(run_keys, partitioning))
+        skipped = len(flying & set(keys))
+        if skipped:
+            print(f"{name}: skipping {skipped} partition(s) another live run is syncing now.")
+            keys = [k for k in keys if k not in flying]
         touched: set[str] = set()
         if not keys:
-            print(f"{name}: all {total} partitions are materialised; nothing to fetch.")
+            print(f"{name}: nothing else to fetch." if skipped else
+                  f"{name}: all {total} partitions are materialised; nothing to fetch.")
         else:
             ranges = plan_ranges(partitioning, keys)
             print(f"{name}: {len(keys)} of {total} partitions to sync in {len(ranges)} run(s).")
             job = defs.resolve_job_def(bars_job_name(partitioning))
+            faultpoints.reach("planning")
             for partition_range in ranges:
                 failures += not _run(job, instance, partition_range.tags, key,
                                      f"{partition_range.start_key}...{partition_range.end_key}")
@@ -109,7 +122,9 @@ def _sync_leaderboard(instance, market: str, changed: bool) -> bool:  # noqa: AN
 
 def _run(job, instance, tags: dict[str, str], key, label: str) -> bool:  # noqa: ANN001
     started = time.perf_counter()
-    result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    from jutsu_pipeline.instance import execute_interruptibly
+
+    result = execute_interruptibly(job, instance, tags)  # SIGTERM/SIGINT: run marked failed, slots freed
     status = "succeeded" if result.success else "FAILED"
     print(f"  run {result.run_id[:8]} {label} {status} in {time.perf_counter() - started:.1f} s: "
           f"{_step_metadata(result, key)}")

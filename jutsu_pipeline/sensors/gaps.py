@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import dagster as dg
 
+from jutsu_pipeline.instance import recover_dead_runs
 from jutsu_pipeline.partitions import BarsPartitioning, partition_key, split_partition_key
 from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG, plan_ranges
 
@@ -159,6 +160,8 @@ def build_gap_sensor(partitioning: BarsPartitioning, asset_key: dg.AssetKey, job
                      "(new symbols: their whole history), skipping runs in flight and backing off after failures."),
     )
     def _gap_repair(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        for run in recover_dead_runs(context.instance):  # a killed run's partitions are missing again, not in flight
+            context.log.warning(f"run {run.run_id} ({run.job_name}) lost its process {run.pid}: marked failed")
         requests, cursor, report = evaluate_gaps(context.instance, partitioning, asset_key, job_name, context.cursor)
         if not requests:
             return dg.SensorResult(skip_reason=report, cursor=cursor)

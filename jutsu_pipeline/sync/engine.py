@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import duckdb
 import polars as pl
 
+from jutsu_pipeline import faultpoints
 from jutsu_pipeline.partitions import BarsPartitioning, partition_key
 from jutsu_pipeline.providers.base import (
     BarsProvider,
@@ -110,6 +111,7 @@ class BarsSync:
                 end = min(plan.end, self.now)
                 if end <= plan.start:
                     continue  # the whole run lies in the future: nothing can exist yet
+                faultpoints.reach("fetching")
                 frame = self.provider.fetch(FetchRequest(symbol, self.p.timeframe, plan.start, end))
                 self.outcome.provider_calls += 1
                 frames.append(to_canonical(frame))
@@ -159,6 +161,7 @@ class BarsSync:
         with self.connect() as con:
             written = replace_windows(con, timeframe=self.p.timeframe.value, source=self.provider.name,
                                       replacements=replacements)
+        faultpoints.reach("after_commit")
         symbols = [r.symbol for r in replacements]
         self.outcome.symbols_done.extend(symbols)
         self.log.info(f"{self._where}: stored {written} bars for {len(symbols)} symbol(s) in one transaction "
