@@ -28,6 +28,7 @@ test: $(STAMP)
 
 ## The Dagster UI on http://127.0.0.1:3000 with the same instance as `make demo`.
 dev: $(STAMP)
+	$(BIN)/python -m jutsu_pipeline.instance
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 coverage: $(STAMP)

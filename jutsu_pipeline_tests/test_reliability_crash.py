@@ -131,3 +131,23 @@ def test_sigterm_stops_a_sync_waiting_for_the_pool_and_frees_everything(tmp_path
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Recovered" not in done.stdout  # nothing was left behind to recover
     assert query(config, BARS) == clean_bars
+
+
+def test_a_killed_dagster_asset_materialize_run_is_recovered_too(tmp_path: Path, clean_bars: list[tuple]) -> None:
+    """Runs not launched by jutsu (no pid tag) are judged by the pid of Dagster's engine event."""
+    home, config = make_home(tmp_path)
+    marker = tmp_path / "reached"
+    command = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "jutsu_pipeline.definitions",
+               "--select", "us_stocks/bars_1d", "--partition-range", "2012-01-01|AAPL...2012-12-01|IBM"]
+    victim = subprocess.Popen(command, env=sync_env(home, config, **{ENV: f"after_commit:{marker}"}),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    wait_for(marker, victim)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    [stuck] = live_runs(home)
+    assert PID_TAG not in stuck.tags
+    done = sync(home, config)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Recovered run {stuck.run_id[:8]}" in done.stdout
+    assert live_runs(home) == [] and claimed_slots(home) == set()
+    assert query(config, BARS) == clean_bars
