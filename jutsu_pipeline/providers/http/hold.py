@@ -88,9 +88,8 @@ class HoldStore:
                     "SET until = excluded.until, status = excluded.status, reason = excluded.reason, "
                     "set_at = excluded.set_at WHERE excluded.until > provider_holds.until",
                     (provider, base_url, until, status, reason, now))
-        hold = self.active(provider, base_url)
-        assert hold is not None
-        return hold
+        # The hold in force: ours, or a longer one another process set (a zero-length hold is already over).
+        return self.active(provider, base_url) or Hold(provider, base_url, _utc(until), status, reason)
 
     def active(self, provider: str, base_url: str) -> Hold | None:
         """The hold in force now, if any."""
