@@ -87,3 +87,23 @@ def test_dead_runs_are_failed_and_live_ones_kept(tmp_path: Path, sample_config) 
     flying = live_in_flight_keys(instance, key, "sync_bars", lambda tags: run_keys(p, tags))
     assert flying == {"2012-04-01|AAPL"} | run_keys(p, rng)  # the other host's run still counts as in flight
     assert recover_dead_runs(instance) == []
+
+
+def test_gap_sensor_repairs_a_killed_runs_partitions_and_skips_live_materialize_runs(tmp_path: Path) -> None:
+    from jutsu_pipeline_tests.test_sensors import JOB, _config, _spans, _tick
+
+    config = _config(tmp_path, symbols=["AAPL", "FB"])
+    with dg.DagsterInstance.ephemeral() as instance:
+        [everything] = _spans(_tick(config, instance))
+        dead = multiprocessing.get_context("spawn").Process(target=os.getpid)
+        dead.start()
+        dead.join()
+        rng = {RANGE_START_TAG: everything[0], RANGE_END_TAG: everything[1]}
+        killed = instance.add_run(dg.DagsterRun(job_name=JOB, run_id="0" * 8 + "-killed", status=dg.DagsterRunStatus.STARTED,
+                                                tags={**rng, PID_TAG: str(dead.pid), HOST_TAG: os.uname().nodename}))
+        assert _spans(_tick(config, instance)) == [everything]  # recovered first, so not "in flight"
+        assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
+        live = dg.DagsterRun(job_name="__ASSET_JOB", run_id="1" * 8 + "-live", status=dg.DagsterRunStatus.STARTED,
+                             tags=rng, asset_selection=frozenset({dg.AssetKey(["us_stocks", "bars_1d"])}))
+        instance.add_run(live)  # e.g. `dagster asset materialize --partition-range ...` in progress
+        assert _spans(_tick(config, instance)) == []

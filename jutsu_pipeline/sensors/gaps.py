@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import dagster as dg
 
-from jutsu_pipeline.instance import recover_dead_runs
+from jutsu_pipeline.instance import live_in_flight_keys, recover_dead_runs
 from jutsu_pipeline.partitions import BarsPartitioning, partition_key, split_partition_key
 from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG, plan_ranges
 
@@ -133,7 +133,9 @@ def evaluate_gaps(instance: dg.DagsterInstance, partitioning: BarsPartitioning, 
     held = [h for h in held if range_keys(partitioning, h.start, h.end) & missing_set]  # repaired: forget
     waiting = [h for h in held if h.retry_at > now]
     blocked = set().union(*(range_keys(partitioning, h.start, h.end) for h in waiting))
-    flying = in_flight_keys(instance, job_name, partitioning)
+    # Live runs of the sync job or selecting the asset (e.g. `dagster asset materialize`, a UI backfill).
+    flying = in_flight_keys(instance, job_name, partitioning) | live_in_flight_keys(
+        instance, asset_key, job_name, lambda tags: run_keys(partitioning, tags))
     todo = [k for k in missing if k not in flying and k not in blocked]
     ranges = plan_ranges(partitioning, todo)
     limit = partitioning.config.automation.max_runs_per_tick
