@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,14 +183,33 @@ def execute_interruptibly(job: dg.JobDefinition, instance: dg.DagsterInstance,
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)} if in_main else {}
     try:
         worker.start()
+        check_at, announced = time.monotonic() + 2.0, False
         while worker.is_alive():
             worker.join(0.25)
+            if not announced and time.monotonic() >= check_at:  # say why nothing happens, once
+                check_at += 5.0
+                waiting = pool_wait(instance, run_id)
+                if waiting is not None:
+                    pool, holders = waiting
+                    print(f"  waiting for a slot of pool {pool}, held by run(s) {', '.join(sorted(holders)) or '?'} "
+                          "(`dagster instance concurrency get` shows it; Ctrl-C stops this sync cleanly)", flush=True)
+                    announced = True
     finally:
         for signo, handler in previous.items():
             signal.signal(signo, handler)
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["result"]  # type: ignore[return-value]
+
+
+def pool_wait(instance: dg.DagsterInstance, run_id: str) -> tuple[str, set[str]] | None:
+    """(pool, run ids holding its slots) if a step of `run_id` waits for a slot, else None."""
+    storage = instance.event_log_storage
+    for pool in sorted(storage.get_concurrency_keys()):
+        info = storage.get_concurrency_info(pool)
+        if run_id in info.pending_run_ids:
+            return pool, {holder[:8] for holder in info.active_run_ids}
+    return None
 
 
 def live_in_flight_keys(instance: dg.DagsterInstance, asset_key: dg.AssetKey, job_name: str,

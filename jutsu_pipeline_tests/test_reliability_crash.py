@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -114,13 +115,18 @@ def test_sigterm_stops_a_sync_waiting_for_the_pool_and_frees_everything(tmp_path
     wait_for(marker, holder)
     [held] = live_runs(home)
     waiter = start_sync(home, config)  # skips the partitions in flight, then waits for the pool (indicators)
-    deadline = time.monotonic() + WAIT
-    while not [r for r in live_runs(home) if r.tags.get(PID_TAG) == str(waiter.pid)]:
-        assert waiter.poll() is None and time.monotonic() < deadline
-        time.sleep(0.2)
+    guard = threading.Timer(WAIT, waiter.kill)  # never hang the suite if the line below never comes
+    guard.start()
+    lines = []
+    while not lines or "waiting for a slot of pool duckdb_writer" not in lines[-1]:
+        line = waiter.stdout.readline()
+        assert line, "".join(lines)
+        lines.append(line)
+    guard.cancel()
+    assert f"held by run(s) {held.run_id[:8]}" in lines[-1]
     waiter.send_signal(signal.SIGTERM)
     assert waiter.wait(timeout=WAIT) == 128 + signal.SIGTERM
-    output = waiter.stdout.read()
+    output = "".join(lines) + waiter.stdout.read()
     assert "skipping 24 partition(s) another live run is syncing now" in output
     assert "SIGTERM: stopped; run" in output
     assert [r.run_id for r in live_runs(home)] == [held.run_id] and claimed_slots(home) == {held.run_id}
