@@ -9,10 +9,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from jutsu_pipeline.backtest.strategies import StrategyConfig
 from jutsu_pipeline.indicators.params import IndicatorParams
+from jutsu_pipeline.providers import registry as providers
 from jutsu_pipeline.quality.profiles import QualityConfig
 from jutsu_pipeline.timeframes import Timeframe
 
@@ -74,7 +84,7 @@ class MarketConfig(BaseModel):
     start: dt.date
     end: dt.date | None = None
     symbols: tuple[str, ...] = Field(min_length=1)
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: SerializeAsAny[providers.ProviderOptions] = Field(default_factory=providers.ProviderOptions)  # the provider's model
     quality: QualityConfig = Field(default_factory=QualityConfig)  # validation profile, anomaly thresholds
     indicators: IndicatorParams = Field(default_factory=IndicatorParams)
     adjusted_prices: bool = True  # indicators read bars_adjusted; False: raw bars (backtests: always adjusted)
@@ -84,11 +94,16 @@ class MarketConfig(BaseModel):
     @field_validator("provider")
     @classmethod
     def _provider_known(cls, value: str) -> str:
-        from jutsu_pipeline.providers import PROVIDER_MODULES
-
-        if value not in PROVIDER_MODULES:
-            raise ValueError(f"unknown provider {value!r}: choose one of {sorted(PROVIDER_MODULES)}")
+        providers.spec(value)
         return value
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options_of_provider(cls, value: Any, info: ValidationInfo) -> providers.ProviderOptions:
+        """Validated with the options model the provider registered (it is tagged by `provider`)."""
+        if "provider" not in info.data:  # the provider itself is invalid: that error is reported
+            return providers.ProviderOptions()
+        return providers.parse_options(info.data["provider"], value)
 
     @field_validator("calendar")
     @classmethod

@@ -60,7 +60,7 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path, monkeypa
     monkeypatch.setenv(CONFIG_ENV_VAR, str(path))
     config = load_config()
     assert config.database == tmp_path / "db" / "bars.duckdb"
-    assert config.resolve(config.markets["us_stocks"].options["path"]) == tmp_path / "csv"
+    assert config.resolve(config.markets["us_stocks"].options.path) == tmp_path / "csv"
 
 
 def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
@@ -70,3 +70,24 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
     bad.write_text("markets: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize(("provider", "options", "message"), [
+    ("files", {"pth": "csv"}, r"markets\.m\.options: .*unknown option 'pth' \(did you mean 'path'\?\).*options of provider files: path"),
+    ("files", {}, r"markets\.m\.options: option 'path': Field required"),
+    ("binance", {"page_limt": 10}, r"unknown option 'page_limt' \(did you mean 'page_limit'\?\)"),
+    ("binance", {"market": "coin"}, r"option 'market': Input should be 'spot' or 'usdm_futures'"),
+    ("binance", {"http": {"request_per_second": 1}}, r"unknown http option\(s\) \['request_per_second'\]"),
+    ("alpaca", {"feed": "nasdaq"}, r"option 'feed'"),
+])
+def test_provider_options_are_checked_when_the_config_loads(provider: str, options: dict, message: str) -> None:
+    market = {**SAMPLE_MARKET, "provider": provider, "calendar": "24/7", "options": options}
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"markets": {"m": market}})
+
+
+def test_provider_options_are_typed() -> None:
+    market = {**SAMPLE_MARKET, "provider": "binance", "calendar": "24/7",
+              "options": {"market": "usdm_futures", "page_limit": "1500"}}
+    options = parse_config({"markets": {"m": market}}).markets["m"].options
+    assert (options.market, options.page_limit) == ("usdm_futures", 1500)

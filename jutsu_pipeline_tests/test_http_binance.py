@@ -96,3 +96,22 @@ def test_history_reports_listing(fx: FakeExchange) -> None:
     before_listing = provider(fx).fetch(FetchRequest("BTCUSDT", Timeframe.D1, dt.datetime(2017, 1, 1, tzinfo=UTC),
                                                      dt.datetime(2017, 8, 1, tzinfo=UTC)))
     assert before_listing.is_empty()
+
+
+def test_usdm_futures_klines_page_by_1500_on_their_own_route(fx: FakeExchange) -> None:
+    p = provider(fx, market="usdm_futures")
+    frame = p.fetch(minutes(3001))
+    spot = provider(fx).fetch(minutes(3001))
+    assert frame.equals(spot)  # the fake serves the same bars on both markets
+    assert fx.count("binance_futures") == p.stats.requests == 3 and fx.count("binance") == 4  # spot: 1000 a page
+    assert [r.params["limit"] for r in fx.requests("binance_futures")] == ["1500"] * 3
+    assert all(r.path == "/fapi/v1/klines" for r in fx.requests("binance_futures"))
+
+
+def test_futures_market_is_a_typed_option(fx: FakeExchange) -> None:
+    with pytest.raises(ValueError, match="'market'"):
+        provider(fx, market="coinm_futures")
+    with pytest.raises(ValueError, match="above the spot maximum of 1000"):
+        provider(fx, page_limit=1500)
+    with pytest.raises(ValueError, match="unknown option 'page_limt'"):
+        provider(fx, page_limt=10)

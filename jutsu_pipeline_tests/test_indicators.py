@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jutsu_pipeline.indicators import IndicatorParams, compute_indicators, ensure_indicator_schema, indicator_frame
+from jutsu_pipeline.providers.sample import SAMPLE_DIR
 from jutsu_pipeline.storage.ddl import ensure_schema
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "data" / "sample"
 SAMPLE_SYMBOLS = ("AAPL", "FB", "GOOG", "IBM", "MSFT")
 ATOL = 1e-8
 DEFAULT = IndicatorParams()

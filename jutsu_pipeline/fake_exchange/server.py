@@ -306,7 +306,7 @@ class FakeExchange:
             h.close_connection = True
 
 
-_LIMITED_ROUTES = frozenset({"binance", "alpaca", "schwab", "yahoo"})
+_LIMITED_ROUTES = frozenset({"binance", "binance_futures", "alpaca", "schwab", "yahoo"})
 
 
 def _not_found(exchange: FakeExchange, request: Request) -> Response:

@@ -4,27 +4,36 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
+from pydantic import Field
 
 from jutsu_pipeline.providers.base import FetchRequest, ProviderCapabilities, SymbolHistory, UnknownSymbolError
 from jutsu_pipeline.providers.http.errors import AuthExpired, MalformedPayload, NotEntitled, RequestContext
 from jutsu_pipeline.providers.http.frames import query_window
 from jutsu_pipeline.providers.http.provider import HttpProvider, read_secret
-from jutsu_pipeline.providers.http.settings import HttpSettings
+from jutsu_pipeline.providers.http.settings import HttpOptions, HttpSettings
+from jutsu_pipeline.providers.registry import Credential, ProviderSpec
 from jutsu_pipeline.timeframes import Timeframe
 
 UTC = dt.timezone.utc
 PAGE_LIMIT = 10_000
 TIMEFRAMES = {Timeframe.M1: "1Min", Timeframe.M5: "5Min", Timeframe.H1: "1Hour", Timeframe.D1: "1Day"}
-ADJUSTMENTS = ("raw", "split", "dividend", "all")
-FEEDS = ("sip", "iex", "delayed_sip")
 _ENTITLEMENT_HINTS = ("subscription", "too late", "not permit")
 
 
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class AlpacaOptions(HttpOptions):
+    feed: Literal["sip", "iex", "delayed_sip"] = "sip"
+    adjustment: Literal["raw", "split", "dividend", "all"] = "raw"  # stored as delivered
+    delay_minutes: float | None = Field(default=None, ge=0)  # default: 15 with feed sip, else 0
+    page_limit: int = Field(default=PAGE_LIMIT, ge=1, le=PAGE_LIMIT)
+    key_id_env: str = "APCA_API_KEY_ID"  # names of the environment variables holding the keys
+    secret_key_env: str = "APCA_API_SECRET_KEY"
 
 
 class AlpacaProvider(HttpProvider):
@@ -34,9 +43,10 @@ class AlpacaProvider(HttpProvider):
     default_base_url = "https://data.alpaca.markets"
     default_settings = HttpSettings(requests_per_second=3.0, burst=1.0)  # free plan: 200 requests/minute
 
-    def __init__(self, options: Mapping[str, Any], timezone: str, secrets: Mapping[str, Any] | None = None) -> None:
-        key_env = str(options.get("key_id_env", "APCA_API_KEY_ID"))
-        secret_env = str(options.get("secret_key_env", "APCA_API_SECRET_KEY"))
+    options: AlpacaOptions
+
+    def __init__(self, options: AlpacaOptions, timezone: str, secrets: Mapping[str, Any] | None = None) -> None:
+        key_env, secret_env = options.key_id_env, options.secret_key_env
         advice = "create keys at alpaca.markets (free plan works) and set them in the environment"
         self._key_id = read_secret("alpaca", "alpaca_key_id", key_env, secrets, advice)
         self._secret_key = read_secret("alpaca", "alpaca_secret_key", secret_env, secrets, advice)
@@ -44,12 +54,9 @@ class AlpacaProvider(HttpProvider):
         super().__init__(options, timezone, error_mapper=self._map_error,
                          headers={"APCA-API-KEY-ID": self._key_id.reveal(),
                                   "APCA-API-SECRET-KEY": self._secret_key.reveal()})
-        self.feed = str(self.options.get("feed", "sip"))
-        self.adjustment = str(self.options.get("adjustment", "raw"))
-        if self.feed not in FEEDS or self.adjustment not in ADJUSTMENTS:
-            raise ValueError(f"alpaca: feed must be one of {FEEDS} and adjustment one of {ADJUSTMENTS}")
-        delay = float(self.options.get("delay_minutes", 15 if self.feed == "sip" else 0))
-        self.page_limit = int(self.options.get("page_limit", PAGE_LIMIT))
+        self.feed, self.adjustment = options.feed, options.adjustment
+        delay = options.delay_minutes if options.delay_minutes is not None else 15 if self.feed == "sip" else 0
+        self.page_limit = options.page_limit
         self.capabilities = ProviderCapabilities(timeframes=frozenset(TIMEFRAMES), max_bars_per_request=self.page_limit,
                                                  delay=dt.timedelta(minutes=delay))
 
@@ -138,7 +145,8 @@ def _zone(name: str) -> dt.tzinfo:
     return ZoneInfo(name)
 
 
-def build(options: dict, timezone: str, resolve, secrets: Mapping[str, Any] | None = None) -> AlpacaProvider:  # noqa: ANN001, ARG001
-    """Options: base_url, feed (sip|iex|delayed_sip), adjustment (raw|split|dividend|all), delay_minutes,
-    key_id_env / secret_key_env (names of the env vars holding the keys), page_limit, http."""
-    return AlpacaProvider(options, timezone, secrets)
+SPEC = ProviderSpec(
+    "alpaca", AlpacaOptions, lambda options, context: AlpacaProvider(options, context.timezone, context.secrets),
+    credentials=(Credential("alpaca_key_id", "APCA_API_KEY_ID", "Alpaca API key id"),
+                 Credential("alpaca_secret_key", "APCA_API_SECRET_KEY", "Alpaca API secret key")),
+    description="Alpaca market data v2 stock bars")

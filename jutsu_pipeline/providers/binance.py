@@ -1,23 +1,24 @@
-"""The `binance` provider: spot klines from `/api/v3/klines` (public, no key, 24/7, 1000 bars a page)."""
+"""The `binance` provider: public klines (no key, 24/7) of the spot market (`/api/v3/klines`, 1000 bars a
+page) or of USD-M futures (`/fapi/v1/klines`, 1500 bars a page), chosen by `options.market`."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import httpx
 import polars as pl
+from pydantic import Field, model_validator
 
 from jutsu_pipeline.providers.base import FetchRequest, ProviderCapabilities, SymbolHistory, UnknownSymbolError
 from jutsu_pipeline.providers.http.errors import MalformedPayload, RequestContext
 from jutsu_pipeline.providers.http.provider import HttpProvider, epoch_ms
-from jutsu_pipeline.providers.http.settings import HttpSettings
+from jutsu_pipeline.providers.http.settings import HttpOptions, HttpSettings
+from jutsu_pipeline.providers.registry import ProviderSpec
 from jutsu_pipeline.timeframes import Timeframe
 
 UTC = dt.timezone.utc
-PAGE_LIMIT = 1000
-KLINES_WEIGHT = 2
 INTERVALS = {Timeframe.M1: "1m", Timeframe.M5: "5m", Timeframe.H1: "1h", Timeframe.D1: "1d"}
 
 
@@ -28,16 +29,53 @@ def _map_error(status: int, text: str, context: RequestContext) -> Exception | N
     return None
 
 
+@dataclass(frozen=True)
+class Market:
+    """One Binance klines API: host, path, page cap, per-minute weight budget and request weight by limit."""
+
+    base_url: str
+    klines_path: str
+    max_limit: int
+    weight_per_minute: float
+    weights: tuple[tuple[int, int], ...]  # (largest limit, weight), ascending
+
+    def weight(self, limit: int) -> int:
+        return next(weight for upto, weight in self.weights if limit <= upto)
+
+
+MARKETS = {
+    "spot": Market("https://data-api.binance.vision", "/api/v3/klines", 1000, 6000.0, ((1000, 2),)),
+    "usdm_futures": Market("https://fapi.binance.com", "/fapi/v1/klines", 1500, 2400.0,
+                           ((99, 1), (499, 2), (1000, 5), (1500, 10))),
+}
+
+
+class BinanceOptions(HttpOptions):
+    market: Literal["spot", "usdm_futures"] = "spot"
+    page_limit: int | None = Field(default=None, ge=1, le=1500)  # default: the market's maximum
+    symbols: dict[str, str] = Field(default_factory=dict)  # explicit name map, e.g. {BTC/USDT: BTCUSDT}
+
+    @model_validator(mode="after")
+    def _limit_within_market(self) -> BinanceOptions:
+        cap = MARKETS[self.market].max_limit
+        if self.page_limit is not None and self.page_limit > cap:
+            raise ValueError(f"page_limit {self.page_limit} is above the {self.market} maximum of {cap}")
+        return self
+
+
 class BinanceProvider(HttpProvider):
     """Klines paginated by startTime; a bar is final when its close time is before the server's clock."""
 
     name = "binance"
-    default_base_url = "https://data-api.binance.vision"
-    default_settings = HttpSettings(requests_per_second=20.0, burst=10.0, weight_per_minute=6000.0)
+    options: BinanceOptions
 
-    def __init__(self, options: Mapping[str, Any], timezone: str) -> None:
+    def __init__(self, options: BinanceOptions, timezone: str) -> None:
+        self.market = MARKETS[options.market]
+        self.default_base_url = self.market.base_url
+        self.default_settings = HttpSettings(requests_per_second=20.0, burst=10.0,
+                                             weight_per_minute=self.market.weight_per_minute)
         super().__init__(options, timezone, error_mapper=_map_error)
-        self.page_limit = int(self.options.get("page_limit", PAGE_LIMIT))
+        self.page_limit = options.page_limit or self.market.max_limit
         self.capabilities = ProviderCapabilities(timeframes=frozenset(INTERVALS), max_bars_per_request=self.page_limit)
 
     def day_timezone(self) -> str:
@@ -45,8 +83,7 @@ class BinanceProvider(HttpProvider):
 
     def provider_symbol(self, symbol: str) -> str:
         """'BTC/USDT' or 'btc-usdt' -> 'BTCUSDT' (an explicit `options.symbols` mapping wins)."""
-        mapping = self.options.get("symbols") or {}
-        return mapping.get(symbol) or symbol.replace("/", "").replace("-", "").upper()
+        return self.options.symbols.get(symbol) or symbol.replace("/", "").replace("-", "").upper()
 
     def _observe_weight(self, response: httpx.Response) -> None:
         used = response.headers.get("x-mbx-used-weight-1m")
@@ -55,7 +92,7 @@ class BinanceProvider(HttpProvider):
             limiter.limit_available(limiter.capacity - int(used))
 
     def _page(self, context: RequestContext, params: dict[str, Any]) -> list[list[Any]]:
-        reply = self.client.request("GET", "/api/v3/klines", context, params=params, weight=KLINES_WEIGHT,
+        reply = self.client.request("GET", self.market.klines_path, context, params=params, weight=self.market.weight(int(params.get("limit", 500))),
                                     on_response=self._observe_weight)
         rows = reply.data
         if not isinstance(rows, list) or any(not isinstance(r, list) or len(r) < 7 for r in rows):
@@ -123,6 +160,5 @@ class BinanceProvider(HttpProvider):
         return SymbolHistory(first_ts=first)
 
 
-def build(options: dict, timezone: str, resolve, secrets: Mapping[str, Any] | None = None) -> BinanceProvider:  # noqa: ANN001, ARG001
-    """Options: base_url, page_limit (<=1000), symbols (name mapping), http (HttpSettings overrides)."""
-    return BinanceProvider(options, timezone)
+SPEC = ProviderSpec("binance", BinanceOptions, lambda options, context: BinanceProvider(options, context.timezone),
+                    description="Binance spot or USD-M futures klines (public)")

@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from jutsu_pipeline.providers.local_files import LocalFilesProvider
+from jutsu_pipeline.providers.registry import BuildContext, ProviderOptions, ProviderSpec
+
+
+class FilesOptions(ProviderOptions):
+    path: Path  # the folder with <SYMBOL>.csv or .parquet files (relative: to the config file)
 
 
 class FilesProvider(LocalFilesProvider):
@@ -13,7 +18,8 @@ class FilesProvider(LocalFilesProvider):
     name = "files"
 
 
-def build(options: dict, timezone: str, resolve, secrets=None) -> FilesProvider:  # noqa: ANN001 - resolve: Path -> Path
-    if "path" not in options:
-        raise ValueError("the files provider needs options.path: the folder with <SYMBOL>.csv or .parquet files")
-    return FilesProvider(Path(resolve(options["path"])), timezone)
+def _build(options: FilesOptions, context: BuildContext) -> FilesProvider:
+    return FilesProvider(context.resolve(options.path), context.timezone)
+
+
+SPEC = ProviderSpec("files", FilesOptions, _build, local=True, description="your CSV or Parquet files")

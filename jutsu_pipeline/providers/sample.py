@@ -1,14 +1,19 @@
-"""The `sample` provider: real daily bars bundled in data/sample (offline, no keys)."""
+"""The `sample` provider: real daily bars shipped inside the package (offline, no keys)."""
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
-from jutsu_pipeline.config import REPO_ROOT
 from jutsu_pipeline.providers.local_files import LocalFilesProvider
+from jutsu_pipeline.providers.registry import BuildContext, ProviderOptions, ProviderSpec
 from jutsu_pipeline.timeframes import Timeframe
 
-SAMPLE_DIR = REPO_ROOT / "data" / "sample"
+SAMPLE_DIR = Path(str(files("jutsu_pipeline") / "sample_data"))
+
+
+class SampleOptions(ProviderOptions):
+    path: Path | None = None  # another folder laid out like the bundled one
 
 
 class SampleProvider(LocalFilesProvider):
@@ -20,6 +25,8 @@ class SampleProvider(LocalFilesProvider):
         super().__init__(path, timezone, timeframes=frozenset({Timeframe.D1}))
 
 
-def build(options: dict, timezone: str, resolve, secrets=None) -> SampleProvider:  # noqa: ANN001
-    path = Path(resolve(options["path"])) if "path" in options else SAMPLE_DIR
-    return SampleProvider(path, timezone)
+def _build(options: SampleOptions, context: BuildContext) -> SampleProvider:
+    return SampleProvider(context.resolve(options.path) if options.path else SAMPLE_DIR, context.timezone)
+
+
+SPEC = ProviderSpec("sample", SampleOptions, _build, local=True, description="bundled daily bars of five US stocks")

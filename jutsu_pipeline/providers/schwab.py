@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import polars as pl
+from pydantic import Field
 
 from jutsu_pipeline.providers.base import FetchRequest, FetchStats, ProviderCapabilities
 from jutsu_pipeline.providers.http.client import HttpClient
@@ -26,7 +27,8 @@ from jutsu_pipeline.providers.http.errors import AuthExpired, MalformedPayload, 
 from jutsu_pipeline.providers.http.frames import query_window
 from jutsu_pipeline.providers.http.oauth import TokenFile, Tokens
 from jutsu_pipeline.providers.http.provider import HttpProvider, epoch_ms, read_secret
-from jutsu_pipeline.providers.http.settings import HttpSettings
+from jutsu_pipeline.providers.http.settings import HttpOptions, HttpSettings
+from jutsu_pipeline.providers.registry import Credential, ProviderSpec
 from jutsu_pipeline.timeframes import Timeframe
 
 DEFAULT_BASE_URL = "https://api.schwabapi.com"
@@ -42,10 +44,13 @@ AUTHORIZE_HINT = ("re-authorise once: `python -m jutsu_pipeline.providers.schwab
                   "`python -m jutsu_pipeline.providers.schwab authorize --redirect-url '<the URL you landed on>'`")
 
 
-def _env_names(options: Mapping[str, Any]) -> tuple[str, str, str]:
-    return (str(options.get("client_id_env", "SCHWAB_CLIENT_ID")),
-            str(options.get("client_secret_env", "SCHWAB_CLIENT_SECRET")),
-            str(options.get("token_file_env", "SCHWAB_TOKEN_FILE")))
+class SchwabOptions(HttpOptions):
+    client_id_env: str = "SCHWAB_CLIENT_ID"  # names of the environment variables holding the credentials
+    client_secret_env: str = "SCHWAB_CLIENT_SECRET"
+    token_file_env: str = "SCHWAB_TOKEN_FILE"
+    refresh_leeway_seconds: float = Field(default=300, ge=0)  # refresh the access token this long before expiry
+    delay_minutes: float = Field(default=0, ge=0)
+    daily_timezone: str = "America/Chicago"  # daily candles are stamped at this zone's midnight
 
 
 def _token_error(status: int, text: str, context: RequestContext) -> Exception | None:
@@ -119,9 +124,11 @@ class SchwabProvider(HttpProvider):
     default_base_url = DEFAULT_BASE_URL
     default_settings = HttpSettings(requests_per_second=2.0, burst=1.0)  # ~120/minute
 
-    def __init__(self, options: Mapping[str, Any], timezone: str, secrets: Mapping[str, Any] | None = None) -> None:
+    options: SchwabOptions
+
+    def __init__(self, options: SchwabOptions, timezone: str, secrets: Mapping[str, Any] | None = None) -> None:
         super().__init__(options, timezone, error_mapper=_data_error)
-        id_env, secret_env, file_env = _env_names(self.options)
+        id_env, secret_env, file_env = options.client_id_env, options.client_secret_env, options.token_file_env
         advice = "register an app at developer.schwab.com and export its key and secret"
         client_id = read_secret("schwab", "schwab_client_id", id_env, secrets, advice)
         client_secret = read_secret("schwab", "schwab_client_secret", secret_env, secrets, advice)
@@ -130,12 +137,12 @@ class SchwabProvider(HttpProvider):
             raise AuthExpired(RequestContext("schwab", purpose="credentials"), f"{file_env} is not set",
                               f"export {file_env}=<path of the token JSON file>, then {AUTHORIZE_HINT}")
         self.auth = SchwabAuth(self, client_id, client_secret, TokenFile(Path(path)),
-                               float(self.options.get("refresh_leeway_seconds", 300)))
-        delay = dt.timedelta(minutes=float(self.options.get("delay_minutes", 0)))
+                               options.refresh_leeway_seconds)
+        delay = dt.timedelta(minutes=options.delay_minutes)
         self.capabilities = ProviderCapabilities(timeframes=frozenset(FREQUENCIES), delay=delay)
 
     def day_timezone(self) -> str:
-        return str(self.options.get("daily_timezone", "America/Chicago"))  # daily candles stamp local midnight
+        return self.options.daily_timezone
 
     def _get(self, context: RequestContext, params: dict[str, Any]) -> Any:
         def call(token: str) -> Any:
@@ -172,9 +179,13 @@ class SchwabProvider(HttpProvider):
         return self.finalize(request, instants, columns)
 
 
-def build(options: dict, timezone: str, resolve, secrets: Mapping[str, Any] | None = None) -> SchwabProvider:  # noqa: ANN001, ARG001
-    """Options: base_url, client_id_env, client_secret_env, token_file_env, delay_minutes, daily_timezone, http."""
-    return SchwabProvider(options, timezone, secrets)
+SPEC = ProviderSpec(
+    "schwab", SchwabOptions, lambda options, context: SchwabProvider(options, context.timezone, context.secrets),
+    credentials=(Credential("schwab_client_id", "SCHWAB_CLIENT_ID", "Schwab app key"),
+                 Credential("schwab_client_secret", "SCHWAB_CLIENT_SECRET", "Schwab app secret"),
+                 Credential("schwab_token_file", "SCHWAB_TOKEN_FILE", "path of the Schwab OAuth token JSON file",
+                            secret=False)),
+    description="Charles Schwab price history (OAuth2)")
 
 
 # -- one-time authorisation ----------------------------------------------------------------------
@@ -186,11 +197,11 @@ def authorize_url(client_id: str, base_url: str = DEFAULT_BASE_URL, redirect_uri
 def exchange_code(redirect_url: str, *, options: Mapping[str, Any] | None = None,
                   redirect_uri: str = DEFAULT_REDIRECT_URI) -> Path:
     """Exchange the code in `redirect_url` for tokens and save them to the token file; returns its path."""
-    options = dict(options or {})
+    options = SchwabOptions.model_validate(dict(options or {}))
     code = parse_qs(urlsplit(redirect_url).query).get("code", [""])[0]
     if not code:
         raise ValueError("the redirect URL has no ?code=...; paste the full URL the browser landed on")
-    id_env, secret_env, file_env = _env_names(options)
+    id_env, secret_env, file_env = options.client_id_env, options.client_secret_env, options.token_file_env
     path = os.environ.get(file_env)
     if not path:
         raise AuthExpired(RequestContext("schwab", purpose="authorisation"), f"{file_env} is not set",
@@ -198,7 +209,7 @@ def exchange_code(redirect_url: str, *, options: Mapping[str, Any] | None = None
     advice = "register an app at developer.schwab.com and export its key and secret"
     client_id = read_secret("schwab", "schwab_client_id", id_env, None, advice)
     client_secret = read_secret("schwab", "schwab_client_secret", secret_env, None, advice)
-    client = HttpClient("schwab", str(options.get("base_url") or DEFAULT_BASE_URL), HttpSettings(), FetchStats(),
+    client = HttpClient("schwab", options.base_url or DEFAULT_BASE_URL, HttpSettings(), FetchStats(),
                         error_mapper=_token_error)
     try:
         reply = client.request(

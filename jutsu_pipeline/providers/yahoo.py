@@ -10,13 +10,15 @@ from typing import Any
 from urllib.parse import quote
 
 import polars as pl
+from pydantic import Field
 
 from jutsu_pipeline.providers.base import FetchRequest, ProviderCapabilities, SymbolHistory, UnknownSymbolError
 from jutsu_pipeline.providers.http.errors import MalformedPayload, RequestContext, Unauthorized
 from jutsu_pipeline.providers.http.frames import query_window
 from jutsu_pipeline.providers.http.provider import HttpProvider
 from jutsu_pipeline.providers.http.secrets import Secret
-from jutsu_pipeline.providers.http.settings import HttpSettings
+from jutsu_pipeline.providers.http.settings import HttpOptions, HttpSettings
+from jutsu_pipeline.providers.registry import ProviderSpec
 from jutsu_pipeline.timeframes import Timeframe
 
 UTC = dt.timezone.utc
@@ -40,6 +42,12 @@ def _map_error(status: int, text: str, context: RequestContext) -> Exception | N
     return None
 
 
+class YahooOptions(HttpOptions):
+    cookie_url: str = "https://fc.yahoo.com"
+    user_agent: str = "Mozilla/5.0 (jutsu-pipeline)"
+    delay_minutes: float = Field(default=0, ge=0)
+
+
 class YahooProvider(HttpProvider):
     """Chart v8 bars; daily rows are keyed by their date in the exchange's timezone (meta)."""
 
@@ -47,12 +55,13 @@ class YahooProvider(HttpProvider):
     default_base_url = "https://query2.finance.yahoo.com"
     default_settings = HttpSettings(requests_per_second=1.0, burst=1.0)
 
-    def __init__(self, options: Mapping[str, Any], timezone: str) -> None:
-        super().__init__(options, timezone, error_mapper=_map_error,
-                         headers={"User-Agent": str(options.get("user_agent", "Mozilla/5.0 (jutsu-pipeline)"))})
-        self.cookie_url = str(self.options.get("cookie_url", "https://fc.yahoo.com"))
+    options: YahooOptions
+
+    def __init__(self, options: YahooOptions, timezone: str) -> None:
+        super().__init__(options, timezone, error_mapper=_map_error, headers={"User-Agent": options.user_agent})
+        self.cookie_url = options.cookie_url
         self.capabilities = ProviderCapabilities(timeframes=frozenset(INTERVALS), has_adj_close=True,
-                                                 delay=dt.timedelta(minutes=float(self.options.get("delay_minutes", 0))))
+                                                 delay=dt.timedelta(minutes=options.delay_minutes))
         self._crumb: Secret | None = None
         self._crumb_lock = threading.Lock()
 
@@ -143,6 +152,5 @@ class YahooProvider(HttpProvider):
         return SymbolHistory(first_ts=when)
 
 
-def build(options: dict, timezone: str, resolve, secrets: Mapping[str, Any] | None = None) -> YahooProvider:  # noqa: ANN001, ARG001
-    """Options: base_url (query host), cookie_url, user_agent, delay_minutes, http."""
-    return YahooProvider(options, timezone)
+SPEC = ProviderSpec("yahoo", YahooOptions, lambda options, context: YahooProvider(options, context.timezone),
+                    description="Yahoo chart v8 (experimental, unofficial)")

@@ -1,5 +1,6 @@
-"""Provider credentials as a Dagster resource: values come from environment variables (dg.EnvVar), are
-masked in repr and the UI, and reach providers through `build_provider(..., secrets=creds.secrets())`."""
+"""Provider credentials as a Dagster resource: one optional field per credential the registered providers
+declare, read from its environment variable (dg.EnvVar, masked in repr and the UI), handed to providers
+through `build_provider(..., secrets=creds.secrets())`."""
 
 from __future__ import annotations
 
@@ -8,38 +9,35 @@ import os
 import dagster as dg
 from pydantic import Field
 
+from jutsu_pipeline.providers import registry
 from jutsu_pipeline.providers.http.secrets import Secret
 
-# resource field -> the environment variable it is read from by default
-ENV_VARS: dict[str, str] = {
-    "alpaca_key_id": "APCA_API_KEY_ID",
-    "alpaca_secret_key": "APCA_API_SECRET_KEY",
-    "schwab_client_id": "SCHWAB_CLIENT_ID",
-    "schwab_client_secret": "SCHWAB_CLIENT_SECRET",
-    "schwab_token_file": "SCHWAB_TOKEN_FILE",
-}
+
+def _declared() -> dict[str, registry.Credential]:
+    return {c.field: c for spec in registry.specs() for c in spec.credentials}
 
 
-class ProviderCredentials(dg.ConfigurableResource):
+class _CredentialsBase(dg.ConfigurableResource):
     """Secrets of the HTTP providers. Every field is optional: a provider that needs a missing one falls
     back to its environment variable and, failing that, raises an error naming the variable."""
-
-    alpaca_key_id: str | None = Field(default=None, repr=False, description="Alpaca API key id")
-    alpaca_secret_key: str | None = Field(default=None, repr=False, description="Alpaca API secret key")
-    schwab_client_id: str | None = Field(default=None, repr=False, description="Schwab app key")
-    schwab_client_secret: str | None = Field(default=None, repr=False, description="Schwab app secret")
-    schwab_token_file: str | None = Field(default=None, description="path of the Schwab OAuth token JSON file")
 
     @classmethod
     def from_env(cls) -> ProviderCredentials:
         """Each field bound to its dg.EnvVar when that variable is set (so Dagster never shows the value)."""
-        return cls(**{field: dg.EnvVar(name) for field, name in ENV_VARS.items() if os.environ.get(name)})
+        return cls(**{c.field: dg.EnvVar(c.env_var) for c in _declared().values()
+                      if c.field in cls.model_fields and os.environ.get(c.env_var)})
 
     def secrets(self) -> dict[str, Secret | str]:
         """The mapping `build_provider(..., secrets=...)` expects (only the fields that are set)."""
-        out: dict[str, Secret | str] = {}
-        for field in ENV_VARS:
-            value = getattr(self, field)
-            if value:
-                out[field] = value if field == "schwab_token_file" else Secret(value)
-        return out
+        declared = _declared()
+        return {name: Secret(value) if declared[name].secret else value
+                for name in type(self).model_fields if (value := getattr(self, name)) and name in declared}
+
+
+# The fields come from the provider registry, so a new provider's credentials need no edit here.
+ProviderCredentials = type("ProviderCredentials", (_CredentialsBase,), {
+    "__module__": __name__,
+    "__doc__": _CredentialsBase.__doc__,
+    "__annotations__": {c.field: str | None for c in _declared().values()},
+    **{c.field: Field(default=None, repr=not c.secret, description=c.description) for c in _declared().values()},
+})

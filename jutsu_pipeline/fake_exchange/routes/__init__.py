@@ -6,6 +6,7 @@ from jutsu_pipeline.fake_exchange.routes.schwab import SchwabAuthState
 ROUTES = {
     ("GET", "/api/v3/klines"): ("binance", binance.klines),
     ("GET", "/api/v3/time"): ("binance_time", binance.server_time),
+    ("GET", "/fapi/v1/klines"): ("binance_futures", binance.futures_klines),
     ("GET", "/v2/stocks/bars"): ("alpaca", alpaca.bars),
     ("GET", "/marketdata/v1/pricehistory"): ("schwab", schwab.pricehistory),
     ("POST", "/v1/oauth/token"): ("schwab_token", schwab.token),

@@ -1,4 +1,4 @@
-"""Binance spot `/api/v3/klines` and `/api/v3/time`."""
+"""Binance spot `/api/v3/klines`, USD-M futures `/fapi/v1/klines` (limit up to 1500), and the server time."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def _error(code: int, msg: str, status: int = 400) -> Response:
     return Response.json({"code": code, "msg": msg}, status)
 
 
-def klines(x, req: Request) -> Response:  # noqa: ANN001 - x: FakeExchange
+def klines(x, req: Request, max_limit: int = 1000) -> Response:  # noqa: ANN001 - x: FakeExchange
     used, over = x.use_weight(WEIGHT)
     headers = {"X-MBX-USED-WEIGHT-1M": str(used)}
     if over:
@@ -32,7 +32,7 @@ def klines(x, req: Request) -> Response:  # noqa: ANN001 - x: FakeExchange
         end_ms = int(req.params["endTime"]) if "endTime" in req.params else None
     except ValueError:
         return _error(-1100, "Illegal characters found in a parameter.")
-    if not 1 <= limit <= 1000:
+    if not 1 <= limit <= max_limit:
         return _error(-1130, "Data sent for parameter 'limit' is not valid.")
     tf, size = INTERVALS[interval], step(interval)
     now = int(x.clock.now())
@@ -68,6 +68,10 @@ def klines(x, req: Request) -> Response:  # noqa: ANN001 - x: FakeExchange
     if "descending" in req.data_faults:
         rows.reverse()
     return Response.json(rows, headers=headers)
+
+
+def futures_klines(x, req: Request) -> Response:  # noqa: ANN001 - x: FakeExchange
+    return klines(x, req, max_limit=1500)
 
 
 def server_time(x, req: Request) -> Response:  # noqa: ANN001

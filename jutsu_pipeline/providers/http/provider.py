@@ -21,7 +21,7 @@ from jutsu_pipeline.providers.http.client import ErrorMapper, HttpClient
 from jutsu_pipeline.providers.http.errors import AuthExpired, MalformedPayload, RequestContext
 from jutsu_pipeline.providers.http.frames import ConflictingBars, build_frame
 from jutsu_pipeline.providers.http.secrets import Secret
-from jutsu_pipeline.providers.http.settings import HttpSettings
+from jutsu_pipeline.providers.http.settings import HttpOptions, HttpSettings
 from jutsu_pipeline.timeframes import Timeframe
 
 
@@ -49,13 +49,13 @@ class HttpProvider:
     default_settings = HttpSettings()
     capabilities: ProviderCapabilities
 
-    def __init__(self, options: Mapping[str, Any], timezone: str, *, error_mapper: ErrorMapper | None = None,
+    def __init__(self, options: HttpOptions, timezone: str, *, error_mapper: ErrorMapper | None = None,
                  headers: Mapping[str, str] | None = None) -> None:
-        self.options = dict(options)
+        self.options = options
         self.timezone = timezone
         self.stats = FetchStats()
-        self.settings = self.default_settings.with_options(self.options.get("http"))
-        self.base_url = str(self.options.get("base_url") or self.default_base_url).rstrip("/")
+        self.settings = self.default_settings.with_options(options.http)
+        self.base_url = str(options.base_url or self.default_base_url).rstrip("/")
         self.client = HttpClient(self.name, self.base_url, self.settings, self.stats, headers=headers,
                                  error_mapper=error_mapper)
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from pydantic import Field, field_validator
+
+from jutsu_pipeline.providers.registry import ProviderOptions
+
 
 @dataclass(frozen=True)
 class HttpSettings:
@@ -42,3 +46,16 @@ class HttpSettings:
             default = getattr(self, key)
             values[key] = value if value is None else type(default if default is not None else 0.0)(value)
         return replace(self, **values)
+
+
+class HttpOptions(ProviderOptions):
+    """Options every HTTP provider accepts: the API host and `http` overrides of its HttpSettings."""
+
+    base_url: str | None = None  # tests and the fake exchange point it at http://127.0.0.1:<port>
+    http: dict[str, float | int | None] = Field(default_factory=dict)
+
+    @field_validator("http")
+    @classmethod
+    def _known_http_keys(cls, value: dict[str, float | int | None]) -> dict[str, float | int | None]:
+        HttpSettings().with_options(value)  # unknown keys raise, listing the known ones
+        return value

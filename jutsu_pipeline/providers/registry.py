@@ -1,0 +1,118 @@
+"""Providers by name. A provider declares its options model, its credentials, whether it reads local
+files, and a factory; `register` is the one line that makes it usable from jutsu.yaml."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from jutsu_pipeline.providers.base import BarsProvider
+
+
+class ProviderOptions(BaseModel):
+    """Base of every provider's `options:` model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+O = TypeVar("O", bound=ProviderOptions)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A secret a provider reads: the `ProviderCredentials` resource field and its environment variable."""
+
+    field: str
+    env_var: str
+    description: str
+    secret: bool = True  # False for e.g. a file path: shown in the UI, never wrapped in Secret
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a factory gets besides its options: the market's timezone, config-path resolution, secrets."""
+
+    timezone: str
+    resolve: Callable[[str | Path], Path]
+    secrets: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ProviderSpec(Generic[O]):
+    """Everything the pipeline knows about a provider."""
+
+    name: str
+    options: type[O]
+    factory: Callable[[O, BuildContext], BarsProvider]
+    local: bool = False  # reads local files: no network, no rate limit, runs in the DuckDB writer pool
+    credentials: tuple[Credential, ...] = ()
+    description: str = ""
+
+
+_REGISTRY: dict[str, ProviderSpec[Any]] = {}
+
+
+def register(spec: ProviderSpec[O]) -> ProviderSpec[O]:
+    """Make `spec` available under `spec.name` (re-registering a name replaces it)."""
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def spec(name: str) -> ProviderSpec[Any]:
+    """The registered provider `name`; ValueError listing the known ones otherwise."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown provider {name!r}: choose one of {names()}")
+    return _REGISTRY[name]
+
+
+def specs() -> list[ProviderSpec[Any]]:
+    return [_REGISTRY[name] for name in names()]
+
+
+def parse_options(name: str, raw: Mapping[str, Any] | ProviderOptions | None) -> ProviderOptions:
+    """`raw` validated with provider `name`'s options model; ValueError naming every bad key."""
+    model = spec(name).options
+    if isinstance(raw, model):
+        return raw
+    if isinstance(raw, ProviderOptions):
+        raw = raw.model_dump(exclude_unset=True)
+    try:
+        return model.model_validate(dict(raw or {}))
+    except ValidationError as error:
+        known = ", ".join(model.model_fields) or "none"
+        problems = "; ".join(_describe(item, model) for item in error.errors())
+        raise ValueError(f"{problems} (options of provider {name}: {known})") from None
+
+
+def _describe(item: Any, model: type[ProviderOptions]) -> str:
+    key = ".".join(str(part) for part in item["loc"]) or "options"
+    if item["type"] == "extra_forbidden":
+        close = get_close_matches(key, list(model.model_fields), n=1)
+        return f"unknown option {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    return f"option {key!r}: {item['msg'].removeprefix('Value error, ')}"
+
+
+def build_provider(name: str, options: Mapping[str, Any] | ProviderOptions | None, timezone: str,
+                   resolve: Callable[[str | Path], Path] = Path, *,
+                   secrets: Mapping[str, Any] | None = None) -> BarsProvider:
+    """Instantiate provider `name` with validated `options`; `resolve` makes config paths absolute.
+
+    `secrets` (e.g. from the ProviderCredentials resource) override credentials that providers otherwise
+    read from their environment variables.
+    """
+    provider = spec(name)
+    return provider.factory(parse_options(name, options), BuildContext(timezone, resolve, dict(secrets or {})))
+
+
+def is_local(name: str) -> bool:
+    """Whether a provider reads local files (no network, no rate limit)."""
+    return spec(name).local
