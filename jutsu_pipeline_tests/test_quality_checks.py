@@ -12,7 +12,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from jutsu_pipeline.assets.bars.checks import build_bars_checks, check_names, is_blocking
+from jutsu_pipeline.assets.bars.checks import build_bars_checks, check_names, check_result
+from jutsu_pipeline.quality.checks import get
 from jutsu_pipeline.config import JutsuConfig, load_config, parse_config
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.quality.profiles import Profile
@@ -108,7 +109,7 @@ def _evaluate(path: Path, keys: frozenset[str], check: str, profile: Profile) ->
     p = _partitioning({**SAMPLE_MARKET, "symbols": ["AAPL", "FB", "IBM"]}, profile)
     with _connect(path) as con:
         report = CHECKS[check](con, p, keys)
-    return report, report.to_result(profile)
+    return report, check_result(report, profile)
 
 
 def test_the_synced_sample_passes_every_check(stored_2012) -> None:
@@ -134,7 +135,7 @@ def test_each_stored_defect_fails_its_check_with_the_profile_s_severity(defect: 
         # A column of the wrong type concerns every symbol; the other defects only IBM.
         assert set(report.per_symbol["symbol"]) == ({"AAPL", "FB", "IBM"} if rule == "column_types" else {"IBM"})
         assert result.severity == (dg.AssetCheckSeverity.ERROR if expected == "E" else dg.AssetCheckSeverity.WARN)
-        assert is_blocking(check, profile) or expected == "W"
+        assert get(check).is_blocking(profile) or expected == "W"
         metadata = result.metadata
         assert metadata["rows_checked"].value == report.rows_checked > 0
         assert metadata["failures"].value == report.failures and metadata[f"rule_{rule}"].value == report.counts[rule]
@@ -142,10 +143,10 @@ def test_each_stored_defect_fails_its_check_with_the_profile_s_severity(defect: 
 
 
 def test_blocking_flags_per_profile() -> None:
-    assert [is_blocking("calendar_complete", p) for p in PROFILES] == [True, False, False]
-    assert [is_blocking("price_anomalies", p) for p in PROFILES] == [True, False, False]
-    assert all(is_blocking("ohlcv_schema", p) and is_blocking("no_duplicates", p) for p in PROFILES)
-    assert not any(is_blocking("fresh", p) for p in PROFILES)
+    assert [get("calendar_complete").is_blocking(p) for p in PROFILES] == [True, False, False]
+    assert [get("price_anomalies").is_blocking(p) for p in PROFILES] == [True, False, False]
+    assert all(get("ohlcv_schema").is_blocking(p) and get("no_duplicates").is_blocking(p) for p in PROFILES)
+    assert not any(get("fresh").is_blocking(p) for p in PROFILES)
 
 
 def test_a_split_that_changes_the_adjustment_factor_is_labelled_not_failed(stored_2012, tmp_path) -> None:
@@ -200,7 +201,7 @@ def test_intraday_early_close_is_complete_and_later_or_missing_bars_are_reported
     assert report.offenders().row(0) == ("IBM", 2, "calendar_missing: 1, calendar_unexpected: 1",
                                          "2012-11-20 16:00; 2012-11-23 18:00")
     expected = dg.AssetCheckSeverity.ERROR if profile is Profile.STRICT else dg.AssetCheckSeverity.WARN
-    assert report.to_result(profile).severity == expected
+    assert check_result(report, profile).severity == expected
 
 
 # -- freshness: open-ended markets only ----------------------------------------------------------------
@@ -224,7 +225,7 @@ def test_fresh_flags_symbols_behind_the_last_closed_session(timeframe, fresh_las
         report = check_fresh(con, p, now=NOW)
     assert report.counts == {"stale": 2}
     assert sorted(report.per_symbol["symbol"]) == ["GOOG", "MSFT"]  # GOOG has no bar at all
-    assert report.extra["last_closed_session"].value == "2024-07-09"
+    assert report.extra["last_closed_session"] == "2024-07-09"
 
 
 def test_fresh_exists_only_for_markets_without_an_end(tmp_path) -> None:

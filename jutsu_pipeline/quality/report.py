@@ -1,10 +1,10 @@
-"""The outcome of one asset check over the stored bars, and its Dagster result (plottable numbers, tables)."""
+"""The outcome of one asset check over the stored bars as plain values (the Dagster layer renders them)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
-import dagster as dg
 import polars as pl
 
 from jutsu_pipeline.quality.profiles import Profile, Severity
@@ -15,6 +15,13 @@ MAX_SAMPLES = 10  # sample rows shown
 MAX_JSON_SYMBOLS = 200  # symbols in the per-symbol JSON
 
 PER_SYMBOL_SCHEMA = {"symbol": pl.String, "rule": pl.String, "count": pl.Int64, "examples": pl.String}
+
+
+class Markdown(str):
+    """Text to show as markdown."""
+
+
+MetadataValue = int | float | str | Markdown | dt.datetime | dict
 
 
 def empty_per_symbol() -> pl.DataFrame:
@@ -31,7 +38,7 @@ class CheckReport:
     symbols_checked: int
     per_symbol: pl.DataFrame = field(default_factory=empty_per_symbol)  # symbol, rule, count (> 0), examples
     samples: pl.DataFrame | None = None  # a few offending rows (any columns)
-    extra: dict[str, dg.MetadataValue] = field(default_factory=dict)  # check-specific metadata
+    extra: dict[str, MetadataValue] = field(default_factory=dict)  # check-specific metadata
     seconds: float = 0.0
 
     @property
@@ -55,15 +62,6 @@ class CheckReport:
             return Severity.ERROR
         return Severity.WARNING
 
-    def to_result(self, profile: Profile) -> dg.AssetCheckResult:
-        level = self.severity(profile)
-        return dg.AssetCheckResult(
-            passed=self.passed,
-            severity=dg.AssetCheckSeverity.ERROR if level is Severity.ERROR else dg.AssetCheckSeverity.WARN,
-            metadata=self.metadata(profile),
-            description=self.summary(profile),
-        )
-
     def summary(self, profile: Profile) -> str:
         if self.passed:
             return f"{self.check}: {self.rows_checked} bars of {self.symbols_checked} symbol(s) pass ({profile} profile)"
@@ -72,21 +70,21 @@ class CheckReport:
         return (f"{self.check}: {failing} in {symbols} symbol(s) of {self.rows_checked} bars checked "
                 f"({self.severity(profile)} under the {profile} profile)")
 
-    def metadata(self, profile: Profile) -> dict[str, dg.MetadataValue]:
-        metadata: dict[str, dg.MetadataValue] = {
-            "rows_checked": dg.MetadataValue.int(self.rows_checked),
-            "symbols_checked": dg.MetadataValue.int(self.symbols_checked),
-            "failures": dg.MetadataValue.int(self.failures),
-            "symbols_failing": dg.MetadataValue.int(self.per_symbol["symbol"].n_unique()),
-            **{f"rule_{rule}": dg.MetadataValue.int(count) for rule, count in self.counts.items()},
-            "profile": dg.MetadataValue.text(str(profile)),
-            "seconds": dg.MetadataValue.float(round(self.seconds, 3)),
+    def metadata(self, profile: Profile) -> dict[str, MetadataValue]:
+        metadata: dict[str, MetadataValue] = {
+            "rows_checked": self.rows_checked,
+            "symbols_checked": self.symbols_checked,
+            "failures": self.failures,
+            "symbols_failing": self.per_symbol["symbol"].n_unique(),
+            **{f"rule_{rule}": count for rule, count in self.counts.items()},
+            "profile": str(profile),
+            "seconds": round(self.seconds, 3),
         }
         if not self.passed:
-            metadata["worst_offenders"] = dg.MetadataValue.md(self.offenders_markdown())
-            metadata["per_symbol"] = dg.MetadataValue.json(self.per_symbol_json())
+            metadata["worst_offenders"] = Markdown(self.offenders_markdown())
+            metadata["per_symbol"] = self.per_symbol_json()
         if self.samples is not None and self.samples.height:
-            metadata["sample_rows"] = dg.MetadataValue.md(markdown_table(self.samples.head(MAX_SAMPLES)))
+            metadata["sample_rows"] = Markdown(markdown_table(self.samples.head(MAX_SAMPLES)))
         return {**metadata, **self.extra}
 
     def offenders(self) -> pl.DataFrame:

@@ -25,12 +25,11 @@ _by_symbol = "symbol"
 
 @dataclass(frozen=True)
 class Rule:
-    """One named rule: what it promises, its class, and the asset check that reports it on stored bars."""
+    """One named rule: what it promises and its class (which decides its severity under a profile)."""
 
     name: str
     rule_class: RuleClass
     description: str
-    check: str
 
     def severity(self, profile: Profile) -> Severity:
         return severity(self.rule_class, profile)
@@ -40,35 +39,31 @@ _S, _I, _X = RuleClass.STRUCTURAL, RuleClass.INVARIANT, RuleClass.SUSPICIOUS
 RULES: dict[str, Rule] = {
     rule.name: rule
     for rule in (
-        Rule("column_types", _S, "ts is a timezone-aware UTC timestamp; prices and volume are float64", "ohlcv_schema"),
-        Rule("ohlcv_not_null", _S, "open, high, low, close and volume are present (not null, not NaN)", "ohlcv_schema"),
-        Rule("daily_at_midnight", _S, "daily bars are keyed by the session date at 00:00 UTC", "ohlcv_schema"),
-        Rule("ts_unique", _S, "no two bars of a symbol share a timestamp", "no_duplicates"),
-        Rule("ts_increasing", _S, "a symbol's timestamps are strictly increasing", "no_duplicates"),
+        Rule("column_types", _S, "ts is a timezone-aware UTC timestamp; prices and volume are float64"),
+        Rule("ohlcv_not_null", _S, "open, high, low, close and volume are present (not null, not NaN)"),
+        Rule("daily_at_midnight", _S, "daily bars are keyed by the session date at 00:00 UTC"),
+        Rule("ts_unique", _S, "no two bars of a symbol share a timestamp"),
+        Rule("ts_increasing", _S, "a symbol's timestamps are strictly increasing"),
         Rule("inside_partition", _S, "every bar lies inside its partition's window (within the market's history; "
-             "intraday: between the session's open and close)", "calendar_complete"),
-        Rule("high_ge_low", _I, "high >= low", "ohlcv_schema"),
-        Rule("high_ge_open_close", _I, "high >= max(open, close)", "ohlcv_schema"),
-        Rule("low_le_open_close", _I, "low <= min(open, close)", "ohlcv_schema"),
-        Rule("low_positive", _I, "low > 0", "ohlcv_schema"),
-        Rule("volume_non_negative", _I, "volume >= 0", "ohlcv_schema"),
-        Rule("adj_close_positive", _I, "adj_close, where given, is > 0", "ohlcv_schema"),
-        Rule("on_session", _I, "every bar falls on a trading session of the market's calendar", "calendar_complete"),
+             "intraday: between the session's open and close)"),
+        Rule("high_ge_low", _I, "high >= low"),
+        Rule("high_ge_open_close", _I, "high >= max(open, close)"),
+        Rule("low_le_open_close", _I, "low <= min(open, close)"),
+        Rule("low_positive", _I, "low > 0"),
+        Rule("volume_non_negative", _I, "volume >= 0"),
+        Rule("adj_close_positive", _I, "adj_close, where given, is > 0"),
+        Rule("on_session", _I, "every bar falls on a trading session of the market's calendar"),
         Rule("on_grid", _I, "an intraday bar starts on its timeframe's grid (a whole multiple of the bar length "
-             "since 1970-01-01 UTC, e.g. 1h bars at :00)", "calendar_complete"),
+             "since 1970-01-01 UTC, e.g. 1h bars at :00)"),
         Rule("price_jump", _X, "|open / previous close - 1| <= quality.max_open_gap, unless the adjustment "
-             "factor adj_close/close changes on that bar and explains the jump (a probable corporate action)",
-             "price_anomalies"),
-        Rule("zero_volume", _X, "volume > 0", "price_anomalies"),
-        Rule("constant_price", _X, "not open = high = low = close = previous close (a flat, stale bar)",
-             "price_anomalies"),
+             "factor adj_close/close changes on that bar and explains the jump (a probable corporate action)"),
+        Rule("zero_volume", _X, "volume > 0"),
+        Rule("constant_price", _X, "not open = high = low = close = previous close (a flat, stale bar)"),
         Rule("calendar_missing", _X, "every session (intraday: every bar start between open and close) of a "
-             "materialised partition within the symbol's stored life has a bar", "calendar_complete"),
+             "materialised partition within the symbol's stored life has a bar"),
         Rule("calendar_unexpected", _X, "every stored bar is on the calendar's grid: a session date (daily) or "
-             "a bar start between the session's open and close (intraday), inside the market's history",
-             "calendar_complete"),
-        Rule("stale", _X, "the latest stored bar is no older than the last closed session (open-ended markets)",
-             "fresh"),
+             "a bar start between the session's open and close (intraday), inside the market's history"),
+        Rule("stale", _X, "the latest stored bar is no older than the last closed session (open-ended markets)"),
     )
 }
 RULE_DESCRIPTIONS: dict[str, str] = {name: rule.description for name, rule in RULES.items()}

@@ -11,7 +11,6 @@ import datetime as dt
 import time
 from collections.abc import Callable, Iterable
 
-import dagster as dg
 import duckdb
 import pandera.polars as pa
 import polars as pl
@@ -19,7 +18,8 @@ import polars as pl
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.quality import sql
 from jutsu_pipeline.quality.grid import calendar_grid, materialized_frame, session_table
-from jutsu_pipeline.quality.report import MAX_SAMPLES, CheckReport, empty_per_symbol, markdown_table
+from jutsu_pipeline.quality.checks import Check, CheckInputs, register
+from jutsu_pipeline.quality.report import MAX_SAMPLES, CheckReport, Markdown, empty_per_symbol, markdown_table
 from jutsu_pipeline.quality.rules import (
     DAILY_RULES,
     STORED_ROW_RULES,
@@ -35,24 +35,7 @@ from jutsu_pipeline.quality.rules import (
 UTC = dt.timezone.utc
 MAX_CORPORATE_ACTIONS = 25
 
-CHECK_RULES: dict[str, tuple[str, ...]] = {
-    "ohlcv_schema": ("column_types", *STORED_ROW_RULES, "daily_at_midnight"),
-    "no_duplicates": ("ts_unique", "ts_increasing"),
-    "calendar_complete": ("calendar_missing", "calendar_unexpected"),
-    "fresh": ("stale",),
-    "price_anomalies": ("price_jump", "zero_volume", "constant_price"),
-}
-CHECK_DESCRIPTIONS: dict[str, str] = {
-    "ohlcv_schema": "Stored bars satisfy the OHLCV schema: column types, no nulls/NaN, high/low invariants, "
-                    "positive prices, non-negative volume (counts per rule, sample rows).",
-    "no_duplicates": "No two stored bars share (symbol, timeframe, ts), and each ingestion stored its rows in "
-                     "increasing ts order.",
-    "calendar_complete": "For every materialised partition, the stored bars match the calendar's sessions exactly "
-                         "(within each symbol's stored life); missing and unexpected timestamps per symbol.",
-    "fresh": "Each symbol's latest stored bar is no older than the last closed session.",
-    "price_anomalies": "Unexplained open-vs-previous-close jumps, zero-volume bars, flat stale bars; jumps that "
-                       "coincide with a change of adj_close/close are labelled probable corporate actions.",
-}
+_SCHEMA_RULES = ("column_types", *STORED_ROW_RULES, "daily_at_midnight")
 
 
 def _params(p: BarsPartitioning) -> dict:
@@ -128,7 +111,7 @@ def _column_type_problems(frame: pl.DataFrame) -> list[str]:
 @_timed
 def check_schema(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> CheckReport:
     """ohlcv_schema: the row rules of the pre-write schema, counted per symbol over all stored bars."""
-    rules = tuple(r for r in CHECK_RULES["ohlcv_schema"] if r != "daily_at_midnight" or not p.timeframe.is_intraday)
+    rules = tuple(r for r in _SCHEMA_RULES if r != "daily_at_midnight" or not p.timeframe.is_intraday)
     frame = load_bars(con, p)
     report = CheckReport("ohlcv_schema", rules, frame.height, frame["symbol"].n_unique())
     flags = {**STORED_ROW_RULES, **({} if p.timeframe.is_intraday else DAILY_RULES)}
@@ -149,7 +132,7 @@ def check_anomalies(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> Chec
     """price_anomalies: unexplained jumps, zero volume, flat stale bars; labels probable corporate actions."""
     quality = p.config.quality
     frame = load_bars(con, p)
-    report = CheckReport("price_anomalies", CHECK_RULES["price_anomalies"], frame.height, frame["symbol"].n_unique())
+    report = CheckReport("price_anomalies", ANOMALIES.rules, frame.height, frame["symbol"].n_unique())
     if frame.is_empty():
         return report
     context = [previous("close").alias("previous_close"), open_gap().alias("gap")]
@@ -158,11 +141,11 @@ def check_anomalies(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> Chec
         report.samples = samples.select("symbol", "ts", "previous_close", "open", "close", "volume", "gap", "rules")
     actions = corporate_actions(frame, p)
     report.extra = {
-        "corporate_actions": dg.MetadataValue.int(actions.height),
-        "max_open_gap": dg.MetadataValue.float(quality.max_open_gap),
+        "corporate_actions": actions.height,
+        "max_open_gap": quality.max_open_gap,
     }
     if actions.height:
-        report.extra["probable_corporate_actions"] = dg.MetadataValue.md(markdown_table(actions.head(MAX_CORPORATE_ACTIONS)))
+        report.extra["probable_corporate_actions"] = Markdown(markdown_table(actions.head(MAX_CORPORATE_ACTIONS)))
     return report
 
 
@@ -208,7 +191,7 @@ def _sql_per_symbol(con: duckdb.DuckDBPyConnection, statement: str, rule: str, p
 def check_duplicates(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> CheckReport:
     """no_duplicates: primary-key uniqueness and increasing ts within each ingestion."""
     params = _params(p)
-    report = CheckReport("no_duplicates", CHECK_RULES["no_duplicates"], *_row_count(con, p))
+    report = CheckReport("no_duplicates", DUPLICATES.rules, *_row_count(con, p))
     report.per_symbol = pl.concat([
         _sql_per_symbol(con, sql.DUPLICATE_KEYS, "ts_unique", params),
         _sql_per_symbol(con, sql.OUT_OF_ORDER, "ts_increasing", params),
@@ -221,7 +204,7 @@ def check_calendar(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, material
                    today: dt.date | None = None) -> CheckReport:
     """calendar_complete: missing grid timestamps in materialised partitions, and stored bars off the grid."""
     params = _params(p)
-    report = CheckReport("calendar_complete", CHECK_RULES["calendar_complete"], *_row_count(con, p))
+    report = CheckReport("calendar_complete", CALENDAR.rules, *_row_count(con, p))
     grid = calendar_grid(p, today)
     parts = materialized_frame(materialized)
     con.register("grid", grid.to_arrow())
@@ -235,8 +218,8 @@ def check_calendar(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, material
         con.unregister("grid")
         con.unregister("materialized")
     report.extra = {
-        "partitions_checked": dg.MetadataValue.int(parts.height),
-        "grid_timestamps": dg.MetadataValue.int(grid.height),
+        "partitions_checked": parts.height,
+        "grid_timestamps": grid.height,
     }
     return report
 
@@ -259,15 +242,42 @@ def check_fresh(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, now: dt.dat
     now = now or dt.datetime.now(UTC)
     session, expected = last_closed_bar(p, now)
     latest = con.execute(sql.LATEST_BARS, _params(p)).fetchall()
-    report = CheckReport("fresh", CHECK_RULES["fresh"], *_row_count(con, p))
+    report = CheckReport("fresh", FRESH.rules, *_row_count(con, p))
     fmt = _ts_format(p)
     stale = [
         (symbol, "stale", 1, f"last bar {last.strftime(fmt) if last else 'none'}, expected {expected.strftime(fmt)}")
         for symbol, last in latest if last is None or last < expected
     ]
     report.per_symbol = pl.DataFrame(stale, schema=report.per_symbol.schema, orient="row")
-    report.extra = {"last_closed_session": dg.MetadataValue.text(session.isoformat())}
+    report.extra = {"last_closed_session": session.isoformat()}
     lasts = [last for _, last in latest if last is not None]
     if lasts:
-        report.extra["oldest_last_bar"] = dg.MetadataValue.timestamp(min(lasts))
+        report.extra["oldest_last_bar"] = min(lasts)
     return report
+
+
+# -- the built-in checks ---------------------------------------------------------------------------
+
+SCHEMA = register(Check(
+    "ohlcv_schema", _SCHEMA_RULES,
+    "Stored bars satisfy the OHLCV schema: column types, no nulls/NaN, high/low invariants, positive prices, "
+    "non-negative volume (counts per rule, sample rows).",
+    lambda i: check_schema(i.con, i.partitioning)))
+DUPLICATES = register(Check(
+    "no_duplicates", ("ts_unique", "ts_increasing"),
+    "No two stored bars share (symbol, timeframe, ts), and each ingestion stored its rows in increasing ts order.",
+    lambda i: check_duplicates(i.con, i.partitioning)))
+CALENDAR = register(Check(
+    "calendar_complete", ("calendar_missing", "calendar_unexpected"),
+    "For every materialised partition, the stored bars match the calendar's sessions exactly (within each "
+    "symbol's stored life); missing and unexpected timestamps per symbol.",
+    lambda i: check_calendar(i.con, i.partitioning, i.materialized())))
+ANOMALIES = register(Check(
+    "price_anomalies", ("price_jump", "zero_volume", "constant_price"),
+    "Unexplained open-vs-previous-close jumps, zero-volume bars, flat stale bars; jumps that coincide with a "
+    "change of adj_close/close are labelled probable corporate actions.",
+    lambda i: check_anomalies(i.con, i.partitioning)))
+FRESH = register(Check(
+    "fresh", ("stale",), "Each symbol's latest stored bar is no older than the last closed session.",
+    lambda i: check_fresh(i.con, i.partitioning, i.now), never_blocking=True,
+    applies=lambda market: market.end is None))  # a market with an end never gets new bars
