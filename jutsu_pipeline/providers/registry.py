@@ -63,6 +63,10 @@ def register(spec: ProviderSpec[O]) -> ProviderSpec[O]:
     return spec
 
 
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
 def names() -> list[str]:
     return sorted(_REGISTRY)
 

@@ -69,6 +69,13 @@ RULES: dict[str, Rule] = {
 RULE_DESCRIPTIONS: dict[str, str] = {name: rule.description for name, rule in RULES.items()}
 
 
+def add_rule(rule: Rule) -> Rule:
+    """Make a new rule known to checks, reports and the pre-write gate's messages."""
+    RULES[rule.name] = rule
+    RULE_DESCRIPTIONS[rule.name] = rule.description
+    return rule
+
+
 def previous(column: str | pl.Expr) -> pl.Expr:
     """The previous row's value within the same symbol (a symbol's rows are contiguous and in time order)."""
     expr = pl.col(column) if isinstance(column, str) else column

@@ -1,0 +1,76 @@
+"""docs/extending.md, followed literally: its toy provider and toy check (jutsu_pipeline_tests/toy) work."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from jutsu_pipeline.assets.bars.checks import build_bars_checks, check_names, check_result
+from jutsu_pipeline.config import ConfigError, JutsuConfig, load_config
+from jutsu_pipeline.partitions import BarsPartitioning
+from jutsu_pipeline.providers import registry
+from jutsu_pipeline.quality import checks
+from jutsu_pipeline.quality.checks import CheckInputs
+from jutsu_pipeline.timeframes import Timeframe
+from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, write_config
+from jutsu_pipeline_tests.helpers import run_bars
+
+ROOT = Path(__file__).parents[1]
+TOY = Path(__file__).parent / "toy"
+WALK = {"provider": "toy_walk", "calendar": "24/7", "timeframes": ["1d"], "start": "2020-01-01",
+        "end": "2020-03-01", "symbols": ["AAA", "BBB"]}
+
+
+@pytest.fixture
+def toys() -> Iterator[None]:
+    """Register the toy provider and check (importing their modules is the registration), then remove them."""
+    for module in ("provider", "check"):
+        importlib.reload(importlib.import_module(f"jutsu_pipeline_tests.toy.{module}"))
+    try:
+        yield
+    finally:
+        registry.unregister("toy_walk")
+        checks.unregister("price_cap")
+
+
+def test_the_guide_shows_the_toy_modules_verbatim() -> None:
+    guide = (ROOT / "docs" / "extending.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", guide, flags=re.S)
+    for name in ("provider.py", "check.py"):
+        assert (TOY / name).read_text() in blocks, f"docs/extending.md no longer shows toy/{name}"
+
+
+def _config(tmp_path: Path, **options: object) -> JutsuConfig:
+    return load_config(write_config(tmp_path, {"walk": {**WALK, "options": options}, "us_stocks": SAMPLE_MARKET}))
+
+
+def test_toy_provider_options_are_typed(toys, tmp_path: Path) -> None:
+    assert _config(tmp_path, start_price=50).markets["walk"].options.start_price == 50.0
+    with pytest.raises(ConfigError, match=r"markets\.walk\.options: unknown option 'start_prise' \(did you mean"):
+        _config(tmp_path, start_prise=50)
+
+
+@pytest.mark.parametrize(("start_price", "passed"), [(100.0, True), (5000.0, False)])
+def test_toy_provider_syncs_and_toy_check_judges_it(toys, tmp_path: Path, start_price: float, passed: bool) -> None:
+    config = _config(tmp_path, start_price=start_price)
+    assert check_names(config, "walk")[-1] == "price_cap" and "price_cap" not in check_names(config, "us_stocks")
+    instance = dg.DagsterInstance.ephemeral()
+    try:
+        result = run_bars(config, instance, start="2020-01-01|AAA", end="2020-02-01|BBB", market="walk")
+        assert result.success
+    finally:
+        instance.dispose()
+    p = BarsPartitioning("walk", Timeframe.D1, config.markets["walk"])
+    assert "price_cap" in {key.name for check in build_bars_checks(config, p) for key in check.check_keys}
+    with duckdb.connect(str(config.database), read_only=True) as con:
+        report = checks.get("price_cap").evaluate(CheckInputs(con, p))
+    assert report.rows_checked == 2 * 60 and report.passed is passed  # Jan + Feb 2020, two symbols
+    outcome = check_result(report, config.markets["walk"].quality.profile)
+    assert outcome.passed is passed and outcome.severity == dg.AssetCheckSeverity.WARN  # suspicious: a warning
+    assert not checks.get("price_cap").is_blocking(config.markets["walk"].quality.profile)
