@@ -20,9 +20,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from jutsu_pipeline.backtest import STAT_COLUMNS, StrategyConfig, backtest_bars, run_backtests
 from jutsu_pipeline.backtest.signals import SMA_CROSS_SIGNALS, sma_cross_arrays
 from jutsu_pipeline.backtest.strategies import SmaCrossParams
+from jutsu_pipeline.providers.sample import SAMPLE_DIR
 from jutsu_pipeline.storage.ddl import ensure_schema
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE = SAMPLE_DIR
 REAL = ("AAPL", "FB", "GOOG", "IBM", "MSFT")
 NO_TRADES, SHORT, ONE_BAR = "UPTREND", "SHORT", "ONEBAR"
 SYMBOLS = (*REAL, NO_TRADES, SHORT, ONE_BAR)
