@@ -9,9 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from jutsu_pipeline.config import ALWAYS_OPEN
-
 UTC = dt.timezone.utc
+ALWAYS_OPEN = "24/7"  # the calendar code of markets that trade every day (crypto)
 # exchange_calendars only covers ~20 years unless given a start; ask for what the market needs.
 _LOOKAHEAD_DAYS = 366
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,9 @@ from pydantic import (
 )
 
 from jutsu_pipeline.backtest.strategies import StrategyConfig
+from jutsu_pipeline.calendars import ALWAYS_OPEN
 from jutsu_pipeline.indicators.params import IndicatorParams
 from jutsu_pipeline.providers import registry as providers
-from jutsu_pipeline.quality.profiles import QualityConfig
 from jutsu_pipeline.timeframes import Timeframe
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +33,6 @@ CONFIG_ENV_VAR = "JUTSU_CONFIG"
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9.\-_/]{0,19}$")
 MARKET_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-ALWAYS_OPEN = "24/7"
 
 
 
@@ -58,6 +58,29 @@ def _known_calendar(code: str) -> str:
     if code not in xc.get_calendar_names(include_aliases=True):
         raise ValueError(f"unknown calendar {code!r}: use an exchange_calendars code such as XNYS, or {ALWAYS_OPEN!r}")
     return code
+
+
+class Profile(StrEnum):
+    """How strictly a market's bars are judged (`quality.profile` in jutsu.yaml)."""
+
+    STRICT = "strict"  # every rule is an error
+    STANDARD = "standard"  # structural and invariant rules are errors, suspicious ones warnings
+    LENIENT = "lenient"  # only structural rules are errors (providers with known quirks)
+
+
+class QualityConfig(BaseModel):
+    """A market's data-quality settings (`markets.<name>.quality` in jutsu.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: Profile = Profile.STANDARD
+    max_open_gap: float = Field(
+        default=0.25, gt=0, description="|open / previous close - 1| above this is a price jump (0.25 = 25 %)."
+    )
+    min_factor_change: float = Field(
+        default=0.01, gt=0, lt=1,
+        description="A relative change of adj_close/close above this on a jump's bar marks a corporate action.",
+    )
 
 
 class AutomationConfig(BaseModel):

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from jutsu_pipeline.quality.profiles import Profile, Severity
+from jutsu_pipeline.config import Profile
+from jutsu_pipeline.quality.profiles import Severity
 from jutsu_pipeline.quality.report import CheckReport
 from jutsu_pipeline.quality.rules import RULES
 

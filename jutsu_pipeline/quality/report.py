@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from jutsu_pipeline.quality.profiles import Profile, Severity
+from jutsu_pipeline.config import Profile
+from jutsu_pipeline.quality.profiles import Severity
 from jutsu_pipeline.quality.rules import RULES
 
 MAX_OFFENDERS = 10  # rows of the worst-offenders table

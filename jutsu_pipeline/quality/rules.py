@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from jutsu_pipeline.quality.profiles import Profile, QualityConfig, RuleClass, Severity, severity
+from jutsu_pipeline.config import Profile, QualityConfig
+from jutsu_pipeline.quality.profiles import RuleClass, Severity, severity
 
 WINDOW_COLUMN = "_partition"  # the date key of the partition window a bar falls in (null: none)
 SESSION_COLUMN = "_on_session"  # whether the bar's date is a session of the market's calendar

@@ -17,7 +17,7 @@ from functools import lru_cache
 import pandera.polars as pa
 import polars as pl
 
-from jutsu_pipeline.quality.profiles import QualityConfig
+from jutsu_pipeline.config import QualityConfig
 from jutsu_pipeline.quality.rules import (
     GRID_COLUMN,
     RULE_DESCRIPTIONS,

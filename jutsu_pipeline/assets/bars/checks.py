@@ -13,11 +13,11 @@ from pathlib import Path
 import dagster as dg
 
 from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL, bars_asset_key
-from jutsu_pipeline.config import JutsuConfig
+from jutsu_pipeline.config import JutsuConfig, Profile
 from jutsu_pipeline.partitions import BarsPartitioning
-from jutsu_pipeline.quality import stored  # noqa: F401 - registers the built-in checks
+from jutsu_pipeline.quality import stored  # also registers the built-in checks
 from jutsu_pipeline.quality.checks import Check, CheckInputs, checks_for
-from jutsu_pipeline.quality.profiles import Profile, Severity
+from jutsu_pipeline.quality.profiles import Severity
 from jutsu_pipeline.quality.report import CheckReport, Markdown, MetadataValue
 from jutsu_pipeline.resources import JutsuDuckDBResource
 
