@@ -1,4 +1,7 @@
-"""Trading sessions from real exchange calendars (exchange_calendars), or every day for 24/7 markets."""
+"""Trading sessions from real exchange calendars (exchange_calendars), or every day for 24/7 markets.
+
+The one calendar facade: everything that needs sessions, opens, closes or trading weekdays asks a
+`SessionCalendar`; the exchange_calendars objects are built (and cached) only here."""
 
 from __future__ import annotations
 
@@ -8,9 +11,11 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+import polars as pl
 
 UTC = dt.timezone.utc
 ALWAYS_OPEN = "24/7"  # the calendar code of markets that trade every day (crypto)
+TS = pl.Datetime("us", "UTC")
 # exchange_calendars only covers ~20 years unless given a start; ask for what the market needs.
 _LOOKAHEAD_DAYS = 366
 
@@ -83,6 +88,38 @@ class SessionCalendar:
             exchange.session_open(session).to_pydatetime(),
             exchange.session_close(session).to_pydatetime(),
         )
+
+    def regular_close(self) -> dt.time:
+        """The regular close in force now, in the exchange's timezone (early closes ignored); 24/7: midnight."""
+        return dt.time() if self.always_open else self._exchange().close_times[-1][1]
+
+    def trading_weekdays(self) -> list[int]:
+        """Weekdays with regular sessions, Monday = 0."""
+        return list(range(7)) if self.always_open else [i for i, flag in enumerate(self._exchange().weekmask)
+                                                       if flag == "1"]
+
+
+def session_table(calendar: SessionCalendar, first: dt.date, last: dt.date) -> pl.DataFrame:
+    """session (date), open, close (UTC) of every session in [first, last]; early closes honoured."""
+    sessions = calendar.sessions(first, last)
+    if calendar.always_open or not sessions:
+        opens = [dt.datetime.combine(day, dt.time(), UTC) for day in sessions]
+        return pl.DataFrame({"session": sessions, "open": opens, "close": [o + dt.timedelta(days=1) for o in opens]},
+                            schema={"session": pl.Date, "open": TS, "close": TS})
+    exchange = calendar._exchange()  # noqa: SLF001 - same module
+    index = pd.DatetimeIndex(sessions)
+    return pl.DataFrame({
+        "session": sessions,
+        "open": _utc(exchange.opens.loc[index]),
+        "close": _utc(exchange.closes.loc[index]),
+    })
+
+
+def _utc(times: pd.Series) -> pl.Series:
+    series = pl.from_pandas(times.reset_index(drop=True))
+    if series.dtype.time_zone is None:  # type: ignore[union-attr]
+        series = series.dt.replace_time_zone("UTC")
+    return series.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
 
 
 @lru_cache(maxsize=32)

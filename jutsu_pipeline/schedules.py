@@ -19,7 +19,7 @@ from jutsu_pipeline.sync.missing import PartitionRange
 TRIGGER_TAG = "jutsu/trigger"
 SESSION_TAG = "jutsu/session"
 UTC = ZoneInfo("UTC")
-CRON_WEEKDAYS = "1234560"  # exchange_calendars weekmask position (Monday first) -> cron day of week
+CRON_WEEKDAYS = "1234560"  # weekday (Monday = 0) -> cron day of week
 
 
 def current_range(partitioning: BarsPartitioning, day: dt.date) -> PartitionRange:
@@ -30,11 +30,11 @@ def current_range(partitioning: BarsPartitioning, day: dt.date) -> PartitionRang
 
 def close_cron(partitioning: BarsPartitioning, offset_minutes: int) -> str:
     """Cron (exchange timezone) for the regular close + offset on the calendar's trading weekdays."""
-    exchange = partitioning.calendar._exchange()  # noqa: SLF001 - the cached exchange_calendars object
-    close = exchange.close_times[-1][1]  # the regular close in force now (early closes are ignored on purpose)
+    calendar = partitioning.calendar
+    close = calendar.regular_close()  # early closes are ignored on purpose
     minutes = close.hour * 60 + close.minute + offset_minutes
     shift, minutes = divmod(minutes, 24 * 60)  # past midnight: the tick falls on the next weekday
-    days = sorted(int(CRON_WEEKDAYS[(i + shift) % 7]) for i, flag in enumerate(exchange.weekmask) if flag == "1")
+    days = sorted(int(CRON_WEEKDAYS[(i + shift) % 7]) for i in calendar.trading_weekdays())
     return f"{minutes % 60} {minutes // 60} * * {_cron_days(days)}"
 
 

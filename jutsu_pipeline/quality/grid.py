@@ -4,46 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from functools import lru_cache
 
-import pandas as pd
 import polars as pl
 
-from jutsu_pipeline.calendars import SessionCalendar
+from jutsu_pipeline.calendars import session_table
 from jutsu_pipeline.partitions import BarsPartitioning, split_partition_key
 
 UTC = dt.timezone.utc
-TS = pl.Datetime("us", "UTC")
-
-
-@lru_cache(maxsize=16)
-def _exchange(code: str, first: dt.date, last: dt.date):  # noqa: ANN202 - exchange_calendars.ExchangeCalendar
-    import exchange_calendars as xc
-
-    return xc.get_calendar(code, start=pd.Timestamp(first), end=pd.Timestamp(last))
-
-
-def session_table(calendar: SessionCalendar, first: dt.date, last: dt.date) -> pl.DataFrame:
-    """session (date), open, close (UTC) of every session in [first, last]; early closes honoured."""
-    sessions = calendar.sessions(first, last)
-    if calendar.always_open or not sessions:
-        opens = [dt.datetime.combine(day, dt.time(), UTC) for day in sessions]
-        return pl.DataFrame({"session": sessions, "open": opens, "close": [o + dt.timedelta(days=1) for o in opens]},
-                            schema={"session": pl.Date, "open": TS, "close": TS})
-    exchange = _exchange(calendar.code, calendar.first, calendar.last)
-    index = pd.DatetimeIndex(sessions)
-    return pl.DataFrame({
-        "session": sessions,
-        "open": _utc(exchange.opens.loc[index]),
-        "close": _utc(exchange.closes.loc[index]),
-    })
-
-
-def _utc(times: pd.Series) -> pl.Series:
-    series = pl.from_pandas(times.reset_index(drop=True))
-    if series.dtype.time_zone is None:  # type: ignore[union-attr]
-        series = series.dt.replace_time_zone("UTC")
-    return series.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
 
 
 def history_bounds(partitioning: BarsPartitioning, today: dt.date) -> tuple[dt.date, dt.date]:

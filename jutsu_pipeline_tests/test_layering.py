@@ -1,0 +1,110 @@
+"""Imports point down only and form no cycle: the Dagster layer over Dagster-free domain packages.
+
+Read from the source (module-level imports, `if TYPE_CHECKING:` blocks included), so the test sees every
+import a reader sees, not only the ones a particular run happens to execute.
+"""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parents[1] / "jutsu_pipeline"
+# Lower layers first; a module may import its own layer's peers only where listed in PEERS, and any lower layer.
+LAYERS: list[set[str]] = [
+    {"timeframes", "faultpoints", "storage", "scripts"},
+    {"calendars", "providers", "indicators", "backtest", "actions", "derive"},
+    {"config"},
+    {"partitions"},
+    {"quality", "sync"},
+    {"instance", "resources", "assets", "schedules", "sensors", "definitions", "cli"},
+]
+DAGSTER_FREE = {"timeframes", "storage", "calendars", "providers", "indicators", "backtest", "config", "quality"}
+PEERS = {("sync", "quality"), ("assets", "resources"), ("assets", "instance"), ("sensors", "instance"),
+         ("definitions", "assets"), ("definitions", "resources"), ("definitions", "schedules"),
+         ("definitions", "sensors"), ("cli", "instance"), ("cli", "definitions"), ("cli", "assets"),
+         ("cli", "sensors"), ("schedules", "assets"), ("sensors", "assets"), ("resources", "instance"),
+         ("derive", "calendars"), ("derive", "indicators")}
+
+
+def _unit(path: Path) -> str:
+    """The top-level unit of a module: `quality` for quality/stored.py, `config` for config.py."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return parts[0]
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    nodes = [n for n in tree.body]
+    nodes += [child for n in tree.body if isinstance(n, ast.If) for child in n.body]
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "jutsu_pipeline":
+                found.update(f"jutsu_pipeline.{alias.name}" for alias in node.names)
+            else:
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+@cache
+def _graph() -> dict[str, set[str]]:
+    """unit -> units it imports (jutsu_pipeline.* and 'dagster')."""
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        unit = _unit(path)
+        if unit in ("__init__", "__main__"):
+            continue
+        targets = graph.setdefault(unit, set())
+        for name in _imports(path):
+            parts = name.split(".")
+            if parts[0] == "dagster" or parts[0].startswith("dagster_"):
+                targets.add("dagster")
+            elif parts[0] == "jutsu_pipeline" and len(parts) > 1 and parts[1] != unit:
+                targets.add(parts[1])
+    return graph
+
+
+def _layer(unit: str) -> int:
+    for level, units in enumerate(LAYERS):
+        if unit in units:
+            return level
+    raise AssertionError(f"jutsu_pipeline/{unit} is in no layer: add it to LAYERS in {__file__}")
+
+
+@pytest.mark.parametrize("unit", sorted(_graph()))
+def test_imports_point_down(unit: str) -> None:
+    level = _layer(unit)
+    upward = sorted(t for t in _graph()[unit] - {"dagster"}
+                    if _layer(t) > level or (_layer(t) == level and (unit, t) not in PEERS))
+    assert not upward, f"jutsu_pipeline/{unit} imports {upward} from its own or a higher layer"
+
+
+@pytest.mark.parametrize("unit", sorted(DAGSTER_FREE))
+def test_domain_packages_do_not_import_dagster(unit: str) -> None:
+    assert "dagster" not in _graph().get(unit, set()), f"jutsu_pipeline/{unit} imports Dagster"
+
+
+def test_no_import_cycle_between_packages() -> None:
+    graph = _graph()
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(unit: str) -> None:
+        if unit in visiting:
+            raise AssertionError("import cycle: " + " -> ".join([*visiting[visiting.index(unit):], unit]))
+        if unit in done:
+            return
+        visiting.append(unit)
+        for target in sorted(graph.get(unit, set()) - {"dagster"}):
+            visit(target)
+        visiting.pop()
+        done.add(unit)
+
+    for unit in sorted(graph):
+        visit(unit)
