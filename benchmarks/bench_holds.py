@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jutsu_pipeline.fake_exchange import FakeExchange  # noqa: E402
-from jutsu_pipeline.fake_exchange.testing import provider_options  # noqa: E402
+from jutsu_fake_exchange import FakeExchange  # noqa: E402
+from jutsu_fake_exchange.testing import provider_options  # noqa: E402
 from jutsu_pipeline.providers import build_provider  # noqa: E402
 from jutsu_pipeline.providers.base import FetchRequest  # noqa: E402
 from jutsu_pipeline.providers.http.hold import instance_state  # noqa: E402

@@ -26,8 +26,8 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jutsu_pipeline.fake_exchange import TRANSIENT_MIX, FakeExchange  # noqa: E402
-from jutsu_pipeline.fake_exchange.testing import credential_env, seed_schwab_tokens  # noqa: E402
+from jutsu_fake_exchange import TRANSIENT_MIX, FakeExchange  # noqa: E402
+from jutsu_fake_exchange.testing import credential_env, seed_schwab_tokens  # noqa: E402
 from jutsu_pipeline.providers import build_provider  # noqa: E402
 from jutsu_pipeline.providers.base import FetchRequest  # noqa: E402
 from jutsu_pipeline.timeframes import Timeframe  # noqa: E402

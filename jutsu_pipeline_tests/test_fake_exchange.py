@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from jutsu_pipeline.fake_exchange import FakeExchange, Fault
+from jutsu_fake_exchange import FakeExchange, Fault
 
 UTC = dt.timezone.utc
 T0_MS = int(dt.datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1000)
@@ -152,7 +152,7 @@ def test_yahoo_requires_cookie_and_crumb(fx: FakeExchange) -> None:
 
 def test_standalone_prints_base_urls() -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    process = subprocess.Popen([sys.executable, "-m", "jutsu_pipeline.fake_exchange", "--port", "0"],
+    process = subprocess.Popen([sys.executable, "-m", "jutsu_fake_exchange", "--port", "0"],
                                stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert process.stdout is not None

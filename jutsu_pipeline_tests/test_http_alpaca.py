@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from jutsu_pipeline.fake_exchange import FakeExchange, Fault
-from jutsu_pipeline.fake_exchange.testing import credential_env, provider_options
+from jutsu_fake_exchange import FakeExchange, Fault
+from jutsu_fake_exchange.testing import credential_env, provider_options
 from jutsu_pipeline.providers import build_provider
 from jutsu_pipeline.providers.base import FetchRequest, UnknownSymbolError
 from jutsu_pipeline.providers.http import AuthExpired, NotEntitled

@@ -9,8 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from jutsu_pipeline.fake_exchange import FakeExchange, Fault
-from jutsu_pipeline.fake_exchange.testing import provider_options
+from jutsu_fake_exchange import FakeExchange, Fault
+from jutsu_fake_exchange.testing import provider_options
 from jutsu_pipeline.providers import build_provider
 from jutsu_pipeline.providers.base import CANONICAL_SCHEMA, FetchRequest
 from jutsu_pipeline.timeframes import Timeframe

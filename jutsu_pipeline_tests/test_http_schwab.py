@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jutsu_pipeline.fake_exchange import FakeExchange
-from jutsu_pipeline.fake_exchange.testing import credential_env, provider_options, seed_schwab_tokens
+from jutsu_fake_exchange import FakeExchange
+from jutsu_fake_exchange.testing import credential_env, provider_options, seed_schwab_tokens
 from jutsu_pipeline.providers import build_provider, schwab
 from jutsu_pipeline.providers.base import FetchRequest
 from jutsu_pipeline.providers.http import AuthExpired

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.xdist_group("wheel")  # one build at a time
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh venv with the wheel installed; returns its python."""
     folder = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
                     "--wheel-dir", str(folder / "dist"), str(ROOT)], check=True, cwd=folder)
     (wheel,) = (folder / "dist").glob("jutsu_pipeline-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -38,8 +38,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # This venv's dependencies, appended after the fresh site-packages; its editable install of the
     # checkout is not activated (.pth files of an added directory are not executed).
     (purelib / "borrowed.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                    "--python", str(python), str(wheel)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
+                    "--no-index", str(wheel)], check=True)
     return python
 
 

@@ -5,9 +5,9 @@
         provider = build_provider("binance", {"base_url": fx.url}, "UTC", Path)
 """
 
-from jutsu_pipeline.fake_exchange.bars import DEFAULT_SYMBOLS, BarSource, SymbolSpec
-from jutsu_pipeline.fake_exchange.faults import DATA_KINDS, TRANSIENT_MIX, Fault, FaultPlan
-from jutsu_pipeline.fake_exchange.server import FakeClock, FakeExchange, LoggedRequest
+from jutsu_fake_exchange.bars import DEFAULT_SYMBOLS, BarSource, SymbolSpec
+from jutsu_fake_exchange.faults import DATA_KINDS, TRANSIENT_MIX, Fault, FaultPlan
+from jutsu_fake_exchange.server import FakeClock, FakeExchange, LoggedRequest
 
 __all__ = ["DATA_KINDS", "DEFAULT_SYMBOLS", "TRANSIENT_MIX", "BarSource", "FakeClock", "FakeExchange", "Fault",
            "FaultPlan", "LoggedRequest", "SymbolSpec"]

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import json
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from jutsu_pipeline.fake_exchange.bars import DEFAULT_SYMBOLS, BarSource, SymbolSpec, xnys_sessions
-from jutsu_pipeline.fake_exchange.faults import DATA_KINDS, Fault, FaultPlan
+from jutsu_fake_exchange.bars import DEFAULT_SYMBOLS, BarSource, SymbolSpec, xnys_sessions
+from jutsu_fake_exchange.faults import DATA_KINDS, Fault, FaultPlan
+from jutsu_fake_exchange.messages import Request, Response
+from jutsu_fake_exchange.routes import ROUTES, SchwabAuthState
 
 UTC = dt.timezone.utc
 HTML_PAGE = b"<!DOCTYPE html><html><head><title>Will be right back</title></head><body>Down</body></html>"
@@ -55,31 +56,6 @@ class FakeClock:
     def reset(self) -> None:
         with self._lock:
             self._offset, self._frozen = 0.0, None
-
-
-@dataclass
-class Request:
-    """What a route handler sees."""
-
-    method: str
-    path: str
-    params: dict[str, str]
-    headers: dict[str, str]
-    form: dict[str, str]
-    cookies: dict[str, str]
-    data_faults: frozenset[str]
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def json(cls, payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        return cls(status, json.dumps(payload, separators=(",", ":")).encode(),
-                   {"Content-Type": "application/json", **(headers or {})})
 
 
 @dataclass(frozen=True)
@@ -148,8 +124,6 @@ class FakeExchange:
                  alpaca_sip_delay: dt.timedelta | None = dt.timedelta(minutes=15),
                  schwab_client_id: str = "fake-schwab-client-id",
                  schwab_client_secret: str = "fake-schwab-client-secret") -> None:
-        from jutsu_pipeline.fake_exchange.routes import ROUTES, SchwabAuthState
-
         self.bars = BarSource(symbols, seed)
         self.clock = FakeClock()
         self.faults = FaultPlan()

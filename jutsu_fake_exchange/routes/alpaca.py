@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 
-from jutsu_pipeline.fake_exchange.routes.common import keys_for_instants, local_midnight, served_bar
-from jutsu_pipeline.fake_exchange.server import Request, Response
+from jutsu_fake_exchange.routes.common import keys_for_instants, local_midnight, served_bar
+from jutsu_fake_exchange.messages import Request, Response
 
 UTC = dt.timezone.utc
 TIMEFRAMES = {"1Min": "1m", "5Min": "5m", "1Hour": "1h", "1Day": "1d"}

@@ -1,4 +1,4 @@
-"""Run the fake exchange standalone: `python -m jutsu_pipeline.fake_exchange --port 8765`.
+"""Run the fake exchange standalone: `python -m jutsu_fake_exchange --port 8765`.
 
 Prints the base URLs and credentials so every provider can be tried offline; Ctrl-C stops it.
 """
@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 import threading
 
-from jutsu_pipeline.fake_exchange.faults import TRANSIENT_MIX
-from jutsu_pipeline.fake_exchange.server import FakeExchange
+from jutsu_fake_exchange.faults import TRANSIENT_MIX
+from jutsu_fake_exchange.server import FakeExchange
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jutsu_pipeline.fake_exchange", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m jutsu_fake_exchange", description=__doc__)
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
     parser.add_argument("--rate-limit", type=float, default=None, help="requests/s before answering 429")

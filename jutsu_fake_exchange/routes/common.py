@@ -6,7 +6,7 @@ import datetime as dt
 import random
 from zoneinfo import ZoneInfo
 
-from jutsu_pipeline.fake_exchange.bars import DAY, TIMEFRAME_SECONDS
+from jutsu_fake_exchange.bars import DAY, TIMEFRAME_SECONDS
 
 UTC = dt.timezone.utc
 

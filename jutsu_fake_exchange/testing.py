@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jutsu_pipeline.fake_exchange.server import FakeExchange
+from jutsu_fake_exchange.server import FakeExchange
 from jutsu_pipeline.providers.http.oauth import TokenFile, Tokens
 
 # Short timeouts and backoff so fault tests run in milliseconds; no client-side throttling by default.

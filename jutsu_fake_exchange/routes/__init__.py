@@ -1,7 +1,7 @@
 """The protocols the fake exchange speaks: (method, path or prefix/) -> (route name, handler)."""
 
-from jutsu_pipeline.fake_exchange.routes import alpaca, binance, schwab, yahoo
-from jutsu_pipeline.fake_exchange.routes.schwab import SchwabAuthState
+from jutsu_fake_exchange.routes import alpaca, binance, schwab, yahoo
+from jutsu_fake_exchange.routes.schwab import SchwabAuthState
 
 ROUTES = {
     ("GET", "/api/v3/klines"): ("binance", binance.klines),
