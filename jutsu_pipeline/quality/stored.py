@@ -32,6 +32,7 @@ from jutsu_pipeline.quality.rules import (
     previous,
     suspicious_rules,
 )
+from jutsu_pipeline.storage.scope import read_bars, scope_params
 
 UTC = dt.timezone.utc
 MAX_CORPORATE_ACTIONS = 25
@@ -40,7 +41,7 @@ _SCHEMA_RULES = ("column_types", *STORED_ROW_RULES, "daily_at_midnight")
 
 
 def _params(p: BarsPartitioning) -> dict:
-    return {"timeframe": p.timeframe.value, "symbols": list(p.symbols)}
+    return scope_params(p.timeframe.value, p.symbols)
 
 
 def _ts_format(p: BarsPartitioning) -> str:
@@ -53,7 +54,7 @@ def has_bars_table(con: duckdb.DuckDBPyConnection) -> bool:
 
 def load_bars(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> pl.DataFrame:
     """The asset's stored rows, sorted by symbol and ts."""
-    return pl.from_arrow(con.sql(sql.ASSET_BARS, params=_params(p)).to_arrow_table())
+    return pl.from_arrow(read_bars(con, p.timeframe.value, p.symbols))
 
 
 def _row_count(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> tuple[int, int]:
