@@ -2,40 +2,57 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
-export DAGSTER_HOME := $(CURDIR)/data/dagster_home
-export JUTSU_CONFIG ?= $(CURDIR)/jutsu.yaml
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+TEST_STAMP := $(VENV)/.installed-test
+# Your own JUTSU_CONFIG / DAGSTER_HOME win (made absolute, as Dagster requires). Without DAGSTER_HOME the
+# instance is the config's `dagster_home` (data/dagster_home): `jutsu` reads it from the config, and
+# `dagster`/`dg` run from this folder find it in .env (written below).
+export JUTSU_CONFIG := $(abspath $(or $(JUTSU_CONFIG),jutsu.yaml))
+ifdef DAGSTER_HOME
+export DAGSTER_HOME := $(abspath $(DAGSTER_HOME))
+endif
 
 .PHONY: demo test dev install bench coverage clean
 
-$(STAMP): pyproject.toml
+# The runtime dependencies only: what `make demo` and `make dev` need.
+$(RUNTIME_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
 
-install: $(STAMP)
+# Plus the test extras (reference oracles TA-Lib and backtesting.py, pytest, dagster-postgres).
+$(TEST_STAMP): $(RUNTIME_STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+# DAGSTER_HOME for `dagster ...` and `dg ...` run from this folder (Dagster loads ./.env); yours wins.
+.env: $(RUNTIME_STAMP) $(JUTSU_CONFIG)
+	$(BIN)/jutsu env --write .env
+
+## Everything a developer needs (runtime and test dependencies).
+install: $(TEST_STAMP) .env
 
 ## Sync every missing partition of the sample market into data/jutsu.duckdb, then print coverage.
-demo: $(STAMP)
+demo: $(RUNTIME_STAMP) .env
 	$(BIN)/jutsu sync
 	$(BIN)/jutsu coverage
 	$(BIN)/jutsu leaderboard
 
 ## Run the test suite.
-test: $(STAMP)
+test: $(TEST_STAMP) .env
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
 ## The Dagster UI on http://127.0.0.1:3000 with the same instance as `make demo`.
-dev: $(STAMP)
+dev: $(RUNTIME_STAMP) .env
 	$(BIN)/python -m jutsu_pipeline.instance
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-coverage: $(STAMP)
+coverage: $(RUNTIME_STAMP)
 	$(BIN)/jutsu coverage
 
 ## Benchmarks (print side-by-side ratios; figures go to docs/performance.md).
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 

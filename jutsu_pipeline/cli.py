@@ -1,20 +1,20 @@
-"""`jutsu` command line: sync what is missing (the demo's main job) and print coverage."""
+"""`jutsu` command line: sync what is missing (the demo's main job), print coverage, query the DuckDB file."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-import time
-import warnings
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 
-from jutsu_pipeline.config import REPO_ROOT, ConfigError
+from jutsu_pipeline.config import ConfigError
+from jutsu_pipeline.console import SyncConsole, print_error, quiet_third_party_warnings
 from jutsu_pipeline.storage.files import NotADuckDBFileError, check_database_file
 from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
 
-DEFAULT_DAGSTER_HOME = REPO_ROOT / "data" / "dagster_home"
+_console: SyncConsole | None = None  # main()'s, which knows the verbosity and prints the summary
 
 COVERAGE_SQL = """
 SELECT symbol, timeframe, strftime(first_ts, '%Y-%m-%d %H:%M') AS first_bar,
@@ -25,9 +25,11 @@ ORDER BY timeframe, symbol
 
 
 def _instance():  # noqa: ANN202 - dagster.DagsterInstance
+    """The project's instance: $DAGSTER_HOME if set, else the config's `dagster_home` (data/dagster_home)."""
+    from jutsu_pipeline.config import load_config
     from jutsu_pipeline.instance import open_instance, recover_dead_runs
 
-    instance = open_instance(os.environ.setdefault("DAGSTER_HOME", str(DEFAULT_DAGSTER_HOME)))
+    instance = open_instance(load_config().instance_dir)  # also sets DAGSTER_HOME, absolute as Dagster requires
     for run in recover_dead_runs(instance):
         print(f"Recovered run {run.run_id[:8]} ({run.job_name}): its process {run.pid} is gone; marked failed, "
               "pool slots freed, its partitions are missing again.")
@@ -103,7 +105,7 @@ def _sync_downstream(instance, partitioning, touched: set[str]) -> bool:  # noqa
         span = partitioning.symbols[partitioning.symbols.index(first):partitioning.symbols.index(last) + 1]
         print(f"{key.to_user_string()}: computing {len(span)} symbol(s) in one run.")
         tags = {RANGE_START_TAG: first, RANGE_END_TAG: last}
-        ok &= _run(defs.resolve_job_def(job_name), instance, tags, key, f"{first}...{last}")
+        ok &= _run(defs.resolve_job_def(job_name), instance, tags, key, f"{first}...{last}", len(span), "symbols")
         touched = touched | set(span)
     return ok
 
@@ -117,32 +119,12 @@ def _sync_leaderboard(instance, market: str, changed: bool) -> bool:  # noqa: AN
         print(f"{key.to_user_string()}: up to date.")
         return True
     print(f"{key.to_user_string()}: ranking.")
-    return _run(defs.resolve_job_def(leaderboard_job_name(market)), instance, {}, key, market)
+    return _run(defs.resolve_job_def(leaderboard_job_name(market)), instance, {}, key, market, 1, "table")
 
 
-def _run(job, instance, tags: dict[str, str], key, label: str) -> bool:  # noqa: ANN001
-    started = time.perf_counter()
-    from jutsu_pipeline.instance import execute_interruptibly
-
-    result = execute_interruptibly(job, instance, tags)  # SIGTERM/SIGINT: run marked failed, slots freed
-    status = "succeeded" if result.success else "FAILED"
-    print(f"  run {result.run_id[:8]} {label} {status} in {time.perf_counter() - started:.1f} s: "
-          f"{_step_metadata(result, key)}")
-    return result.success
-
-
-def _step_metadata(result, key) -> str:  # noqa: ANN001
-    materializations = [m for m in result.get_asset_materialization_events() if m.asset_key == key]
-    if not materializations:
-        failure = next((e for e in result.all_events if e.event_type_value == "STEP_FAILURE"), None)
-        return failure.event_specific_data.error.message.strip() if failure else "no materialisation"
-    meta = materializations[-1].materialization.metadata
-    parts = []
-    for name in ("bars_written", "partitions_with_bars", "partitions_valid_empty", "partitions_failed", "provider_calls",
-                 "rows_written", "strategies_x_symbols", "trades", "results_ranked"):
-        if name in meta:
-            parts.append(f"{name}={meta[name].value}")
-    return ", ".join(parts)
+def _run(job, instance, tags: dict[str, str], key, label: str, total: int | None = None,  # noqa: ANN001
+         unit: str = "partitions") -> bool:
+    return (_console or SyncConsole()).run(job, instance, tags, key, label, total, unit).success
 
 
 def coverage() -> int:
@@ -168,48 +150,131 @@ def _print_query(title: str, sql: str) -> int:
 
     database = load_config().database
     if not database.exists():
-        print(f"{database} does not exist yet: run `make demo` (or `jutsu sync`) first.")
+        print_error(f"{database} does not exist yet: run `make demo` (or `jutsu sync`) first.")
         return 1
-    with connect(database, read_only=True) as con:
+    try:
+        con = connect(database, read_only=True)
+    except duckdb.IOException as error:
+        if "lock" not in str(error).lower():
+            raise
+        print_error(read_lock_message(str(database), error))
+        return 1
+    with con:
         con.execute("SET TimeZone = 'UTC'")
         try:
             rows = con.execute(sql).fetchall()
-        except duckdb.CatalogException:
+        except duckdb.CatalogException as error:
+            if title == "Query":
+                print_error(f"{_first_line(error)} (tables and views: docs/querying.md)")
+                return 1
             print(f"{title}: nothing computed yet.")
             return 1
+        except duckdb.Error as error:
+            print_error(f"{_first_line(error)} in: {sql.strip()}")
+            return 1
+        if con.description is None:
+            return 0
         columns = [d[0] for d in con.description]
     widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
-    print(f"{title} ({database}):")
-    print("  " + "  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    indent = "  " if title != "Query" else ""
+    if indent:
+        print(f"{title} ({database}):")
+    print(indent + "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
     for row in rows:
-        print("  " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
+        print(indent + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    warnings.filterwarnings("ignore", module="dagster")
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    import dagster as dg
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0]
 
-    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+def read_lock_message(database: str, error: BaseException) -> str:
+    """A reader found the file open for writing: name the holder and say what to do."""
+    from jutsu_pipeline.resources.duckdb import lock_holder
+
+    return (
+        f"DuckDB file {database} is open for writing by {lock_holder(error)}, and DuckDB lets no other process "
+        "read it meanwhile. Wait for that run to finish (or close that notebook / duckdb shell) and re-run; "
+        "`jutsu sql` and `duckdb -readonly` can read it once the writer has closed it."
+    )
+
+
+def sql(query: str) -> int:
+    """Run one SQL statement on the DuckDB file, read-only, and print the rows."""
+    return _print_query("Query", query)
+
+
+def write_dotenv(path: Path) -> int:
+    """Write (or refresh) DAGSTER_HOME in a .env file: `dagster`/`dg` run in its folder use the project's instance.
+
+    The line keeps a DAGSTER_HOME already set in the environment (`${DAGSTER_HOME:-...}`), since Dagster
+    lets .env values override the environment. A DAGSTER_HOME line the user wrote is left alone."""
+    from jutsu_pipeline.config import load_config
+
+    home = load_config().resolve(load_config().dagster_home)
+    ours = [DOTENV_MARKER, f"DAGSTER_HOME=${{DAGSTER_HOME:-{home}}}"]
+    lines = path.read_text().splitlines() if path.exists() else []
+    kept: list[str] = []
+    for number, line in enumerate(lines):
+        if line == DOTENV_MARKER or (number and lines[number - 1] == DOTENV_MARKER):
+            continue
+        if line.strip().startswith("DAGSTER_HOME="):
+            print(f"{path} sets DAGSTER_HOME itself; left as it is.")
+            return 0
+        kept.append(line)
+    path.write_text("\n".join(kept + ours) + "\n")
+    return 0
+
+
+DOTENV_MARKER = "# Written by `jutsu env --write` (make): the project's Dagster instance unless DAGSTER_HOME is set."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    global _console
+    quiet_third_party_warnings()
     parser = argparse.ArgumentParser(prog="jutsu", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show Dagster's event log and tracebacks")
     commands = parser.add_subparsers(dest="command", required=True)
     sync_parser = commands.add_parser("sync", help="materialise every missing partition of the bars assets")
     sync_parser.add_argument("--market")
     sync_parser.add_argument("--timeframe")
     commands.add_parser("coverage", help="print what the DuckDB file holds")
     commands.add_parser("leaderboard", help="print the best five backtests of each market")
+    sql_parser = commands.add_parser("sql", help="run a SQL query on the DuckDB file (read-only) and print the rows")
+    sql_parser.add_argument("query", nargs="?", help="the SQL; read from standard input if omitted")
+    env_parser = commands.add_parser("env", help="print (or --write) the .env line that points Dagster at the instance")
+    env_parser.add_argument("--write", type=Path, metavar="PATH", help="write it into this .env file")
     args = parser.parse_args(argv)
+    verbose = args.verbose or os.environ.get("JUTSU_VERBOSE", "") not in ("", "0")
     try:
         if args.command == "sync":
-            return sync(args.market, args.timeframe)
+            _console = SyncConsole(verbose=verbose)
+            code = sync(args.market, args.timeframe)
+            _console.summary()
+            return code
         if args.command == "leaderboard":
             return _print_query("Best backtests by Sharpe", LEADERBOARD_SQL)
+        if args.command == "sql":
+            return sql(args.query if args.query is not None else sys.stdin.read())
+        if args.command == "env":
+            if args.write:
+                return write_dotenv(args.write)
+            from jutsu_pipeline.config import load_config
+
+            print(f"DAGSTER_HOME={load_config().instance_dir}")
+            return 0
         return coverage()
     except (ConfigError, NotADuckDBFileError) as error:
-        print(error, file=sys.stderr)
+        print_error(f"{error}")
         return 2
+    except Exception as error:  # noqa: BLE001 - one readable paragraph; the traceback on request
+        import traceback
+
+        print_error(f"jutsu {args.command} failed: {type(error).__name__}: {error}", verbose,
+                    traceback.format_exc())
+        return 1
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from jutsu_pipeline.timeframes import Timeframe
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_PATH = REPO_ROOT / "jutsu.yaml"
 CONFIG_ENV_VAR = "JUTSU_CONFIG"
+DAGSTER_HOME_ENV_VAR = "DAGSTER_HOME"
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9.\-_/]{0,19}$")
 MARKET_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -177,6 +178,7 @@ class JutsuConfig(BaseModel):
 
     duckdb_path: Path = Path("data/jutsu.duckdb")
     reports_dir: Path = Path("data/reports")  # backtest pictures
+    dagster_home: Path = Path("data/dagster_home")  # the Dagster instance `jutsu` records runs in
     markets: dict[str, MarketConfig] = Field(min_length=1)
     source_path: Path | None = Field(default=None, exclude=True)
 
@@ -209,6 +211,23 @@ class JutsuConfig(BaseModel):
     @property
     def database(self) -> Path:
         return self.resolve(self.duckdb_path)
+
+    @property
+    def instance_dir(self) -> Path:
+        """The Dagster instance folder: $DAGSTER_HOME if set (relative to the working directory), else `dagster_home`."""
+        from_env = os.environ.get(DAGSTER_HOME_ENV_VAR)
+        return Path(from_env).expanduser().resolve() if from_env else self.resolve(self.dagster_home)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as strings: pydantic parses them and names the key of a bad one
+    (PyYAML's own date constructor raises a bare `month must be in 1..12` for `start: 2012-13-01`)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def _format_errors(error: ValidationError) -> str:
@@ -244,7 +263,7 @@ def load_config(path: str | Path | None = None) -> JutsuConfig:
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} not found (set {CONFIG_ENV_VAR} to point elsewhere)") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     return parse_config(data, source_path=path)

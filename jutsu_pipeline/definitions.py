@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+from jutsu_pipeline.console import install_config_error_hook, quiet_third_party_warnings
+
+# Before the asset modules: their decorators emit Dagster's Beta notices at import (`dagster ...`, `dg ...`).
+quiet_third_party_warnings()
+
 from jutsu_pipeline.assets.backtest import build_backtest_asset, build_leaderboard_asset
 from jutsu_pipeline.assets.backtest.assets import backtest_asset_key, leaderboard_asset_key
 from jutsu_pipeline.assets.bars import build_bars_asset
@@ -11,7 +16,7 @@ from jutsu_pipeline.assets.bars.assets import bars_asset_key
 from jutsu_pipeline.assets.bars.checks import build_bars_checks
 from jutsu_pipeline.assets.indicators import build_indicators_asset
 from jutsu_pipeline.assets.indicators.assets import indicators_asset_key
-from jutsu_pipeline.config import JutsuConfig, load_config
+from jutsu_pipeline.config import ConfigError, JutsuConfig, load_config
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
 from jutsu_pipeline.resources.credentials import ProviderCredentials
@@ -102,4 +107,30 @@ def build_definitions(config: JutsuConfig) -> dg.Definitions:
     )
 
 
-defs = build_definitions(load_config())
+def _load_config() -> JutsuConfig:
+    try:
+        return load_config()
+    except ConfigError:
+        install_config_error_hook()  # a command line shows the message naming file and key, not the loader's traceback
+        raise
+
+
+def _warn_if_temporary_instance() -> None:
+    """`dagster ...` without DAGSTER_HOME records runs in a throwaway instance that `jutsu` and the UI never see."""
+    import os
+    import sys
+
+    home = os.environ.get("DAGSTER_HOME", "")
+    command = [os.path.basename(sys.argv[0]), *sys.argv[1:2]]
+    runs_here = command in (["dagster", "asset"], ["dagster", "job"], ["dg", "launch"])
+    if runs_here and (not home or ".tmp_dagster_home_" in home):
+        print(
+            "jutsu: DAGSTER_HOME is not set, so Dagster records this run in a temporary instance that is deleted "
+            "when the command exits (`jutsu` and `make dev` will not see it). Run the command from the repository "
+            "root, where `make` wrote .env pointing at the project's instance, or export DAGSTER_HOME.",
+            file=sys.stderr,
+        )
+
+
+_warn_if_temporary_instance()
+defs = build_definitions(_load_config())

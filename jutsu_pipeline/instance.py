@@ -150,7 +150,7 @@ def fail_run(instance: dg.DagsterInstance, run_id: str, reason: str) -> bool:
 
 
 def execute_interruptibly(job: dg.JobDefinition, instance: dg.DagsterInstance,
-                          tags: dict[str, str]) -> dg.ExecuteInProcessResult:
+                          tags: dict[str, str], run_config: dict | None = None) -> dg.ExecuteInProcessResult:
     """`job.execute_in_process`, stoppable by SIGTERM/SIGINT at any moment (even while it waits for a pool
     slot): the run executes in a worker thread; on a signal the main thread marks the run failed, frees its
     slots and exits the process with 128 + signal number. DuckDB rolls back an uncommitted partition write.
@@ -164,7 +164,8 @@ def execute_interruptibly(job: dg.JobDefinition, instance: dg.DagsterInstance,
 
     def target() -> None:
         try:
-            outcome["result"] = job.execute_in_process(instance=instance, tags={**tags, **run_tags()}, run_id=run_id,
+            outcome["result"] = job.execute_in_process(run_config=run_config, instance=instance,
+                                                       tags={**tags, **run_tags()}, run_id=run_id,
                                                        raise_on_error=False)
         except BaseException as error:  # noqa: BLE001 - handed to the main thread
             outcome["error"] = error
@@ -223,8 +224,11 @@ def live_in_flight_keys(instance: dg.DagsterInstance, asset_key: dg.AssetKey, jo
 
 
 def main() -> None:
-    """`python -m jutsu_pipeline.instance`: initialise $DAGSTER_HOME once, before several processes use it."""
-    instance = open_instance()
+    """`python -m jutsu_pipeline.instance`: initialise the instance ($DAGSTER_HOME, else the config's
+    `dagster_home`) once, before several processes use it."""
+    from jutsu_pipeline.config import load_config
+
+    instance = open_instance(load_config().instance_dir)
     print(f"Dagster instance ready at {instance.root_directory}")
 
 

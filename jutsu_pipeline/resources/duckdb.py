@@ -24,16 +24,21 @@ def _is_lock_error(error: BaseException) -> bool:
     return isinstance(error, duckdb.IOException | RuntimeError) and "lock" in str(error).lower()
 
 
+def lock_holder(error: BaseException) -> str:
+    """`process 123 (/usr/bin/python3)` from DuckDB's lock error, else `another process`."""
+    match = _LOCK_HOLDER.search(str(error))
+    return f"process {match['pid']} ({match['program']})" if match else "another process"
+
+
 def lock_message(database: str, error: BaseException, waited: float) -> str:
     """Say who holds the lock and how to read the file without taking it."""
-    match = _LOCK_HOLDER.search(str(error))
-    holder = f"process {match['pid']} ({match['program']})" if match else "another process"
+    holder = lock_holder(error)
     return (
         f"DuckDB file {database} is locked by {holder}; gave up after waiting {waited:.0f} s. "
         "DuckDB allows one writing process at a time: close that process (a notebook, a duckdb shell, "
-        f"another run) and re-run. To read while pipelines write, open it read-only: "
-        f"`duckdb -readonly {database}` or duckdb.connect({database!r}, read_only=True) — and close it promptly, "
-        "since even read-only connections block writers."
+        f"another run) and re-run. To read between pipeline writes, open it read-only: "
+        f"`jutsu sql \"...\"`, `duckdb -readonly {database}` or duckdb.connect({database!r}, read_only=True) — and "
+        "close it promptly, since even a read-only connection blocks writers."
     )
 
 

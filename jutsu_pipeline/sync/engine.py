@@ -30,6 +30,7 @@ from jutsu_pipeline.sync.plan import FetchPlan, plan_fetches, windows_frame
 UTC = dt.timezone.utc
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 FLUSH_ROWS = 250_000  # write (and validate) in batches of about this many bars
+PROGRESS_EXTRA = "jutsu_progress"  # structured progress in a log record's `extra` (jutsu_pipeline.console reads it)
 
 
 @dataclass
@@ -85,6 +86,9 @@ class BarsSync:
     def run(self, partition_keys: Iterable[str]) -> SyncOutcome:
         plans = plan_fetches(self.p, partition_keys)
         total = len(plans)
+        windows = sum(len(plan.date_keys) for symbol_plans in plans.values() for plan in symbol_plans)
+        self.log.info(f"{self._where}: {windows} partition(s) of {total} symbol(s) to sync",
+                      extra={PROGRESS_EXTRA: {"phase": "plan", "symbols": total, "windows": windows}})
         batch: list[_SymbolFetch] = []
         buffered = 0
         for number, (symbol, symbol_plans) in enumerate(plans.items(), start=1):
@@ -123,7 +127,8 @@ class BarsSync:
         self.outcome.bars_fetched += frame.height
         self.log.info(
             f"{self._where} {symbol} ({number}/{total} symbols): fetched {frame.height} bars for "
-            f"{windows} window(s) in {len(frames)} provider call(s), {time.perf_counter() - started:.2f} s"
+            f"{windows} window(s) in {len(frames)} provider call(s), {time.perf_counter() - started:.2f} s",
+            extra={PROGRESS_EXTRA: {"phase": "fetched", "symbol": symbol, "windows": windows, "bars": frame.height}},
         )
         return _SymbolFetch(symbol, plans, frame.with_columns(pl.lit(symbol).alias("symbol")), history)
 

@@ -1,0 +1,321 @@
+"""What `jutsu` prints: a short plan, one progress bar per run, a summary, and errors as one paragraph.
+
+Dagster's event log still goes to the instance (the UI shows it); on the terminal it appears only with
+`-v`. Runs execute in this process (`execute_in_process`), so a Dagster logger attached to the job sees
+every event as it happens and drives the bar, with no parsing of log text: the sync engine passes its
+per-symbol progress as a log record's `extra` (`PROGRESS_EXTRA`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import dagster as dg
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+
+VERBOSE_ENV_VAR = "JUTSU_VERBOSE"  # `1`: tracebacks (also for `dagster ...` on our code location)
+_CLASS_PREFIX = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Failure|Failed): ")
+
+
+def quiet_third_party_warnings() -> None:
+    """Hide Dagster's Beta/Preview/Supersession notices and third-party deprecations: nothing a user can act on."""
+    from dagster_shared.utils.warnings import BetaWarning, PreviewWarning, SupersessionWarning
+
+    for category in (BetaWarning, PreviewWarning, SupersessionWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message=".*is deprecated", category=FutureWarning)
+
+
+def verbose_requested() -> bool:
+    return os.environ.get(VERBOSE_ENV_VAR, "") not in ("", "0")
+
+
+# -- errors ----------------------------------------------------------------------------------------
+
+def root_message(error: Any) -> str:
+    """The innermost cause's message of an exception or a Dagster `SerializableErrorInfo`, without class names.
+
+    Dagster wraps a step's exception (`DagsterExecutionStepExecutionError: Error occurred while executing
+    op ...`); the user-facing message is the deepest cause's."""
+    while True:
+        cause = getattr(error, "cause", None) or getattr(error, "__cause__", None)
+        if cause is None:
+            break
+        error = cause
+    message = error.message if hasattr(error, "message") and isinstance(error.message, str) else str(error)
+    return _CLASS_PREFIX.sub("", message.strip()).strip()
+
+
+def paragraph(text: str) -> str:
+    """One paragraph: the message's lines joined (a config error's per-key lines stay as a list)."""
+    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
+    if any(line.startswith("  ") for line in lines[1:]):
+        return "\n".join(lines)
+    return " ".join(line.strip() for line in lines)
+
+
+def print_error(message: str, verbose: bool = False, detail: str | None = None) -> None:
+    """An error on stderr, once; the traceback (`detail`) only when verbose, else how to get it."""
+    text = paragraph(message)
+    if verbose and detail:
+        text += "\n" + detail.rstrip()
+    elif detail:
+        text += " (run with -v for the traceback)"
+    print(f"jutsu: {text}", file=sys.stderr, flush=True)
+
+
+def _config_error_in(error: BaseException | None) -> BaseException | None:
+    from jutsu_pipeline.config import ConfigError
+
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, ConfigError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def install_config_error_hook() -> None:
+    """Make an uncaught ConfigError end a command-line process with its message only.
+
+    For `dagster asset materialize`/`dg launch` on an invalid jutsu.yaml: the message names the file and
+    the keys; Dagster's loader traceback above it (70-100 lines) only hides it. Code servers and tests
+    catch the error themselves, so the UI still shows it in full. JUTSU_VERBOSE=1 keeps the traceback."""
+    if verbose_requested():
+        return
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
+        config_error = _config_error_in(error)
+        if config_error is None:
+            previous(kind, error, tb)
+            return
+        print_error(f"{config_error}\nFix the file and re-run (set {VERBOSE_ENV_VAR}=1 for the traceback).")
+
+    sys.excepthook = hook
+
+
+# -- runs ------------------------------------------------------------------------------------------
+
+@dataclass
+class RunReport:
+    """What one run did, as seen through its events."""
+
+    label: str
+    run_id: str = ""
+    success: bool = False
+    seconds: float = 0.0
+    partitions: int = 0  # materialisations recorded
+    bars: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)  # the asset's materialisation metadata
+    checks: list[tuple[str, bool, str, str]] = field(default_factory=list)  # (name, passed, severity, description)
+    errors: list[str] = field(default_factory=list)
+    tracebacks: list[str | None] = field(default_factory=list)
+
+
+class _RunListener(logging.Handler):
+    """Turns a run's Dagster log records into bar updates and a RunReport."""
+
+    def __init__(self, progress: Progress | None, task: TaskID | None, report: RunReport, asset_key: Any) -> None:
+        from jutsu_pipeline.sync.engine import PROGRESS_EXTRA
+
+        super().__init__(logging.DEBUG)
+        self.progress, self.task, self.report, self.asset_key = progress, task, report, asset_key
+        self.progress_key = PROGRESS_EXTRA
+        self.symbols_total = 0
+        self.symbols_done = 0
+
+    def _update(self, **fields: Any) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, **fields)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._handle(record)
+        except Exception:  # noqa: BLE001 - a display problem must never fail a run
+            pass
+
+    def _handle(self, record: logging.LogRecord) -> None:
+        progress = getattr(record, self.progress_key, None)
+        if isinstance(progress, Mapping):
+            self._on_progress(progress)
+            return
+        meta = getattr(record, "dagster_meta", None) or {}
+        event = meta.get("dagster_event")
+        if event is None:
+            return
+        kind = event.event_type_value
+        data = event.event_specific_data
+        if kind == "ASSET_MATERIALIZATION":
+            materialization = data.materialization
+            if materialization.asset_key != self.asset_key:
+                return
+            self.report.partitions += 1
+            self.report.metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+            self._update(advance=1)
+        elif kind == "ASSET_CHECK_EVALUATION":
+            self.report.checks.append((data.check_name, data.passed, data.severity.value, data.description or ""))
+        elif kind == "STEP_FAILURE" and data.error is not None:
+            user = data.user_failure_data
+            if user is not None and user.description:  # a dg.Failure: its description is the whole story
+                self.report.errors.append(user.description)
+                self.report.tracebacks.append(None)
+            else:
+                self.report.errors.append(root_message(data.error))
+                self.report.tracebacks.append(data.error.to_string())
+
+    def _on_progress(self, progress: Mapping[str, Any]) -> None:
+        if progress.get("phase") == "plan":
+            self.symbols_total = int(progress["symbols"])
+            windows = int(progress["windows"])
+            self._update(total=windows, total_text=str(windows), completed=0, detail=f" · 0/{self.symbols_total} sym")
+        elif progress.get("phase") == "fetched":
+            self.symbols_done += 1
+            self.report.bars += int(progress.get("bars", 0))
+            self._update(detail=f" · {self.symbols_done}/{self.symbols_total} sym · {self.report.bars:,} bars")
+
+
+class SyncConsole:
+    """The terminal side of `jutsu sync`: plan lines, a bar per run, a summary; quiet unless verbose."""
+
+    def __init__(self, verbose: bool = False, console: Console | None = None) -> None:
+        from rich.console import Console
+
+        self.verbose = verbose
+        self.console = console or Console(highlight=False, soft_wrap=True)
+        self.reports: list[RunReport] = []
+
+    def say(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
+
+    def run(self, job: dg.JobDefinition, instance: dg.DagsterInstance, tags: Mapping[str, str],
+            asset_key: dg.AssetKey, label: str, total: int | None = None, unit: str = "partitions") -> RunReport:
+        """Execute `job` in this process with a progress bar of `asset_key`'s materialisations (`total` if
+        known; a bars run reports its own); Dagster's console log only when verbose."""
+        import dagster as dg
+
+        report = RunReport(label=f"{asset_key.to_user_string()} {label}")
+        started = time.perf_counter()
+        with self._bar(asset_key.to_user_string(), total, f" {unit}") as (progress, task):
+            listener = _RunListener(progress, task, report, asset_key)
+
+            @dg.logger(description="Feeds jutsu's progress bar and summary.")
+            def jutsu_progress(_init_context: dg.InitLoggerContext) -> logging.Logger:
+                logger = logging.Logger("jutsu.progress", logging.DEBUG)
+                logger.addHandler(listener)
+                return logger
+
+            loggers: dict[str, dg.LoggerDefinition] = {"jutsu_progress": jutsu_progress}
+            if self.verbose:
+                loggers["console"] = dg.colored_console_logger
+            # Loggers not named in the run config fall back to Dagster's console logger.
+            result = job.with_logger_defs(loggers).execute_in_process(
+                run_config={"loggers": {name: {} for name in loggers}},
+                instance=instance, tags=dict(tags), raise_on_error=False,
+            )
+        report.run_id = result.run_id
+        report.success = result.success
+        report.seconds = time.perf_counter() - started
+        if not report.success and not report.errors:
+            report.errors.append(f"run {result.run_id[:8]} failed; its event log in the UI says why")
+            report.tracebacks.append(None)
+        self.reports.append(report)
+        self._print_run(report)
+        return report
+
+    @contextmanager
+    def _bar(self, description: str, total: int | None, unit: str) -> Iterator[tuple[Progress | None, TaskID | None]]:
+        if self.verbose or not self.console.is_terminal:  # a live bar would interleave with Dagster's log / clutter a log file
+            yield None, None
+            return
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        progress = Progress(
+            TextColumn("  {task.description}"),
+            BarColumn(bar_width=10),
+            TextColumn("{task.completed:.0f}/{task.fields[total_text]}{task.fields[unit]}{task.fields[detail]}"),
+            _RateColumn(),
+            console=self.console,
+            transient=True,  # the run's one-line result replaces it
+        )
+        with progress:
+            yield progress, progress.add_task(description, total=total, unit=unit, detail="",
+                                              total_text="?" if total is None else str(total))
+
+    def _print_run(self, report: RunReport) -> None:
+        status = "done" if report.success else "FAILED"
+        facts = [f"{report.seconds:.1f} s"]
+        for name, text in RESULT_FACTS:
+            value = report.metadata.get(name)
+            if value is not None:
+                facts.append(f"{value:,} {text}" if isinstance(value, int) else f"{value} {text}")
+        self.say(f"  {report.label}: {status} in " + ", ".join(facts) + f" (run {report.run_id[:8]})")
+        for message, trace in zip(report.errors, report.tracebacks):
+            print_error(message, self.verbose, trace)
+
+    def summary(self) -> None:
+        """Totals over every run, then the checks that did not pass (each once)."""
+        if not self.reports:
+            return
+        failed = [r for r in self.reports if not r.success]
+        seconds = sum(r.seconds for r in self.reports)
+        partitions = sum(r.partitions for r in self.reports if "partitions_with_bars" in r.metadata)
+        bars = sum(int(r.metadata.get("bars_written", 0)) for r in self.reports)
+        head = f"Summary: {len(self.reports)} run(s) in {seconds:.0f} s"
+        if partitions:
+            head += f"; {partitions:,} bars partition(s) recorded with {bars:,} bars"
+        head += f"; {len(failed)} failed." if failed else "; all succeeded."
+        self.say(head)
+        checks = {}
+        for report in self.reports:
+            for name, passed, severity, description in report.checks:
+                checks[(report.label.split(" ")[0], name)] = (passed, severity, description)
+        passed = sum(1 for p, _, _ in checks.values() if p)
+        if checks:
+            self.say(f"Checks: {passed} of {len(checks)} passed.")
+        for (asset, name), (ok, severity, description) in checks.items():
+            if not ok:
+                level = "warning" if severity == "WARN" else "ERROR (blocks downstream)"
+                self.say(f"  {asset} {name}: {level}: {description}")
+
+
+def _rate_column():  # noqa: ANN202 - a rich ProgressColumn, built lazily so importing this module stays cheap
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        """` · 9.1/s · ETA 0:01:05`: rate of the bar's unit and time left, once known."""
+
+        def render(self, task) -> Text:  # noqa: ANN001
+            speed = task.finished_speed or task.speed
+            if not speed:
+                return Text("")
+            text = f" · {speed:,.1f}/s"
+            if task.total is not None and not task.finished:
+                left = int((task.total - task.completed) / speed)
+                text += f" · ETA {left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}"
+            return Text(text)
+
+    return RateColumn()
+
+
+_RateColumn = _rate_column
+RESULT_FACTS = (
+    ("partitions_with_bars", "partitions with bars"), ("partitions_valid_empty", "valid-empty"),
+    ("partitions_failed", "failed"), ("bars_written", "bars"), ("provider_calls", "provider calls"),
+    ("rows_written", "rows"), ("strategies_x_symbols", "backtests"), ("trades", "trades"),
+    ("results_ranked", "results ranked"),
+)
