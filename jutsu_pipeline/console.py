@@ -167,7 +167,11 @@ class _RunListener(logging.Handler):
             self.report.metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
             self._update(advance=1)
         elif kind == "ASSET_CHECK_EVALUATION":
-            self.report.checks.append((data.check_name, data.passed, data.severity.value, data.description or ""))
+            description = (data.description or "").removeprefix(f"{data.check_name}: ")
+            failing = data.metadata.get("per_symbol")  # {symbol: {rule: count}} of failing symbols
+            if not data.passed and failing is not None and isinstance(failing.value, Mapping) and failing.value:
+                description += f"; symbols: {', '.join(sorted(failing.value)[:10])}"
+            self.report.checks.append((data.check_name, data.passed, data.severity.value, description))
         elif kind == "STEP_FAILURE" and data.error is not None:
             user = data.user_failure_data
             if user is not None and user.description:  # a dg.Failure: its description is the whole story
@@ -223,7 +227,8 @@ class SyncConsole:
                 loggers["console"] = dg.colored_console_logger
             # Loggers not named in the run config fall back to Dagster's console logger.
             result = job.with_logger_defs(loggers).execute_in_process(
-                run_config={"loggers": {name: {} for name in loggers}},
+                run_config={"loggers": {name: {"config": {"log_level": "DEBUG"}} if name == "console" else {}
+                                        for name in loggers}},
                 instance=instance, tags=dict(tags), raise_on_error=False,
             )
         report.run_id = result.run_id
@@ -288,8 +293,8 @@ class SyncConsole:
             self.say(f"Checks: {passed} of {len(checks)} passed.")
         for (asset, name), (ok, severity, description) in checks.items():
             if not ok:
-                level = "warning" if severity == "WARN" else "ERROR (blocks downstream)"
-                self.say(f"  {asset} {name}: {level}: {description}")
+                level = "warning" if severity == "WARN" else "ERROR, blocks downstream"
+                self.say(f"  {asset} {name} ({level}): {description}")
 
 
 def _rate_column():  # noqa: ANN202 - a rich ProgressColumn, built lazily so importing this module stays cheap

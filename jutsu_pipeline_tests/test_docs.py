@@ -28,3 +28,20 @@ def test_querying_cookbook_runs(sample_config, instance) -> None:
     assert all(results), "every cookbook query returns rows on the sample data"
     splits = results[5]
     assert [(row[0], str(row[1])) for row in splits] == [("AAPL", "2005-02-28")]
+
+
+def test_docs_agree_with_the_code_on_which_checks_block() -> None:
+    from jutsu_pipeline.assets.bars.checks import is_blocking
+    from jutsu_pipeline.quality.profiles import Profile
+
+    table = (DOCS / "data-quality.md").read_text().split("| check | rules | blocks: strict | standard | lenient |")[1]
+    rows = [line.split("|")[1:-1] for line in table.split("\n\n")[0].strip().splitlines()[1:]]
+    documented = {re.search(r"`(\w+)`", row[0])[1]: [cell.strip().split()[0] for cell in row[2:5]] for row in rows}
+    assert set(documented) == {"ohlcv_schema", "no_duplicates", "calendar_complete", "price_anomalies", "fresh"}
+    for check, cells in documented.items():
+        expected = ["yes" if is_blocking(check, profile) else "no"
+                    for profile in (Profile.STRICT, Profile.STANDARD, Profile.LENIENT)]
+        assert cells == expected, check
+    operations = (DOCS / "operations.md").read_text()
+    assert "`calendar_complete` and\n  `price_anomalies` only under `strict`" in operations
+    assert "data-quality.md#asset-checks" in operations

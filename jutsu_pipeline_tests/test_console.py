@@ -1,0 +1,200 @@
+"""What `jutsu` prints: quiet runs with a progress bar and a summary, errors once as one paragraph."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+import yaml
+from dotenv import dotenv_values
+from rich.console import Console
+
+from jutsu_pipeline.assets.bars.assets import bars_asset_key
+from jutsu_pipeline.cli import DOTENV_MARKER, write_dotenv
+from jutsu_pipeline.config import ConfigError, load_config
+from jutsu_pipeline.console import SyncConsole, paragraph, root_message
+from jutsu_pipeline.definitions import bars_job_name, build_definitions
+from jutsu_pipeline.partitions import BarsPartitioning
+from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
+from jutsu_pipeline.timeframes import Timeframe
+from jutsu_pipeline_tests.conftest import write_config
+
+REPO = Path(__file__).parents[1]
+BIN = Path(sys.executable).parent
+SMALL_MARKET = {"provider": "sample", "calendar": "XNYS", "timeframes": ["1d"], "start": "2012-01-01",
+                "end": "2012-03-01", "symbols": ["IBM", "MSFT"]}
+
+
+def _jutsu(tmp_path: Path, *args: str, config: Path | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "JUTSU_VERBOSE")}
+    env.update(JUTSU_CONFIG=str(config or tmp_path / "jutsu.yaml"), DAGSTER_HOME=str(tmp_path / "home"),
+               PYTHONWARNINGS="default")  # any warning that reaches the user shows up in stderr
+    (tmp_path / "home").mkdir(exist_ok=True)
+    (tmp_path / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return subprocess.run([str(BIN / "jutsu"), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_sync_is_quiet_shows_a_plan_a_line_per_run_and_a_summary(tmp_path: Path) -> None:
+    write_config(tmp_path, {"us_stocks": SMALL_MARKET})
+    first = _jutsu(tmp_path, "sync")
+    assert first.returncode == 0, first.stderr
+    out = first.stdout.splitlines()
+    assert out[0] == "us_stocks/bars_1d: 6 of 6 partitions to sync in 1 run(s)."
+    assert any(line.startswith("  us_stocks/bars_1d 2012-01-01|IBM...2012-03-01|MSFT: done in ") for line in out)
+    assert "Summary: 2 run(s)" in first.stdout and "6 bars partition(s) recorded" in first.stdout
+    assert "Checks: 4 of 4 passed." in first.stdout
+    assert len(out) <= 10, first.stdout  # no Dagster event log on the terminal
+    assert "DEBUG" not in first.stdout + first.stderr and "RUN_START" not in first.stdout
+    assert "Warning" not in first.stderr, first.stderr  # Beta/Supersession notices are filtered
+    again = _jutsu(tmp_path, "sync")
+    assert again.returncode == 0 and "all 6 partitions are materialised; nothing to fetch." in again.stdout
+
+
+def test_a_failed_sync_prints_its_error_once_as_one_paragraph(tmp_path: Path) -> None:
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "IBM.csv").write_text(  # high < low on one day: an error under every profile but lenient
+        "date,open,high,low,close,volume\n2012-01-03,186.7,189.0,186.0,186.3,5646000\n"
+        "2012-01-04,185.6,184.0,186.5,185.5,4346700\n")
+    market = {**SMALL_MARKET, "provider": "files", "options": {"path": "csv"}, "symbols": ["IBM"],
+              "end": "2012-01-31"}
+    write_config(tmp_path, {"us_stocks": market})
+    result = _jutsu(tmp_path, "sync")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith("jutsu: ") and "Traceback" not in result.stderr
+    assert "2012-01-01|IBM" in errors[0] and "high_ge_low" in errors[0] and "re-materialise" in errors[0]
+    assert "us_stocks/bars_1d" in result.stdout and "FAILED" in result.stdout and "1 failed." in result.stdout
+
+
+def test_progress_bar_from_run_events_and_event_log_only_when_verbose(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    config = load_config(write_config(tmp_path, {"us_stocks": {**SMALL_MARKET, "symbols": ["IBM"]}}))
+    partitioning = BarsPartitioning("us_stocks", Timeframe("1d"), config.markets["us_stocks"])
+    job = build_definitions(config).resolve_job_def(bars_job_name(partitioning))
+    tags = {RANGE_START_TAG: "2012-01-01|IBM", RANGE_END_TAG: "2012-03-01|IBM"}
+    buffer = io.StringIO()
+    console = SyncConsole(verbose=False, console=Console(file=buffer, force_terminal=True, width=120))
+    with dg.DagsterInstance.ephemeral() as instance:
+        report = console.run(job, instance, tags, bars_asset_key("us_stocks", "1d"), "Jan...Mar")
+        assert report.success and report.partitions == 3
+        with duckdb.connect(str(config.database), read_only=True) as con:
+            assert report.bars == con.execute("SELECT count(*) FROM bars").fetchone()[0] > 0
+        assert [check for check, passed, _, _ in report.checks if passed] and len(report.checks) == 4
+        screen = buffer.getvalue()
+        assert "3/3 partitions" in screen and "1/1 sym" in screen  # the live bar, drawn on a terminal
+        assert "RUN_START" not in screen
+        logged = {e.dagster_event_type for e in instance.all_logs(report.run_id) if e.is_dagster_event}
+        assert dg.DagsterEventType.RUN_START in logged, "the event log still goes to the instance"
+        assert dg.DagsterEventType.ASSET_MATERIALIZATION in logged
+        verbose = SyncConsole(verbose=True, console=Console(file=io.StringIO()))
+        capsys.readouterr()
+        verbose.run(job, instance, tags, bars_asset_key("us_stocks", "1d"), "Jan...Mar")
+        assert "RUN_START" in capsys.readouterr().err  # Dagster's console logger writes to stderr
+
+
+def test_root_message_unwraps_dagster_errors() -> None:
+    try:
+        raise RuntimeError("while executing op") from ValueError("symbol XYZ: bad file /d/XYZ.csv")
+    except RuntimeError as error:
+        info = dg._utils.error.serializable_error_info_from_exc_info((type(error), error, error.__traceback__))  # noqa: SLF001
+        assert root_message(error) == "symbol XYZ: bad file /d/XYZ.csv"
+        assert root_message(info) == "symbol XYZ: bad file /d/XYZ.csv"
+    assert paragraph("a\nb\n") == "a b"
+    assert paragraph("file is invalid:\n  key: bad\n  other: bad") == "file is invalid:\n  key: bad\n  other: bad"
+
+
+def test_a_bad_date_in_the_config_names_file_and_key(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"us_stocks": SMALL_MARKET})
+    path.write_text(path.read_text().replace("start: '2012-01-01'", "start: 2012-13-01"))
+    assert "2012-13-01" in path.read_text()
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert str(path) in str(raised.value) and "markets.us_stocks.start" in str(raised.value)
+    result = _jutsu(tmp_path, "coverage")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"jutsu: {path} is invalid:\n  markets.us_stocks.start: ")
+
+
+def test_dagster_cli_reports_a_config_error_without_the_loader_traceback(tmp_path: Path) -> None:
+    path = write_config(tmp_path, {"us_stocks": {**SMALL_MARKET, "calendar": "XNYZ"}})
+    env = {**os.environ, "JUTSU_CONFIG": str(path), "DAGSTER_HOME": str(tmp_path)}
+    env.pop("JUTSU_VERBOSE", None)
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    result = subprocess.run(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "jutsu_pipeline.definitions",
+         "--select", "us_stocks/bars_1d", "--partition", "2012-01-01|IBM"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    assert f"jutsu: {path} is invalid:\n  markets.us_stocks.calendar: unknown calendar 'XNYZ'" in result.stderr
+    assert len(result.stderr.splitlines()) <= 8, result.stderr
+
+
+def test_coverage_on_a_file_open_for_writing_names_the_holder(tmp_path: Path) -> None:
+    write_config(tmp_path, {"us_stocks": SMALL_MARKET})
+    hold = "import duckdb, sys, time\ncon = duckdb.connect(sys.argv[1])\nprint('locked', flush=True)\ntime.sleep(60)\n"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(tmp_path / "jutsu.duckdb")], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        result = _jutsu(tmp_path, "coverage")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"PID {holder.pid}" in result.stderr or f"process {holder.pid}" in result.stderr
+    assert "jutsu sql" in result.stderr and str(tmp_path / "jutsu.duckdb") in result.stderr
+
+
+def test_jutsu_sql_prints_rows_and_reports_bad_sql_in_one_line(tmp_path: Path) -> None:
+    write_config(tmp_path, {"us_stocks": SMALL_MARKET})
+    with duckdb.connect(str(tmp_path / "jutsu.duckdb")) as con:
+        con.execute("CREATE TABLE t AS SELECT 1 AS a, 'x' AS b")
+    good = _jutsu(tmp_path, "sql", "SELECT a, b FROM t")
+    assert good.returncode == 0 and good.stdout.splitlines() == ["a  b", "1  x"]
+    bad = _jutsu(tmp_path, "sql", "SELECT nope FROM t")
+    assert bad.returncode == 1 and bad.stderr.startswith("jutsu: ") and "nope" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_instance_dir_env_wins_else_config_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "conf" / "jutsu.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump({"dagster_home": "state/dagster", "markets": {"us_stocks": SMALL_MARKET}}))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert load_config(path).instance_dir == tmp_path / "conf" / "state" / "dagster"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", "elsewhere")
+    assert load_config(path).instance_dir == tmp_path / "elsewhere"  # relative: from the working directory
+
+
+def test_dotenv_points_dagster_at_the_instance_unless_the_environment_says_otherwise(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUTSU_CONFIG", str(write_config(tmp_path, {"us_stocks": SMALL_MARKET})))
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("MY_KEY=1\n")
+    assert write_dotenv(dotenv) == 0 and write_dotenv(dotenv) == 0  # idempotent
+    text = dotenv.read_text()
+    assert text.count(DOTENV_MARKER) == 1 and text.startswith("MY_KEY=1\n")
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert dotenv_values(dotenv)["DAGSTER_HOME"] == str(tmp_path / "data" / "dagster_home")
+    monkeypatch.setenv("DAGSTER_HOME", "/mine")
+    assert dotenv_values(dotenv)["DAGSTER_HOME"] == "/mine"
+    dotenv.write_text("DAGSTER_HOME=/theirs\n")
+    assert write_dotenv(dotenv) == 0 and dotenv.read_text() == "DAGSTER_HOME=/theirs\n"
+
+
+def test_definitions_import_without_third_party_notices() -> None:
+    result = subprocess.run([sys.executable, "-W", "always", "-c", "import jutsu_pipeline.definitions"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env={k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"})
+    assert result.returncode == 0, result.stderr
+    assert "BetaWarning" not in result.stderr and "SupersessionWarning" not in result.stderr, result.stderr
