@@ -211,6 +211,8 @@ class SyncConsole:
         known; a bars run reports its own); Dagster's console log only when verbose."""
         import dagster as dg
 
+        from jutsu_pipeline.instance import execute_interruptibly
+
         report = RunReport(label=f"{asset_key.to_user_string()} {label}")
         started = time.perf_counter()
         with self._bar(asset_key.to_user_string(), total, f" {unit}") as (progress, task):
@@ -226,11 +228,10 @@ class SyncConsole:
             if self.verbose:
                 loggers["console"] = dg.colored_console_logger
             # Loggers not named in the run config fall back to Dagster's console logger.
-            result = job.with_logger_defs(loggers).execute_in_process(
-                run_config={"loggers": {name: {"config": {"log_level": "DEBUG"}} if name == "console" else {}
-                                        for name in loggers}},
-                instance=instance, tags=dict(tags), raise_on_error=False,
-            )
+            run_config = {"loggers": {name: {"config": {"log_level": "DEBUG"}} if name == "console" else {}
+                                      for name in loggers}}
+            # SIGTERM/SIGINT mark the run failed and free its pool slots (jutsu_pipeline.instance).
+            result = execute_interruptibly(job.with_logger_defs(loggers), instance, dict(tags), run_config)
         report.run_id = result.run_id
         report.success = result.success
         report.seconds = time.perf_counter() - started
