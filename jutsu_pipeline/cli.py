@@ -236,8 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jutsu", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show Dagster's event log and tracebacks")
+    verbose_too = argparse.ArgumentParser(add_help=False)  # `jutsu sync -v` as well as `jutsu -v sync`
+    verbose_too.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="show Dagster's event log and tracebacks")
     commands = parser.add_subparsers(dest="command", required=True)
-    sync_parser = commands.add_parser("sync", help="materialise every missing partition of the bars assets")
+    sync_parser = commands.add_parser("sync", parents=[verbose_too],
+                                      help="materialise every missing partition of the bars assets")
     sync_parser.add_argument("--market")
     sync_parser.add_argument("--timeframe")
     commands.add_parser("coverage", help="print what the DuckDB file holds")

@@ -93,5 +93,5 @@ def test_the_hold_stops_another_process(fx: FakeExchange, tmp_path: Path) -> Non
                           text=True, timeout=600)
     assert done.returncode == 1, done.stdout + done.stderr
     assert fx.count("binance") == 1
-    assert "on hold until" in done.stdout
+    assert "on hold until" in done.stderr  # the error paragraph goes to stderr, once
     assert query(config, "SELECT count(*) FROM bars") == [(0,)]
