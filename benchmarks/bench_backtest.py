@@ -150,7 +150,7 @@ def main() -> None:
         con = duckdb.connect(str(Path(tmp) / "bench.duckdb"))
         ensure_schema(con)
         con.register("staged", frame.to_arrow())
-        con.execute("INSERT INTO bars SELECT symbol, '1d', ts, open, high, low, close, volume, NULL, 'bench', now() "
+        con.execute("INSERT INTO bars SELECT symbol, '1d', ts, open, high, low, close, volume, NULL, 'bench', now(), false "
                     "FROM staged")
         symbols = frame["symbol"].unique().sort().to_list()
         t_db, _ = best_of(args.repeat, lambda: run_backtests(con, timeframe="1d", symbols=symbols,

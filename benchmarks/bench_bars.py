@@ -35,7 +35,7 @@ FILL_5M = """
 INSERT INTO bars
 SELECT 'S' || lpad((i // 10000)::VARCHAR, 3, '0'), '1d',
        TIMESTAMPTZ '1990-01-01 00:00:00+00' + to_days((i % 10000)::INTEGER),
-       100, 101, 99, 100.5, 1000, NULL, 'bench', now()
+       100, 101, 99, 100.5, 1000, NULL, 'bench', now(), false
 FROM range(5000000) t(i)
 """
 POINT_QUERY = """

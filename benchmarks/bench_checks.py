@@ -35,7 +35,7 @@ from jutsu_pipeline.timeframes import Timeframe  # noqa: E402
 
 INSERT = """
 INSERT INTO bars
-SELECT symbol, $timeframe, ts, open, high, low, close, volume, close, 'bench', now() FROM staged
+SELECT symbol, $timeframe, ts, open, high, low, close, volume, close, 'bench', now(), false FROM staged
 """
 
 

@@ -81,7 +81,7 @@ def main() -> None:
         ensure_schema(con)
         con.register("synthetic", bars.to_arrow())
         con.execute(
-            "INSERT INTO bars SELECT symbol, '1d', ts, open, high, low, close, volume, NULL, 'synthetic', now() FROM synthetic"
+            "INSERT INTO bars SELECT symbol, '1d', ts, open, high, low, close, volume, NULL, 'synthetic', now(), false FROM synthetic"
         )
         con.unregister("synthetic")
         con.execute("CHECKPOINT")

@@ -59,6 +59,17 @@ class FakeClock:
 
 
 @dataclass(frozen=True)
+class FakeAction:
+    """A split (`ratio` new shares per old share) or cash dividend (`cash_amount`) the exchange publishes."""
+
+    symbol: str
+    ex_date: dt.date
+    kind: str  # 'split' or 'dividend'
+    ratio: float | None = None
+    cash_amount: float | None = None
+
+
+@dataclass(frozen=True)
 class LoggedRequest:
     at: float  # time.monotonic() when the request arrived
     method: str
@@ -132,6 +143,7 @@ class FakeExchange:
         self.alpaca_sip_delay = alpaca_sip_delay
         self.schwab = SchwabAuthState(self, schwab_client_id, schwab_client_secret)
         self.yahoo_sessions: dict[str, str] = {}  # cookie value -> crumb
+        self.corporate_actions: list[FakeAction] = []  # served by Alpaca's actions endpoint and Yahoo's events
         self.binance_weight_limit = 6000
         self._weight_window: tuple[int, int] = (0, 0)  # (minute, used weight)
         self._routes = ROUTES

@@ -105,6 +105,8 @@ class MarketConfig(BaseModel):
     provider: str
     calendar: str
     timeframes: tuple[Timeframe, ...] = Field(min_length=1)
+    # Timeframes computed in DuckDB from the finest fetched one (the base) instead of being fetched.
+    derive: tuple[Timeframe, ...] = ()
     start: dt.date
     end: dt.date | None = None
     symbols: tuple[str, ...] = Field(min_length=1)
@@ -114,6 +116,10 @@ class MarketConfig(BaseModel):
     adjusted_prices: bool = True  # indicators read bars_adjusted; False: raw bars (backtests: always adjusted)
     strategies: tuple[StrategyConfig, ...] = ()
     automation: AutomationConfig = Field(default_factory=AutomationConfig)  # schedules and gap repair
+    currency: str | None = None  # the prices' currency, recorded with dividends inferred from adj_close
+    # The `<market>/corporate_actions` asset (provider endpoint, <SYMBOL>.actions.csv); None: on for
+    # providers that publish actions or read files, off for the others (binance, schwab).
+    corporate_actions: bool | None = None
 
     @field_validator("provider")
     @classmethod
@@ -150,6 +156,33 @@ class MarketConfig(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError("timeframes listed twice")
         return value
+
+    @model_validator(mode="after")
+    def _derivable(self) -> MarketConfig:
+        if not self.derive:
+            return self
+        base = self.base_timeframe
+        for timeframe in self.derive:
+            if timeframe in self.timeframes:
+                raise ValueError(f"derive: {timeframe.value} is also fetched (timeframes); list it in one of them")
+            if timeframe.duration <= base.duration or (
+                    timeframe.is_intraday and timeframe.duration % base.duration):
+                raise ValueError(f"derive: {timeframe.value} cannot be built from the base timeframe {base.value}; "
+                                 f"derived timeframes must be whole multiples of it (or 1d)")
+        if len(set(self.derive)) != len(self.derive):
+            raise ValueError("derive: timeframes listed twice")
+        return self
+
+    @property
+    def base_timeframe(self) -> Timeframe:
+        """The finest fetched timeframe: what derived timeframes are computed from."""
+        return min(self.timeframes, key=lambda t: t.duration)
+
+    @property
+    def actions_enabled(self) -> bool:
+        if self.corporate_actions is not None:
+            return self.corporate_actions
+        return self.provider in {"sample", "files", "alpaca", "yahoo"}
 
     @field_validator("strategies")
     @classmethod

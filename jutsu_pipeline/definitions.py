@@ -14,6 +14,8 @@ from jutsu_pipeline.assets.backtest.assets import backtest_asset_key, leaderboar
 from jutsu_pipeline.assets.bars import build_bars_asset
 from jutsu_pipeline.assets.bars.assets import bars_asset_key
 from jutsu_pipeline.assets.bars.checks import build_bars_checks
+from jutsu_pipeline.assets.bars.derived import build_derived_bars_asset
+from jutsu_pipeline.assets.corporate_actions import build_corporate_actions_asset
 from jutsu_pipeline.assets.indicators import build_indicators_asset
 from jutsu_pipeline.assets.indicators.assets import indicators_asset_key
 from jutsu_pipeline.config import ConfigError, JutsuConfig, load_config
@@ -35,9 +37,19 @@ def bars_partitionings(config: JutsuConfig) -> list[BarsPartitioning]:
     ]
 
 
+def derived_partitionings(config: JutsuConfig) -> list[BarsPartitioning]:
+    """One partitioning per market × derived timeframe, partitioned like the market's base timeframe."""
+    return [
+        BarsPartitioning(market, timeframe, settings, base=settings.base_timeframe)
+        for market, settings in config.markets.items()
+        for timeframe in settings.derive
+    ]
+
+
 def bars_job_name(partitioning: BarsPartitioning) -> str:
-    """The job that syncs one market × timeframe, e.g. `sync_us_stocks_bars_1d`."""
-    return f"sync_{partitioning.market}_bars_{partitioning.timeframe.value}"
+    """The job that syncs (or derives) one market × timeframe, e.g. `sync_us_stocks_bars_1d`."""
+    verb = "derive" if partitioning.derived else "sync"
+    return f"{verb}_{partitioning.market}_bars_{partitioning.timeframe.value}"
 
 
 def indicators_job_name(partitioning: BarsPartitioning) -> str:
@@ -55,8 +67,13 @@ def leaderboard_job_name(market: str) -> str:
 
 def build_definitions(config: JutsuConfig) -> dg.Definitions:
     """Everything Dagster loads for one configuration."""
-    partitionings = bars_partitionings(config)
-    assets = [build_bars_asset(config, partitioning) for partitioning in partitionings]
+    fetched = bars_partitionings(config)
+    derived = derived_partitionings(config)
+    partitionings = fetched + derived  # every bars asset: checks, indicators and backtests treat them alike
+    assets = [build_bars_asset(config, partitioning) for partitioning in fetched]
+    assets += [build_derived_bars_asset(config, partitioning) for partitioning in derived]
+    assets += [build_corporate_actions_asset(config, market) for market, settings in config.markets.items()
+               if settings.actions_enabled]
     assets += [build_indicators_asset(config, partitioning) for partitioning in partitionings]
     for market, settings in config.markets.items():
         if settings.strategies:
@@ -95,9 +112,9 @@ def build_definitions(config: JutsuConfig) -> dg.Definitions:
         assets=assets,
         asset_checks=[check for p in partitionings for check in build_bars_checks(config, p)],
         jobs=jobs,
-        schedules=[s for p in partitionings for s in build_schedules(p, bars_job_name(p))],
+        schedules=[s for p in fetched for s in build_schedules(p, bars_job_name(p))],
         sensors=[automation] + [
-            build_gap_sensor(p, bars_asset_key(p.market, p.timeframe.value), bars_job_name(p)) for p in partitionings
+            build_gap_sensor(p, bars_asset_key(p.market, p.timeframe.value), bars_job_name(p)) for p in fetched
         ],
         resources={
             "duckdb": JutsuDuckDBResource(database=str(config.database)),

@@ -55,6 +55,7 @@ class BarsPartitioning:
     market: str
     timeframe: Timeframe
     config: MarketConfig
+    base: Timeframe | None = None  # set for a derived timeframe: partitioned like this base timeframe
     calendar: SessionCalendar = field(init=False)
 
     def __post_init__(self) -> None:
@@ -67,7 +68,11 @@ class BarsPartitioning:
 
     @property
     def monthly(self) -> bool:
-        return self.timeframe is Timeframe.D1
+        return (self.base or self.timeframe) is Timeframe.D1
+
+    @property
+    def derived(self) -> bool:
+        return self.base is not None
 
     @cached_property
     def time_partitions_def(self) -> dg.TimeWindowPartitionsDefinition:

@@ -11,6 +11,7 @@ class Timeframe(StrEnum):
 
     D1 = "1d"
     H1 = "1h"
+    M15 = "15m"
     M5 = "5m"
     M1 = "1m"
 
@@ -26,6 +27,7 @@ class Timeframe(StrEnum):
 _DURATIONS = {
     Timeframe.D1: dt.timedelta(days=1),
     Timeframe.H1: dt.timedelta(hours=1),
+    Timeframe.M15: dt.timedelta(minutes=15),
     Timeframe.M5: dt.timedelta(minutes=5),
     Timeframe.M1: dt.timedelta(minutes=1),
 }

@@ -35,10 +35,14 @@ STRATEGIES = (
         name="sma_frac_10bps", type="sma_cross", params={"fast": 10, "slow": 30}, fractional=True, commission_bps=10
     ),
 )
+# The provider-adjusted series (prices x adj_close/close) stored as the bars, with no actions: these
+# equality tests need the series they were calibrated on. Piecewise-constant back-adjustment keeps the
+# exact SMA ties of the raw two-decimal prices, which FractionalBacktest's price scaling breaks either way.
 INSERT_BARS = """
 INSERT INTO bars
-SELECT $symbol, '1d', date::TIMESTAMP AT TIME ZONE 'UTC', open, high, low, close, volume, adj_close, 'sample', now()
-FROM staged
+SELECT $symbol, '1d', date::TIMESTAMP AT TIME ZONE 'UTC', open * f, high * f, low * f, close * f, volume / f, NULL,
+       'sample', now(), false
+FROM (SELECT *, coalesce(adj_close / nullif(close, 0), 1.0) AS f FROM staged)
 """
 ORACLE_BARS = """
 SELECT ts, open AS "Open", high AS "High", low AS "Low", close AS "Close", volume AS "Volume"

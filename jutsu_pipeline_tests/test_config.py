@@ -29,7 +29,7 @@ def _error(markets: dict, **top) -> str:
     [
         ({"provider": "bloomberg"}, "markets.m.provider", "unknown provider 'bloomberg'"),
         ({"calendar": "XXXX"}, "markets.m.calendar", "unknown calendar 'XXXX'"),
-        ({"timeframes": ["1d", "2h"]}, "markets.m.timeframes.1", "'1d', '1h', '5m' or '1m'"),
+        ({"timeframes": ["1d", "2h"]}, "markets.m.timeframes.1", "'1d', '1h', '15m', '5m' or '1m'"),
         ({"symbols": ["AAPL", "bad symbol"]}, "markets.m.symbols", "'bad symbol' does not match"),
         ({"symbols": ["A" * 21]}, "markets.m.symbols", "does not match"),
         ({"symbols": ["AAPL", "AAPL"]}, "markets.m.symbols", "listed twice"),

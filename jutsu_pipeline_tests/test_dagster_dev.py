@@ -107,7 +107,8 @@ def dev(tmp_path: Path) -> Iterator[Dev]:
 
 def test_dagster_dev_serves_schedules_sensors_and_runs_a_partition(dev: Dev) -> None:
     nodes = dev.wait("the code location", lambda: dev.query(ASSETS)["assetNodes"])
-    assert {"/".join(n["assetKey"]["path"]) for n in nodes} == {"us_stocks/bars_1d", "us_stocks/indicators_1d"}
+    assert {"/".join(n["assetKey"]["path"]) for n in nodes} == {"us_stocks/bars_1d", "us_stocks/indicators_1d",
+                                                                   "us_stocks/corporate_actions"}
 
     schedules = dev.query(SCHEDULES, repo=LOCATION)["schedulesOrError"]["results"]
     assert [(s["name"], s["cronSchedule"], s["executionTimezone"], s["scheduleState"]["status"]) for s in schedules] == [

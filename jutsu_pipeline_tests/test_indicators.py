@@ -108,7 +108,7 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
             con.register("frame", frame.to_arrow())
             con.execute(
                 "INSERT INTO bars SELECT symbol, '1d', ts, open, high, low, close, volume, adj_close, "
-                "'sample', now() FROM frame"
+                "'sample', now(), false FROM frame"
             )
             con.unregister("frame")
     return path
@@ -271,7 +271,7 @@ def test_replace_is_per_symbol_and_transactional(sample_db: Path, tmp_path: Path
         assert con.execute("SELECT count(*) FROM indicators WHERE symbol = 'FB'").fetchone()[0] == 0
         # a failure inside the transaction leaves the table untouched
         count = con.execute("SELECT count(*) FROM indicators").fetchone()[0]
-        con.execute("INSERT INTO bars VALUES ('GOOG', '1d', '2030-01-01', 1, 1, 1, 'nan'::DOUBLE, 1, NULL, 'x', now())")
+        con.execute("INSERT INTO bars VALUES ('GOOG', '1d', '2030-01-01', 1, 1, 1, 'nan'::DOUBLE, 1, NULL, 'x', now(), false)")
         with pytest.raises(ValueError, match="finite"):
             compute_indicators(con, timeframe="1d", symbols=["GOOG"], params=DEFAULT)
         assert con.execute("SELECT count(*) FROM indicators").fetchone()[0] == count

@@ -12,6 +12,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from jutsu_pipeline.actions.model import actions_frame
 from jutsu_pipeline.assets.bars.checks import build_bars_checks, check_names, check_result
 from jutsu_pipeline.quality.checks import get
 from jutsu_pipeline.config import JutsuConfig, load_config, parse_config
@@ -25,6 +26,7 @@ from jutsu_pipeline.quality.stored import (
     check_fresh,
     check_schema,
 )
+from jutsu_pipeline.storage.actions import record_actions
 from jutsu_pipeline.storage.ddl import ensure_schema
 from jutsu_pipeline.timeframes import Timeframe
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, write_config
@@ -149,7 +151,7 @@ def test_blocking_flags_per_profile() -> None:
     assert not any(get("fresh").is_blocking(p) for p in PROFILES)
 
 
-def test_a_split_that_changes_the_adjustment_factor_is_labelled_not_failed(stored_2012, tmp_path) -> None:
+def test_a_jump_is_labelled_when_a_stored_action_explains_it_and_flagged_otherwise(stored_2012, tmp_path) -> None:
     path, keys = stored_2012
     copy = tmp_path / "bars.duckdb"
     shutil.copy(path, copy)
@@ -157,16 +159,21 @@ def test_a_split_that_changes_the_adjustment_factor_is_labelled_not_failed(store
         con.execute("UPDATE bars SET open = open / 2, high = high / 2, low = low / 2, close = close / 2 "
                     "WHERE symbol = 'IBM' AND ts >= TIMESTAMPTZ '2012-06-15 00:00:00+00'")
     report, result = _evaluate(copy, keys, "price_anomalies", Profile.STRICT)
+    assert not result.passed and report.counts["price_jump"] == 1  # nothing in corporate_actions explains it
+    with _connect(copy) as con:
+        record_actions(con, source="files", symbols=["IBM"], actions=actions_frame(
+            [{"symbol": "IBM", "ex_date": dt.date(2012, 6, 15), "kind": "split", "ratio": 2.0}]))
+    report, result = _evaluate(copy, keys, "price_anomalies", Profile.STRICT)
     assert result.passed and result.metadata["corporate_actions"].value == 1
-    assert "| IBM | 2012-06-15 |" in result.metadata["probable_corporate_actions"].value
-    assert "2:1 split" in result.metadata["probable_corporate_actions"].value
+    assert "| IBM | 2012-06-15 |" in result.metadata["corporate_action_jumps"].value
+    assert "corporate action: 2:1 split (files)" in result.metadata["corporate_action_jumps"].value
 
 
 # -- intraday calendar: XNYS 5-minute bars around Thanksgiving 2012 ---------------------------------
 
 INTRADAY = {**SAMPLE_MARKET, "start": "2012-11-19", "end": "2012-11-26", "symbols": ["IBM"]}
 INSERT_SESSION = """
-INSERT INTO bars
+INSERT INTO bars (symbol, timeframe, ts, open, high, low, close, volume, adj_close, source, ingested_at)
 SELECT 'IBM', '5m', t, 10, 11, 9, 10.5, 100, NULL, 'test', now()
 FROM generate_series($first, $last, INTERVAL 5 MINUTE) AS s(t)
 """
@@ -194,7 +201,7 @@ def test_intraday_early_close_is_complete_and_later_or_missing_bars_are_reported
         report = check_calendar(con, p, INTRADAY_KEYS)
         assert report.passed and report.rows_checked == 4 * 78 + 42
         con.execute("INSERT INTO bars VALUES ('IBM', '5m', TIMESTAMPTZ '2012-11-23 18:00:00+00', 10, 11, 9, 10.5, "
-                    "100, NULL, 'test', now())")
+                    "100, NULL, 'test', now(), false)")
         con.execute("DELETE FROM bars WHERE ts = TIMESTAMPTZ '2012-11-20 16:00:00+00'")
         report = check_calendar(con, p, INTRADAY_KEYS)
     assert report.counts == {"calendar_missing": 1, "calendar_unexpected": 1}
@@ -220,7 +227,7 @@ def test_fresh_flags_symbols_behind_the_last_closed_session(timeframe, fresh_las
     with _connect(tmp_path / "bars.duckdb") as con:
         ensure_schema(con)
         for symbol, ts in (("AAPL", fresh_last), ("MSFT", stale_last)):
-            con.execute("INSERT INTO bars VALUES ($1, $2, $3, 10, 11, 9, 10.5, 100, NULL, 'test', now())",
+            con.execute("INSERT INTO bars VALUES ($1, $2, $3, 10, 11, 9, 10.5, 100, NULL, 'test', now(), false)",
                         [symbol, timeframe, ts])
         report = check_fresh(con, p, now=NOW)
     assert report.counts == {"stale": 2}

@@ -63,7 +63,7 @@ def test_whole_sample_history_in_one_range_run(sample_config, instance) -> None:
     assert anomalies.metadata["rule_price_jump"].value == 1
     assert anomalies.metadata["per_symbol"].value == {"AAPL": {"price_jump": 1}}
     assert "| AAPL | 1 | price_jump: 1 | 2000-09-29 |" in anomalies.metadata["worst_offenders"].value
-    actions = anomalies.metadata["probable_corporate_actions"].value
+    actions = anomalies.metadata["corporate_action_jumps"].value
     assert "| AAPL | 2000-06-21 |" in actions and "| AAPL | 2005-02-28 |" in actions
     assert actions.count("2:1 split") == 3 and "2000-09-29" not in actions  # the third: MSFT 2003-02-18
 

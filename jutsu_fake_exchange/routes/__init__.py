@@ -8,6 +8,7 @@ ROUTES = {
     ("GET", "/api/v3/time"): ("binance_time", binance.server_time),
     ("GET", "/fapi/v1/klines"): ("binance_futures", binance.futures_klines),
     ("GET", "/v2/stocks/bars"): ("alpaca", alpaca.bars),
+    ("GET", "/v1/corporate-actions"): ("alpaca_actions", alpaca.corporate_actions),
     ("GET", "/marketdata/v1/pricehistory"): ("schwab", schwab.pricehistory),
     ("POST", "/v1/oauth/token"): ("schwab_token", schwab.token),
     ("GET", "/v1/oauth/authorize"): ("schwab_authorize", schwab.authorize),

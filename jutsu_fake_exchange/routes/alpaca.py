@@ -83,3 +83,40 @@ def bars(x, req: Request) -> Response:  # noqa: ANN001 - x: FakeExchange
         out = {s: rows[::-1] for s, rows in out.items()}
     headers = {"X-RateLimit-Limit": "200", "X-RateLimit-Remaining": "199", "X-RateLimit-Reset": str(now + 60)}
     return Response.json({"bars": out, "next_page_token": next_token, "currency": "USD"}, headers=headers)
+
+
+def corporate_actions(x, req: Request) -> Response:  # noqa: ANN001 - x: FakeExchange
+    """`/v1/corporate-actions`: grouped by type, filtered by symbols, types and ex-date range; 2 per page."""
+    if (req.headers.get("apca-api-key-id") != x.alpaca_key_id
+            or req.headers.get("apca-api-secret-key") != x.alpaca_secret_key):
+        return Response.json({"message": "unauthorized."}, 401)
+    p = req.params
+    symbols = {s for s in p.get("symbols", "").split(",") if s}
+    types = {t for t in p.get("types", "forward_split,reverse_split,cash_dividend").split(",") if t}
+    try:
+        start = dt.date.fromisoformat(p.get("start", "1900-01-01"))
+        end = dt.date.fromisoformat(p.get("end", "2100-01-01"))
+        offset = int(p.get("page_token") or 0)
+    except ValueError:
+        return Response.json({"message": "invalid start, end or page_token"}, 400)
+    matching = [a for a in sorted(x.corporate_actions, key=lambda a: (a.ex_date, a.symbol))
+                if (not symbols or a.symbol in symbols) and start <= a.ex_date <= end]
+    grouped: dict[str, list[dict]] = {}
+    items = []
+    for action in matching:
+        if action.kind == "split":
+            kind = "forward_split" if (action.ratio or 1) >= 1 else "reverse_split"
+            new, old = (action.ratio, 1.0) if kind == "forward_split" else (1.0, 1 / (action.ratio or 1))
+            item = {"symbol": action.symbol, "new_rate": new, "old_rate": old}
+        else:
+            kind = "cash_dividend"
+            item = {"symbol": action.symbol, "rate": action.cash_amount, "special": False, "foreign": False}
+        if kind in types:
+            day = action.ex_date.isoformat()
+            items.append((kind + "s", {**item, "process_date": day, "ex_date": day, "record_date": day,
+                                       "payable_date": day}))
+    page = items[offset:offset + 2]
+    for group, item in page:
+        grouped.setdefault(group, []).append(item)
+    token = str(offset + 2) if offset + 2 < len(items) else None
+    return Response.json({"corporate_actions": grouped, "next_page_token": token})

@@ -78,6 +78,8 @@ def chart(x, req: Request) -> Response:  # noqa: ANN001
         "timestamp": stamps,
         "indicators": {"quote": [cols]},
     }
+    if "div" in req.params.get("events", "") or "split" in req.params.get("events", ""):
+        result["events"] = _events(x, symbol, start, end, req.params["events"])
     if timeframe == "1d":
         result["indicators"]["adjclose"] = [{"adjclose": [None if c is None else round(c * 0.99, 6)
                                                           for c in cols["close"]]}]
@@ -86,3 +88,27 @@ def chart(x, req: Request) -> Response:  # noqa: ANN001
 
 def _first_crypto(x, symbol: str) -> int:  # noqa: ANN001
     return x.bars.times(symbol, "1d", 0, 2**40, 1)[0]
+
+
+def _events(x, symbol: str, start: int, end: int, wanted: str) -> dict:  # noqa: ANN001
+    """Yahoo's `events`: dividends and splits keyed by the ex-date's session open (epoch s)."""
+    import datetime as dt
+
+    from jutsu_pipeline.fake_exchange.routes.common import local_midnight
+
+    out: dict[str, dict] = {}
+    for action in x.corporate_actions:
+        if action.symbol != symbol:
+            continue
+        key = int(dt.datetime.combine(action.ex_date, dt.time(), dt.timezone.utc).timestamp())
+        instant = local_midnight(key, "America/New_York") + 9 * 3600 + 1800
+        if not start <= instant < end:
+            continue
+        if action.kind == "split" and "split" in wanted:
+            numerator, denominator = (action.ratio, 1.0) if (action.ratio or 1) >= 1 else (1.0, 1 / action.ratio)
+            out.setdefault("splits", {})[str(instant)] = {
+                "date": instant, "numerator": numerator, "denominator": denominator,
+                "splitRatio": f"{numerator:g}:{denominator:g}"}
+        elif action.kind == "dividend" and "div" in wanted:
+            out.setdefault("dividends", {})[str(instant)] = {"amount": action.cash_amount, "date": instant}
+    return out

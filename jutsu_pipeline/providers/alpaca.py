@@ -9,6 +9,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import Field
 
+from jutsu_pipeline.actions.model import DIVIDEND, SPLIT, actions_frame
 from jutsu_pipeline.providers.base import FetchRequest, ProviderCapabilities, SymbolHistory, UnknownSymbolError
 from jutsu_pipeline.providers.http.errors import AuthExpired, MalformedPayload, NotEntitled, RequestContext
 from jutsu_pipeline.providers.http.frames import query_window
@@ -20,6 +21,8 @@ from jutsu_pipeline.timeframes import Timeframe
 UTC = dt.timezone.utc
 PAGE_LIMIT = 10_000
 TIMEFRAMES = {Timeframe.M1: "1Min", Timeframe.M5: "5Min", Timeframe.H1: "1Hour", Timeframe.D1: "1Day"}
+ACTIONS_PATH = "/v1/corporate-actions"
+ACTION_TYPES = "forward_split,reverse_split,cash_dividend"
 _ENTITLEMENT_HINTS = ("subscription", "too late", "not permit")
 
 
@@ -34,6 +37,7 @@ class AlpacaOptions(HttpOptions):
     page_limit: int = Field(default=PAGE_LIMIT, ge=1, le=PAGE_LIMIT)
     key_id_env: str = "APCA_API_KEY_ID"  # names of the environment variables holding the keys
     secret_key_env: str = "APCA_API_SECRET_KEY"
+    actions_path: str = ACTIONS_PATH  # the corporate-actions endpoint
 
 
 class AlpacaProvider(HttpProvider):
@@ -118,6 +122,35 @@ class AlpacaProvider(HttpProvider):
                                    "report it; the API may have changed", transient=False) from None
         return self.finalize(request, instants, columns)
 
+    actions_source = "alpaca"
+
+    def corporate_actions(self, symbol: str, start: dt.date, end: dt.date) -> pl.DataFrame:
+        """Splits and cash dividends from `/v1/corporate-actions` (paginated, one symbol)."""
+        context = RequestContext(self.name, symbol, purpose="corporate actions")
+        params: dict[str, Any] = {"symbols": symbol, "types": ACTION_TYPES, "start": start.isoformat(),
+                                  "end": end.isoformat(), "limit": 1000}
+        rows: list[dict] = []
+        seen: set[str] = set()
+        while True:
+            payload = self.client.request("GET", self.options.actions_path, context,
+                                          params=params).data
+            groups = payload.get("corporate_actions") if isinstance(payload, dict) else None
+            if not isinstance(groups, dict):
+                raise MalformedPayload(context, "response has no 'corporate_actions' object", "report it",
+                                       transient=False)
+            try:
+                rows += _alpaca_actions(symbol, groups)
+            except (KeyError, TypeError, ValueError) as error:
+                raise MalformedPayload(context, f"an action lacks ex_date or rates ({type(error).__name__})",
+                                       "report it; the API may have changed", transient=False) from None
+            token = payload.get("next_page_token")
+            if not token:
+                return actions_frame(rows)
+            if token in seen:
+                raise MalformedPayload(context, "next_page_token repeats", "report it", transient=False)
+            seen.add(token)
+            params["page_token"] = token
+
     def history(self, symbol: str, timeframe: Timeframe) -> SymbolHistory:
         """The first bar (one request); a symbol without any bar is unknown to Alpaca."""
         context = RequestContext(self.name, symbol, timeframe, purpose="history")
@@ -137,6 +170,19 @@ def _parse_t(value: str) -> dt.datetime:
     never in the host's zone (a naive datetime's .timestamp() would use the machine's TZ)."""
     when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def _alpaca_actions(symbol: str, groups: dict[str, Any]) -> list[dict]:
+    """ACTION_SCHEMA rows from Alpaca's grouped actions (splits: new_rate / old_rate; dividends: rate)."""
+    rows = []
+    for group in ("forward_splits", "reverse_splits"):
+        for item in groups.get(group) or []:
+            rows.append({"symbol": symbol, "ex_date": dt.date.fromisoformat(item["ex_date"]), "kind": SPLIT,
+                         "ratio": float(item["new_rate"]) / float(item["old_rate"])})
+    for item in groups.get("cash_dividends") or []:
+        rows.append({"symbol": symbol, "ex_date": dt.date.fromisoformat(item["ex_date"]), "kind": DIVIDEND,
+                     "cash_amount": float(item["rate"]), "currency": item.get("currency") or "USD"})
+    return rows
 
 
 def _zone(name: str) -> dt.tzinfo:

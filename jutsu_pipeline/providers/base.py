@@ -115,3 +115,14 @@ def to_canonical(frame: pl.DataFrame) -> pl.DataFrame:
         pl.col(name).cast(pl.Float64) for name in ("open", "high", "low", "close", "volume", "adj_close")
     ]
     return frame.select(columns).sort("ts")
+
+
+@runtime_checkable
+class ActionsProvider(Protocol):
+    """A provider that also publishes corporate actions (splits, dividends) of a symbol."""
+
+    actions_source: str  # the `source` its actions are stored under
+
+    def corporate_actions(self, symbol: str, start: dt.date, end: dt.date) -> pl.DataFrame:
+        """Every action with start <= ex_date <= end, as an `actions.model.ACTION_SCHEMA` frame."""
+        ...

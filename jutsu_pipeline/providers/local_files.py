@@ -155,6 +155,20 @@ class LocalFilesProvider:
             return SymbolHistory()
         return SymbolHistory(first_ts=_as_datetime(frame["ts"].min()), last_ts=_as_datetime(frame["ts"].max()))
 
+    actions_source = "files"
+
+    def corporate_actions(self, symbol: str, start: dt.date, end: dt.date) -> pl.DataFrame:
+        """Actions from `<dir>/<SYMBOL>.actions.csv` (absent file: none)."""
+        from jutsu_pipeline.actions.files import ActionsFileError, read_actions_file
+
+        path = self.path / f"{symbol_file_stem(symbol)}.actions.csv"
+        self.stats.requests += path.is_file()
+        try:
+            frame = read_actions_file(path, symbol)
+        except ActionsFileError as error:
+            raise ProviderError(f"{self.name}: {error}; fix the file and re-materialise corporate_actions") from None
+        return frame.filter((pl.col("ex_date") >= start) & (pl.col("ex_date") <= end))
+
     def close(self) -> None:
         self._cache.clear()
 

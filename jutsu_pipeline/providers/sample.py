@@ -20,6 +20,7 @@ class SampleProvider(LocalFilesProvider):
     """AAPL, FB, GOOG, IBM, MSFT daily bars 2000-03-01..2013-03-01 with adjusted closes."""
 
     name = "sample"
+    actions_source = "sample"
 
     def __init__(self, path: Path = SAMPLE_DIR, timezone: str = "America/New_York") -> None:
         super().__init__(path, timezone, timeframes=frozenset({Timeframe.D1}))

@@ -12,6 +12,7 @@ from urllib.parse import quote
 import polars as pl
 from pydantic import Field
 
+from jutsu_pipeline.actions.model import DIVIDEND, SPLIT, actions_frame
 from jutsu_pipeline.providers.base import FetchRequest, ProviderCapabilities, SymbolHistory, UnknownSymbolError
 from jutsu_pipeline.providers.http.errors import MalformedPayload, RequestContext, Unauthorized
 from jutsu_pipeline.providers.http.frames import query_window
@@ -135,6 +136,36 @@ class YahooProvider(HttpProvider):
             columns[name].extend(arrays[name])  # type: ignore[arg-type]
         columns["adj_close"].extend(adj if adj is not None else [None] * len(stamps))
 
+    actions_source = "yahoo"
+
+    def corporate_actions(self, symbol: str, start: dt.date, end: dt.date) -> pl.DataFrame:
+        """Splits and dividends from the chart's `events=div,splits` (daily interval, one request).
+
+        Yahoo's own OHLC are already split-adjusted; the splits are stored so `bars_adjusted` of other
+        sources and the anomaly check know them (see docs/providers.md)."""
+        context = RequestContext(self.name, symbol, Timeframe.D1, purpose="corporate actions")
+        lo = dt.datetime.combine(start, dt.time(), UTC)
+        hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), UTC)
+        result = self._chart(context, symbol, {"period1": int(lo.timestamp()), "period2": int(hi.timestamp()),
+                                               "interval": "1d", "events": "div,splits"})
+        zone = _zone_info(str((result.get("meta") or {}).get("exchangeTimezoneName") or self.timezone))
+        currency = (result.get("meta") or {}).get("currency")
+        events = result.get("events") or {}
+        rows: list[dict] = []
+        try:
+            for item in (events.get("splits") or {}).values():
+                day = dt.datetime.fromtimestamp(int(item["date"]), zone).date()
+                rows.append({"symbol": symbol, "ex_date": day, "kind": SPLIT,
+                             "ratio": float(item["numerator"]) / float(item["denominator"])})
+            for item in (events.get("dividends") or {}).values():
+                day = dt.datetime.fromtimestamp(int(item["date"]), zone).date()
+                rows.append({"symbol": symbol, "ex_date": day, "kind": DIVIDEND,
+                             "cash_amount": float(item["amount"]), "currency": currency})
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise MalformedPayload(context, "an event lacks date, numerator/denominator or amount",
+                                   "report it; the API may have changed", transient=False) from None
+        return actions_frame([r for r in rows if start <= r["ex_date"] <= end])
+
     def history(self, symbol: str, timeframe: Timeframe) -> SymbolHistory:
         """First trade date from the chart metadata (one small request)."""
         context = RequestContext(self.name, symbol, timeframe, purpose="history")
@@ -150,6 +181,12 @@ class YahooProvider(HttpProvider):
             local = when.astimezone(ZoneInfo(str(meta.get("exchangeTimezoneName") or self.timezone)))
             when = dt.datetime.combine(local.date(), dt.time(), UTC)
         return SymbolHistory(first_ts=when)
+
+
+def _zone_info(name: str) -> dt.tzinfo:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
 
 
 SPEC = ProviderSpec("yahoo", YahooOptions, lambda options, context: YahooProvider(options, context.timezone),

@@ -54,8 +54,8 @@ RULES: dict[str, Rule] = {
         Rule("volume_non_negative", _I, "volume >= 0"),
         Rule("adj_close_positive", _I, "adj_close, where given, is > 0"),
         Rule("on_session", _I, "every bar falls on a trading session of the market's calendar"),
-        Rule("on_grid", _I, "an intraday bar starts on its timeframe's grid (a whole multiple of the bar length "
-             "since 1970-01-01 UTC, e.g. 1h bars at :00)"),
+        Rule("on_grid", _I, "an intraday bar starts on its timeframe's grid: a whole multiple of the bar length "
+             "after its session's open (XNYS 1h bars at 09:30, 10:30, ...; 24/7 1h bars at :00 UTC)"),
         Rule("price_jump", _X, "|open / previous close - 1| <= quality.max_open_gap, unless the adjustment "
              "factor adj_close/close changes on that bar and explains the jump (a probable corporate action)"),
         Rule("zero_volume", _X, "volume > 0"),

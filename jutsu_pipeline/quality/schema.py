@@ -132,9 +132,15 @@ def attach_partitions(frame: pl.DataFrame, windows: pl.DataFrame, sessions: Iter
         on_session = pl.lit(True)
     else:
         on_session = pl.col("ts").dt.date().is_in(pl.Series(sorted(sessions), dtype=pl.Date).implode())
-    on_grid = pl.lit(True) if step is None else pl.col("ts").dt.epoch("us") % (step // dt.timedelta(microseconds=1)) == 0
-    return located.drop("_order", "date_key", "start", "end").with_columns(on_session.alias(SESSION_COLUMN),
-                                                                           on_grid.alias(GRID_COLUMN))
+    if step is None:
+        on_grid = pl.lit(True)
+    else:  # anchored to the session's open (the partition window's start): XNYS 1h bars at 09:30, 10:30, ...
+        step_us = step // dt.timedelta(microseconds=1)
+        inside = pl.col("start").is_not_null() & (pl.col("ts") < pl.col("end"))
+        anchor = pl.when(inside).then(pl.col("start").dt.epoch("us")).otherwise(0)
+        on_grid = (pl.col("ts").dt.epoch("us") - anchor) % step_us == 0
+    return located.with_columns(on_session.alias(SESSION_COLUMN), on_grid.alias(GRID_COLUMN)).drop(
+        "_order", "date_key", "start", "end")
 
 
 def validate_bars(

@@ -84,3 +84,15 @@ LEFT JOIN bars AS b ON b.symbol = s.symbol AND b.timeframe = $timeframe
 GROUP BY s.symbol
 ORDER BY s.symbol
 """
+
+ACTIONS_VIEW_EXISTS = """
+SELECT count(*) FROM duckdb_views() WHERE schema_name = current_schema() AND view_name = 'corporate_actions_current'
+"""
+
+# The actions in force (one source per action) of the asset's symbols.
+ASSET_ACTIONS = """
+SELECT symbol, ex_date, kind, ratio, cash_amount, source
+FROM corporate_actions_current
+WHERE symbol IN (SELECT unnest($symbols))
+ORDER BY symbol, ex_date, kind
+"""

@@ -25,9 +25,6 @@ from jutsu_pipeline.quality.rules import (
     DAILY_RULES,
     STORED_ROW_RULES,
     VALUE_COLUMNS,
-    adjusted_gap,
-    corporate_action,
-    factor_change,
     open_gap,
     previous,
     suspicious_rules,
@@ -131,14 +128,15 @@ def check_schema(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> CheckRe
 
 @_timed
 def check_anomalies(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> CheckReport:
-    """price_anomalies: unexplained jumps, zero volume, flat stale bars; labels probable corporate actions."""
+    """price_anomalies: jumps not explained by a stored corporate action, zero volume, flat stale bars."""
     quality = p.config.quality
-    frame = load_bars(con, p)
+    frame = with_actions(load_bars(con, p), load_actions(con, p))
     report = CheckReport("price_anomalies", ANOMALIES.rules, frame.height, frame["symbol"].n_unique())
     if frame.is_empty():
         return report
+    rules = {**suspicious_rules(quality), "price_jump": explained_jump(quality)}
     context = [previous("close").alias("previous_close"), open_gap().alias("gap")]
-    report.per_symbol, samples = flag_rows(frame, suspicious_rules(quality), _ts_format(p), context)
+    report.per_symbol, samples = flag_rows(frame, rules, _ts_format(p), context)
     if samples is not None:
         report.samples = samples.select("symbol", "ts", "previous_close", "open", "close", "volume", "gap", "rules")
     actions = corporate_actions(frame, p)
@@ -147,35 +145,53 @@ def check_anomalies(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> Chec
         "max_open_gap": quality.max_open_gap,
     }
     if actions.height:
-        report.extra["probable_corporate_actions"] = Markdown(markdown_table(actions.head(MAX_CORPORATE_ACTIONS)))
+        report.extra["corporate_action_jumps"] = Markdown(markdown_table(actions.head(MAX_CORPORATE_ACTIONS)))
     return report
 
 
+def load_actions(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> pl.DataFrame:
+    """symbol, ex_date, action (a readable label) of the stored actions in force for the asset's symbols."""
+    rows = con.execute(sql.ASSET_ACTIONS, {"symbols": list(p.symbols)}).fetchall() if _has_actions(con) else []
+    labels = [(symbol, day, _action_label(kind, ratio, cash, source)) for symbol, day, kind, ratio, cash, source in rows]
+    frame = pl.DataFrame(labels, schema={"symbol": pl.String, "ex_date": pl.Date, "action": pl.String}, orient="row")
+    return frame.group_by("symbol", "ex_date").agg(pl.col("action").str.join("; "))
+
+
+def _has_actions(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(con.execute(sql.ACTIONS_VIEW_EXISTS).fetchone()[0])
+
+
+def _action_label(kind: str, ratio: float | None, cash: float | None, source: str) -> str:
+    if kind == "split" and ratio is not None:
+        text = f"{ratio:g}:1 split" if ratio >= 1 else f"1:{1 / ratio:g} reverse split"
+    else:
+        text = f"dividend {cash:g}"
+    return f"{text} ({source})"
+
+
+def with_actions(frame: pl.DataFrame, actions: pl.DataFrame) -> pl.DataFrame:
+    """`frame` plus `action`: the stored action(s) whose ex-date this bar opens (a session's first bar)."""
+    day = pl.col("ts").dt.date()
+    opens_day = previous(day).is_null() | (previous(day) < day)
+    keyed = frame.with_columns(pl.when(opens_day).then(day).alias("_ex_date"))
+    joined = keyed.join(actions.rename({"ex_date": "_ex_date"}), on=["symbol", "_ex_date"], how="left",
+                        maintain_order="left")
+    return joined.drop("_ex_date")
+
+
+def explained_jump(quality) -> pl.Expr:  # noqa: ANN001 - QualityConfig
+    """True where the bar is NOT an unexplained jump: within the threshold, or on a stored action's ex-date."""
+    jump = (open_gap().abs() > quality.max_open_gap).fill_null(False)
+    return ~jump | pl.col("action").is_not_null()
+
+
 def corporate_actions(frame: pl.DataFrame, p: BarsPartitioning) -> pl.DataFrame:
-    """Jumps beyond the threshold explained by a change of adj_close/close: symbol, ts, gap, factor ratio, label."""
+    """Jumps beyond the threshold on a stored action's ex-date: symbol, ts, gap, the action(s)."""
     quality = p.config.quality
-    jumps = frame.with_columns(
-        open_gap().alias("gap"),
-        (factor_change() + 1).alias("factor_ratio"),
-        adjusted_gap().alias("adjusted_gap"),
-        corporate_action(quality).alias("_corporate"),
-    ).filter(pl.col("_corporate") & (pl.col("gap").abs() > quality.max_open_gap))
-    labels = [_label(ratio) for ratio in jumps["factor_ratio"].to_list()]
-    return jumps.select(
-        "symbol", pl.col("ts").dt.strftime(_ts_format(p)), "gap", "factor_ratio", "adjusted_gap",
-    ).with_columns(pl.Series("label", labels, dtype=pl.String))
-
-
-def _label(ratio: float) -> str:
-    """A readable name for a change of the adjustment factor by `ratio`."""
-    if ratio >= 1.25:
-        shares = round(ratio)
-        return f"probable corporate action: {shares}:1 split" if abs(ratio - shares) < 0.05 * shares \
-            else f"probable corporate action: {ratio:.2f}:1 split"
-    if ratio <= 0.8:
-        shares = round(1 / ratio)
-        return f"probable corporate action: 1:{shares} reverse split"
-    return f"probable corporate action: adjustment {ratio - 1:+.1%} (dividend or spin-off)"
+    jumps = frame.with_columns(open_gap().alias("gap")).filter(
+        pl.col("action").is_not_null() & (pl.col("gap").abs() > quality.max_open_gap))
+    return jumps.select("symbol", pl.col("ts").dt.strftime(_ts_format(p)), "gap",
+                        pl.concat_str(pl.lit("corporate action: "), pl.col("action")).alias("label"))
 
 
 # -- set logic in SQL ------------------------------------------------------------------------------
@@ -276,8 +292,8 @@ CALENDAR = register(Check(
     lambda i: check_calendar(i.con, i.partitioning, i.materialized())))
 ANOMALIES = register(Check(
     "price_anomalies", ("price_jump", "zero_volume", "constant_price"),
-    "Unexplained open-vs-previous-close jumps, zero-volume bars, flat stale bars; jumps that coincide with a "
-    "change of adj_close/close are labelled probable corporate actions.",
+    "Open-vs-previous-close jumps not explained by a stored corporate action, zero-volume bars, flat stale "
+    "bars; jumps on an action's ex-date are labelled with the action.",
     lambda i: check_anomalies(i.con, i.partitioning)))
 FRESH = register(Check(
     "fresh", ("stale",), "Each symbol's latest stored bar is no older than the last closed session.",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -41,8 +41,12 @@ def replace_windows(
     timeframe: str,
     source: str,
     replacements: Sequence[WindowReplacement],
+    in_transaction: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> int:
-    """Apply all replacements in ONE transaction (delete windows, insert via Arrow); returns rows written."""
+    """Apply all replacements in ONE transaction (delete windows, insert via Arrow); returns rows written.
+
+    `in_transaction(con)` runs after the insert inside the same transaction (e.g. recording the corporate
+    actions the new bars imply), so bars and what is derived from them land together or not at all."""
     ensure_schema(con)
     ingested_at = dt.datetime.now(dt.timezone.utc)
     frames = [r.frame.select("ts", "open", "high", "low", "close", "volume", "adj_close")
@@ -61,6 +65,8 @@ def replace_windows(
             con.execute(DELETE_STAGED_WINDOWS, {"timeframe": timeframe})
             if staged.height:
                 con.execute(INSERT_STAGED, {"timeframe": timeframe, "source": source, "ingested_at": ingested_at})
+            if in_transaction is not None:
+                in_transaction(con)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -1,4 +1,5 @@
-"""The DuckDB contract users query directly: table `bars`, views `bars_adjusted` and `coverage`."""
+"""The DuckDB contract users query directly: tables `bars` and `corporate_actions`, the adjusted views,
+the point-in-time macros and `coverage`. Every DDL statement of the pipeline's bars lives here."""
 
 from __future__ import annotations
 
@@ -15,29 +16,119 @@ CREATE TABLE IF NOT EXISTS bars (
     close       DOUBLE      NOT NULL,
     volume      DOUBLE      NOT NULL,
     adj_close   DOUBLE,                -- provider's split/dividend-adjusted close, NULL if none
-    source      VARCHAR     NOT NULL,  -- provider name
+    source      VARCHAR     NOT NULL,  -- provider name, or `derived:<base timeframe>`
     ingested_at TIMESTAMPTZ NOT NULL,
+    incomplete  BOOLEAN     NOT NULL DEFAULT false,  -- derived bars: some base bars of the bucket are missing
     PRIMARY KEY (symbol, timeframe, ts)
 )
 """
 
-# Prices scaled by adj_close/close, volume inversely, so splits are continuous; raw where NULL.
+# Files made before derived timeframes existed get the column (fetched bars are complete by definition).
+ADD_INCOMPLETE = "ALTER TABLE bars ADD COLUMN IF NOT EXISTS incomplete BOOLEAN DEFAULT false"
+
+# Append-only: a changed or withdrawn action is a new row (withdrawn: ratio and cash_amount NULL), so
+# `corporate_actions_as_of(D)` can answer what was known at D.
+CREATE_CORPORATE_ACTIONS = """
+CREATE TABLE IF NOT EXISTS corporate_actions (
+    symbol      VARCHAR     NOT NULL,
+    ex_date     DATE        NOT NULL,  -- first session traded without the split/dividend
+    kind        VARCHAR     NOT NULL,  -- 'split' (reverse splits too) or 'dividend'
+    ratio       DOUBLE,                -- split: new shares per old share (2:1 -> 2.0, 1:10 reverse -> 0.1)
+    cash_amount DOUBLE,                -- dividend per share, in the raw prices before ex_date
+    currency    VARCHAR,
+    source      VARCHAR     NOT NULL,  -- 'files', 'alpaca', 'yahoo', or 'inferred:<provider>' (from adj_close)
+    ingested_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (symbol, ex_date, kind, source, ingested_at)
+)
+"""
+
+# What was known at `as_of`: each source's latest version of an action (withdrawn ones dropped), then one
+# source per (symbol, ex_date, kind): a user's files win over a provider's endpoint over inference.
+CREATE_ACTIONS_AS_OF = """
+CREATE OR REPLACE MACRO corporate_actions_as_of(as_of) AS TABLE
+SELECT symbol, ex_date, kind, ratio, cash_amount, currency, source, ingested_at
+FROM (
+    SELECT *
+    FROM corporate_actions
+    WHERE ingested_at <= as_of
+    QUALIFY row_number() OVER (PARTITION BY symbol, ex_date, kind, source ORDER BY ingested_at DESC) = 1
+)
+WHERE ratio IS NOT NULL OR cash_amount IS NOT NULL
+QUALIFY row_number() OVER (
+    PARTITION BY symbol, ex_date, kind
+    ORDER BY CASE WHEN source = 'files' THEN 0 WHEN source LIKE 'inferred:%' THEN 2 ELSE 1 END, ingested_at DESC
+) = 1
+"""
+
+CREATE_BARS_AS_OF = """
+CREATE OR REPLACE MACRO bars_as_of(as_of) AS TABLE
+SELECT * FROM bars WHERE ingested_at <= as_of
+"""
+
+# Back-adjustment factors per (symbol, ex_date), cumulated from the latest action backwards.
+# Split of ratio r: earlier prices x 1/r, earlier volumes x r.
+# Dividend D: earlier prices x (1 - D / C), C = the raw close of the last bar before the ex-date.
+CREATE_ADJUSTMENT_FACTORS_AS_OF = """
+CREATE OR REPLACE MACRO adjustment_factors_as_of(as_of) AS TABLE
+WITH actions AS (
+    SELECT a.symbol, a.ex_date, a.kind, a.ratio, a.cash_amount, p.close AS previous_close
+    FROM (SELECT *, ex_date::TIMESTAMPTZ AS ex_ts FROM corporate_actions_as_of(as_of)) AS a
+    ASOF LEFT JOIN (SELECT symbol, ts, close FROM bars WHERE ingested_at <= as_of) AS p
+        ON a.symbol = p.symbol AND a.ex_ts > p.ts
+),
+per_day AS (
+    SELECT symbol, ex_date,
+           coalesce(product(1.0 / ratio) FILTER (WHERE kind = 'split'), 1.0) AS split_step,
+           coalesce(product(1.0 - cash_amount / previous_close) FILTER (WHERE kind = 'dividend'), 1.0) AS dividend_step
+    FROM actions
+    GROUP BY symbol, ex_date
+)
+SELECT symbol, ex_date, ex_date::TIMESTAMPTZ AS ex_ts,
+       product(split_step) OVER w AS split_factor,
+       product(split_step * dividend_step) OVER w AS price_factor
+FROM per_day
+WINDOW w AS (PARTITION BY symbol ORDER BY ex_date DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+"""
+
+# Bars adjusted with the actions known at `as_of`; `dividends` false = split-only prices.
+# A bar takes the cumulated factor of the first ex-date after it (ASOF), 1 if none.
+CREATE_BARS_ADJUSTED_AS_OF = """
+CREATE OR REPLACE MACRO bars_adjusted_as_of(as_of, dividends) AS TABLE
+SELECT
+    b.symbol,
+    b.timeframe,
+    b.ts,
+    b.open * factor AS open,
+    b.high * factor AS high,
+    b.low * factor AS low,
+    b.close * factor AS close,
+    b.volume / split AS volume,
+    factor AS adjustment_factor,
+    split AS split_factor,
+    b.source,
+    b.incomplete
+FROM (
+    SELECT b.*,
+           coalesce(CASE WHEN dividends THEN f.price_factor ELSE f.split_factor END, 1.0) AS factor,
+           coalesce(f.split_factor, 1.0) AS split
+    FROM (SELECT * FROM bars WHERE ingested_at <= as_of) AS b
+    ASOF LEFT JOIN adjustment_factors_as_of(as_of) AS f ON b.symbol = f.symbol AND b.ts < f.ex_ts
+) AS b
+"""
+
 CREATE_BARS_ADJUSTED = """
 CREATE OR REPLACE VIEW bars_adjusted AS
-SELECT
-    symbol,
-    timeframe,
-    ts,
-    open * factor  AS open,
-    high * factor  AS high,
-    low * factor   AS low,
-    close * factor AS close,
-    volume / factor AS volume,
-    factor AS adjustment_factor,
-    source
-FROM (
-    SELECT *, coalesce(adj_close / nullif(close, 0), 1.0) AS factor FROM bars
-)
+SELECT * FROM bars_adjusted_as_of('infinity'::TIMESTAMPTZ, true)
+"""
+
+CREATE_BARS_SPLIT_ADJUSTED = """
+CREATE OR REPLACE VIEW bars_split_adjusted AS
+SELECT * FROM bars_adjusted_as_of('infinity'::TIMESTAMPTZ, false)
+"""
+
+CREATE_CORPORATE_ACTIONS_CURRENT = """
+CREATE OR REPLACE VIEW corporate_actions_current AS
+SELECT * FROM corporate_actions_as_of('infinity'::TIMESTAMPTZ)
 """
 
 CREATE_COVERAGE = """
@@ -54,10 +145,22 @@ FROM bars
 GROUP BY symbol, timeframe
 """
 
-SCHEMA_STATEMENTS = (CREATE_BARS, CREATE_BARS_ADJUSTED, CREATE_COVERAGE)
+SCHEMA_STATEMENTS = (
+    CREATE_BARS,
+    ADD_INCOMPLETE,
+    CREATE_CORPORATE_ACTIONS,
+    CREATE_ACTIONS_AS_OF,
+    CREATE_BARS_AS_OF,
+    CREATE_ADJUSTMENT_FACTORS_AS_OF,
+    CREATE_BARS_ADJUSTED_AS_OF,
+    CREATE_BARS_ADJUSTED,
+    CREATE_BARS_SPLIT_ADJUSTED,
+    CREATE_CORPORATE_ACTIONS_CURRENT,
+    CREATE_COVERAGE,
+)
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the tables and views if they do not exist (idempotent)."""
+    """Create the tables, macros and views if they do not exist (idempotent)."""
     for statement in SCHEMA_STATEMENTS:
         con.execute(statement)

@@ -13,6 +13,7 @@ import duckdb
 import polars as pl
 
 from jutsu_pipeline import faultpoints
+from jutsu_pipeline.actions.infer import record_inferred_actions
 from jutsu_pipeline.partitions import BarsPartitioning, partition_key
 from jutsu_pipeline.providers.base import (
     BarsProvider,
@@ -163,14 +164,27 @@ class BarsSync:
                 replacements.append(replacement)
         if not replacements:
             return
+        symbols = [r.symbol for r in replacements]
+        infer = self._infer_actions(symbols)
         with self.connect() as con:
             written = replace_windows(con, timeframe=self.p.timeframe.value, source=self.provider.name,
-                                      replacements=replacements)
+                                      replacements=replacements, in_transaction=infer)
         faultpoints.reach("after_commit")
-        symbols = [r.symbol for r in replacements]
         self.outcome.symbols_done.extend(symbols)
         self.log.info(f"{self._where}: stored {written} bars for {len(symbols)} symbol(s) in one transaction "
                       f"({', '.join(symbols)})")
+
+    def _infer_actions(self, symbols: list[str]) -> Callable[[duckdb.DuckDBPyConnection], None] | None:
+        """Daily bars with the provider's adjusted close imply splits and dividends: record them with the bars."""
+        if self.p.timeframe.is_intraday or not self.provider.capabilities.has_adj_close:
+            return None
+
+        def infer(con: duckdb.DuckDBPyConnection) -> None:
+            appended = record_inferred_actions(con, self.provider.name, symbols, self.p.config.currency, self.now)
+            if appended:
+                self.log.info(f"{self._where}: {appended} corporate action change(s) inferred from adj_close")
+
+        return infer
 
     def _replacement(self, item: _SymbolFetch, bad: dict[str | None, list[RuleFailure]],
                      groups: dict[tuple, pl.DataFrame]) -> WindowReplacement:

@@ -7,6 +7,7 @@ import time
 import dagster as dg
 
 from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL, bars_asset_key
+from jutsu_pipeline.assets.corporate_actions import corporate_actions_asset_key
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.indicators import compute_indicators
 from jutsu_pipeline.partitions import SYMBOL_DIM, BarsPartitioning
@@ -34,7 +35,9 @@ def build_indicators_asset(config: JutsuConfig, partitioning: BarsPartitioning) 
         group_name=market,
         partitions_def=symbol_partitions(partitioning),
         deps=[dg.AssetDep(bars_asset_key(market, timeframe),
-                          partition_mapping=dg.MultiToSingleDimensionPartitionMapping(SYMBOL_DIM))],
+                          partition_mapping=dg.MultiToSingleDimensionPartitionMapping(SYMBOL_DIM))]
+        # A new split or dividend re-adjusts the bars they read: the symbol's indicators become stale.
+        + ([corporate_actions_asset_key(market)] if settings.actions_enabled and settings.adjusted_prices else []),
         backfill_policy=dg.BackfillPolicy.single_run(),
         # Re-run a symbol whenever any of its bars partitions is updated, once all of them exist.
         automation_condition=(dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())

@@ -1,0 +1,1 @@
+"""Corporate actions: the record (splits, dividends), where it comes from, and inference from adj_close."""

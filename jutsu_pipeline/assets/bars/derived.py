@@ -1,0 +1,67 @@
+"""The `<market>/bars_<tf>` asset of a derived timeframe: computed in DuckDB from the base bars asset."""
+
+# No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
+
+import time
+
+import dagster as dg
+
+from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL, bars_asset_key
+from jutsu_pipeline.config import JutsuConfig
+from jutsu_pipeline.derive import derive_partitions, derived_source
+from jutsu_pipeline.partitions import BarsPartitioning
+from jutsu_pipeline.resources import JutsuDuckDBResource
+
+
+class BaseBarsMissing(dg.Failure):
+    """Some of the run's partitions have no materialised base partition: nothing was derived."""
+
+
+def build_derived_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.AssetsDefinition:
+    """Derived bars, partitioned exactly like the base (identity mapping): stale exactly where it changed."""
+    market, timeframe, base = partitioning.market, partitioning.timeframe, partitioning.base
+    assert base is not None, "a derived partitioning names its base timeframe"
+    key, base_key = bars_asset_key(market, timeframe.value), bars_asset_key(market, base.value)
+
+    @dg.asset(
+        key=key,
+        group_name=market,
+        partitions_def=partitioning.partitions_def,
+        deps=[base_key],
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        automation_condition=(dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
+                              & dg.AutomationCondition.all_deps_blocking_checks_passed()),
+        pool=DUCKDB_WRITER_POOL,
+        kinds={"duckdb"},
+        description=(
+            f"{timeframe} bars of market {market} derived in DuckDB from its {base} bars (first open, max high, "
+            f"min low, last close, summed volume; buckets anchored to the session's open) in table `bars` with "
+            f"source `{derived_source(base)}`; a bucket missing base bars has `incomplete` = true."
+        ),
+        metadata={"table": "bars", "timeframe": timeframe.value, "market": market, "derived_from": base.value},
+    )
+    def derived_bars(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
+        keys = list(context.partition_keys)
+        stored = context.instance.get_materialized_partitions(base_key)
+        missing = [k for k in keys if k not in stored]
+        if missing:
+            raise BaseBarsMissing(description=(
+                f"{key.to_user_string()}: {len(missing)} of {len(keys)} partition(s) have no materialised "
+                f"{base_key.to_user_string()} partition (e.g. {', '.join(missing[:3])}); nothing was derived. "
+                f"Materialise those base partitions first (jutsu sync, or the same range of {base_key.to_user_string()})."
+            ))
+        started = time.perf_counter()
+        with duckdb.get_connection() as con:
+            outcome = derive_partitions(con, partitioning, base, keys)
+        seconds = time.perf_counter() - started
+        context.log.info(f"{key.to_user_string()}: {outcome.bars} bars ({outcome.incomplete} incomplete) from "
+                         f"{base} bars of {len(keys)} partition(s) in {seconds:.2f} s")
+        return dg.MaterializeResult(metadata={
+            "bars_written": dg.MetadataValue.int(outcome.bars),
+            "bars_incomplete": dg.MetadataValue.int(outcome.incomplete),
+            "partitions": dg.MetadataValue.int(len(keys)),
+            "source": dg.MetadataValue.text(derived_source(base)),
+            "seconds": dg.MetadataValue.float(round(seconds, 3)),
+        })
+
+    return derived_bars

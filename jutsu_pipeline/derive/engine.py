@@ -1,0 +1,105 @@
+"""Derive one timeframe for a run's partitions: replace its bars in those sessions in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import duckdb
+import polars as pl
+
+from jutsu_pipeline.derive import sql
+from jutsu_pipeline.partitions import BarsPartitioning, split_partition_key
+from jutsu_pipeline.quality.grid import session_table
+from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.timeframes import Timeframe
+
+UTC = dt.timezone.utc
+TS = pl.Datetime("us", "UTC")
+US_PER_DAY = 86_400_000_000
+
+
+def derived_source(base: Timeframe) -> str:
+    """The `source` of bars derived from `base` bars, e.g. `derived:1m`."""
+    return f"derived:{base.value}"
+
+
+@dataclass(frozen=True)
+class DeriveOutcome:
+    bars: int  # derived bars now stored in the run's partitions
+    incomplete: int  # of them marked incomplete
+    sessions: int  # partitions (symbol x session) derived
+
+
+def sessions_frame(partitioning: BarsPartitioning, partition_keys: Iterable[str], daily: bool) -> pl.DataFrame:
+    """symbol, session, open, close, start, end of the run's partitions (session-partitioned markets)."""
+    pairs = [split_partition_key(key) for key in partition_keys]
+    if not pairs:
+        return pl.DataFrame(schema={"symbol": pl.String, "session": pl.Date, "open": TS, "close": TS,
+                                    "start": TS, "end": TS})
+    days = sorted({dt.date.fromisoformat(d) for d, _ in pairs})
+    table = session_table(partitioning.calendar, days[0], days[-1])
+    keys = pl.DataFrame({"session": [dt.date.fromisoformat(d) for d, _ in pairs], "symbol": [s for _, s in pairs]})
+    frame = keys.join(table, on="session", how="inner")  # closed days (no session) derive nothing
+    if daily:
+        start = pl.col("session").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        frame = frame.with_columns(start.alias("start"), (start + pl.duration(days=1)).alias("end"))
+    else:
+        frame = frame.with_columns(pl.col("open").alias("start"), pl.col("close").alias("end"))
+    return frame.select("symbol", "session", "open", "close", "start", "end").sort("symbol", "open")
+
+
+def session_days(sessions: pl.DataFrame) -> pl.DataFrame | None:
+    """day, s_open, s_close (epoch us) per session for the join on the UTC day; None when some session
+    does not open and close on its own date in UTC (then the ASOF statement applies)."""
+    days = sessions.select("session", "open", "close").unique().with_columns(
+        (pl.col("open").dt.epoch("us") // US_PER_DAY).alias("day"),
+        ((pl.col("close").dt.epoch("us") - 1) // US_PER_DAY).alias("last_day"),
+        ((pl.col("session") - pl.date(1970, 1, 1)).dt.total_days()).alias("session_day"),
+    )
+    same_day = (pl.col("day") == pl.col("last_day")) & (pl.col("day") == pl.col("session_day"))
+    if days.is_empty() or not days.select(same_day.all()).item():
+        return None
+    return days.select("day", pl.col("open").dt.epoch("us").alias("s_open"),
+                       pl.col("close").dt.epoch("us").alias("s_close"))
+
+
+def derive_partitions(con: duckdb.DuckDBPyConnection, partitioning: BarsPartitioning, base: Timeframe,
+                      partition_keys: Iterable[str], now: dt.datetime | None = None) -> DeriveOutcome:
+    """Recompute `partitioning.timeframe` bars from `base` bars for the partitions, atomically."""
+    timeframe = partitioning.timeframe
+    daily = not timeframe.is_intraday
+    sessions = sessions_frame(partitioning, partition_keys, daily)
+    ensure_schema(con)
+    params = {"timeframe": timeframe.value, "base": base.value}
+    bounds = {"lo": sessions["open"].min(), "hi": sessions["close"].max(),
+              "symbols": sessions["symbol"].unique().sort().to_list()} if sessions.height else {}
+    insert = {**params, **bounds, "daily": daily, "step_us": int(timeframe.duration.total_seconds() * 1_000_000),
+              "base_us": int(base.duration.total_seconds() * 1_000_000), "source": derived_source(base),
+              "ingested_at": now or dt.datetime.now(UTC)}
+    con.register("derive_sessions", sessions.to_arrow())
+    try:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql.DELETE_DERIVED, {"timeframe": timeframe.value})
+            bars = incomplete = 0
+            if sessions.height:
+                days = session_days(sessions)
+                if days is None:
+                    ((bars,),) = con.execute(sql.INSERT_DERIVED_BY_ASOF, insert).fetchall()
+                else:
+                    con.register("derive_days", days.to_arrow())
+                    try:
+                        ((bars,),) = con.execute(sql.INSERT_DERIVED_BY_DAY, insert).fetchall()
+                    finally:
+                        con.unregister("derive_days")
+                ((incomplete,),) = con.execute(sql.COUNT_INCOMPLETE, {"timeframe": timeframe.value,
+                                                                      "ingested_at": insert["ingested_at"]}).fetchall()
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.unregister("derive_sessions")
+    return DeriveOutcome(int(bars), int(incomplete or 0), sessions.height)
