@@ -19,13 +19,14 @@ from jutsu_pipeline.fake_exchange import FakeExchange
 from jutsu_pipeline.fake_exchange.server import FakeAction
 from jutsu_pipeline.fake_exchange.testing import credential_env, provider_options
 from jutsu_pipeline.providers import build_provider
+from jutsu_pipeline.providers.sample import SAMPLE_DIR
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
 from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, query, write_config
 from jutsu_pipeline_tests.helpers import run_bars, run_indicators, step_error
 
 UTC = dt.timezone.utc
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+SAMPLE = SAMPLE_DIR
 INDICATORS_KEY = dg.AssetKey(["us", "indicators_1d"])
 
 
