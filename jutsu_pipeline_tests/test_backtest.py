@@ -15,11 +15,9 @@ import pytest
 import talib
 from backtesting import Backtest, Strategy
 from backtesting.lib import FractionalBacktest, crossover
-from numpy.lib.stride_tricks import sliding_window_view
 
 from jutsu_pipeline.backtest import STAT_COLUMNS, StrategyConfig, backtest_bars, run_backtests
-from jutsu_pipeline.backtest.signals import SMA_CROSS_SIGNALS, sma_cross_arrays
-from jutsu_pipeline.backtest.strategies import SmaCrossParams
+from jutsu_pipeline.indicators import compute_indicators
 from jutsu_pipeline.providers.sample import SAMPLE_DIR
 from jutsu_pipeline.storage.ddl import ensure_schema
 
@@ -65,12 +63,19 @@ def _synthetic() -> dict[str, pl.DataFrame]:
     return {NO_TRADES: uptrend, SHORT: _sample("GOOG").head(20), ONE_BAR: _sample("IBM").head(1)}
 
 
-def _load(con: duckdb.DuckDBPyConnection, frames: dict[str, pl.DataFrame]) -> None:
+def _load(con: duckdb.DuckDBPyConnection, frames: dict[str, pl.DataFrame], strategies=STRATEGIES) -> None:  # noqa: ANN001
+    """Bars, then the indicators the strategies read (what the indicators asset does before a backtest)."""
     ensure_schema(con)
     for symbol, frame in frames.items():
         con.register("staged", frame.to_arrow())
         con.execute(INSERT_BARS, {"symbol": symbol})
         con.unregister("staged")
+    _indicators(con, list(frames), strategies)
+
+
+def _indicators(con: duckdb.DuckDBPyConnection, symbols: list[str], strategies) -> None:  # noqa: ANN001
+    specs = [spec for s in strategies for spec in s.indicator_specs()]
+    compute_indicators(con, timeframe="1d", symbols=symbols, params=specs)
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +91,10 @@ def ours(db: duckdb.DuckDBPyConnection):
 
 
 def _sma(values: np.ndarray, n: int) -> np.ndarray:
-    """Mean of each n-window (numpy's summation, as the runtime). pandas' rolling mean rounds
-    differently: on AAPL 2003 SMA10 - SMA30 is an exact tie in real arithmetic that pandas rounds to
-    +2.2e-16 and numpy/DuckDB to -1.1e-16, which moves a strict cross by one bar."""
-    values = np.asarray(values, dtype=np.float64)
-    out = np.full(values.size, np.nan)
-    if values.size >= n:
-        out[n - 1:] = sliding_window_view(values, n).mean(axis=-1)
-    return out
+    """TA-Lib's SMA, the indicator the runtime reads from the indicators table. The rounding matters:
+    on AAPL 2003 SMA10 - SMA30 is an exact tie in real arithmetic that pandas rounds to +2.2e-16 and
+    others to -1.1e-16, which moves a strict cross by one bar."""
+    return talib.SMA(np.asarray(values, dtype=np.float64), n)
 
 
 class SmaCrossOracle(Strategy):
@@ -243,6 +244,7 @@ def test_data_version_tracks_the_bars(tmp_path: Path) -> None:
     strategy = STRATEGIES[:1]
     first = run_backtests(con, timeframe="1d", symbols=["GOOG", "IBM"], strategies=strategy).performance
     con.execute("UPDATE bars SET close = close * 1.01 WHERE symbol = 'GOOG' AND ts = (SELECT max(ts) FROM bars)")
+    _indicators(con, ["GOOG"], strategy)
     second = run_backtests(con, timeframe="1d", symbols=["GOOG", "IBM"], strategies=strategy).performance
     version = {r["symbol"]: r["data_version"] for r in first.iter_rows(named=True)}
     changed = {r["symbol"]: r["data_version"] for r in second.iter_rows(named=True)}
@@ -297,21 +299,19 @@ def test_no_look_ahead() -> None:
         assert row["entry_price"] == opens[t + 1]
 
 
-def test_sql_signal_definition_equals_runtime_arrays(db) -> None:
-    """SMA_CROSS_SIGNALS (the documented SQL) and the numpy runtime give the same signals."""
-    db = db.cursor()  # own temp schema
-    db.execute("CREATE OR REPLACE TEMP VIEW _bt_bars AS SELECT * FROM bars_adjusted WHERE timeframe = '1d'")
-    counts = db.sql("SELECT count(*) FROM _bt_bars GROUP BY symbol ORDER BY symbol").fetchnumpy()
-    n = np.asarray(list(counts.values())[0], dtype=np.int64)
-    close = db.sql("SELECT close FROM _bt_bars ORDER BY symbol, ts").fetchnumpy()["close"]
-    ends = np.cumsum(n)
+def test_signals_equal_backtesting_crossover_bar_by_bar() -> None:
+    """The vectorised sma_cross rule equals ``backtesting.lib.crossover`` evaluated on every bar."""
+    goog = _bars_frame("GOOG", _sample("GOOG"))
+    close = goog["close"].to_numpy()
     for fast, slow in ((10, 30), (5, 20), (20, 150)):
-        sql = db.sql(SMA_CROSS_SIGNALS, params={"fast": fast, "slow": slow}).fetchnumpy()
-        entry, exit_, warmup = sma_cross_arrays(close, ends - n, ends, SmaCrossParams(fast=fast, slow=slow))
-        np.testing.assert_array_equal(np.asarray(sql["entry"], bool), entry)
-        np.testing.assert_array_equal(np.asarray(sql["exit"], bool), exit_)
-        np.testing.assert_array_equal(np.asarray(sql["warmup"])[ends - n], warmup)
-        assert entry.sum() > 0
+        cfg = StrategyConfig(name="s", type="sma_cross", params={"fast": fast, "slow": slow})
+        a, b = _sma(close, fast), _sma(close, slow)
+        entries = [t for t in range(slow + 1, close.size - 1) if crossover(a[: t + 1], b[: t + 1])]
+        trades = backtest_bars(goog, [cfg]).trades
+        got = [bar - 1 for bar in trades["entry_bar"].to_list()]
+        assert got and set(got) <= set(entries)  # entries only act when flat
+        exits = [t for t in range(slow + 1, close.size - 1) if crossover(b[: t + 1], a[: t + 1])]
+        assert {bar - 1 for bar in trades["exit_bar"].drop_nulls().to_list()} <= set(exits)
 
 
 class RsiReversionOracle(Strategy):
@@ -364,6 +364,7 @@ def test_indicator_strategies_equal_backtesting_py(db) -> None:
     """rsi_reversion and bollinger_reversion vs backtesting.py strategies fed by TA-Lib."""
     cur = db.cursor()
     configs = [cfg for cfg, _, _ in INDICATOR_CASES]
+    _indicators(cur, list(SYMBOLS), configs)
     res = run_backtests(cur, timeframe="1d", symbols=SYMBOLS, strategies=configs)
     for cfg, oracle_cls, params in INDICATOR_CASES:
         strategy = type(f"{oracle_cls.__name__}_{cfg.name}", (oracle_cls,), params)

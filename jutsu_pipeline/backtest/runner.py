@@ -14,19 +14,22 @@ import pyarrow.compute as pc
 
 from jutsu_pipeline.backtest.curves import derive_curves, series_clock
 from jutsu_pipeline.backtest.engine import SimInput, SimResult, simulate
-from jutsu_pipeline.backtest.indicator_inputs import register_indicators
-from jutsu_pipeline.backtest.signals import signal_query, sma_cross_arrays
 from jutsu_pipeline.backtest.stats import compute_performance
 from jutsu_pipeline.backtest.store import ensure_result_tables, replace_results
-from jutsu_pipeline.backtest.strategies import SmaCrossParams, StrategyConfig
+from jutsu_pipeline.backtest.strategies import Bars, StrategyConfig
+from jutsu_pipeline.indicators import indicator_frame
+from jutsu_pipeline.indicators.schema import ensure_indicator_schema
 from jutsu_pipeline.storage.ddl import ensure_schema
 from jutsu_pipeline.storage.files import SAFE_CONFIG
 
+# The bars and the indicator columns the strategies read, as the indicators asset stored them
+# (`{columns}` are registry-generated names, checked against COLUMN_PATTERN).
 LOAD_BARS = """
-SELECT symbol, ts, open, high, low, close, volume
-FROM bars_adjusted
-WHERE timeframe = $timeframe AND symbol IN (SELECT unnest($symbols::VARCHAR[]))
-ORDER BY symbol, ts
+SELECT b.symbol, b.ts, b.open, b.high, b.low, b.close, b.volume, i.ts IS NOT NULL AS has_indicators{columns}
+FROM {source} AS b
+LEFT JOIN indicators AS i ON i.symbol = b.symbol AND i.timeframe = b.timeframe AND i.ts = b.ts
+WHERE b.timeframe = $timeframe AND b.symbol IN (SELECT unnest($symbols::VARCHAR[]))
+ORDER BY b.symbol, b.ts
 """
 
 BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
@@ -87,16 +90,32 @@ def run_backtests(
     timeframe: str,
     symbols: Sequence[str],
     strategies: Sequence[StrategyConfig],
+    adjusted: bool = True,
 ) -> BacktestResult:
-    """Backtest ``strategies`` on ``symbols``' ``bars_adjusted`` and replace their stored results.
+    """Backtest ``strategies`` on ``symbols``' bars and the indicators stored for them; replace results.
 
-    Rows of ``backtest_trades``/``backtest_equity``/``backtest_performance`` for these strategies,
-    symbols and timeframe are replaced in one transaction (a symbol without bars loses its rows).
+    Reads ``bars_adjusted`` (raw ``bars`` unless ``adjusted``) joined with the ``indicators``
+    columns the strategies need, which the indicators asset must have computed (ValueError naming
+    the columns or symbols otherwise). Rows of ``backtest_trades``/``backtest_equity``/
+    ``backtest_performance`` for these strategies, symbols and timeframe are replaced in one
+    transaction (a symbol without bars loses its rows).
     """
     _check_unique_names(strategies)
     ensure_schema(con)
     ensure_result_tables(con)
-    bars = con.sql(LOAD_BARS, params={"timeframe": timeframe, "symbols": list(symbols)}).to_arrow_table()
+    needed = list(dict.fromkeys(c for s in strategies for c in s.input_columns().values()))
+    ensure_indicator_schema(con, [])
+    stored = {row[0] for row in con.execute(INDICATOR_COLUMNS).fetchall()}
+    missing = [c for c in needed if c not in stored]
+    if missing:
+        raise ValueError(f"indicators table lacks column(s) {missing} the strategies read: materialize the "
+                         f"indicators asset of timeframe {timeframe} (it computes every strategy's indicators)")
+    sql = LOAD_BARS.format(columns="".join(f', i."{c}"' for c in needed), source="bars_adjusted" if adjusted else "bars")
+    bars = con.sql(sql, params={"timeframe": timeframe, "symbols": list(symbols)}).to_arrow_table()
+    if needed and pc.all(bars.column("has_indicators")).as_py() is False:
+        lacking = pc.unique(pc.filter(bars.column("symbol"), pc.invert(bars.column("has_indicators")))).to_pylist()
+        raise ValueError(f"no indicators stored for some bars of {lacking} ({timeframe}): materialize their "
+                         "indicators partitions first")
     try:
         result = _backtest_loaded(con, bars, strategies)
         replace_results(
@@ -118,6 +137,8 @@ def backtest_bars(bars: pl.DataFrame, strategies: Sequence[StrategyConfig]) -> B
     utc = pl.col("ts").dt.replace_time_zone("UTC") if getattr(ts, "time_zone", None) is None else (
         pl.col("ts").dt.convert_time_zone("UTC"))
     frame = bars.select(BAR_COLUMNS).with_columns(utc.dt.cast_time_unit("us")).sort("symbol", "ts")
+    specs = [spec for s in strategies for spec in s.indicator_specs()]
+    frame = frame.hstack(indicator_frame(frame, specs).drop("symbol", "ts").get_columns())
     con = duckdb.connect(config=dict(SAFE_CONFIG))
     try:
         return _backtest_loaded(con, frame.to_arrow(), strategies)
@@ -125,7 +146,8 @@ def backtest_bars(bars: pl.DataFrame, strategies: Sequence[StrategyConfig]) -> B
         con.close()
 
 
-REGISTERED = ("_bt_bars", "_bt_indicators", "_bt_series", "_bt_equity", "_bt_returns", "_bt_trades")
+INDICATOR_COLUMNS = "SELECT column_name FROM duckdb_columns() WHERE table_name = 'indicators' AND schema_name = current_schema()"
+REGISTERED = ("_bt_bars", "_bt_series", "_bt_equity", "_bt_returns", "_bt_trades")
 TEMP_TABLES = ("_bt_data_version", "_bt_dd_episodes", "_bt_performance")
 
 
@@ -146,27 +168,29 @@ def _check_unique_names(strategies: Sequence[StrategyConfig]) -> None:
 def _backtest_loaded(
     con: duckdb.DuckDBPyConnection, table: pa.Table, strategies: Sequence[StrategyConfig]
 ) -> BacktestResult:
-    """Signals, simulation and statistics over ``table`` (bars sorted by symbol, ts; registered as ``_bt_bars``)."""
-    table = table.select(list(BAR_COLUMNS)).combine_chunks()
-    con.register("_bt_bars", table)
+    """Signals, simulation and statistics over ``table`` (bars and indicator columns sorted by symbol, ts)."""
+    table = table.combine_chunks()
+    con.register("_bt_bars", table.select(list(BAR_COLUMNS)))
     con.execute(DATA_VERSION)
     runs = pc.run_end_encode(table.column("symbol").combine_chunks())
     symbols = runs.values.to_pylist()
     ends = runs.run_ends.to_numpy().astype(np.int64)
     counts = np.diff(ends, prepend=0)
     ts_us = table.column("ts").cast(pa.int64()).to_numpy()
-    bars = {c: table.column(c).to_numpy() for c in ("open", "close")}
+    starts = ends - counts
+    first = np.zeros(table.num_rows, dtype=bool)
+    first[starts] = True
+    local_bar = np.arange(table.num_rows) - np.repeat(starts, counts)
+    opens, close = (table.column(c).to_numpy() for c in ("open", "close"))
     signals = []
     for strategy in strategies:
-        if isinstance(strategy.typed_params, SmaCrossParams):
-            entry, exit_, warmup = sma_cross_arrays(bars["close"], ends - counts, ends, strategy.typed_params)
-            warmup_per_bar = np.repeat(warmup, counts)
-            signals.append({"open": bars["open"], "close": bars["close"], "entry": entry, "exit": exit_,
-                            "warmup": warmup_per_bar})
-            continue
-        register_indicators(con, strategy)
-        sql, params = signal_query(strategy)
-        signals.append(con.sql(sql, params=params).fetchnumpy())
+        inputs = {role: table.column(column).to_numpy()
+                  for role, column in strategy.input_columns().items()}
+        entry, exit_ = strategy.strategy.signal(strategy.typed_params, Bars(opens, close, first, inputs))
+        warmup = _warmup(inputs.values(), local_bar, starts)
+        live = local_bar > np.repeat(warmup, counts)
+        signals.append({"open": opens, "close": close, "entry": entry & live, "exit": exit_ & live,
+                        "warmup": np.repeat(warmup, counts)})
     sim, series = _assemble(strategies, symbols, counts, signals)
     result = simulate(sim)
     tables = _register_results(con, series, sim, np.tile(ts_us, len(strategies)), result)
@@ -176,6 +200,19 @@ def _backtest_loaded(
         trades=con.sql(TRADES_RESULT).pl(),
         equity=_equity_frame(tables),
     )
+
+
+def _warmup(inputs: object, local_bar: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """backtesting.py's ``_indicator_warmup_nbars`` per symbol: the latest first non-NaN bar over the
+    inputs, an all-NaN input counting as 0. Signals act from the bar after it."""
+    warmup = np.zeros(starts.size, dtype=np.int64)
+    if not starts.size:
+        return warmup
+    for values in inputs:
+        position = np.where(np.isnan(values), np.iinfo(np.int64).max, local_bar)
+        found = np.minimum.reduceat(position, starts)
+        warmup = np.maximum(warmup, np.where(found == np.iinfo(np.int64).max, 0, found))
+    return warmup
 
 
 def _equity_frame(tables: dict[str, pa.Table]) -> pl.DataFrame:

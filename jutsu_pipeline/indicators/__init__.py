@@ -1,12 +1,17 @@
-"""Technical indicators over DuckDB bars, equal to TA-Lib 0.8 (see docs/indicators.md)."""
+"""Technical indicators over DuckDB bars, computed by TA-Lib from one registry (see docs/indicators.md)."""
 
 from jutsu_pipeline.indicators.compute import compute_indicators
 from jutsu_pipeline.indicators.frame import indicator_frame
-from jutsu_pipeline.indicators.params import IndicatorColumns, IndicatorParams
+from jutsu_pipeline.indicators.params import IndicatorParams
+from jutsu_pipeline.indicators.registry import INDICATORS, Indicator, IndicatorSpec, Param, register
 from jutsu_pipeline.indicators.schema import ensure_indicator_schema
 
 __all__ = [
-    "IndicatorColumns",
+    "INDICATORS",
+    "Indicator",
+    "IndicatorSpec",
+    "Param",
+    "register",
     "IndicatorParams",
     "compute_indicators",
     "ensure_indicator_schema",

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import duckdb
 import polars as pl
 
 from jutsu_pipeline.indicators import sql
-from jutsu_pipeline.indicators.frame import indicator_frame
+from jutsu_pipeline.indicators.frame import as_specs, indicator_frame
 from jutsu_pipeline.indicators.params import IndicatorParams
+from jutsu_pipeline.indicators.registry import IndicatorSpec
 from jutsu_pipeline.indicators.schema import ensure_indicator_schema
 
 
@@ -18,17 +19,18 @@ def compute_indicators(
     *,
     timeframe: str,
     symbols: Sequence[str],
-    params: IndicatorParams,
+    params: IndicatorParams | Iterable[IndicatorSpec],
     adjusted: bool = True,
 ) -> int:
-    """Recompute every indicator of `symbols` at `timeframe` from `bars_adjusted` and replace their rows.
+    """Recompute the indicators `params` lists (a config block or specs) of `symbols` at `timeframe` from `bars_adjusted` and replace their rows.
 
     One read, one in-memory pass over all symbols, then (in the read's transaction) DELETE of the
     symbols' rows and INSERT of every computed row via Arrow: afterwards the symbols' rows are exactly
     the new ones. Symbols without bars lose their rows. Reads `bars_adjusted` unless `adjusted` is
     False (then the raw `bars`). Returns rows written.
     """
-    ensure_indicator_schema(con, params)
+    specs = as_specs(params)
+    ensure_indicator_schema(con, specs)
     symbols = list(dict.fromkeys(symbols))
     bound = {"timeframe": timeframe, "symbols": symbols}
     con.execute("BEGIN TRANSACTION")
@@ -36,7 +38,7 @@ def compute_indicators(
         select = sql.SELECT_BARS if adjusted else sql.SELECT_RAW_BARS
         bars = pl.from_arrow(con.sql(select, params=bound).to_arrow_table())
         assert isinstance(bars, pl.DataFrame)
-        staged = indicator_frame(bars, params).to_arrow()
+        staged = indicator_frame(bars, specs).to_arrow()
         con.register("staged_indicators", staged)
         try:
             con.execute(sql.DELETE_SYMBOLS, bound)

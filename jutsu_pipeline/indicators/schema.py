@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import duckdb
 
 from jutsu_pipeline.indicators import sql
-from jutsu_pipeline.indicators.params import COLUMN_PATTERN, IndicatorParams
+from jutsu_pipeline.indicators.frame import as_specs, column_names
+from jutsu_pipeline.indicators.params import IndicatorParams
+from jutsu_pipeline.indicators.registry import COLUMN_PATTERN, IndicatorSpec
 from jutsu_pipeline.storage.ddl import ensure_schema
 
 
-def ensure_indicator_schema(con: duckdb.DuckDBPyConnection, params: IndicatorParams) -> list[str]:
-    """Create `indicators` (PK symbol, timeframe, ts) and its view; add columns `params` needs.
+def ensure_indicator_schema(con: duckdb.DuckDBPyConnection, params: IndicatorParams | Iterable[IndicatorSpec]) -> list[str]:
+    """Create `indicators` and its view; add the columns `params` needs (one DOUBLE per output).
 
-    Columns of other parameter sets are kept (markets may configure different periods).
+    Columns of other parameter sets are kept (markets and strategies may need different periods).
     Returns the columns added. Idempotent; issues no DDL when nothing is missing.
     """
     ensure_schema(con)
     con.execute(sql.CREATE_INDICATORS)
     existing = {row[0] for row in con.execute(sql.INDICATOR_COLUMNS).fetchall()}
     added = []
-    for column in params.column_names():
+    for column in column_names(as_specs(params)):
         if column not in existing:
-            if not COLUMN_PATTERN.match(column):
+            if not COLUMN_PATTERN.match(column):  # formatted into DDL: checked once more
                 raise ValueError(f"invalid indicator column name {column!r}")
             con.execute(sql.ADD_COLUMN.format(column=column))
             added.append(column)

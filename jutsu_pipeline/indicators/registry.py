@@ -1,0 +1,188 @@
+"""The indicator registry: each indicator is one TA-Lib function, its parameters and its output columns.
+
+This is the only place the indicators are declared; config keys (`IndicatorParams`), column names,
+lookbacks, the table's columns and the docs' list all derive from it. See docs/extending.md.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import talib
+from talib import abstract
+
+MAX_PERIOD = 100_000  # TA-Lib's own upper bound for every period
+DECIMALS = 4  # multipliers appear in column names: 2.5 -> "2_5"
+COLUMN_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # column names are formatted into DDL
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: its default, bounds and the TA-Lib keyword(s) that receive it."""
+
+    default: int | float
+    talib: tuple[str, ...]
+    ge: float | None = None
+    gt: float | None = None
+    le: float = MAX_PERIOD
+
+    def validate(self, key: str, value: object) -> int | float:
+        """The value as the default's type, or ValueError naming `key` and the rule."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{key} must be a number, got {value!r}")
+        if isinstance(self.default, int):
+            if value != int(value):
+                raise ValueError(f"{key} must be a whole number, got {value!r}")
+            value = int(value)
+        elif not math.isfinite(value) or round(value, DECIMALS) != value:
+            raise ValueError(f"{key} must be finite with at most {DECIMALS} decimals, got {value!r}")
+        if (self.ge is not None and value < self.ge) or (self.gt is not None and value <= self.gt) or value > self.le:
+            low = f">= {self.ge}" if self.ge is not None else f"> {self.gt}"
+            raise ValueError(f"{key} must be {low} and <= {self.le}, got {value!r}")
+        return float(value) if isinstance(self.default, float) else value
+
+
+def format_number(value: float) -> str:
+    """Column-name form of a parameter: 20 -> '20', 2.0 -> '2', 2.5 -> '2_5', 0.25 -> '0_25'."""
+    return f"{value:.{DECIMALS}f}".rstrip("0").rstrip(".").replace(".", "_")
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """`function` (a TA-Lib function name) over `inputs`, giving one column per output.
+
+    A column is named `<output>_<param values joined by _>` (`sma_20`, `bb_upper_20_2`), or just
+    `<output>` without parameters (`obv`). `fixed` are TA-Lib arguments users cannot change;
+    `check` rejects parameter combinations (ValueError).
+    """
+
+    name: str
+    function: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    params: Mapping[str, Param] = field(default_factory=dict)
+    fixed: Mapping[str, int] = field(default_factory=dict)
+    check: Callable[[Mapping[str, float]], None] | None = None
+
+    @cached_property
+    def talib_function(self) -> Callable[..., np.ndarray | tuple[np.ndarray, ...]]:
+        return getattr(talib, self.function)
+
+    def defaults(self) -> dict[str, int | float]:
+        return {key: p.default for key, p in self.params.items()}
+
+    def validate(self, values: Mapping[str, object], prefix: str = "") -> dict[str, int | float]:
+        """Defaults completed by validated `values` (unknown keys are errors)."""
+        unknown = set(values) - set(self.params)
+        if unknown:
+            raise ValueError(f"{self.name} has no parameter(s) {sorted(prefix + k for k in unknown)}; "
+                             f"known: {sorted(prefix + k for k in self.params)}")
+        out = {key: p.validate(prefix + key, values.get(key, p.default)) for key, p in self.params.items()}
+        if self.check:
+            self.check(out)
+        return out
+
+    def kwargs(self, values: Mapping[str, float]) -> dict[str, float]:
+        return {**self.fixed, **{kw: values[key] for key, p in self.params.items() for kw in p.talib}}
+
+    def columns(self, values: Mapping[str, float]) -> tuple[str, ...]:
+        suffix = "".join(f"_{format_number(values[key])}" for key in self.params)
+        names = tuple(f"{output}{suffix}" for output in self.outputs)
+        bad = [n for n in names if not COLUMN_PATTERN.match(n)]
+        if bad:
+            raise ValueError(f"invalid indicator column name(s) {bad}")
+        return names
+
+    def lookback(self, values: Mapping[str, float]) -> int:
+        """TA-Lib's lookback: the number of leading NULL bars of every output."""
+        function = abstract.Function(self.function)
+        function.set_parameters(self.kwargs(values))
+        return int(function.lookback)
+
+    def compute(self, arrays: Mapping[str, np.ndarray], values: Mapping[str, float]) -> tuple[np.ndarray, ...]:
+        result = self.talib_function(*(arrays[name] for name in self.inputs), **self.kwargs(values))
+        return result if isinstance(result, tuple) else (result,)
+
+
+INDICATORS: dict[str, Indicator] = {}
+
+
+def register(indicator: Indicator) -> Indicator:
+    """Make `indicator` available to configs and strategies (its name must be new)."""
+    if indicator.name in INDICATORS:
+        raise ValueError(f"indicator {indicator.name!r} is already registered")
+    if not all(COLUMN_PATTERN.match(n) for n in (indicator.name, *indicator.outputs)):
+        raise ValueError(f"indicator and output names must match {COLUMN_PATTERN.pattern}: {indicator}")
+    if not hasattr(talib, indicator.function):
+        raise ValueError(f"TA-Lib has no function {indicator.function!r}")
+    INDICATORS[indicator.name] = indicator
+    return indicator
+
+
+def _macd_ordered(values: Mapping[str, float]) -> None:
+    if values["fast"] >= values["slow"]:
+        raise ValueError(f"macd_fast ({values['fast']}) must be below macd_slow ({values['slow']})")
+
+
+def _period(default: int, ge: int = 2, keyword: str = "timeperiod") -> Param:
+    return Param(default, (keyword,), ge=ge)
+
+
+CLOSE, HLC = ("close",), ("high", "low", "close")
+BUILTIN = tuple(register(i) for i in (
+    Indicator("sma", "SMA", CLOSE, ("sma",), {"period": _period(20)}),
+    Indicator("ema", "EMA", CLOSE, ("ema",), {"period": _period(20)}),
+    Indicator("rsi", "RSI", CLOSE, ("rsi",), {"period": _period(14)}),
+    Indicator("bbands", "BBANDS", CLOSE, ("bb_upper", "bb_middle", "bb_lower"),
+              {"period": _period(20), "stdev": Param(2.0, ("nbdevup", "nbdevdn"), gt=0.0, le=100.0)},
+              fixed={"matype": 0}),
+    Indicator("macd", "MACD", CLOSE, ("macd", "macd_signal", "macd_hist"),
+              {"fast": _period(12, keyword="fastperiod"), "slow": _period(26, keyword="slowperiod"),
+               "signal": _period(9, 1, "signalperiod")}, check=_macd_ordered),
+    Indicator("atr", "ATR", HLC, ("atr",), {"period": _period(14, 1)}),
+    Indicator("stoch", "STOCH", HLC, ("stoch_k", "stoch_d"),
+              {"fastk": _period(5, 1, "fastk_period"), "slowk": _period(3, 1, "slowk_period"),
+               "slowd": _period(3, 1, "slowd_period")}, fixed={"slowk_matype": 0, "slowd_matype": 0}),
+    Indicator("obv", "OBV", ("close", "volume"), ("obv",)),
+))
+
+
+@dataclass(frozen=True)
+class IndicatorSpec:
+    """One registered indicator with validated parameter values (hashable; what gets computed)."""
+
+    name: str
+    values: tuple[tuple[str, int | float], ...] = ()
+
+    @classmethod
+    def of(cls, name: str, **values: float) -> IndicatorSpec:
+        """E.g. `IndicatorSpec.of("sma", period=10)`; unknown names or bad values raise ValueError."""
+        if name not in INDICATORS:
+            raise ValueError(f"unknown indicator {name!r}; registered: {sorted(INDICATORS)}")
+        return cls(name, tuple(INDICATORS[name].validate(values).items()))
+
+    @property
+    def indicator(self) -> Indicator:
+        return INDICATORS[self.name]
+
+    @property
+    def params(self) -> dict[str, int | float]:
+        return dict(self.values)
+
+    def columns(self) -> tuple[str, ...]:
+        return self.indicator.columns(self.params)
+
+    def column(self, output: str) -> str:
+        """The column of one output, e.g. `column("bb_lower")` -> `bb_lower_20_2`."""
+        return self.columns()[self.indicator.outputs.index(output)]
+
+    def lookback(self) -> int:
+        return self.indicator.lookback(self.params)
+
+    def compute(self, arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+        return self.indicator.compute(arrays, self.params)
