@@ -109,7 +109,7 @@ def build_definitions(config: JutsuConfig) -> dg.Definitions:
         description="Indicators, backtests and leaderboards follow new bars once the blocking checks pass.",
     )
     return dg.Definitions(
-        assets=assets,
+        assets=dg.with_source_code_references(assets),
         asset_checks=[check for p in partitionings for check in build_bars_checks(config, p)],
         jobs=jobs,
         schedules=[s for p in fetched for s in build_schedules(p, bars_job_name(p))],

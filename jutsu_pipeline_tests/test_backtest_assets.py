@@ -42,8 +42,14 @@ def test_backtests_and_leaderboard(tmp_path: Path, instance) -> None:
                            "AND strategy = 'sma_10_30' ORDER BY entry_ts")
     assert len(stored) == expected.height > 0
     assert [r[2] for r in stored] == expected.sort("entry_ts")["size"].to_list()
-    charts = sorted(p.name for p in (tmp_path / "data" / "reports" / "us_stocks").glob("*.png"))
-    assert len(charts) == 10 and "sma_10_30__IBM__1d.png" in charts
+    reports = tmp_path / "data" / "reports" / "us_stocks"
+    assert not list(reports.glob("*.png"))  # charts are drawn for the leaderboard's best five only
+    # Dagster conventions: the table, its columns as stored, the scope's row count, a data version of the bars read.
+    assert meta["dagster/row_count"].value == 10
+    assert "sharpe_ratio" in {c.name for c in meta["dagster/column_schema"].schema.columns}
+    version = result.get_asset_materialization_events()[0].materialization.tags["dagster/data_version"]
+    again = run_backtest(config, instance, ["AAPL", "FB", "GOOG", "IBM", "MSFT"])
+    assert again.get_asset_materialization_events()[0].materialization.tags["dagster/data_version"] == version
 
     leaderboard = build_leaderboard_asset(config, [partitioning(config)])
     ranked = dg.materialize([leaderboard], instance=instance, selection=[leaderboard.key],
@@ -51,6 +57,7 @@ def test_backtests_and_leaderboard(tmp_path: Path, instance) -> None:
     assert ranked.success
     board_meta = ranked.get_asset_materialization_events()[0].materialization.metadata
     assert board_meta["best_five"].value.count("data:image/png;base64,") == 5
+    assert len(list(reports.glob("*.png"))) == 5 and board_meta["dagster/row_count"].value == 10
     rows = query(config, "SELECT rank, sharpe_ratio FROM backtest_leaderboard ORDER BY rank")
     sharpes = [r[1] for r in rows if r[1] is not None]
     assert [r[0] for r in rows] == list(range(1, 11)) and sharpes == sorted(sharpes, reverse=True)

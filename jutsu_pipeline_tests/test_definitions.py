@@ -25,6 +25,20 @@ def test_definitions_are_loadable() -> None:
     assert defs.resolve_job_def("sync_us_stocks_bars_1d") is not None
 
 
+def test_dagster_conventions_on_every_table_asset() -> None:
+    """Table names, code references and a calendar-derived freshness window on the bars."""
+    from jutsu_pipeline.definitions import defs
+
+    tables = {"bars_1d": "bars", "indicators_1d": "indicators", "backtest_1d": "backtest_performance",
+              "backtest_leaderboard": "backtest_leaderboard"}
+    specs = {spec.key.path[-1]: spec for asset in defs.assets for spec in asset.specs}
+    for name, table in tables.items():
+        assert specs[name].metadata["dagster/table_name"] == table
+        assert specs[name].metadata["dagster/code_references"].code_references, name
+    policy = specs["bars_1d"].freshness_policy  # XNYS: warn after a weekend, fail after the longest closure
+    assert policy.warn_window.to_timedelta().days == 3 and policy.fail_window.to_timedelta().days >= 4
+
+
 def test_several_markets_and_timeframes(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, {
         "us_stocks": SAMPLE_MARKET,

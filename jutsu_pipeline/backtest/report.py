@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
 import re
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -90,26 +87,8 @@ def write_equity_chart(
     return path
 
 
-PARALLEL_FROM = 24  # charts; below this a process pool's start-up costs more than it saves
-
-
 def write_equity_charts(equity: pl.DataFrame, *, timeframe: str, directory: Path) -> dict[tuple[str, str], Path]:
-    """One PNG per (strategy, symbol) of ``equity``; returns their paths by (strategy, symbol).
-
-    A chart takes ~90 ms to draw and encode, so large batches are spread over the CPU cores.
-    """
-    jobs = [(part.select("ts", "equity", "drawdown_pct"), strategy, symbol)
-            for (strategy, symbol), part in equity.group_by(["strategy", "symbol"], maintain_order=True)]
-    workers = min(os.cpu_count() or 1, 4)
-    if len(jobs) < PARALLEL_FROM or workers < 2:
-        return {(st, sy): _draw((part, st, sy, timeframe, directory)) for part, st, sy in jobs}
-    context = multiprocessing.get_context("spawn")  # no fork: the caller may hold threads and locks
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        paths = pool.map(_draw, [(part, st, sy, timeframe, directory) for part, st, sy in jobs],
-                         chunksize=max(1, len(jobs) // (workers * 4)))
-        return {(st, sy): path for (_, st, sy), path in zip(jobs, paths)}
-
-
-def _draw(job: tuple[pl.DataFrame, str, str, str, Path]) -> Path:
-    part, strategy, symbol, timeframe, directory = job
-    return write_equity_chart(part, strategy=strategy, symbol=symbol, timeframe=timeframe, directory=directory)
+    """One PNG per (strategy, symbol) of ``equity`` (~90 ms each: draw only what someone will look at)."""
+    return {(strategy, symbol): write_equity_chart(part, strategy=strategy, symbol=symbol, timeframe=timeframe,
+                                                   directory=directory)
+            for (strategy, symbol), part in equity.group_by(["strategy", "symbol"], maintain_order=True)}

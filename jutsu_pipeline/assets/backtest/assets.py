@@ -3,18 +3,22 @@
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 
 import time
+from pathlib import Path
 
 import dagster as dg
+import duckdb
 import polars as pl
 
-from jutsu_pipeline.assets.backtest.metadata import chart_links, embedded_images, results_table
+from jutsu_pipeline.assets.backtest.metadata import embedded_images, results_table
 from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL
 from jutsu_pipeline.assets.indicators.assets import indicators_asset_key, symbol_partitions
+from jutsu_pipeline.assets.tables import table_metadata, table_name
 from jutsu_pipeline.backtest import run_backtests
-from jutsu_pipeline.backtest.report import equity_chart_path, leaderboard_markdown, rank_by_sharpe, write_equity_charts
+from jutsu_pipeline.backtest.report import leaderboard_markdown, rank_by_sharpe, write_equity_chart
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.resources import JutsuDuckDBResource
+from jutsu_pipeline.storage.versions import combined_version
 
 LEADERBOARD_TOP = 5
 
@@ -29,6 +33,10 @@ SELECT_PERFORMANCE = """
 SELECT strategy, symbol, timeframe, sharpe_ratio, return_pct, return_ann_pct, max_drawdown_pct, n_trades, win_rate_pct
 FROM backtest_performance
 WHERE symbol IN (SELECT unnest($symbols::VARCHAR[])) AND strategy IN (SELECT unnest($strategies::VARCHAR[]))
+"""
+SELECT_EQUITY = """
+SELECT ts, equity, drawdown_pct FROM backtest_equity
+WHERE strategy = $strategy AND symbol = $symbol AND timeframe = $timeframe ORDER BY ts
 """
 DELETE_LEADERBOARD = "DELETE FROM backtest_leaderboard WHERE market = $market"
 INSERT_LEADERBOARD = """
@@ -47,50 +55,58 @@ def leaderboard_asset_key(market: str) -> dg.AssetKey:
 
 
 def build_backtest_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.AssetsDefinition:
-    """Every configured strategy on each symbol of the run, from `bars_adjusted`, stored in DuckDB."""
+    """Every configured strategy on each symbol of the run, from the bars and the indicators asset's
+    columns, stored in DuckDB."""
     market, timeframe = partitioning.market, partitioning.timeframe.value
-    strategies = config.markets[market].strategies
-    reports = config.resolve(config.reports_dir) / market
+    settings = config.markets[market]
+    strategies = settings.strategies
+    source = "bars_adjusted" if settings.adjusted_prices else "bars"
 
     @dg.asset(
         key=backtest_asset_key(market, timeframe),
         group_name=market,
         partitions_def=symbol_partitions(partitioning),
-        deps=[indicators_asset_key(market, timeframe)],  # same symbol partitions: identity mapping
+        deps=[indicators_asset_key(market, timeframe)],  # the signals' inputs; same symbol partitions
         backfill_policy=dg.BackfillPolicy.single_run(),
         automation_condition=(dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
                               & dg.AutomationCondition.all_deps_blocking_checks_passed()),
         pool=DUCKDB_WRITER_POOL,
         kinds={"duckdb"},
         description=(f"Backtests of {', '.join(s.name for s in strategies)} on {market} {timeframe} bars "
-                     "(bars_adjusted; fills at the next bar's open) in tables backtest_trades, backtest_equity, "
-                     f"backtest_performance; equity charts under {reports}."),
-        metadata={"tables": "backtest_trades, backtest_equity, backtest_performance"},
+                     f"({source} and the indicators table; fills at the next bar's open) in tables "
+                     "backtest_performance (one row per strategy x symbol), backtest_trades, backtest_equity."),
+        metadata={**table_name("backtest_performance"), "tables": "backtest_trades, backtest_equity, backtest_performance"},
     )
     def backtest(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
         symbols = list(context.partition_keys)
         started = time.perf_counter()
         with duckdb.get_connection() as con:
-            result = run_backtests(con, timeframe=timeframe, symbols=symbols, strategies=strategies)
-        charts = write_equity_charts(result.equity, timeframe=timeframe, directory=reports)
+            result = run_backtests(con, timeframe=timeframe, symbols=symbols, strategies=strategies,
+                                   adjusted=settings.adjusted_prices)
+            tables = table_metadata(con, "backtest_performance", timeframe=timeframe, symbols=symbols)
         seconds = time.perf_counter() - started
         context.log.info(f"{market}/backtest_{timeframe}: {len(strategies)} strategies x {len(symbols)} symbol(s), "
-                         f"{result.trades.height} trades, {len(charts)} charts in {seconds:.2f} s")
-        return dg.MaterializeResult(metadata={
-            "results": dg.MetadataValue.md(results_table(result.performance, charts)),
-            "trades": dg.MetadataValue.int(result.trades.height),
-            "strategies_x_symbols": dg.MetadataValue.int(result.performance.height),
-            "data_versions": dg.MetadataValue.json(
-                {f"{r['strategy']}/{r['symbol']}": r["data_version"] for r in result.performance.iter_rows(named=True)}),
-            "seconds": dg.MetadataValue.float(round(seconds, 3)),
-            **chart_links(charts),
-        })
+                         f"{result.trades.height} trades in {seconds:.2f} s")
+        versions = {r["symbol"]: r["data_version"] for r in result.performance.iter_rows(named=True)}
+        return dg.MaterializeResult(
+            # The bars read and the strategies' definitions (one version per run, shared by its partitions).
+            data_version=dg.DataVersion(combined_version(versions, *(s.params_json() for s in strategies))),
+            metadata={
+                **tables,
+                "results": dg.MetadataValue.md(results_table(result.performance)),
+                "trades": dg.MetadataValue.int(result.trades.height),
+                "strategies_x_symbols": dg.MetadataValue.int(result.performance.height),
+                "data_versions": dg.MetadataValue.json(versions),
+                "seconds": dg.MetadataValue.float(round(seconds, 3)),
+            },
+        )
 
     return backtest
 
 
 def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartitioning]) -> dg.AssetsDefinition:
-    """Strategy × symbol ranked by Sharpe across the market's timeframes; best five charts in the UI."""
+    """Strategy × symbol ranked by Sharpe across the market's timeframes; the best five's equity charts
+    are the only ones drawn (PNG files under the reports directory, embedded in the UI)."""
     market = partitionings[0].market
     settings = config.markets[market]
     strategies = [s.name for s in settings.strategies]
@@ -105,6 +121,7 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
         pool=DUCKDB_WRITER_POOL,
         kinds={"duckdb"},
         description=f"Backtests of market {market} ranked by Sharpe ratio (table backtest_leaderboard).",
+        metadata=table_name("backtest_leaderboard"),
     )
     def leaderboard(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
         with duckdb.get_connection() as con:
@@ -120,11 +137,12 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
                 con.execute("COMMIT")
             finally:
                 con.unregister("ranked")
-        best = [(f"#{r['rank']} {r['strategy']} {r['symbol']} ({r['timeframe']}), Sharpe {_two(r['sharpe_ratio'])}",
-                 equity_chart_path(reports, r["strategy"], r["symbol"], r["timeframe"]))
-                for r in ranked.head(LEADERBOARD_TOP).iter_rows(named=True)]
+            tables = table_metadata(con, "backtest_leaderboard", symbols=settings.symbols)
+            best = [(f"#{r['rank']} {r['strategy']} {r['symbol']} ({r['timeframe']}), Sharpe {_two(r['sharpe_ratio'])}",
+                     _chart(con, r, reports)) for r in ranked.head(LEADERBOARD_TOP).iter_rows(named=True)]
         context.log.info(f"{market}/backtest_leaderboard: {ranked.height} strategy x symbol results ranked")
         return dg.MaterializeResult(metadata={
+            **tables,
             "leaderboard": dg.MetadataValue.md(leaderboard_markdown(performance)),
             "best_five": dg.MetadataValue.md(embedded_images(best)),
             "results_ranked": dg.MetadataValue.int(ranked.height),
@@ -133,6 +151,14 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
         })
 
     return leaderboard
+
+
+def _chart(con: duckdb.DuckDBPyConnection, row: dict, directory: Path) -> Path:
+    """The equity chart of one leaderboard row, drawn from the stored curve (~90 ms)."""
+    keys = ("strategy", "symbol", "timeframe")
+    curve = pl.from_arrow(con.execute(SELECT_EQUITY, {k: row[k] for k in keys}).to_arrow_table())
+    return write_equity_chart(curve, strategy=row["strategy"], symbol=row["symbol"], timeframe=row["timeframe"],
+                              directory=directory)
 
 
 def _two(value: float | None) -> str:

@@ -1,4 +1,4 @@
-"""Metadata of backtest materialisations: result tables, chart links and embedded thumbnails."""
+"""Metadata of backtest materialisations: result tables and embedded charts."""
 
 from __future__ import annotations
 
@@ -9,31 +9,20 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-MAX_CHART_LINKS = 20
-
-
 def _number(value: object) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "-"
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-def results_table(performance: pl.DataFrame, charts: dict[tuple[str, str], Path]) -> str:
-    """Markdown: one row per strategy × symbol with its headline statistics and chart file."""
-    lines = ["| strategy | symbol | return % | Sharpe | max DD % | trades | win % | chart |", "|---|---|---|---|---|---|---|---|"]
+def results_table(performance: pl.DataFrame) -> str:
+    """Markdown: one row per strategy × symbol with its headline statistics."""
+    lines = ["| strategy | symbol | return % | Sharpe | max DD % | trades | win % |", "|---|---|---|---|---|---|---|"]
     for row in performance.sort("strategy", "symbol").iter_rows(named=True):
-        chart = charts.get((row["strategy"], row["symbol"]))
         cells = [row["strategy"], row["symbol"], _number(row.get("return_pct")), _number(row.get("sharpe_ratio")),
-                 _number(row.get("max_drawdown_pct")), _number(row.get("n_trades")), _number(row.get("win_rate_pct")),
-                 f"`{chart}`" if chart else "-"]
+                 _number(row.get("max_drawdown_pct")), _number(row.get("n_trades")), _number(row.get("win_rate_pct"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def chart_links(charts: dict[tuple[str, str], Path]) -> dict[str, dg.MetadataValue]:
-    """Clickable paths of the first charts (all of them are listed in the results table)."""
-    items = sorted(charts.items())[:MAX_CHART_LINKS]
-    return {f"chart {strategy} {symbol}": dg.MetadataValue.path(str(path)) for (strategy, symbol), path in items}
 
 
 def embedded_images(paths: list[tuple[str, Path]]) -> str:

@@ -3,11 +3,13 @@
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 
 
+import datetime as dt
 import time
 
 import dagster as dg
 
 from jutsu_pipeline.assets.bars.metadata import outcome_metadata
+from jutsu_pipeline.assets.tables import table_metadata, table_name
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.providers import is_local
@@ -16,6 +18,25 @@ from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
 from jutsu_pipeline.sync.engine import BarsSync
 
 DUCKDB_WRITER_POOL = "duckdb_writer"
+FRESHNESS_GRACE_MINUTES = 120  # the close schedule's offset plus time for the run
+
+
+def freshness_policy(partitioning: BarsPartitioning) -> dg.FreshnessPolicy:
+    """How old the latest materialisation may get: the longest gap between sessions plus a grace.
+
+    Dagster's cron policy cannot skip holidays (and accepts at most one cron interval), so the
+    window comes from the calendar (last two years of its range): warn after a normal weekend's
+    gap, fail after the longest gap, so holidays never show as late. The calendar-exact verdict
+    per session is the `calendar_complete` asset check.
+    """
+    grace = dt.timedelta(minutes=FRESHNESS_GRACE_MINUTES)
+    if partitioning.calendar.always_open:
+        return dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(days=1) + grace)
+    sessions = partitioning.calendar.sessions()[-520:]
+    gaps = sorted((b - a).days for a, b in zip(sessions, sessions[1:])) or [1]
+    usual = max(g for g in set(gaps) if gaps.count(g) >= 0.1 * len(gaps))  # the weekend, not a rare long closure
+    return dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(days=max(gaps)) + grace,
+                                          warn_window=dt.timedelta(days=usual) + grace if usual < max(gaps) else None)
 
 
 def bars_pool(provider: str) -> str:
@@ -45,11 +66,12 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=bars_pool(settings.provider),
         kinds={"duckdb"},
+        freshness_policy=freshness_policy(partitioning),
         description=(
             f"{timeframe} OHLCV bars of market {market} ({settings.provider} provider, {settings.calendar} calendar) "
             "in DuckDB table `bars`. A materialised partition means its window is synced and valid."
         ),
-        metadata={"table": "bars", "timeframe": timeframe.value, "market": market},
+        metadata={**table_name("bars"), "timeframe": timeframe.value, "market": market},
     )
     def bars(
         context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource, market_data: MarketDataResource
@@ -62,6 +84,8 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
         finally:
             provider.close()
         metadata = outcome_metadata(outcome, provider.name, time.perf_counter() - started)
+        with duckdb.get_connection() as con:
+            metadata.update(table_metadata(con, "bars", timeframe=timeframe.value, symbols=settings.symbols))
         metadata["provider_requests"] = dg.MetadataValue.int(provider.stats.requests)  # HTTP pages, file reads
         if provider.stats.extra.get("duplicates_dropped"):  # identical repeats (page overlaps), not conflicts
             metadata["duplicates_dropped"] = dg.MetadataValue.int(provider.stats.extra["duplicates_dropped"])

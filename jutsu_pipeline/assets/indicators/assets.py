@@ -8,10 +8,13 @@ import dagster as dg
 
 from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL, bars_asset_key
 from jutsu_pipeline.assets.corporate_actions import corporate_actions_asset_key
+from jutsu_pipeline.assets.tables import table_metadata, table_name
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.indicators import compute_indicators
+from jutsu_pipeline.indicators.frame import as_specs, column_names
 from jutsu_pipeline.partitions import SYMBOL_DIM, BarsPartitioning
 from jutsu_pipeline.resources import JutsuDuckDBResource
+from jutsu_pipeline.storage.versions import bars_versions, combined_version
 
 
 def indicators_asset_key(market: str, timeframe: str) -> dg.AssetKey:
@@ -23,11 +26,12 @@ def symbol_partitions(partitioning: BarsPartitioning) -> dg.StaticPartitionsDefi
 
 
 def build_indicators_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.AssetsDefinition:
-    """Indicators of one market × timeframe; any change to a symbol's bars makes that symbol stale."""
+    """The market's configured indicators plus every indicator its strategies read, per symbol;
+    any change to a symbol's bars makes that symbol stale."""
     market, timeframe = partitioning.market, partitioning.timeframe.value
     settings = config.markets[market]
-    params = settings.indicators
-    columns = ", ".join(params.column_names())
+    specs = as_specs([*settings.indicators.specs(), *(s for st in settings.strategies for s in st.indicator_specs())])
+    columns = ", ".join(column_names(specs))
     source = "bars_adjusted" if settings.adjusted_prices else "bars"
 
     @dg.asset(
@@ -44,23 +48,30 @@ def build_indicators_asset(config: JutsuConfig, partitioning: BarsPartitioning) 
                               & dg.AutomationCondition.all_deps_blocking_checks_passed()),
         pool=DUCKDB_WRITER_POOL,
         kinds={"duckdb"},
-        description=(f"TA-Lib-equal indicators of {market} {timeframe} bars (from `{source}`) in DuckDB table "
+        description=(f"TA-Lib indicators of {market} {timeframe} bars (from `{source}`) in DuckDB table "
                      f"`indicators`, joined with the bars in view `bars_with_indicators`. Columns: {columns}."),
-        metadata={"table": "indicators", "view": "bars_with_indicators", "source": source},
+        metadata={**table_name("indicators"), "view": "bars_with_indicators", "source": source},
     )
     def indicators(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
         symbols = list(context.partition_keys)
         started = time.perf_counter()
         with duckdb.get_connection() as con:
-            rows = compute_indicators(con, timeframe=timeframe, symbols=symbols, params=params,
+            rows = compute_indicators(con, timeframe=timeframe, symbols=symbols, params=specs,
                                       adjusted=settings.adjusted_prices)
+            versions = bars_versions(con, timeframe=timeframe, symbols=symbols, adjusted=settings.adjusted_prices)
+            tables = table_metadata(con, "indicators", timeframe=timeframe, symbols=symbols)
         seconds = time.perf_counter() - started
         context.log.info(f"{market}/indicators_{timeframe}: {rows} rows for {len(symbols)} symbol(s) in {seconds:.2f} s")
-        return dg.MaterializeResult(metadata={
-            "rows_written": dg.MetadataValue.int(rows),
-            "symbols": dg.MetadataValue.text(", ".join(symbols)),
-            "seconds": dg.MetadataValue.float(round(seconds, 3)),
-            "columns": dg.MetadataValue.text(columns),
-        })
+        return dg.MaterializeResult(
+            # The bars read (one version per run: a range run's partitions share it) and the columns computed.
+            data_version=dg.DataVersion(combined_version(versions, columns)),
+            metadata={
+                **tables,
+                "rows_written": dg.MetadataValue.int(rows),
+                "symbols": dg.MetadataValue.text(", ".join(symbols)),
+                "seconds": dg.MetadataValue.float(round(seconds, 3)),
+                "columns": dg.MetadataValue.text(columns),
+            },
+        )
 
     return indicators

@@ -1,0 +1,38 @@
+"""Dagster's table conventions for the DuckDB tables the assets write: name, columns, row count."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dagster as dg
+import duckdb
+
+COLUMNS = """
+SELECT column_name, data_type, is_nullable, comment FROM duckdb_columns()
+WHERE schema_name = current_schema() AND table_name = $table ORDER BY column_index
+"""
+
+
+def table_name(table: str) -> dict[str, str]:
+    """Definition metadata: the table an asset writes (`dagster/table_name`)."""
+    return {"dagster/table_name": table}
+
+
+def table_metadata(
+    con: duckdb.DuckDBPyConnection, table: str, *, timeframe: str | None = None, symbols: Sequence[str] = ()
+) -> dict[str, dg.MetadataValue]:
+    """Materialisation metadata: the table's columns as stored (`dagster/column_schema`) and the rows
+    of the asset's scope, its symbols at its timeframe (`dagster/row_count`)."""
+    columns = [dg.TableColumn(name, kind, description=comment or None,
+                              constraints=dg.TableColumnConstraints(nullable=nullable))
+               for name, kind, nullable, comment in con.execute(COLUMNS, {"table": table}).fetchall()]
+    where = ["symbol IN (SELECT unnest($symbols::VARCHAR[]))"]
+    params: dict[str, object] = {"symbols": list(symbols)}
+    if timeframe is not None:
+        where.append("timeframe = $timeframe")
+        params["timeframe"] = timeframe
+    rows = con.execute(f"SELECT count(*) FROM {table} WHERE {' AND '.join(where)}", params).fetchone()[0]
+    return {
+        "dagster/column_schema": dg.TableSchema(columns=columns),
+        "dagster/row_count": dg.MetadataValue.int(int(rows)),
+    }

@@ -1,0 +1,31 @@
+"""Content versions of stored bars: equal bars <=> equal version (what downstream assets report to Dagster)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+
+import duckdb
+
+# Order-independent content hash per symbol (bit_xor of row hashes), plus the count and time range.
+BARS_VERSIONS = """
+SELECT symbol,
+       md5(concat_ws('|', count(*), min(ts), max(ts), bit_xor(hash(ts, open, high, low, close, volume))))
+FROM {source}
+WHERE timeframe = $timeframe AND symbol IN (SELECT unnest($symbols::VARCHAR[]))
+GROUP BY symbol
+"""
+
+
+def bars_versions(
+    con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: Sequence[str], adjusted: bool = True
+) -> dict[str, str]:
+    """Version of each symbol's bars in `bars_adjusted` (or raw `bars`); symbols without bars are absent."""
+    sql = BARS_VERSIONS.format(source="bars_adjusted" if adjusted else "bars")
+    return dict(con.execute(sql, {"timeframe": timeframe, "symbols": list(symbols)}).fetchall())
+
+
+def combined_version(versions: Mapping[str, str], *extra: str) -> str:
+    """One version for a set of symbols (and anything else the result depends on, e.g. parameters)."""
+    text = "\n".join([*(f"{k}={v}" for k, v in sorted(versions.items())), *extra])
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
