@@ -6,8 +6,8 @@ Settings are the same everywhere: signal on bar t's close, fill at bar t+1's ope
 shares, 10,000 cash, no commission, long only. Timed:
 
 - jutsu ``backtest_bars``: in-memory bars -> signals, fills, equity, every statistic, trade list.
-- jutsu ``run_backtests``: the asset's path, also reading ``bars_adjusted`` and writing the three
-  tables to a DuckDB file.
+- jutsu asset path: ``compute_indicators`` of the two SMAs (as the indicators asset stores them),
+  then ``run_backtests`` reading bars + SMAs from a DuckDB file and writing the result tables.
 - vectorbt 1.2: MA.run x2, crossed_above/below, Portfolio.from_signals (price=open, signals shifted
   one bar, size=inf, size_granularity=1) and a comparable set of metrics. Warm (numba compiled by a
   first run, whose time is reported separately as "cold").
@@ -28,10 +28,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 import polars as pl
+import talib
 
 from jutsu_pipeline.backtest import StrategyConfig, backtest_bars, run_backtests
 from jutsu_pipeline.backtest.engine import SimInput, simulate
-from jutsu_pipeline.backtest.signals import sma_cross_arrays
+from jutsu_pipeline.backtest.strategies import Bars
+
+from jutsu_pipeline.indicators import compute_indicators
 from jutsu_pipeline.storage.ddl import ensure_schema
 
 STRATEGY = StrategyConfig(name="sma_10_30", type="sma_cross", params={"fast": 10, "slow": 30})
@@ -59,11 +62,15 @@ def bars_frame(index: pd.DatetimeIndex, opens: np.ndarray, close: np.ndarray) ->
 
 
 def engine_only(opens: np.ndarray, close: np.ndarray) -> object:
-    """Signals + fills + equity curves alone (numpy), no statistics, no DuckDB: for the breakdown."""
+    """SMAs + signals + fills + equity curves alone (numpy), no statistics, no DuckDB: for the breakdown."""
     n_bars, n_symbols = close.shape
     o, c = opens.T.ravel(), close.T.ravel()
     ends = np.cumsum(np.full(n_symbols, n_bars))
-    entry, exit_, _ = sma_cross_arrays(c, ends - n_bars, ends, STRATEGY.typed_params)
+    first = np.zeros(c.size, dtype=bool)
+    first[ends - n_bars] = True
+    sma = {n: np.concatenate([talib.SMA(close[:, j], n) for j in range(n_symbols)]) for n in (10, 30)}
+    bars = Bars(o, c, first, {"fast": sma[10], "slow": sma[30]})
+    entry, exit_ = STRATEGY.strategy.signal(STRATEGY.typed_params, bars)
     return simulate(SimInput(ends - n_bars, ends, o, c, entry, exit_, np.full(n_symbols, 10_000.0),
                              np.zeros(n_symbols), np.ones(n_symbols)))
 
@@ -153,8 +160,11 @@ def main() -> None:
         con.execute("INSERT INTO bars SELECT symbol, '1d', ts, open, high, low, close, volume, NULL, 'bench', now(), false "
                     "FROM staged")
         symbols = frame["symbol"].unique().sort().to_list()
-        t_db, _ = best_of(args.repeat, lambda: run_backtests(con, timeframe="1d", symbols=symbols,
-                                                                 strategies=[STRATEGY]))
+        def asset_path() -> None:  # the SMAs the indicators asset stores, then the backtest reading them
+            compute_indicators(con, timeframe="1d", symbols=symbols, params=STRATEGY.indicator_specs())
+            run_backtests(con, timeframe="1d", symbols=symbols, strategies=[STRATEGY])
+
+        t_db, _ = best_of(args.repeat, asset_path)
         con.close()
     t_engine, _ = best_of(args.repeat, lambda: engine_only(opens, close))
     n_trades = int(result.performance["n_trades"].sum() + result.performance["open_trade"].sum())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import os
 import re
 from enum import StrEnum
@@ -113,7 +114,7 @@ class MarketConfig(BaseModel):
     options: SerializeAsAny[providers.ProviderOptions] = Field(default_factory=providers.ProviderOptions)  # the provider's model
     quality: QualityConfig = Field(default_factory=QualityConfig)  # validation profile, anomaly thresholds
     indicators: IndicatorParams = Field(default_factory=IndicatorParams)
-    adjusted_prices: bool = True  # indicators read bars_adjusted; False: raw bars (backtests: always adjusted)
+    adjusted_prices: bool = True  # indicators and backtests read bars_adjusted; False: raw bars
     strategies: tuple[StrategyConfig, ...] = ()
     automation: AutomationConfig = Field(default_factory=AutomationConfig)  # schedules and gap repair
     currency: str | None = None  # the prices' currency, recorded with dividends inferred from adj_close
@@ -209,11 +210,22 @@ class JutsuConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    plugins: tuple[str, ...] = ()  # modules registering indicators/strategies, imported before markets validate
     duckdb_path: Path = Path("data/jutsu.duckdb")
     reports_dir: Path = Path("data/reports")  # backtest pictures
     dagster_home: Path = Path("data/dagster_home")  # the Dagster instance `jutsu` records runs in
     markets: dict[str, MarketConfig] = Field(min_length=1)
     source_path: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _import_plugins(cls, data: Any) -> Any:
+        for module in (data.get("plugins") or ()) if isinstance(data, dict) else ():
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise ValueError(f"plugins: cannot import {module!r} ({exc}); install it or fix the name") from None
+        return data
 
     @field_validator("markets")
     @classmethod

@@ -70,7 +70,8 @@ def _load(con: duckdb.DuckDBPyConnection, frames: dict[str, pl.DataFrame], strat
         con.register("staged", frame.to_arrow())
         con.execute(INSERT_BARS, {"symbol": symbol})
         con.unregister("staged")
-    _indicators(con, list(frames), strategies)
+    if strategies:
+        _indicators(con, list(frames), strategies)
 
 
 def _indicators(con: duckdb.DuckDBPyConnection, symbols: list[str], strategies) -> None:  # noqa: ANN001
@@ -254,6 +255,23 @@ def test_data_version_tracks_the_bars(tmp_path: Path) -> None:
     run_backtests(con, timeframe="1d", symbols=["IBM"], strategies=strategy)
     assert con.execute("SELECT count(*) FROM backtest_performance WHERE symbol = 'IBM'").fetchall()[0][0] == 0
     assert con.execute("SELECT count(*) FROM backtest_equity WHERE symbol = 'GOOG'").fetchall()[0][0] > 0
+
+
+def test_backtests_read_the_stored_indicators_or_say_what_is_missing(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "m.duckdb"))
+    _load(con, {"GOOG": _sample("GOOG"), "IBM": _sample("IBM")}, strategies=())
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['sma_10', 'sma_30'\].*materialize"):
+        run_backtests(con, timeframe="1d", symbols=["GOOG", "IBM"], strategies=STRATEGIES[:1])
+    _indicators(con, ["GOOG"], STRATEGIES[:1])  # IBM's rows are missing
+    with pytest.raises(ValueError, match=r"no indicators stored for some bars of \['IBM'\]"):
+        run_backtests(con, timeframe="1d", symbols=["GOOG", "IBM"], strategies=STRATEGIES[:1])
+    compute_indicators(con, timeframe="1d", symbols=["IBM"], params=[])  # IBM's rows, without the SMAs
+    with pytest.raises(ValueError, match=r"sma_10 is not computed for \['IBM'\]"):
+        run_backtests(con, timeframe="1d", symbols=["GOOG", "IBM"], strategies=STRATEGIES[:1])
+    # The backtest trades on the stored values: changing them changes the trades (the lineage is real).
+    before = run_backtests(con, timeframe="1d", symbols=["GOOG"], strategies=STRATEGIES[:1]).trades.height
+    con.execute("UPDATE indicators SET sma_10 = sma_10 * 1.05 WHERE symbol = 'GOOG'")
+    assert run_backtests(con, timeframe="1d", symbols=["GOOG"], strategies=STRATEGIES[:1]).trades.height != before
 
 
 def _bars_frame(symbol: str, frame: pl.DataFrame) -> pl.DataFrame:

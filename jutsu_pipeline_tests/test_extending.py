@@ -1,4 +1,4 @@
-"""docs/extending.md, followed literally: its toy provider and toy check (jutsu_pipeline_tests/toy) work."""
+"""docs/extending.md, followed literally: its toy provider, check, indicator and strategy (jutsu_pipeline_tests/toy) work."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
+import polars as pl
 import pytest
+import talib
 
+from jutsu_pipeline.backtest import backtest_bars
 from jutsu_pipeline.assets.bars.checks import build_bars_checks, check_names, check_result
 from jutsu_pipeline.config import ConfigError, JutsuConfig, load_config
 from jutsu_pipeline.partitions import BarsPartitioning
@@ -18,8 +22,8 @@ from jutsu_pipeline.providers import registry
 from jutsu_pipeline.quality import checks
 from jutsu_pipeline.quality.checks import CheckInputs
 from jutsu_pipeline.timeframes import Timeframe
-from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, write_config
-from jutsu_pipeline_tests.helpers import run_bars
+from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, query, write_config
+from jutsu_pipeline_tests.helpers import run_backtest, run_bars, run_indicators
 
 ROOT = Path(__file__).parents[1]
 TOY = Path(__file__).parent / "toy"
@@ -74,3 +78,39 @@ def test_toy_provider_syncs_and_toy_check_judges_it(toys, tmp_path: Path, start_
     outcome = check_result(report, config.markets["walk"].quality.profile)
     assert outcome.passed is passed and outcome.severity == dg.AssetCheckSeverity.WARN  # suspicious: a warning
     assert not checks.get("price_cap").is_blocking(config.markets["walk"].quality.profile)
+
+
+GUIDE = (ROOT / "docs" / "extending.md").read_text()
+PLUGINS = next(b for b in re.findall(r"```yaml\n(.*?)```", GUIDE, flags=re.S) if b.startswith("plugins:"))
+PLUGIN_CONFIG = "duckdb_path: jutsu.duckdb\n" + PLUGINS.replace("my_package.", "jutsu_pipeline_tests.toy.")
+
+
+def test_the_guide_shows_the_toy_indicator_and_strategy_verbatim() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", GUIDE, flags=re.S)
+    for name in ("indicator.py", "strategy.py"):
+        assert (TOY / name).read_text() in blocks, f"docs/extending.md no longer shows toy/{name}"
+
+
+def test_toy_indicator_and_strategy_end_to_end(tmp_path: Path, instance) -> None:
+    (tmp_path / "jutsu.yaml").write_text(PLUGIN_CONFIG)
+    config = load_config(tmp_path / "jutsu.yaml")
+    assert run_bars(config, instance, start="2012-01-01|GOOG", end="2013-03-01|IBM").success
+    assert run_indicators(config, instance, ["GOOG", "IBM"]).success
+    rows = query(config, "SELECT high, low, close, willr_10, willr_14 FROM bars_with_indicators "
+                         "WHERE symbol = 'GOOG' ORDER BY ts")
+    high, low, close, w10, w14 = (np.array(col, dtype=float) for col in zip(*rows))
+    np.testing.assert_array_equal(w10, talib.WILLR(high, low, close, 10))  # NULL (NaN) where TA-Lib's NaN is
+    np.testing.assert_array_equal(w14, talib.WILLR(high, low, close, 14))
+    assert run_backtest(config, instance, ["GOOG", "IBM"]).success
+    stored = query(config, "SELECT entry_ts FROM backtest_trades WHERE strategy = 'willr_14' ORDER BY symbol, entry_ts")
+    with duckdb.connect(str(config.database), read_only=True) as con:
+        bars = pl.from_arrow(con.sql("SELECT symbol, ts, open, high, low, close, volume FROM bars_adjusted "
+                                     "ORDER BY symbol, ts").to_arrow_table())
+    expected = backtest_bars(bars, config.markets["us_stocks"].strategies).trades.sort("symbol", "entry_ts")
+    assert [r[0] for r in stored] == expected["entry_ts"].to_list() and stored
+
+
+def test_a_typo_in_the_toy_strategy_params_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "jutsu.yaml").write_text(PLUGIN_CONFIG.replace("params: {period: 14", "params: {periodd: 14"))
+    with pytest.raises(ConfigError, match="params.periodd"):
+        load_config(tmp_path / "jutsu.yaml")

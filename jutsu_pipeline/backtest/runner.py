@@ -10,7 +10,7 @@ import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.compute as pc  # noqa: F401 - run_end_encode below
 
 from jutsu_pipeline.backtest.curves import derive_curves, series_clock
 from jutsu_pipeline.backtest.engine import SimInput, SimResult, simulate
@@ -18,19 +18,14 @@ from jutsu_pipeline.backtest.stats import compute_performance
 from jutsu_pipeline.backtest.store import ensure_result_tables, replace_results
 from jutsu_pipeline.backtest.strategies import Bars, StrategyConfig
 from jutsu_pipeline.indicators import indicator_frame
-from jutsu_pipeline.indicators.schema import ensure_indicator_schema
 from jutsu_pipeline.storage.ddl import ensure_schema
 from jutsu_pipeline.storage.files import SAFE_CONFIG
 
-# The bars and the indicator columns the strategies read, as the indicators asset stored them
-# (`{columns}` are registry-generated names, checked against COLUMN_PATTERN).
-LOAD_BARS = """
-SELECT b.symbol, b.ts, b.open, b.high, b.low, b.close, b.volume, i.ts IS NOT NULL AS has_indicators{columns}
-FROM {source} AS b
-LEFT JOIN indicators AS i ON i.symbol = b.symbol AND i.timeframe = b.timeframe AND i.ts = b.ts
-WHERE b.timeframe = $timeframe AND b.symbol IN (SELECT unnest($symbols::VARCHAR[]))
-ORDER BY b.symbol, b.ts
-"""
+_SCOPE = "WHERE timeframe = $timeframe AND symbol IN (SELECT unnest($symbols::VARCHAR[])) ORDER BY symbol, ts"
+LOAD_BARS = "SELECT symbol, ts, open, high, low, close, volume FROM {source} " + _SCOPE
+# The indicator columns the strategies read, as the indicators asset stored them (`{columns}` are
+# registry-generated names). Two sorted reads matched by position cost a third of a join.
+LOAD_INDICATORS = "SELECT symbol, ts{columns} FROM indicators " + _SCOPE
 
 BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
 
@@ -104,18 +99,17 @@ def run_backtests(
     ensure_schema(con)
     ensure_result_tables(con)
     needed = list(dict.fromkeys(c for s in strategies for c in s.input_columns().values()))
-    ensure_indicator_schema(con, [])
     stored = {row[0] for row in con.execute(INDICATOR_COLUMNS).fetchall()}
     missing = [c for c in needed if c not in stored]
     if missing:
         raise ValueError(f"indicators table lacks column(s) {missing} the strategies read: materialize the "
                          f"indicators asset of timeframe {timeframe} (it computes every strategy's indicators)")
-    sql = LOAD_BARS.format(columns="".join(f', i."{c}"' for c in needed), source="bars_adjusted" if adjusted else "bars")
-    bars = con.sql(sql, params={"timeframe": timeframe, "symbols": list(symbols)}).to_arrow_table()
-    if needed and pc.all(bars.column("has_indicators")).as_py() is False:
-        lacking = pc.unique(pc.filter(bars.column("symbol"), pc.invert(bars.column("has_indicators")))).to_pylist()
-        raise ValueError(f"no indicators stored for some bars of {lacking} ({timeframe}): materialize their "
-                         "indicators partitions first")
+    scope = {"timeframe": timeframe, "symbols": list(symbols)}
+    bars = con.sql(LOAD_BARS.format(source="bars_adjusted" if adjusted else "bars"), params=scope).to_arrow_table()
+    if needed:
+        stored = con.sql(LOAD_INDICATORS.format(columns="".join(f', "{c}"' for c in needed)), params=scope)
+        bars = _with_indicators(bars, stored.to_arrow_table(), timeframe)
+        _check_computed(bars, strategies, timeframe)
     try:
         result = _backtest_loaded(con, bars, strategies)
         replace_results(
@@ -147,7 +141,7 @@ def backtest_bars(bars: pl.DataFrame, strategies: Sequence[StrategyConfig]) -> B
 
 
 INDICATOR_COLUMNS = "SELECT column_name FROM duckdb_columns() WHERE table_name = 'indicators' AND schema_name = current_schema()"
-REGISTERED = ("_bt_bars", "_bt_series", "_bt_equity", "_bt_returns", "_bt_trades")
+REGISTERED = ("_bt_bars", "_bt_series", "_bt_equity", "_bt_curves", "_bt_returns", "_bt_trades")
 TEMP_TABLES = ("_bt_data_version", "_bt_dd_episodes", "_bt_performance")
 
 
@@ -200,6 +194,38 @@ def _backtest_loaded(
         trades=con.sql(TRADES_RESULT).pl(),
         equity=_equity_frame(tables),
     )
+
+
+def _with_indicators(bars: pa.Table, indicators: pa.Table, timeframe: str) -> pa.Table:
+    """``bars`` with the indicator columns appended, both sorted by (symbol, ts); every bar needs its row."""
+    keys = ["symbol", "ts"]
+    if indicators.num_rows != bars.num_rows or not all(bars.column(k).equals(indicators.column(k)) for k in keys):
+        # Slow path: rows of bars deleted since the indicators ran are ignored; a bar without its row is an error.
+        marked = pl.from_arrow(indicators).with_columns(pl.lit(True).alias("_stored"))
+        joined = pl.from_arrow(bars.select(keys)).join(marked, on=keys, how="left", maintain_order="left")
+        lacking = joined.filter(pl.col("_stored").is_null())["symbol"].unique()
+        if lacking.len():
+            raise ValueError(f"no indicators stored for some bars of {sorted(lacking)} ({timeframe}): materialize "
+                             "their indicators partitions first")
+        indicators = joined.drop("_stored").to_arrow()
+    for name in indicators.column_names[2:]:
+        bars = bars.append_column(name, indicators.column(name))
+    return bars
+
+
+def _check_computed(bars: pa.Table, strategies: Sequence[StrategyConfig], timeframe: str) -> None:
+    """Each symbol has every input value TA-Lib defines (rows written without a column hold NULLs)."""
+    runs = pc.run_end_encode(bars.column("symbol").combine_chunks())
+    ends = runs.run_ends.to_numpy().astype(np.int64)
+    counts = np.diff(ends, prepend=0)
+    for strategy in strategies:
+        for spec, output in strategy.inputs().values():
+            values = bars.column(spec.column(output)).to_numpy()
+            defined = np.add.reduceat(~np.isnan(values), ends - counts) if counts.size else counts
+            short = np.asarray(runs.values.to_pylist(), dtype=object)[defined < np.maximum(counts - spec.lookback(), 0)]
+            if short.size:
+                raise ValueError(f"indicator {spec.column(output)} is not computed for {sorted(short)} ({timeframe}): "
+                                 "materialize their indicators partitions first")
 
 
 def _warmup(inputs: object, local_bar: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -307,6 +333,13 @@ def _register_results(
         }),
         "_bt_returns": pa.table({"series_id": curves.period_return_series, "ret": curves.period_return}),
     }
+    offsets = pa.array(np.concatenate([[0], sim.ends]).astype(np.int32))  # series are contiguous: no copy
+    equity = tables["_bt_equity"]
+    tables["_bt_curves"] = pa.table({
+        "series_id": np.arange(n_bars.size),
+        **{name: pa.ListArray.from_arrays(offsets, equity.column(name).combine_chunks())
+           for name in ("ts", "equity", "drawdown")},
+    })
     closed = ~tr.is_open
     exit_idx = np.where(closed, tr.exit_idx, 0)
     tables["_bt_trades"] = pa.table({
