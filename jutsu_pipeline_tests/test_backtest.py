@@ -398,3 +398,15 @@ def test_indicator_strategies_equal_backtesting_py(db) -> None:
                                        rtol=1e-9, atol=0, err_msg=label)
             traded += stats["# Trades"]
         assert traded > 0, cfg.name
+
+
+def test_stored_equity_view_equals_the_run(db, ours) -> None:
+    """backtest_equity (a row view over the stored curves) gives back every bar's equity and drawdown."""
+    stored = db.sql("SELECT strategy, symbol, ts, equity, drawdown_pct FROM backtest_equity "
+                    "WHERE strategy IN (SELECT unnest($s)) ORDER BY strategy, symbol, ts",
+                    params={"s": [c.name for c in STRATEGIES]}).pl().sort("strategy", "symbol", "ts")
+    mine = ours.equity.with_columns(pl.col("strategy", "symbol").cast(pl.String)).sort("strategy", "symbol", "ts")
+    assert stored["ts"].to_list() == mine["ts"].to_list()
+    assert stored["symbol"].to_list() == mine["symbol"].to_list()
+    np.testing.assert_array_equal(stored["equity"].to_numpy(), mine["equity"].to_numpy())
+    np.testing.assert_array_equal(stored["drawdown_pct"].to_numpy(), mine["drawdown_pct"].to_numpy())

@@ -338,7 +338,7 @@ def _register_results(
     tables["_bt_curves"] = pa.table({
         "series_id": np.arange(n_bars.size),
         **{name: pa.ListArray.from_arrays(offsets, equity.column(name).combine_chunks())
-           for name in ("ts", "equity", "drawdown")},
+           for name in ("ts", "equity")},
     })
     closed = ~tr.is_open
     exit_idx = np.where(closed, tr.exit_idx, 0)

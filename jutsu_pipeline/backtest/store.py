@@ -36,17 +36,17 @@ CREATE TABLE IF NOT EXISTS backtest_equity_curves (
     symbol       VARCHAR       NOT NULL,
     timeframe    VARCHAR       NOT NULL,
     ts           TIMESTAMPTZ[] NOT NULL,
-    equity       DOUBLE[]      NOT NULL,  -- cash + position marked to each bar's close
-    drawdown_pct DOUBLE[]      NOT NULL   -- FRACTION (backtesting.py DrawdownPct): 1 - equity / running max
+    equity       DOUBLE[]      NOT NULL   -- cash + position marked to each bar's close
 )
 """
 DROP_OLD_EQUITY_TABLE = """
 SELECT count(*) FROM duckdb_tables() WHERE schema_name = current_schema() AND table_name = 'backtest_equity'
 """
+# drawdown_pct is a FRACTION (backtesting.py DrawdownPct): 1 - equity / running max, same arithmetic.
 CREATE_BACKTEST_EQUITY = """
-CREATE OR REPLACE VIEW backtest_equity AS
-SELECT strategy, symbol, timeframe, unnest(ts) AS ts, unnest(equity) AS equity, unnest(drawdown_pct) AS drawdown_pct
-FROM backtest_equity_curves
+CREATE VIEW IF NOT EXISTS backtest_equity AS
+SELECT *, 1 - equity / max(equity) OVER (PARTITION BY strategy, symbol, timeframe ORDER BY ts) AS drawdown_pct
+FROM (SELECT strategy, symbol, timeframe, unnest(ts) AS ts, unnest(equity) AS equity FROM backtest_equity_curves)
 """
 
 CREATE_BACKTEST_PERFORMANCE = """
@@ -119,7 +119,7 @@ FROM _bt_trades t JOIN _bt_series s USING (series_id)
 
 INSERT_EQUITY = """
 INSERT INTO backtest_equity_curves
-SELECT s.strategy, s.symbol, $timeframe, c.ts, c.equity, c.drawdown
+SELECT s.strategy, s.symbol, $timeframe, c.ts, c.equity
 FROM _bt_curves c JOIN _bt_series s USING (series_id)
 """
 
