@@ -292,3 +292,17 @@ def test_schema_migration_and_view(sample_db: Path, tmp_path: Path) -> None:
         assert msft["sma_7"].null_count() == 6 and msft["sma_20"].null_count() == msft.height
         assert view.filter(pl.col("symbol") == "AAPL")["sma_20"].null_count() == 3270  # not computed yet
         assert view.height == con.execute("SELECT count(*) FROM bars").fetchone()[0]
+
+
+def test_docs_list_exactly_the_registry() -> None:
+    """docs/indicators.md's table is the built-in registry (name, TA-Lib function, outputs, defaults)."""
+    from jutsu_pipeline.indicators.registry import BUILTIN
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "indicators.md").read_text()
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [r[0].strip() for r in rows] == [i.name for i in BUILTIN]
+    for row, indicator in zip(rows, BUILTIN):
+        assert row[1].split()[0] == indicator.function
+        assert [o.strip() for o in row[3].split(",")] == list(indicator.outputs)
+        documented = row[4].strip()
+        assert documented == (", ".join(f"{k} {p.default}" for k, p in indicator.params.items()) or "—")
