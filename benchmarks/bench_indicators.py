@@ -94,9 +94,9 @@ def main() -> None:
         columns = ", ".join(f'"{c}" DOUBLE' for c in params.column_names())
 
         def plain_insert() -> None:  # the floor: an empty table, one INSERT of the Arrow rows
-            con.execute(f"CREATE OR REPLACE TABLE plain (symbol VARCHAR, ts TIMESTAMPTZ, {columns})")
+            con.execute(f"CREATE OR REPLACE TABLE plain (symbol VARCHAR, timeframe VARCHAR, ts TIMESTAMPTZ, {columns})")
             con.register("staged_plain", staged)
-            con.execute("INSERT INTO plain SELECT * FROM staged_plain")
+            con.execute("INSERT INTO plain BY NAME SELECT '1d' AS timeframe, * FROM staged_plain")
             con.unregister("staged_plain")
 
         insert = best_of(args.repeats, plain_insert)
