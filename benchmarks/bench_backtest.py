@@ -28,11 +28,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 import polars as pl
-import talib
 
 from jutsu_pipeline.backtest import StrategyConfig, backtest_bars, run_backtests
-from jutsu_pipeline.backtest.engine import SimInput, simulate
-from jutsu_pipeline.backtest.strategies import Bars
 
 from jutsu_pipeline.indicators import compute_indicators
 from jutsu_pipeline.storage.ddl import ensure_schema
@@ -59,20 +56,6 @@ def bars_frame(index: pd.DatetimeIndex, opens: np.ndarray, close: np.ndarray) ->
         "open": opens.T.ravel(), "high": high.T.ravel(), "low": low.T.ravel(), "close": close.T.ravel(),
         "volume": np.full(n_bars * n_symbols, 1e6),
     }).with_columns(pl.col("ts").dt.replace_time_zone("UTC"))
-
-
-def engine_only(opens: np.ndarray, close: np.ndarray) -> object:
-    """SMAs + signals + fills + equity curves alone (numpy), no statistics, no DuckDB: for the breakdown."""
-    n_bars, n_symbols = close.shape
-    o, c = opens.T.ravel(), close.T.ravel()
-    ends = np.cumsum(np.full(n_symbols, n_bars))
-    first = np.zeros(c.size, dtype=bool)
-    first[ends - n_bars] = True
-    sma = {n: np.concatenate([talib.SMA(close[:, j], n) for j in range(n_symbols)]) for n in (10, 30)}
-    bars = Bars(o, c, first, {"fast": sma[10], "slow": sma[30]})
-    entry, exit_ = STRATEGY.strategy.signal(STRATEGY.typed_params, bars)
-    return simulate(SimInput(ends - n_bars, ends, o, c, entry, exit_, np.full(n_symbols, 10_000.0),
-                             np.zeros(n_symbols), np.ones(n_symbols)))
 
 
 def best_of(repeat: int, fn) -> tuple[float, object]:
@@ -166,11 +149,9 @@ def main() -> None:
 
         t_db, _ = best_of(args.repeat, asset_path)
         con.close()
-    t_engine, _ = best_of(args.repeat, lambda: engine_only(opens, close))
     n_trades = int(result.performance["n_trades"].sum() + result.performance["open_trade"].sum())
     print(f"jutsu backtest_bars (in memory)       : {t_mem:8.3f} s   trades incl. open: {n_trades}")
     print(f"jutsu indicators + run_backtests (DB) : {t_db:8.3f} s")
-    print(f"  of which signals+fills+equity only  : {t_engine:8.3f} s   (breakdown, not a separate product)")
 
     start = time.perf_counter()
     vbt_out = run_vectorbt(index, opens, close)

@@ -10,7 +10,6 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import numpy as np
 import talib
@@ -69,13 +68,6 @@ class Indicator:
     fixed: Mapping[str, int] = field(default_factory=dict)
     check: Callable[[Mapping[str, float]], None] | None = None
 
-    @cached_property
-    def talib_function(self) -> Callable[..., np.ndarray | tuple[np.ndarray, ...]]:
-        return getattr(talib, self.function)
-
-    def defaults(self) -> dict[str, int | float]:
-        return {key: p.default for key, p in self.params.items()}
-
     def validate(self, values: Mapping[str, object], prefix: str = "") -> dict[str, int | float]:
         """Defaults completed by validated `values` (unknown keys are errors)."""
         unknown = set(values) - set(self.params)
@@ -105,7 +97,7 @@ class Indicator:
         return int(function.lookback)
 
     def compute(self, arrays: Mapping[str, np.ndarray], values: Mapping[str, float]) -> tuple[np.ndarray, ...]:
-        result = self.talib_function(*(arrays[name] for name in self.inputs), **self.kwargs(values))
+        result = getattr(talib, self.function)(*(arrays[name] for name in self.inputs), **self.kwargs(values))
         return result if isinstance(result, tuple) else (result,)
 
 
@@ -170,19 +162,15 @@ class IndicatorSpec:
     def indicator(self) -> Indicator:
         return INDICATORS[self.name]
 
-    @property
-    def params(self) -> dict[str, int | float]:
-        return dict(self.values)
-
     def columns(self) -> tuple[str, ...]:
-        return self.indicator.columns(self.params)
+        return self.indicator.columns(dict(self.values))
 
     def column(self, output: str) -> str:
         """The column of one output, e.g. `column("bb_lower")` -> `bb_lower_20_2`."""
         return self.columns()[self.indicator.outputs.index(output)]
 
     def lookback(self) -> int:
-        return self.indicator.lookback(self.params)
+        return self.indicator.lookback(dict(self.values))
 
     def compute(self, arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
-        return self.indicator.compute(arrays, self.params)
+        return self.indicator.compute(arrays, dict(self.values))
