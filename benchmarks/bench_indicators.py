@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -20,6 +18,7 @@ import numpy as np
 import polars as pl
 import talib
 
+from _util import best_of
 from jutsu_pipeline.indicators import IndicatorParams, compute_indicators, indicator_frame
 from jutsu_pipeline.indicators import sql
 from jutsu_pipeline.storage.ddl import ensure_schema
@@ -43,15 +42,6 @@ def synthetic_bars(n_symbols: int, n_bars: int, seed: int = 42) -> pl.DataFrame:
             "volume": rng.uniform(1e5, 1e7, n_symbols * n_bars),
         }
     )
-
-
-def best_of(repeats: int, fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def talib_all(arrays: list[dict[str, np.ndarray]], p: IndicatorParams) -> list[tuple[np.ndarray, ...]]:
@@ -85,11 +75,11 @@ def main() -> None:
         con.unregister("synthetic")
         con.execute("CHECKPOINT")
         rows = compute_indicators(con, timeframe="1d", symbols=symbols, params=params)  # warm-up, creates the table
-        full = best_of(args.repeats, lambda: compute_indicators(con, timeframe="1d", symbols=symbols, params=params))
+        full = best_of(lambda: compute_indicators(con, timeframe="1d", symbols=symbols, params=params), args.repeats)
         bound = {"timeframe": "1d", "symbols": symbols}
-        read = best_of(args.repeats, lambda: con.sql(sql.SELECT_BARS, params=bound).to_arrow_table())
-        frame = pl.from_arrow(con.sql(sql.SELECT_BARS, params=bound).to_arrow_table())
-        compute = best_of(args.repeats, lambda: indicator_frame(frame, params))
+        read = best_of(lambda: con.sql(sql.SELECT_BARS.format(source="bars_adjusted"), params=bound).to_arrow_table(), args.repeats)
+        frame = pl.from_arrow(con.sql(sql.SELECT_BARS.format(source="bars_adjusted"), params=bound).to_arrow_table())
+        compute = best_of(lambda: indicator_frame(frame, params), args.repeats)
         staged = indicator_frame(frame, params).to_arrow()
         columns = ", ".join(f'"{c}" DOUBLE' for c in params.column_names())
 
@@ -99,11 +89,11 @@ def main() -> None:
             con.execute("INSERT INTO plain BY NAME SELECT '1d' AS timeframe, * FROM staged_plain")
             con.unregister("staged_plain")
 
-        insert = best_of(args.repeats, plain_insert)
+        insert = best_of(plain_insert, args.repeats)
         con.close()
     arrays = [{c: g.get_column(c).to_numpy() for c in ("high", "low", "close", "volume")}
               for _, g in bars.group_by("symbol", maintain_order=True)]
-    ta = best_of(args.repeats, lambda: talib_all(arrays, params))
+    ta = best_of(lambda: talib_all(arrays, params), args.repeats)
     floor = ta + insert
 
     print(f"rows: {rows:,} ({args.symbols} symbols x {args.bars} bars), best of {args.repeats}")

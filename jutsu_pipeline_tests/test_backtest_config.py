@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from jutsu_pipeline.backtest import StrategyConfig, backtest_bars
-from jutsu_pipeline.backtest.report import leaderboard_markdown, rank_by_sharpe, write_equity_charts
+from jutsu_pipeline.backtest.report import leaderboard_markdown, rank_by_sharpe, write_equity_chart
 
 CONFIG = """
 markets:
@@ -83,7 +83,8 @@ def test_charts_and_leaderboard(tmp_path: Path) -> None:
             for f, s in ((3, 8), (5, 20))]
     bars = pl.concat([_bars("ZIG", _zigzag(6, 90, 110)), _bars("FLAT", np.full(30, 100.0))])
     res = backtest_bars(bars, cfgs)
-    paths = write_equity_charts(res.equity, timeframe="1d", directory=tmp_path / "reports")
+    paths = {(st, sy): write_equity_chart(part, strategy=st, symbol=sy, timeframe="1d", directory=tmp_path / "reports")
+             for (st, sy), part in res.equity.group_by(["strategy", "symbol"])}
     assert set(paths) == {(c.name, s) for c in cfgs for s in ("FLAT", "ZIG")}
     for path in paths.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5_000

@@ -87,8 +87,3 @@ def write_equity_chart(
     return path
 
 
-def write_equity_charts(equity: pl.DataFrame, *, timeframe: str, directory: Path) -> dict[tuple[str, str], Path]:
-    """One PNG per (strategy, symbol) of ``equity`` (~90 ms each: draw only what someone will look at)."""
-    return {(strategy, symbol): write_equity_chart(part, strategy=strategy, symbol=symbol, timeframe=timeframe,
-                                                   directory=directory)
-            for (strategy, symbol), part in equity.group_by(["strategy", "symbol"], maintain_order=True)}

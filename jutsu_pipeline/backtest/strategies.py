@@ -1,16 +1,7 @@
 """Strategies as a registry: each declares its params model, the indicators it reads and its signal rule.
 
-Rules are evaluated on bar t's close and orders fill at bar t+1's open (docs/backtesting.md):
-
-- ``sma_cross``: enter when SMA(fast) crosses above SMA(slow), exit when it crosses below. A cross
-  is strict on both bars, exactly ``backtesting.lib.crossover``: ``fast[t-1] < slow[t-1] and
-  fast[t] > slow[t]`` (a tie on either bar is no cross).
-- ``rsi_reversion``: enter when RSI(period) crosses below ``lower``, exit when it crosses above ``upper``.
-- ``bollinger_reversion``: enter when ``close[t] < lower band``, exit when ``close[t] >= middle
-  band`` (level conditions, re-evaluated on every bar).
-
-Indicators come from the indicators asset (TA-Lib, see jutsu_pipeline.indicators). Entries only
-act when flat and exits only when long; an entry signal takes precedence on a bar carrying both.
+Rules are evaluated on bar t's close, orders fill at bar t+1's open; the rules of the built-in
+types are in docs/backtesting.md, how to add one in docs/extending.md.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def compute_indicators(
     bound = {"timeframe": timeframe, "symbols": symbols}
     con.execute("BEGIN TRANSACTION")
     try:
-        select = sql.SELECT_BARS if adjusted else sql.SELECT_RAW_BARS
+        select = sql.SELECT_BARS.format(source="bars_adjusted" if adjusted else "bars")
         bars = pl.from_arrow(con.sql(select, params=bound).to_arrow_table())
         assert isinstance(bars, pl.DataFrame)
         staged = indicator_frame(bars, specs).to_arrow()

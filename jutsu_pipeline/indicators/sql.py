@@ -36,18 +36,11 @@ FROM bars_adjusted AS b
 LEFT JOIN indicators AS i USING (symbol, timeframe, ts)
 """
 
-# The whole history of the requested symbols, in the order the computation needs:
-# split/dividend-adjusted prices (the default) or the provider's raw prices.
+# The whole history of the requested symbols, in the order the computation needs, from
+# `bars_adjusted` (split/dividend-adjusted prices, the default) or the provider's raw `bars`.
 SELECT_BARS = """
 SELECT symbol, ts, open, high, low, close, volume
-FROM bars_adjusted
-WHERE timeframe = $timeframe AND symbol IN (SELECT unnest($symbols))
-ORDER BY symbol, ts
-"""
-
-SELECT_RAW_BARS = """
-SELECT symbol, ts, open, high, low, close, volume
-FROM bars
+FROM {source}
 WHERE timeframe = $timeframe AND symbol IN (SELECT unnest($symbols))
 ORDER BY symbol, ts
 """
