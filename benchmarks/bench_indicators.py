@@ -9,7 +9,6 @@ arrays plus a plain Arrow INSERT of the same rows into an empty table (target: r
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import tempfile
 from pathlib import Path
 
@@ -19,29 +18,10 @@ import polars as pl
 import talib
 
 from _util import best_of
+from bench_backtest import bars_frame, synthetic
 from jutsu_pipeline.indicators import IndicatorParams, compute_indicators, indicator_frame
 from jutsu_pipeline.indicators import sql
 from jutsu_pipeline.storage.ddl import ensure_schema
-
-
-def synthetic_bars(n_symbols: int, n_bars: int, seed: int = 42) -> pl.DataFrame:
-    """Seeded geometric random walks with OHLCV consistent bars, one row per symbol and business day."""
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.02, (n_symbols, n_bars)), axis=1))
-    spread = np.abs(rng.normal(0.0, 0.01, (n_symbols, n_bars))) * close
-    start = dt.datetime(2010, 1, 4, tzinfo=dt.timezone.utc)
-    ts = pl.datetime_range(start, start + dt.timedelta(days=n_bars - 1), "1d", time_unit="us", eager=True)
-    return pl.DataFrame(
-        {
-            "symbol": np.repeat([f"S{i:04d}" for i in range(n_symbols)], n_bars),
-            "ts": pl.concat([ts] * n_symbols),
-            "open": close.ravel(),
-            "high": (close + spread).ravel(),
-            "low": (close - spread).ravel(),
-            "close": close.ravel(),
-            "volume": rng.uniform(1e5, 1e7, n_symbols * n_bars),
-        }
-    )
 
 
 def talib_all(arrays: list[dict[str, np.ndarray]], p: IndicatorParams) -> list[tuple[np.ndarray, ...]]:
@@ -63,7 +43,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     params = IndicatorParams()
-    bars = synthetic_bars(args.symbols, args.bars)
+    bars = bars_frame(*synthetic(args.symbols, args.bars))  # the backtest benchmark's random walks
     symbols = bars.get_column("symbol").unique(maintain_order=True).to_list()
     with tempfile.TemporaryDirectory() as tmp:
         con = duckdb.connect(str(Path(tmp) / "bench.duckdb"))

@@ -26,12 +26,9 @@ def table_metadata(
     columns = [dg.TableColumn(name, kind, description=comment or None,
                               constraints=dg.TableColumnConstraints(nullable=nullable))
                for name, kind, nullable, comment in con.execute(COLUMNS, {"table": table}).fetchall()]
-    where = ["symbol IN (SELECT unnest($symbols::VARCHAR[]))"]
-    params: dict[str, object] = {"symbols": list(symbols)}
-    if timeframe is not None:
-        where.append("timeframe = $timeframe")
-        params["timeframe"] = timeframe
-    rows = con.execute(f"SELECT count(*) FROM {table} WHERE {' AND '.join(where)}", params).fetchone()[0]
+    scope = "symbol IN (SELECT unnest($symbols::VARCHAR[]))" + (" AND timeframe = $timeframe" if timeframe else "")
+    params = {"symbols": list(symbols), **({"timeframe": timeframe} if timeframe else {})}
+    rows = con.execute(f"SELECT count(*) FROM {table} WHERE {scope}", params).fetchone()[0]
     return {
         "dagster/column_schema": dg.TableSchema(columns=columns),
         "dagster/row_count": dg.MetadataValue.int(int(rows)),
