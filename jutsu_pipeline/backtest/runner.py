@@ -89,11 +89,10 @@ def run_backtests(
 ) -> BacktestResult:
     """Backtest ``strategies`` on ``symbols``' bars and the indicators stored for them; replace results.
 
-    Reads ``bars_adjusted`` (raw ``bars`` unless ``adjusted``) joined with the ``indicators``
-    columns the strategies need, which the indicators asset must have computed (ValueError naming
-    the columns or symbols otherwise). Rows of ``backtest_trades``/``backtest_equity``/
-    ``backtest_performance`` for these strategies, symbols and timeframe are replaced in one
-    transaction (a symbol without bars loses its rows).
+    Reads ``bars_adjusted`` (raw ``bars`` unless ``adjusted``) and the ``indicators`` columns the
+    strategies need, which the indicators asset must have computed (ValueError naming what to
+    materialise otherwise). The results of these strategies, symbols and timeframe are replaced in
+    one transaction (a symbol without bars loses its rows).
     """
     _check_unique_names(strategies)
     ensure_schema(con)
@@ -112,13 +111,8 @@ def run_backtests(
         _check_computed(bars, strategies, timeframe)
     try:
         result = _backtest_loaded(con, bars, strategies)
-        replace_results(
-            con,
-            timeframe=timeframe,
-            strategies=[s.name for s in strategies],
-            symbols=list(symbols),
-            computed_at=dt.datetime.now(dt.timezone.utc),
-        )
+        replace_results(con, timeframe=timeframe, strategies=[s.name for s in strategies], symbols=list(symbols),
+                        computed_at=dt.datetime.now(dt.timezone.utc))
     finally:
         _drop_session_objects(con)
     return result

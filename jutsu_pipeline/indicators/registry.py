@@ -1,8 +1,6 @@
-"""The indicator registry: each indicator is one TA-Lib function, its parameters and its output columns.
-
-This is the only place the indicators are declared; config keys (`IndicatorParams`), column names,
-lookbacks, the table's columns and the docs' list all derive from it. See docs/extending.md.
-"""
+"""The indicator registry, the one declaration of every indicator: a TA-Lib function, its
+parameters and output columns. Config keys, column names, lookbacks and the table's columns derive
+from it (docs/extending.md)."""
 
 from __future__ import annotations
 
@@ -53,12 +51,8 @@ def format_number(value: float) -> str:
 
 @dataclass(frozen=True)
 class Indicator:
-    """`function` (a TA-Lib function name) over `inputs`, giving one column per output.
-
-    A column is named `<output>_<param values joined by _>` (`sma_20`, `bb_upper_20_2`), or just
-    `<output>` without parameters (`obv`). `fixed` are TA-Lib arguments users cannot change;
-    `check` rejects parameter combinations (ValueError).
-    """
+    """TA-Lib's `function` over `inputs`; a column per output named `<output>_<param values>`
+    (`bb_upper_20_2`, `obv`). `fixed`: TA-Lib arguments users cannot set; `check`: cross-parameter rule."""
 
     name: str
     function: str
