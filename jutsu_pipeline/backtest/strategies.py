@@ -42,9 +42,6 @@ class Bars:
         return (self.previous(a_now) < self.previous(b_now)) & (a_now > b_now)
 
 
-Signal = Callable[[Any, Bars], tuple[np.ndarray, np.ndarray]]
-
-
 @dataclass(frozen=True)
 class Strategy:
     """A strategy type: ``params`` validates the config's ``params``; ``inputs(params)`` names the
@@ -53,7 +50,7 @@ class Strategy:
     type: str
     params: type[BaseModel]
     inputs: Callable[[Any], Mapping[str, tuple[IndicatorSpec, str]]]
-    signal: Signal
+    signal: Callable[[Any, Bars], tuple[np.ndarray, np.ndarray]]
 
 
 STRATEGIES: dict[str, Strategy] = {}

@@ -27,5 +27,4 @@ def bars_versions(
 
 def combined_version(versions: Mapping[str, str], *extra: str) -> str:
     """One version for a set of symbols (and anything else the result depends on, e.g. parameters)."""
-    text = "\n".join([*(f"{k}={v}" for k, v in sorted(versions.items())), *extra])
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return hashlib.sha256("\n".join([*(f"{k}={v}" for k, v in sorted(versions.items())), *extra]).encode()).hexdigest()[:32]
