@@ -57,8 +57,9 @@ def main() -> None:
         rows = compute_indicators(con, timeframe="1d", symbols=symbols, params=params)  # warm-up, creates the table
         full = best_of(lambda: compute_indicators(con, timeframe="1d", symbols=symbols, params=params), args.repeats)
         bound = {"timeframe": "1d", "symbols": symbols}
-        read = best_of(lambda: con.sql(sql.SELECT_BARS.format(source="bars_adjusted"), params=bound).to_arrow_table(), args.repeats)
-        frame = pl.from_arrow(con.sql(sql.SELECT_BARS.format(source="bars_adjusted"), params=bound).to_arrow_table())
+        select = sql.SELECT_BARS.format(source="bars_adjusted")
+        read = best_of(lambda: con.sql(select, params=bound).to_arrow_table(), args.repeats)
+        frame = pl.from_arrow(con.sql(select, params=bound).to_arrow_table())
         compute = best_of(lambda: indicator_frame(frame, params), args.repeats)
         staged = indicator_frame(frame, params).to_arrow()
         columns = ", ".join(f'"{c}" DOUBLE' for c in params.column_names())

@@ -75,7 +75,7 @@ def build_backtest_asset(config: JutsuConfig, partitioning: BarsPartitioning) ->
         description=(f"Backtests of {', '.join(s.name for s in strategies)} on {market} {timeframe} bars "
                      f"({source} and the indicators table; fills at the next bar's open) in tables "
                      "backtest_performance (one row per strategy x symbol), backtest_trades, backtest_equity."),
-        metadata={**table_name("backtest_performance"), "tables": "backtest_trades, backtest_equity, backtest_performance"},
+        metadata=table_name("backtest_performance"),
     )
     def backtest(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
         symbols = list(context.partition_keys)

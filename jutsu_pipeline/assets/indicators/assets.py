@@ -61,7 +61,7 @@ def build_indicators_asset(config: JutsuConfig, partitioning: BarsPartitioning) 
             versions = bars_versions(con, timeframe=timeframe, symbols=symbols, adjusted=settings.adjusted_prices)
             tables = table_metadata(con, "indicators", timeframe=timeframe, symbols=symbols)
         seconds = time.perf_counter() - started
-        context.log.info(f"{market}/indicators_{timeframe}: {rows} rows for {len(symbols)} symbol(s) in {seconds:.2f} s")
+        context.log.info(f"{market}/indicators_{timeframe}: {rows} rows, {len(symbols)} symbol(s) in {seconds:.2f} s")
         return dg.MaterializeResult(
             # The bars read (one version per run: a range run's partitions share it) and the columns computed.
             data_version=dg.DataVersion(combined_version(versions, columns)),
