@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import namedtuple
-from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -18,11 +17,6 @@ def _split_key(key: str) -> tuple[str, str]:
             return name, param
     known = sorted(f"{n}_{p}" for n, i in INDICATORS.items() for p in i.params)
     raise ValueError(f"unknown indicator parameter {key!r}; known: {', '.join(known)}")
-
-
-@cache
-def _columns_type(fields: tuple[str, ...]) -> type:
-    return namedtuple("IndicatorColumns", fields)  # noqa: PYI024 - fields come from the registry
 
 
 class IndicatorParams(BaseModel):
@@ -51,7 +45,7 @@ class IndicatorParams(BaseModel):
     def columns(self):  # noqa: ANN201 - a namedtuple built from the registry's output names
         """Column names by output name, e.g. `.sma == "sma_20"`, `.bb_upper == "bb_upper_20_2"`."""
         outputs = tuple(o for spec in self.specs() for o in spec.indicator.outputs)
-        return _columns_type(outputs)(*self.column_names())
+        return namedtuple("IndicatorColumns", outputs)(*self.column_names())  # noqa: PYI024
 
     def column_names(self) -> tuple[str, ...]:
         """The indicator column names in table order."""
