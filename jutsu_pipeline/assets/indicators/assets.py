@@ -47,6 +47,7 @@ def build_indicators_asset(config: JutsuConfig, partitioning: BarsPartitioning) 
         automation_condition=(dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
                               & dg.AutomationCondition.all_deps_blocking_checks_passed()),
         pool=DUCKDB_WRITER_POOL,
+        code_version=combined_version({}, columns),  # another column set: the UI shows the asset stale
         kinds={"duckdb"},
         description=(f"TA-Lib indicators of {market} {timeframe} bars (from `{source}`) in DuckDB table "
                      f"`indicators`, joined with the bars in view `bars_with_indicators`. Columns: {columns}."),
