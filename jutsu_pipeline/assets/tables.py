@@ -22,10 +22,13 @@ def table_metadata(
     con: duckdb.DuckDBPyConnection, table: str, *, timeframe: str | None = None, symbols: Sequence[str] = ()
 ) -> dict[str, dg.MetadataValue]:
     """Materialisation metadata: the table's columns as stored (`dagster/column_schema`) and the rows
-    of the asset's scope, its symbols at its timeframe (`dagster/row_count`)."""
+    of the asset's scope, its symbols at its timeframe (`dagster/row_count`); nothing before the
+    table exists (a first sync whose every partition failed)."""
     columns = [dg.TableColumn(name, kind, description=comment or None,
                               constraints=dg.TableColumnConstraints(nullable=nullable))
                for name, kind, nullable, comment in con.execute(COLUMNS, {"table": table}).fetchall()]
+    if not columns:
+        return {}
     scope = "symbol IN (SELECT unnest($symbols::VARCHAR[]))" + (" AND timeframe = $timeframe" if timeframe else "")
     params = {"symbols": list(symbols), **({"timeframe": timeframe} if timeframe else {})}
     rows = con.execute(f"SELECT count(*) FROM {table} WHERE {scope}", params).fetchone()[0]
