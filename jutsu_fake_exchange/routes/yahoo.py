@@ -94,7 +94,7 @@ def _events(x, symbol: str, start: int, end: int, wanted: str) -> dict:  # noqa:
     """Yahoo's `events`: dividends and splits keyed by the ex-date's session open (epoch s)."""
     import datetime as dt
 
-    from jutsu_pipeline.fake_exchange.routes.common import local_midnight
+    from jutsu_fake_exchange.routes.common import local_midnight
 
     out: dict[str, dict] = {}
     for action in x.corporate_actions:
