@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,14 @@ def write_config(folder: Path, markets: dict, duckdb_path: str = "jutsu.duckdb")
     path = folder / "jutsu.yaml"
     path.write_text(yaml.safe_dump({"duckdb_path": duckdb_path, "markets": markets}))
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _rate_budget_file(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test worker gets its own shared-rate-budget file (never data/dagster_home's)."""
+    from jutsu_pipeline.providers.http.budget import BUDGET_ENV
+
+    os.environ[BUDGET_ENV] = str(tmp_path_factory.mktemp("rate_budget") / "budget.sqlite")
 
 
 @pytest.fixture

@@ -57,7 +57,8 @@ class AlpacaProvider(HttpProvider):
         self._env_names = (key_env, secret_env)
         super().__init__(options, timezone, error_mapper=self._map_error,
                          headers={"APCA-API-KEY-ID": self._key_id.reveal(),
-                                  "APCA-API-SECRET-KEY": self._secret_key.reveal()})
+                                  "APCA-API-SECRET-KEY": self._secret_key.reveal()},
+                         identity=self._key_id.reveal())
         self.feed, self.adjustment = options.feed, options.adjustment
         delay = options.delay_minutes if options.delay_minutes is not None else 15 if self.feed == "sip" else 0
         self.page_limit = options.page_limit

@@ -127,11 +127,11 @@ class SchwabProvider(HttpProvider):
     options: SchwabOptions
 
     def __init__(self, options: SchwabOptions, timezone: str, secrets: Mapping[str, Any] | None = None) -> None:
-        super().__init__(options, timezone, error_mapper=_data_error)
         id_env, secret_env, file_env = options.client_id_env, options.client_secret_env, options.token_file_env
         advice = "register an app at developer.schwab.com and export its key and secret"
         client_id = read_secret("schwab", "schwab_client_id", id_env, secrets, advice)
         client_secret = read_secret("schwab", "schwab_client_secret", secret_env, secrets, advice)
+        super().__init__(options, timezone, error_mapper=_data_error, identity=client_id.reveal())  # budget per app
         path = (secrets or {}).get("schwab_token_file") or os.environ.get(file_env)
         if not path:
             raise AuthExpired(RequestContext("schwab", purpose="credentials"), f"{file_env} is not set",

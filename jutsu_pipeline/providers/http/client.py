@@ -28,6 +28,7 @@ from jutsu_pipeline.providers.http.errors import (
     RequestRejected,
     TransientServerError,
 )
+from jutsu_pipeline.providers.http.budget import SharedTokenBucket, budget_key, budget_path
 from jutsu_pipeline.providers.http.hold import current_store
 from jutsu_pipeline.providers.http.limits import CircuitBreaker, TokenBucket
 from jutsu_pipeline.providers.http.secrets import install_log_redaction, redact
@@ -38,19 +39,26 @@ UTC = dt.timezone.utc
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 _CHUNK = 65536
 
-# Limiters and breakers are per provider (name + base URL) and shared by all instances of a process.
+# Limiters are per provider (name + base URL + credentials): one SQLite-backed budget for every process
+# (budget.py), or per process when no budget file is configured. Breakers are per process.
 _shared_lock = threading.Lock()
-_limiters: dict[tuple[str, str, str, float, float], TokenBucket] = {}
+_limiters: dict[tuple, TokenBucket | SharedTokenBucket] = {}
 _breakers: dict[tuple[str, str], CircuitBreaker] = {}
 
 
-def shared_limiter(key: tuple[str, str, str], rate: float, capacity: float) -> TokenBucket:
-    """The process-wide bucket of `key` at this rate and capacity (different settings get their own)."""
-    key = (*key, rate, capacity)
+def shared_limiter(key: tuple[str, str, str], rate: float, capacity: float,
+                   identity: str | None = None) -> TokenBucket | SharedTokenBucket:
+    """The bucket of `key` (provider, base URL, scope) and credential `identity`: shared by all processes
+    through the budget file when there is one, else by all instances of this process."""
+    path = budget_path()
+    cache_key = (*key, identity, rate, capacity, str(path))
     with _shared_lock:
-        if key not in _limiters:
-            _limiters[key] = TokenBucket(rate, capacity)
-        return _limiters[key]
+        if cache_key not in _limiters:
+            if path is None:
+                _limiters[cache_key] = TokenBucket(rate, capacity)
+            else:
+                _limiters[cache_key] = SharedTokenBucket(path, budget_key(*key, identity), rate, capacity)
+        return _limiters[cache_key]
 
 
 def shared_breaker(key: tuple[str, str], threshold: int, cooldown: float) -> CircuitBreaker:
@@ -149,7 +157,7 @@ class HttpClient:
 
     def __init__(self, provider: str, base_url: str, settings: HttpSettings, stats: FetchStats, *,
                  headers: Mapping[str, str] | None = None, error_mapper: ErrorMapper | None = None,
-                 limiter_scope: str = "requests") -> None:
+                 limiter_scope: str = "requests", identity: str | None = None) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self.settings = settings
@@ -164,11 +172,11 @@ class HttpClient:
         )
         install_log_redaction("httpx", "httpcore", log.name)
         self.limiter = shared_limiter((provider, self.base_url, limiter_scope), settings.requests_per_second,
-                                      max(settings.burst, 1.0))
-        self.weight_limiter: TokenBucket | None = None
+                                      max(settings.burst, 1.0), identity)
+        self.weight_limiter: TokenBucket | SharedTokenBucket | None = None
         if settings.weight_per_minute:
             budget = settings.weight_per_minute * settings.weight_safety
-            self.weight_limiter = shared_limiter((provider, self.base_url, "weight"), budget / 60.0, budget)
+            self.weight_limiter = shared_limiter((provider, self.base_url, "weight"), budget / 60.0, budget, identity)
         self.breaker = shared_breaker((provider, self.base_url), settings.breaker_threshold, settings.breaker_cooldown)
         self.holds = current_store()  # bans and long back-offs, shared by every run of the Dagster instance
         self._clock_lock = threading.Lock()
@@ -313,7 +321,7 @@ class HttpClient:
                           if too_long else "a ban is never retried") + \
                     f"; re-run after {seconds:.0f} s ({hold.describe()}) and lower options.http.requests_per_second"
                 raise kind(context, f"{what}, {wait}", advice, retry_after=retry_after, retryable=False, status=status)
-            if retry_after is not None:  # every request of this process waits, not only this one
+            if retry_after is not None:  # every process sharing the rate budget waits, not only this request
                 self.limiter.hold(retry_after)
             raise kind(context, f"{what}, {wait}", "lower options.http.requests_per_second or run fewer concurrent "
                        "syncs", retry_after=retry_after, retryable=True, status=status)

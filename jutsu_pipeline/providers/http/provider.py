@@ -50,14 +50,16 @@ class HttpProvider:
     capabilities: ProviderCapabilities
 
     def __init__(self, options: HttpOptions, timezone: str, *, error_mapper: ErrorMapper | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
+                 headers: Mapping[str, str] | None = None, identity: str | None = None) -> None:
         self.options = options
         self.timezone = timezone
         self.stats = FetchStats()
         self.settings = self.default_settings.with_options(options.http)
         self.base_url = str(options.base_url or self.default_base_url).rstrip("/")
+        # `identity` (an API key id, never logged: only its hash keys the budget) separates rate budgets of
+        # different accounts on the same provider.
         self.client = HttpClient(self.name, self.base_url, self.settings, self.stats, headers=headers,
-                                 error_mapper=error_mapper)
+                                 error_mapper=error_mapper, identity=identity)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
