@@ -10,7 +10,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from jutsu_pipeline.fake_exchange.testing import FAST_HTTP
+from jutsu_fake_exchange.testing import FAST_HTTP
 from jutsu_pipeline.providers import build_provider
 from jutsu_pipeline.providers.base import FetchRequest
 from jutsu_pipeline.timeframes import Timeframe

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from jutsu_pipeline.fake_exchange import FakeExchange
+from jutsu_fake_exchange import FakeExchange
 from jutsu_pipeline.providers.http.budget import BUDGET_ENV, SharedTokenBucket, budget_key, budget_path
+from jutsu_pipeline.providers.http.hold import instance_state
 
 
 class Clock:
@@ -48,7 +49,9 @@ def test_buckets_on_one_file_share_tokens_holds_and_feedback(tmp_path: Path) -> 
 def test_budget_file_location_and_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(BUDGET_ENV, raising=False)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-    assert budget_path() == tmp_path / "jutsu_rate_budget.sqlite"
+    assert budget_path() == tmp_path / "jutsu" / "rate_budget.sqlite"
+    with instance_state(tmp_path / "instance"):  # a run of that instance: beside its provider holds
+        assert budget_path() == tmp_path / "instance" / "jutsu" / "rate_budget.sqlite"
     monkeypatch.setenv(BUDGET_ENV, str(tmp_path / "b.sqlite"))
     assert budget_path() == tmp_path / "b.sqlite"
     key = budget_key("alpaca", "https://data.alpaca.markets", "requests", "secret-key-id")

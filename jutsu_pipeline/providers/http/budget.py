@@ -21,8 +21,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from jutsu_pipeline.providers.http.hold import state_dir
+
 BUDGET_ENV = "JUTSU_RATE_BUDGET"  # path of the SQLite file; default: beside the Dagster instance
-BUDGET_FILE = "jutsu_rate_budget.sqlite"
+BUDGET_FILE = Path("jutsu") / "rate_budget.sqlite"  # next to hold.py's provider_holds.sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS budget (
@@ -35,10 +37,11 @@ CREATE TABLE IF NOT EXISTS budget (
 
 
 def budget_path() -> Path | None:
-    """$JUTSU_RATE_BUDGET, else `jutsu_rate_budget.sqlite` in $DAGSTER_HOME, else None (in-process only)."""
+    """$JUTSU_RATE_BUDGET, else `jutsu/rate_budget.sqlite` in the Dagster instance directory in scope
+    (the provider holds' folder) or in $DAGSTER_HOME, else None (a per-process bucket)."""
     if os.environ.get(BUDGET_ENV):
         return Path(os.environ[BUDGET_ENV]).expanduser()
-    home = os.environ.get("DAGSTER_HOME")
+    home = state_dir() or os.environ.get("DAGSTER_HOME")
     return Path(home) / BUDGET_FILE if home else None
 
 

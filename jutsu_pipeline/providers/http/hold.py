@@ -145,6 +145,11 @@ def instance_state(directory: str | Path | None) -> Iterator[None]:
         _state_dir.reset(token)
 
 
+def state_dir() -> Path | None:
+    """The Dagster instance directory in scope (see `instance_state`), if any."""
+    return _state_dir.get()
+
+
 def current_store() -> HoldStore:
     """The store of the instance in scope (see `instance_state`), else a fresh in-memory one."""
     directory = _state_dir.get()
