@@ -127,6 +127,27 @@ def _run(job, instance, tags: dict[str, str], key, label: str, total: int | None
     return (_console or SyncConsole()).run(job, instance, tags, key, label, total, unit).success
 
 
+def report(market: str | None) -> int:
+    """Write each market's HTML report (the `<market>/report` asset, recorded in the instance)."""
+    from jutsu_pipeline.assets.report import report_asset_key
+    from jutsu_pipeline.config import load_config
+    from jutsu_pipeline.definitions import defs, report_job_name
+    from jutsu_pipeline.report import report_path
+
+    config = load_config()
+    if market is not None and market not in config.markets:
+        raise ConfigError(f"market {market!r} is not in {config.source_path}: choose one of {sorted(config.markets)}")
+    instance = _instance()
+    failures = 0
+    for name in [market] if market else list(config.markets):
+        key = report_asset_key(name)
+        ok = _run(defs.resolve_job_def(report_job_name(name)), instance, {}, key, name, 1, "page")
+        if ok:
+            (_console or SyncConsole()).say(f"{key.to_user_string()}: open {report_path(config, name).as_uri()}")
+        failures += not ok
+    return 1 if failures else 0
+
+
 def coverage() -> int:
     """Print the coverage view of the DuckDB file (read-only)."""
     return _print_query("Coverage", COVERAGE_SQL)
@@ -250,12 +271,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     sql_parser.add_argument("query", nargs="?", help="the SQL; read from standard input if omitted")
     env_parser = commands.add_parser("env", help="print (or --write) the .env line that points Dagster at the instance")
     env_parser.add_argument("--write", type=Path, metavar="PATH", help="write it into this .env file")
+    report_parser = commands.add_parser("report", parents=[verbose_too], help="write each market's HTML report under reports_dir")
+    report_parser.add_argument("--market")
     args = parser.parse_args(argv)
     verbose = args.verbose or os.environ.get("JUTSU_VERBOSE", "") not in ("", "0")
     try:
         if args.command == "sync":
             _console = SyncConsole(verbose=verbose)
             code = sync(args.market, args.timeframe)
+            _console.summary()
+            return code
+        if args.command == "report":
+            _console = SyncConsole(verbose=verbose)
+            code = report(args.market)
             _console.summary()
             return code
         if args.command == "leaderboard":

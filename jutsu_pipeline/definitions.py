@@ -18,6 +18,7 @@ from jutsu_pipeline.assets.bars.derived import build_derived_bars_asset
 from jutsu_pipeline.assets.corporate_actions import build_corporate_actions_asset
 from jutsu_pipeline.assets.indicators import build_indicators_asset
 from jutsu_pipeline.assets.indicators.assets import indicators_asset_key
+from jutsu_pipeline.assets.report import build_report_asset, report_asset_key
 from jutsu_pipeline.config import ConfigError, JutsuConfig, load_config
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
@@ -65,6 +66,10 @@ def leaderboard_job_name(market: str) -> str:
     return f"leaderboard_{market}"
 
 
+def report_job_name(market: str) -> str:
+    return f"report_{market}"
+
+
 def build_definitions(config: JutsuConfig) -> dg.Definitions:
     """Everything Dagster loads for one configuration."""
     fetched = bars_partitionings(config)
@@ -80,6 +85,8 @@ def build_definitions(config: JutsuConfig) -> dg.Definitions:
             market_partitionings = [p for p in partitionings if p.market == market]
             assets += [build_backtest_asset(config, p) for p in market_partitionings]
             assets.append(build_leaderboard_asset(config, market_partitionings))
+    for market in config.markets:
+        assets.append(build_report_asset(config, [p for p in partitionings if p.market == market]))
     jobs = [
         dg.define_asset_job(
             bars_job_name(p),
@@ -101,6 +108,9 @@ def build_definitions(config: JutsuConfig) -> dg.Definitions:
                 backtest_asset_key(p.market, p.timeframe.value))) for p in partitionings if p.market == market]
             jobs.append(dg.define_asset_job(leaderboard_job_name(market),
                                             selection=dg.AssetSelection.assets(leaderboard_asset_key(market))))
+    jobs += [dg.define_asset_job(report_job_name(market), selection=dg.AssetSelection.assets(report_asset_key(market)),
+                                 description=f"Rewrite the HTML report of market {market}.")
+             for market in config.markets]
     automation = dg.AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR,
         target=dg.AssetSelection.all(),

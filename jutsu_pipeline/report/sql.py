@@ -1,0 +1,62 @@
+"""SQL of the HTML report: read-only, scoped to one market's symbols, every value a bound parameter.
+
+Registered Arrow tables: `grid` (partition_date, ts) is the calendar's expected bars (quality.grid).
+"""
+
+from __future__ import annotations
+
+TABLE_EXISTS = """
+SELECT count(*) FROM duckdb_tables() WHERE schema_name = current_schema() AND table_name = $table
+"""
+
+# Stored bars per symbol and partition that fall on the calendar's grid (a window's expected bars).
+BARS_PER_PARTITION = """
+SELECT b.symbol, g.partition_date, count(*) AS bars
+FROM bars AS b
+JOIN grid AS g ON b.ts = g.ts
+WHERE b.timeframe = $timeframe AND b.symbol IN (SELECT unnest($symbols::VARCHAR[]))
+GROUP BY ALL
+"""
+
+# The latest $bars bars of each symbol with the indicator columns the market computes (formatted
+# identifiers come from IndicatorParams.columns(), validated against COLUMN_PATTERN).
+PRICE_WITH_INDICATORS = """
+SELECT * FROM (
+    SELECT b.symbol, epoch(b.ts)::BIGINT AS t, b.open, b.high, b.low, b.close{columns},
+           row_number() OVER (PARTITION BY b.symbol ORDER BY b.ts DESC) AS age
+    FROM {source} AS b
+    LEFT JOIN indicators AS i USING (symbol, timeframe, ts)
+    WHERE b.timeframe = $timeframe AND b.symbol IN (SELECT unnest($symbols::VARCHAR[]))
+)
+WHERE age <= $bars
+ORDER BY symbol, t
+"""
+
+PRICE_ONLY = """
+SELECT * FROM (
+    SELECT symbol, epoch(ts)::BIGINT AS t, open, high, low, close,
+           row_number() OVER (PARTITION BY symbol ORDER BY ts DESC) AS age
+    FROM {source}
+    WHERE timeframe = $timeframe AND symbol IN (SELECT unnest($symbols::VARCHAR[]))
+)
+WHERE age <= $bars
+ORDER BY symbol, t
+"""
+
+LEADERBOARD = """
+SELECT l.rank, l.strategy, l.symbol, l.timeframe, l.sharpe_ratio, l.return_pct, l.max_drawdown_pct, l.n_trades,
+       p.return_ann_pct, p.win_rate_pct, p.buy_hold_return_pct, p.equity_final
+FROM backtest_leaderboard AS l
+LEFT JOIN backtest_performance AS p USING (strategy, symbol, timeframe)
+WHERE l.market = $market AND l.rank <= $top
+ORDER BY l.rank
+"""
+
+# Equity and drawdown of the leaderboard's top results.
+LEADERBOARD_CURVES = """
+SELECT l.rank, epoch(e.ts)::BIGINT AS t, e.equity, e.drawdown_pct
+FROM backtest_leaderboard AS l
+JOIN backtest_equity AS e USING (strategy, symbol, timeframe)
+WHERE l.market = $market AND l.rank <= $top
+ORDER BY l.rank, e.ts
+"""
