@@ -56,8 +56,10 @@ def test_backtests_and_leaderboard(tmp_path: Path, instance) -> None:
                             resources={"duckdb": JutsuDuckDBResource(database=str(config.database))})
     assert ranked.success
     board_meta = ranked.get_asset_materialization_events()[0].materialization.metadata
-    assert board_meta["best_five"].value.count("data:image/png;base64,") == 5
-    assert len(list(reports.glob("*.png"))) == 5 and board_meta["dagster/row_count"].value == 10
+    best_five = board_meta["best_five"].value  # the five compared in one chart, then each one's chart
+    assert best_five.count("data:image/png;base64,") == 6 and (reports / "best_curves.png").is_file()
+    assert len(list(reports.glob("*.png"))) == 6 and board_meta["dagster/row_count"].value == 10
+    assert "report.html" in best_five
     rows = query(config, "SELECT rank, sharpe_ratio FROM backtest_leaderboard ORDER BY rank")
     sharpes = [r[1] for r in rows if r[1] is not None]
     assert [r[0] for r in rows] == list(range(1, 11)) and sharpes == sorted(sharpes, reverse=True)

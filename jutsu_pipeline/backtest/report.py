@@ -87,3 +87,35 @@ def write_equity_chart(
     return path
 
 
+def write_best_curves_chart(equity: pl.DataFrame, titles: list[tuple[tuple[str, str, str], str]], path: Path) -> Path:
+    """One PNG comparing several results: return on initial equity (%) on top, drawdown (%) below.
+
+    ``equity`` holds strategy, symbol, timeframe, ts, equity, drawdown_pct; ``titles`` maps each
+    (strategy, symbol, timeframe) to its legend label, in drawing order.
+    """
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    fig = Figure(figsize=(10, 6), dpi=100)
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    for (strategy, symbol, timeframe), label in titles:
+        part = equity.filter((pl.col("strategy") == strategy) & (pl.col("symbol") == symbol)
+                             & (pl.col("timeframe") == timeframe)).sort("ts")
+        if not part.height:
+            continue
+        ts = part["ts"].dt.replace_time_zone(None).to_list()
+        first = part["equity"][0]
+        line, = top.plot(ts, (100 * (part["equity"] / first - 1)).to_list(), linewidth=1.2, label=label)
+        bottom.plot(ts, (-100 * part["drawdown_pct"]).to_list(), linewidth=0.8, color=line.get_color())
+    top.set_ylabel("Return %")
+    top.set_title("Best results by Sharpe: return on initial cash and drawdown")
+    top.legend(loc="upper left", fontsize=8)
+    top.grid(alpha=0.3)
+    bottom.set_ylabel("Drawdown %")
+    bottom.grid(alpha=0.3)
+    fig.subplots_adjust(left=0.09, right=0.98, top=0.94, bottom=0.06, hspace=0.08)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path

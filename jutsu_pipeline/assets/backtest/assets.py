@@ -14,9 +14,15 @@ from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL
 from jutsu_pipeline.assets.indicators.assets import indicators_asset_key, symbol_partitions
 from jutsu_pipeline.assets.tables import table_metadata, table_name
 from jutsu_pipeline.backtest import run_backtests
-from jutsu_pipeline.backtest.report import leaderboard_markdown, rank_by_sharpe, write_equity_chart
+from jutsu_pipeline.backtest.report import (
+    leaderboard_markdown,
+    rank_by_sharpe,
+    write_best_curves_chart,
+    write_equity_chart,
+)
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
+from jutsu_pipeline.report import report_path
 from jutsu_pipeline.resources import JutsuDuckDBResource
 from jutsu_pipeline.storage.versions import combined_version
 
@@ -39,6 +45,12 @@ SELECT ts, equity, drawdown_pct FROM backtest_equity
 WHERE strategy = $strategy AND symbol = $symbol AND timeframe = $timeframe ORDER BY ts
 """
 DELETE_LEADERBOARD = "DELETE FROM backtest_leaderboard WHERE market = $market"
+SELECT_BEST_EQUITY = """
+SELECT strategy, symbol, timeframe, ts, equity, drawdown_pct
+FROM backtest_equity
+WHERE strategy IN (SELECT unnest($strategies::VARCHAR[])) AND symbol IN (SELECT unnest($symbols::VARCHAR[]))
+  AND timeframe IN (SELECT unnest($timeframes::VARCHAR[]))
+"""  # a superset of the best results' rows; the chart picks each (strategy, symbol, timeframe)
 INSERT_LEADERBOARD = """
 INSERT INTO backtest_leaderboard
 SELECT $market, rank, strategy, symbol, timeframe, sharpe_ratio, return_pct, max_drawdown_pct, n_trades, now()
@@ -140,11 +152,23 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
             tables = table_metadata(con, "backtest_leaderboard", symbols=settings.symbols)
             best = [(f"#{r['rank']} {r['strategy']} {r['symbol']} ({r['timeframe']}), Sharpe {_two(r['sharpe_ratio'])}",
                      _chart(con, r, reports)) for r in ranked.head(LEADERBOARD_TOP).iter_rows(named=True)]
+            top = ranked.head(LEADERBOARD_TOP)
+            equity = pl.from_arrow(con.sql(SELECT_BEST_EQUITY, params={
+                "strategies": top["strategy"].to_list(), "symbols": top["symbol"].to_list(),
+                "timeframes": top["timeframe"].to_list()}).to_arrow_table())
+        titles = [((r["strategy"], r["symbol"], r["timeframe"]),
+                   f"#{r['rank']} {r['strategy']} {r['symbol']} ({r['timeframe']}), Sharpe {_two(r['sharpe_ratio'])}")
+                  for r in top.iter_rows(named=True)]
+        overlay = write_best_curves_chart(equity, titles, reports / "best_curves.png") if titles else None
         context.log.info(f"{market}/backtest_leaderboard: {ranked.height} strategy x symbol results ranked")
         return dg.MaterializeResult(metadata={
             **tables,
             "leaderboard": dg.MetadataValue.md(leaderboard_markdown(performance)),
-            "best_five": dg.MetadataValue.md(embedded_images(best)),
+            "best_five": dg.MetadataValue.md(
+                (embedded_images([("The best five compared: return and drawdown", overlay)]) + "\n\n" if overlay else "")
+                + embedded_images(best)
+                + f"\n\nEvery chart of the market, with candles and indicators: `{report_path(config, market)}` "
+                  "(asset `report`)."),
             "results_ranked": dg.MetadataValue.int(ranked.height),
             "best_sharpe": dg.MetadataValue.float(float(ranked["sharpe_ratio"][0]) if ranked.height and
                                                   ranked["sharpe_ratio"][0] is not None else float("nan")),
