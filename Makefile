@@ -12,7 +12,7 @@ ifdef DAGSTER_HOME
 export DAGSTER_HOME := $(abspath $(DAGSTER_HOME))
 endif
 
-.PHONY: demo test dev install bench coverage clean
+.PHONY: demo test test-slow test-all dev install bench coverage report clean
 
 # The runtime dependencies only: what `make demo` and `make dev` need.
 $(RUNTIME_STAMP): pyproject.toml
@@ -38,10 +38,19 @@ demo: $(RUNTIME_STAMP) .env
 	$(BIN)/jutsu sync
 	$(BIN)/jutsu coverage
 	$(BIN)/jutsu leaderboard
+	$(BIN)/jutsu report
 
-## Run the test suite.
+## The test suite without the slow end-to-end tests (target: under 2 minutes on 2 busy cores).
 test: $(TEST_STAMP) .env
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q -m "not slow"
+
+## The slow end-to-end tests: dagster dev, the CLI in subprocesses, whole histories, a fresh clone running the
+## README, headless Chromium.
+test-slow: $(TEST_STAMP) .env
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q -m slow
+
+## Everything, as .ci/run does.
+test-all: test test-slow
 
 ## The Dagster UI on http://127.0.0.1:3000 with the same instance as `make demo`.
 dev: $(RUNTIME_STAMP) .env
@@ -50,6 +59,10 @@ dev: $(RUNTIME_STAMP) .env
 
 coverage: $(RUNTIME_STAMP)
 	$(BIN)/jutsu coverage
+
+## Write each market's HTML report to data/reports/<market>/report.html.
+report: $(RUNTIME_STAMP) .env
+	$(BIN)/jutsu report
 
 ## Benchmarks (print side-by-side ratios; figures go to docs/performance.md).
 bench: $(TEST_STAMP)

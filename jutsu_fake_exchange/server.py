@@ -209,11 +209,16 @@ class FakeExchange:
     def use_weight(self, weight: int) -> tuple[int, bool]:
         """Add weight in the current minute; returns (used, over_limit)."""
         with self._log_lock:
-            minute = int(time.monotonic() // 60)
+            minute = int(self.clock.now() // 60)
             current, used = self._weight_window
             used = used + weight if current == minute else weight
             self._weight_window = (minute, used)
             return used, used > self.binance_weight_limit
+
+    def set_used_weight(self, used: int) -> None:
+        """Weight already used in the current minute of the exchange's clock (freeze it to keep the minute)."""
+        with self._log_lock:
+            self._weight_window = (int(self.clock.now() // 60), used)
 
     # -- dispatch --------------------------------------------------------------------------------
     def handle(self, h: _HTTPHandler) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+import pytest
 import polars as pl
 
 from jutsu_pipeline.providers.base import FetchRequest
@@ -111,6 +112,7 @@ def test_invalid_bars_store_nothing_for_their_partition_and_name_the_rule(sample
     ]
 
 
+@pytest.mark.slow
 def test_a_whole_history_run_stores_every_sample_bar(sample_config, instance) -> None:
     result = run_bars(sample_config, instance, start="2000-03-01|AAPL", end="2013-03-01|MSFT")
     assert result.success and run_metadata(result)["provider_calls"] == 5

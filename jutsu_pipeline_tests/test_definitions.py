@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from jutsu_pipeline.config import load_config
 from jutsu_pipeline.definitions import build_definitions
@@ -61,6 +62,7 @@ def _materialize(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_partition_range_and_single_partition(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, {"us_stocks": SAMPLE_MARKET}))
     ranged = _materialize(tmp_path, "--partition-range", "2012-01-01|AAPL...2012-03-01|MSFT")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+import pytest
 import duckdb
 import polars as pl
 
@@ -48,6 +49,7 @@ def _evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEv
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
+@pytest.mark.slow
 def test_whole_sample_history_in_one_range_run(sample_config, instance) -> None:
     result, ran = _run_with_checks(sample_config, instance, "2000-03-01|AAPL", "2013-03-01|MSFT")
     assert result.success and len(ran) == 785  # warnings do not stop downstream

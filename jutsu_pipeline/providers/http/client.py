@@ -233,6 +233,7 @@ class HttpClient:
         error = state.outcome.exception() if state.outcome else None
         wait = state.next_action.sleep if state.next_action else 0.0
         self.stats.extra["retries"] = self.stats.extra.get("retries", 0) + 1
+        self.stats.extra["retry_wait_ms"] = self.stats.extra.get("retry_wait_ms", 0) + round(wait * 1000)
         log.warning("%s: attempt %d failed (%s); retrying in %.2f s", context.describe(), state.attempt_number,
                     redact(type(error).__name__ + (f" HTTP {error.status}" if getattr(error, "status", None) else "")),
                     wait)

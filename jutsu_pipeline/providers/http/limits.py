@@ -8,6 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 
+_EPSILON = 1e-9
+
+
 class TokenBucket:
     """`rate` tokens per second up to `capacity`; `acquire(n)` blocks until n tokens are available.
 
@@ -40,8 +43,10 @@ class TokenBucket:
             with self._lock:
                 now = self._clock()
                 self._refill(now)
-                if now >= self._held_until and self._tokens >= tokens:
-                    self._tokens -= tokens
+                # Tolerance: a refill computed in floats can land a hair under `tokens` and ask for a
+                # sleep too short to move the clock, which would spin forever.
+                if now >= self._held_until and self._tokens >= tokens - _EPSILON:
+                    self._tokens = max(self._tokens - tokens, 0.0)
                     return waited
                 delay = max(self._held_until - now, (tokens - self._tokens) / self.rate)
             self._sleep(delay)
