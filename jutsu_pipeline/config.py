@@ -213,7 +213,7 @@ class JutsuConfig(BaseModel):
     plugins: tuple[str, ...] = ()  # modules registering indicators/strategies, imported before markets validate
     duckdb_path: Path = Path("data/jutsu.duckdb")
     reports_dir: Path = Path("data/reports")  # backtest pictures and each market's report.html
-    report_bars: int = Field(default=750, ge=10, le=1_000_000)  # latest bars per symbol in the HTML report's charts
+    report_bars: int = Field(default=500, ge=10, le=1_000_000)  # latest bars per symbol in the HTML report's charts
     dagster_home: Path = Path("data/dagster_home")  # the Dagster instance `jutsu` records runs in
     markets: dict[str, MarketConfig] = Field(min_length=1)
     source_path: Path | None = Field(default=None, exclude=True)

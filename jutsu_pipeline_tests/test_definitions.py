@@ -50,7 +50,8 @@ def test_several_markets_and_timeframes(tmp_path: Path) -> None:
     dg.Definitions.validate_loadable(defs)
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
     assert keys == {f"{market}/{kind}_{tf}" for market, tf in (("us_stocks", "1d"), ("crypto", "1h"), ("crypto", "1d"))
-                    for kind in ("bars", "indicators")} | {"us_stocks/corporate_actions", "crypto/corporate_actions"}
+                    for kind in ("bars", "indicators")} | {f"{market}/{kind}" for market in ("us_stocks", "crypto")
+                                                         for kind in ("corporate_actions", "report")}
 
 
 def _materialize(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

@@ -30,6 +30,18 @@ def _materialize_report(config: JutsuConfig, instance: dg.DagsterInstance) -> dg
     return result
 
 
+def _unpack(deltas: list[int | None], digits: int) -> list[float | None]:
+    """The page's decoding of packed series (report.js `unpack`)."""
+    total, out = 0, []
+    for delta in deltas:
+        if delta is None:
+            out.append(None)
+        else:
+            total += delta
+            out.append(round(total / 10**digits, digits))
+    return out
+
+
 def _page_data(path: Path) -> tuple[dict, dict[str, dict]]:
     page = path.read_text()
     main = json.loads(re.search(r'<script type="application/json" id="jutsu-main">(.*?)</script>', page, re.S)[1])
@@ -71,7 +83,9 @@ def test_coverage_marks_failed_missing_partial_and_empty_windows(sample_config, 
 
     # Prices: the stored adjusted bars (rounded for display), with indicators where they were computed.
     assert set(prices) == {"AAPL", "FB", "IBM", "MSFT"}  # GOOG has no bars before 2004: the page says so
-    aapl = prices["AAPL"]
+    raw = prices["AAPL"]
+    aapl = {**raw, "c": _unpack(raw["c"], raw["digits"]),
+            **{k: _unpack(raw[k]["v"], raw[k]["d"]) for k in raw["names"]}}
     rows = query(sample_config, "SELECT epoch(ts)::BIGINT, close, sma_20, rsi_14 FROM bars_with_indicators "
                                 "WHERE symbol = 'AAPL' ORDER BY ts")
     assert len(aapl["c"]) == len(rows) == 1 + len(aapl["dt"])

@@ -140,6 +140,22 @@ def _rounded(values: np.ndarray, digits: int) -> list[float | None]:
     return [None if v != v else v for v in out.tolist()]
 
 
+def _packed(values: np.ndarray, digits: int) -> list[int | None]:
+    """Compact form of a series for the page: integers in units of 10**-digits, each the difference
+    to the previous non-null one (the first is absolute); NULL stays None. The page's `unpack` inverts it.
+
+    About half the bytes of rounded decimals: 500 symbols' charts stay a page a browser opens quickly.
+    """
+    scaled = np.round(values.astype(np.float64) * 10.0**digits)
+    finite = np.isfinite(scaled)
+    ints = scaled[finite].astype(np.int64)
+    deltas = np.diff(ints, prepend=np.int64(0)).tolist()
+    out: list[int | None] = [None] * values.size
+    for index, delta in zip(np.flatnonzero(finite).tolist(), deltas):
+        out[index] = delta
+    return out
+
+
 def _price_digits(close: np.ndarray) -> int:
     """Decimals that keep 4 significant digits of a symbol's typical price (at least cents)."""
     finite = np.abs(close[np.isfinite(close)])
@@ -165,7 +181,8 @@ def price_series(
 ) -> dict[str, dict]:
     """Per symbol: the latest `bars` candles with SMA, Bollinger bands, RSI and MACD, compactly encoded.
 
-    Times are `t0` plus deltas in `unit` seconds; prices keep 4 significant digits (at least cents).
+    Times are `t0` plus deltas in `unit` seconds; prices keep 4 significant digits (at least cents),
+    packed (see `_packed`): o/h/l/c with `digits` decimals, each indicator as {"d": decimals, "v": packed}.
     """
     source = "bars_adjusted" if adjusted else "bars"
     if not _table_exists(con, "bars"):
@@ -192,14 +209,14 @@ def price_series(
         digits = _price_digits(part["close"].to_numpy())
         series: dict[str, object] = {"unit": unit, "t0": t0, "dt": deltas, "digits": digits}
         for name in ("open", "high", "low", "close"):
-            series[name[0]] = _rounded(part[name].to_numpy(), digits)
+            series[name[0]] = _packed(part[name].to_numpy(), digits)
         names = {}
         for short, name in available.items():
             values = part[short].to_numpy()
             if part[short].null_count() == part.height:
                 continue  # not computed for this symbol (yet)
-            series[short] = _rounded(values, digits if short in ("sma", "bbu", "bbm", "bbl") else
-                                     2 if short == "rsi" else digits + 1)
+            places = digits if short in ("sma", "bbu", "bbm", "bbl") else 2 if short == "rsi" else digits + 1
+            series[short] = {"d": places, "v": _packed(values, places)}
             names[short] = name
         series["names"] = names
         out[symbol] = series

@@ -28,6 +28,25 @@
     return out;
   }
 
+  // Inverse of report/data.py `_packed`: running sums of integer deltas, scaled by 10**-digits.
+  function unpack(deltas, digits) {
+    const scale = Math.pow(10, -digits), out = new Array(deltas.length);
+    let acc = 0;
+    for (let i = 0; i < deltas.length; i++) {
+      if (deltas[i] === null) { out[i] = null; continue; }
+      acc += deltas[i];
+      out[i] = Number((acc * scale).toFixed(digits));
+    }
+    return out;
+  }
+
+  function unpackSeries(raw) {
+    const data = {unit: raw.unit, t0: raw.t0, dt: raw.dt, digits: raw.digits, names: raw.names};
+    for (const key of ["o", "h", "l", "c"]) data[key] = unpack(raw[key], raw.digits);
+    for (const key of Object.keys(raw.names)) data[key] = unpack(raw[key].v, raw[key].d);
+    return data;
+  }
+
   function line(t, values) {
     const out = [];
     for (let i = 0; i < t.length; i++) out.push(values[i] === null ? {time: t[i]} : {time: t[i], value: values[i]});
@@ -140,7 +159,7 @@
 
   function priceData(tf, symbol) {
     const node = document.getElementById(`p:${tf}:${symbol}`);
-    return node ? JSON.parse(node.textContent) : null;
+    return node ? unpackSeries(JSON.parse(node.textContent)) : null;
   }
 
   function drawPrice(tf, symbol) {
