@@ -42,12 +42,12 @@ demo: $(RUNTIME_STAMP) .env
 
 ## The test suite without the slow end-to-end tests (target: under 2 minutes on 2 busy cores).
 test: $(TEST_STAMP) .env
-	$(BIN)/python -m pytest -n 2 --dist worksteal -q -m "not slow"
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow"
 
 ## The slow end-to-end tests: dagster dev, the CLI in subprocesses, whole histories, a fresh clone running the
 ## README, headless Chromium.
 test-slow: $(TEST_STAMP) .env
-	$(BIN)/python -m pytest -n 2 --dist worksteal -q -m slow
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m slow
 
 ## Everything, as .ci/run does.
 test-all: test test-slow

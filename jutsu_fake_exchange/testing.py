@@ -10,8 +10,9 @@ from jutsu_fake_exchange.server import FakeExchange
 from jutsu_pipeline.providers.http.oauth import TokenFile, Tokens
 
 # Short timeouts and backoff so fault tests run in milliseconds; no client-side throttling by default.
+# Fast retries, but timeouts that a loaded machine never hits by accident: tests of timeouts set their own.
 FAST_HTTP: dict[str, Any] = {
-    "connect_timeout": 2.0, "read_timeout": 2.0, "write_timeout": 1.0, "pool_timeout": 1.0, "deadline": 5.0,
+    "connect_timeout": 30.0, "read_timeout": 60.0, "write_timeout": 30.0, "pool_timeout": 30.0, "deadline": 120.0,
     "backoff_initial": 0.01, "backoff_max": 0.05, "backoff_jitter": 0.01, "retry_after_max": 5.0,
     "requests_per_second": 1000.0, "burst": 1000.0, "breaker_cooldown": 0.5,
 }
