@@ -19,11 +19,12 @@ LAYERS: list[set[str]] = [
     {"calendars", "providers", "indicators", "backtest", "actions", "derive"},
     {"config"},
     {"partitions"},
-    {"quality", "sync"},
+    {"quality", "sync", "report"},
     {"instance", "resources", "assets", "schedules", "sensors", "definitions", "cli"},
 ]
-DAGSTER_FREE = {"timeframes", "storage", "calendars", "providers", "indicators", "backtest", "config", "quality"}
-PEERS = {("sync", "quality"), ("assets", "resources"), ("assets", "instance"), ("sensors", "instance"),
+DAGSTER_FREE = {"timeframes", "storage", "calendars", "providers", "indicators", "backtest", "config", "quality",
+                "report"}
+PEERS = {("sync", "quality"), ("report", "quality"), ("assets", "resources"), ("assets", "instance"), ("sensors", "instance"),
          ("definitions", "assets"), ("definitions", "resources"), ("definitions", "schedules"),
          ("definitions", "sensors"), ("cli", "instance"), ("cli", "definitions"), ("cli", "assets"),
          ("cli", "sensors"), ("schedules", "assets"), ("sensors", "assets"), ("resources", "instance"),
