@@ -29,6 +29,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (wheel,) = (folder / "dist").glob("jutsu_pipeline-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "jutsu_pipeline/sample_data/AAPL.parquet" in names and "jutsu_fake_exchange/__main__.py" in names
+    assert {f"jutsu_pipeline/report/static/{name}" for name in ("report.js", "report.css",
+            "lightweight-charts.standalone.production.js")} <= set(names)  # the HTML report's page assets
     assert not any(name.startswith("jutsu_pipeline_tests/") for name in names)
     venv = folder / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
