@@ -20,11 +20,11 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"partitions"},
     {"quality", "sync", "report"},
-    {"instance", "resources", "assets", "schedules", "sensors", "definitions", "cli"},
+    {"instance", "resources", "assets", "schedules", "sensors", "definitions", "cli", "console"},
 ]
 DAGSTER_FREE = {"timeframes", "storage", "calendars", "providers", "indicators", "backtest", "config", "quality",
                 "report"}
-PEERS = {("sync", "quality"), ("report", "quality"), ("assets", "resources"), ("assets", "instance"), ("sensors", "instance"),
+PEERS = {("sync", "quality"), ("report", "quality"), ("cli", "console"), ("definitions", "console"), ("assets", "resources"), ("assets", "instance"), ("sensors", "instance"),
          ("definitions", "assets"), ("definitions", "resources"), ("definitions", "schedules"),
          ("definitions", "sensors"), ("cli", "instance"), ("cli", "definitions"), ("cli", "assets"),
          ("cli", "sensors"), ("schedules", "assets"), ("sensors", "assets"), ("resources", "instance"),
