@@ -11,12 +11,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import duckdb
 import numpy as np
 import polars as pl
 
-from jutsu_pipeline.indicators.params import IndicatorColumns
 from jutsu_pipeline.partitions import BarsPartitioning, partition_key
 from jutsu_pipeline.quality.grid import calendar_grid
 from jutsu_pipeline.report import sql
@@ -175,7 +175,7 @@ def price_series(
     *,
     timeframe: str,
     symbols: Sequence[str],
-    columns: IndicatorColumns,
+    columns: Any,  # IndicatorParams.columns(): names by output (.sma, .bb_upper, .rsi, .macd, ...)
     adjusted: bool,
     bars: int,
 ) -> dict[str, dict]:

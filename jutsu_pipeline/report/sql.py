@@ -5,8 +5,9 @@ Registered Arrow tables: `grid` (partition_date, ts) is the calendar's expected 
 
 from __future__ import annotations
 
+# A table or a view (backtest_equity is a view over backtest_equity_curves).
 TABLE_EXISTS = """
-SELECT count(*) FROM duckdb_tables() WHERE schema_name = current_schema() AND table_name = $table
+SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $table
 """
 
 # Stored bars per symbol and partition that fall on the calendar's grid (a window's expected bars).
