@@ -12,7 +12,7 @@ ifdef DAGSTER_HOME
 export DAGSTER_HOME := $(abspath $(DAGSTER_HOME))
 endif
 
-.PHONY: demo test test-slow test-all dev install bench coverage report clean
+.PHONY: demo test test-slow test-all dev install bench coverage report clean lint typecheck
 
 # The runtime dependencies only: what `make demo` and `make dev` need.
 $(RUNTIME_STAMP): pyproject.toml
@@ -49,8 +49,17 @@ test: $(TEST_STAMP) .env
 test-slow: $(TEST_STAMP) .env
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m slow
 
+## Lint with ruff: the package, the fake exchange, the tests and the benchmarks (run by .ci/run).
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check jutsu_pipeline jutsu_fake_exchange jutsu_pipeline_tests benchmarks
+
+## Type-check the package with mypy and the pydantic plugin (configured in pyproject.toml; not yet clean,
+## so not in .ci/run: see docs/operations.md).
+typecheck: $(TEST_STAMP)
+	$(BIN)/mypy
+
 ## Everything, as .ci/run does.
-test-all: test test-slow
+test-all: lint test test-slow
 
 ## The Dagster UI on http://127.0.0.1:3000 with the same instance as `make demo`.
 dev: $(RUNTIME_STAMP) .env

@@ -30,7 +30,6 @@ import pandas as pd
 import polars as pl
 
 from jutsu_pipeline.backtest import StrategyConfig, backtest_bars, run_backtests
-
 from jutsu_pipeline.indicators import compute_indicators
 from jutsu_pipeline.storage.ddl import ensure_schema
 

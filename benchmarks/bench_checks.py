@@ -8,7 +8,6 @@ Run: /tmp/venv/bin/python benchmarks/bench_checks.py      (targets: daily check 
 
 from __future__ import annotations
 
-import datetime as dt
 import sys
 import tempfile
 import time

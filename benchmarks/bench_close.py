@@ -15,7 +15,6 @@ is Dagster: tick evaluation, run setup, per-partition events, automation evaluat
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import shutil
 import sys
 import tempfile

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import statistics
 import os
+import statistics
 import sys
 import tempfile
 import threading

@@ -16,11 +16,10 @@ import duckdb
 import numpy as np
 import polars as pl
 import talib
-
 from _util import best_of
 from bench_backtest import bars_frame, synthetic
-from jutsu_pipeline.indicators import IndicatorParams, compute_indicators, indicator_frame
-from jutsu_pipeline.indicators import sql
+
+from jutsu_pipeline.indicators import IndicatorParams, compute_indicators, indicator_frame, sql
 from jutsu_pipeline.storage.ddl import ensure_schema
 
 

@@ -236,7 +236,8 @@ class FakeExchange:
         request = Request(h.command, url.path, params, {k.lower(): v for k, v in h.headers.items()},
                           dict(parse_qsl(raw_form)), cookies, frozenset(f.kind for f in faults if f.kind in DATA_KINDS))
         if route in _LIMITED_ROUTES and self._bucket is not None and not self._bucket.take():
-            response = Response.json({"code": -1003, "message": "rate limit exceeded"}, 429, {"Retry-After": f"{self.rate_limit_retry_after:g}"})
+            response = Response.json({"code": -1003, "message": "rate limit exceeded"}, 429,
+                                     {"Retry-After": f"{self.rate_limit_retry_after:g}"})
             transport = None
         elif transport is not None and transport.kind == "status":
             response = self._status_fault(transport)

@@ -38,10 +38,10 @@ def _instance():  # noqa: ANN202 - dagster.DagsterInstance
 
 def sync(market: str | None, timeframe: str | None) -> int:
     """Materialise every missing (or in-progress) bars partition, then the indicators of touched symbols."""
+    from jutsu_pipeline import faultpoints
     from jutsu_pipeline.assets.bars.assets import bars_asset_key
     from jutsu_pipeline.config import load_config
     from jutsu_pipeline.definitions import bars_job_name, bars_partitionings, defs
-    from jutsu_pipeline import faultpoints
     from jutsu_pipeline.instance import live_in_flight_keys
     from jutsu_pipeline.sensors.gaps import run_keys
     from jutsu_pipeline.sync.missing import keys_to_sync, plan_ranges

@@ -13,7 +13,7 @@ from jutsu_pipeline.config import load_config
 from jutsu_pipeline.definitions import build_definitions
 from jutsu_pipeline.resources import JutsuDuckDBResource
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, query, write_config
-from jutsu_pipeline_tests.helpers import partitioning, run_bars, run_backtest, run_indicators
+from jutsu_pipeline_tests.helpers import partitioning, run_backtest, run_bars, run_indicators
 
 STRATEGIES = [
     {"name": "sma_10_30", "type": "sma_cross", "params": {"fast": 10, "slow": 30}, "sizing": "all_in",

@@ -17,7 +17,8 @@ CONFIG = """
 markets:
   us_stocks:
     strategies:
-      - {name: sma_10_30, type: sma_cross, params: {fast: 10, slow: 30}, sizing: all_in, fractional: false, commission_bps: 0, initial_cash: 10000}
+      - {name: sma_10_30, type: sma_cross, params: {fast: 10, slow: 30}, sizing: all_in, fractional: false,
+         commission_bps: 0, initial_cash: 10000}
       - {name: rsi, type: rsi_reversion, params: {period: 14, lower: 30, upper: 70}}
       - {name: bb, type: bollinger_reversion, params: {period: 20, nbdev: 2}, fractional: true, commission_bps: 5}
 """

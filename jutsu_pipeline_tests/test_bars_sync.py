@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-import pytest
 import polars as pl
+import pytest
 
 from jutsu_pipeline.providers.base import FetchRequest
 from jutsu_pipeline.providers.sample import SampleProvider

@@ -12,12 +12,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from jutsu_pipeline.assets.corporate_actions import build_corporate_actions_asset
-from jutsu_pipeline.config import JutsuConfig, load_config
-from jutsu_pipeline.definitions import build_definitions
 from jutsu_fake_exchange import FakeExchange
 from jutsu_fake_exchange.server import FakeAction
 from jutsu_fake_exchange.testing import credential_env, provider_options
+from jutsu_pipeline.assets.corporate_actions import build_corporate_actions_asset
+from jutsu_pipeline.config import JutsuConfig, load_config
+from jutsu_pipeline.definitions import build_definitions
 from jutsu_pipeline.providers import build_provider
 from jutsu_pipeline.providers.sample import SAMPLE_DIR
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource

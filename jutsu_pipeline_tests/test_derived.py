@@ -11,10 +11,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from jutsu_pipeline.config import ConfigError, JutsuConfig, load_config
-from jutsu_pipeline.definitions import build_definitions
 from jutsu_fake_exchange import FakeExchange
 from jutsu_fake_exchange.testing import credential_env, provider_options
+from jutsu_pipeline.config import ConfigError, JutsuConfig, load_config
+from jutsu_pipeline.definitions import build_definitions
 from jutsu_pipeline.providers import build_provider
 from jutsu_pipeline.providers.base import FetchRequest
 from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG

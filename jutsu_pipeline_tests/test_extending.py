@@ -14,8 +14,8 @@ import polars as pl
 import pytest
 import talib
 
-from jutsu_pipeline.backtest import backtest_bars
 from jutsu_pipeline.assets.bars.checks import build_bars_checks, check_names, check_result
+from jutsu_pipeline.backtest import backtest_bars
 from jutsu_pipeline.config import ConfigError, JutsuConfig, load_config
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.providers import registry

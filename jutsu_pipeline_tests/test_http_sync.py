@@ -9,9 +9,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from jutsu_pipeline.config import JutsuConfig, load_config
 from jutsu_fake_exchange import TRANSIENT_MIX, FakeExchange, Fault
 from jutsu_fake_exchange.testing import provider_options
+from jutsu_pipeline.config import JutsuConfig, load_config
 from jutsu_pipeline_tests.conftest import query, write_config
 from jutsu_pipeline_tests.helpers import run_bars, step_error
 

@@ -24,7 +24,8 @@ LAYERS: list[set[str]] = [
 ]
 DAGSTER_FREE = {"timeframes", "storage", "calendars", "providers", "indicators", "backtest", "config", "quality",
                 "report"}
-PEERS = {("sync", "quality"), ("report", "quality"), ("cli", "console"), ("definitions", "console"), ("assets", "resources"), ("assets", "instance"), ("sensors", "instance"),
+PEERS = {("sync", "quality"), ("report", "quality"), ("cli", "console"), ("definitions", "console"),
+         ("assets", "resources"), ("assets", "instance"), ("sensors", "instance"),
          ("definitions", "assets"), ("definitions", "resources"), ("definitions", "schedules"),
          ("definitions", "sensors"), ("cli", "instance"), ("cli", "definitions"), ("cli", "assets"),
          ("cli", "sensors"), ("schedules", "assets"), ("sensors", "assets"), ("resources", "instance"),

@@ -14,10 +14,9 @@ import pytest
 
 from jutsu_pipeline.actions.model import actions_frame
 from jutsu_pipeline.assets.bars.checks import build_bars_checks, check_names, check_result
-from jutsu_pipeline.quality.checks import get
-from jutsu_pipeline.config import JutsuConfig, load_config, parse_config
+from jutsu_pipeline.config import JutsuConfig, Profile, load_config, parse_config
 from jutsu_pipeline.partitions import BarsPartitioning
-from jutsu_pipeline.config import Profile
+from jutsu_pipeline.quality.checks import get
 from jutsu_pipeline.quality.report import CheckReport
 from jutsu_pipeline.quality.stored import (
     check_anomalies,

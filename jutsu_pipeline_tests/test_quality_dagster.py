@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-import pytest
 import duckdb
 import polars as pl
+import pytest
 
 from jutsu_pipeline.assets.bars.assets import build_bars_asset
 from jutsu_pipeline.assets.bars.checks import build_bars_checks

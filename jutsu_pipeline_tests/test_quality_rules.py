@@ -8,11 +8,10 @@ from collections.abc import Callable
 import polars as pl
 import pytest
 
-from jutsu_pipeline.config import ConfigError, parse_config
+from jutsu_pipeline.config import ConfigError, Profile, QualityConfig, parse_config
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.providers.base import FetchRequest
 from jutsu_pipeline.providers.sample import SampleProvider
-from jutsu_pipeline.config import Profile, QualityConfig
 from jutsu_pipeline.quality.rules import RULES, blocking_rules
 from jutsu_pipeline.quality.schema import validate_bars
 from jutsu_pipeline.timeframes import Timeframe

@@ -13,9 +13,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from jutsu_pipeline.config import JutsuConfig, load_config
 from jutsu_fake_exchange import FakeExchange, Fault
 from jutsu_fake_exchange.testing import credential_env, provider_options
+from jutsu_pipeline.config import JutsuConfig, load_config
 from jutsu_pipeline.providers import build_provider
 from jutsu_pipeline.providers.base import FetchRequest
 from jutsu_pipeline.providers.files import FilesProvider

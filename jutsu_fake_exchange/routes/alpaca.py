@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 
-from jutsu_fake_exchange.routes.common import keys_for_instants, local_midnight, served_bar
 from jutsu_fake_exchange.messages import Request, Response
+from jutsu_fake_exchange.routes.common import keys_for_instants, local_midnight, served_bar
 
 UTC = dt.timezone.utc
 TIMEFRAMES = {"1Min": "1m", "5Min": "5m", "1Hour": "1h", "1Day": "1d"}
@@ -58,6 +58,7 @@ def bars(x, req: Request) -> Response:  # noqa: ANN001 - x: FakeExchange
     stamp = (lambda key: local_midnight(key, "America/New_York")) if timeframe == "1d" else (lambda key: key)
     out: dict[str, list[dict]] = {}
     taken, next_token = 0, None
+    last: tuple[str, int] = ("", 0)  # the last bar served; set before `taken` can reach `limit` (>= 1)
     for symbol in symbols:
         if x.bars.spec(symbol) is None or (cursor and symbol < cursor[0]):
             continue

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from jutsu_fake_exchange.routes.common import served_bar, step
 from jutsu_fake_exchange.messages import Request, Response
+from jutsu_fake_exchange.routes.common import served_bar, step
 
 INTERVALS = {"1m": "1m", "5m": "5m", "1h": "1h", "1d": "1d"}
 WEIGHT = 2

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from jutsu_fake_exchange.routes.common import keys_for_instants, local_midnight, served_bar
 from jutsu_fake_exchange.messages import Request, Response
+from jutsu_fake_exchange.routes.common import keys_for_instants, local_midnight, served_bar
 
 ACCESS_TTL = 1800
 REFRESH_TTL = 7 * 86400

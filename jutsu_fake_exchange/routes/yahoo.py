@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import secrets
 
-from jutsu_fake_exchange.routes.common import keys_for_instants, served_bar
 from jutsu_fake_exchange.messages import Request, Response
+from jutsu_fake_exchange.routes.common import keys_for_instants, served_bar
 
 INTERVALS = {"1m": ("1m", 8), "5m": ("5m", 60), "60m": ("1h", 730), "1h": ("1h", 730), "1d": ("1d", None)}
 

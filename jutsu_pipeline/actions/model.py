@@ -8,7 +8,7 @@ SPLIT = "split"
 DIVIDEND = "dividend"
 KINDS = (SPLIT, DIVIDEND)
 
-from jutsu_pipeline.storage.actions import ACTION_SCHEMA, KEY_COLUMNS  # noqa: F401 - re-exported
+from jutsu_pipeline.storage.actions import ACTION_SCHEMA, KEY_COLUMNS  # noqa: E402, F401 - re-exported after the kinds
 
 
 def empty_actions() -> pl.DataFrame:

@@ -78,7 +78,6 @@ def _next_true(flags: np.ndarray, ends_per_bar: np.ndarray) -> np.ndarray:
 def simulate(sim: SimInput) -> SimResult:
     """Run every series; returns the equity curves and the trade list (see module docstring)."""
     n_bars = sim.open.size
-    n_series = sim.starts.size
     lengths = sim.ends - sim.starts
     ends_per_bar = np.repeat(sim.ends, lengths)
     entry = sim.entry & (np.arange(n_bars) < ends_per_bar - 1)

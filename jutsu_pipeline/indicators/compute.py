@@ -22,7 +22,8 @@ def compute_indicators(
     params: IndicatorParams | Iterable[IndicatorSpec],
     adjusted: bool = True,
 ) -> int:
-    """Recompute the indicators `params` lists (a config block or specs) of `symbols` at `timeframe` from `bars_adjusted` and replace their rows.
+    """Recompute the indicators `params` lists (a config block or specs) of `symbols` at `timeframe` from
+    `bars_adjusted` and replace their rows.
 
     One read, one in-memory pass over all symbols, then (in the read's transaction) DELETE of the
     symbols' rows and INSERT of every computed row via Arrow: afterwards the symbols' rows are exactly

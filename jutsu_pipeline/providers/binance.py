@@ -92,7 +92,8 @@ class BinanceProvider(HttpProvider):
             limiter.limit_available(limiter.capacity - int(used))
 
     def _page(self, context: RequestContext, params: dict[str, Any]) -> list[list[Any]]:
-        reply = self.client.request("GET", self.market.klines_path, context, params=params, weight=self.market.weight(int(params.get("limit", 500))),
+        reply = self.client.request("GET", self.market.klines_path, context, params=params,
+                                    weight=self.market.weight(int(params.get("limit", 500))),
                                     on_response=self._observe_weight)
         rows = reply.data
         if not isinstance(rows, list) or any(not isinstance(r, list) or len(r) < 7 for r in rows):

@@ -20,7 +20,7 @@ class ProviderOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-O = TypeVar("O", bound=ProviderOptions)
+OptionsT = TypeVar("OptionsT", bound=ProviderOptions)
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,12 @@ class BuildContext:
 
 
 @dataclass(frozen=True)
-class ProviderSpec(Generic[O]):
+class ProviderSpec(Generic[OptionsT]):
     """Everything the pipeline knows about a provider."""
 
     name: str
-    options: type[O]
-    factory: Callable[[O, BuildContext], BarsProvider]
+    options: type[OptionsT]
+    factory: Callable[[OptionsT, BuildContext], BarsProvider]
     local: bool = False  # reads local files: no network, no rate limit, runs in the DuckDB writer pool
     credentials: tuple[Credential, ...] = ()
     description: str = ""
@@ -57,7 +57,7 @@ class ProviderSpec(Generic[O]):
 _REGISTRY: dict[str, ProviderSpec[Any]] = {}
 
 
-def register(spec: ProviderSpec[O]) -> ProviderSpec[O]:
+def register(spec: ProviderSpec[OptionsT]) -> ProviderSpec[OptionsT]:
     """Make `spec` available under `spec.name` (re-registering a name replaces it)."""
     _REGISTRY[spec.name] = spec
     return spec

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 

@@ -18,7 +18,7 @@ import polars as pl
 from jutsu_pipeline.calendars import session_table
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.quality import sql
-from jutsu_pipeline.quality.checks import Check, CheckInputs, register
+from jutsu_pipeline.quality.checks import Check, register
 from jutsu_pipeline.quality.grid import calendar_grid, materialized_frame
 from jutsu_pipeline.quality.report import MAX_SAMPLES, CheckReport, Markdown, empty_per_symbol, markdown_table
 from jutsu_pipeline.quality.rules import (

@@ -6,8 +6,8 @@ import base64
 import math
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
+
 
 def _number(value: object) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):

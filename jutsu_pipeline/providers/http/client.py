@@ -17,6 +17,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from tenacity.wait import wait_base
 
 from jutsu_pipeline.providers.base import FetchStats, ProviderError
+from jutsu_pipeline.providers.http.budget import SharedTokenBucket, budget_key, budget_path
 from jutsu_pipeline.providers.http.errors import (
     Banned,
     CircuitOpen,
@@ -28,7 +29,6 @@ from jutsu_pipeline.providers.http.errors import (
     RequestRejected,
     TransientServerError,
 )
-from jutsu_pipeline.providers.http.budget import SharedTokenBucket, budget_key, budget_path
 from jutsu_pipeline.providers.http.hold import current_store
 from jutsu_pipeline.providers.http.limits import CircuitBreaker, TokenBucket
 from jutsu_pipeline.providers.http.secrets import install_log_redaction, redact
