@@ -16,10 +16,10 @@ PACKAGE = Path(__file__).parents[1] / "jutsu_pipeline"
 # Lower layers first; a module may import its own layer's peers only where listed in PEERS, and any lower layer.
 LAYERS: list[set[str]] = [
     {"timeframes", "faultpoints", "storage", "scripts"},
-    {"calendars", "providers", "indicators", "backtest", "actions", "derive"},
+    {"calendars", "providers", "indicators", "backtest", "actions"},
     {"config"},
     {"partitions"},
-    {"quality", "sync", "report"},
+    {"quality", "sync", "report", "derive"},
     {"instance", "resources", "assets", "schedules", "sensors", "definitions", "cli", "console"},
 ]
 DAGSTER_FREE = {"timeframes", "storage", "calendars", "providers", "indicators", "backtest", "config", "quality",
@@ -29,7 +29,7 @@ PEERS = {("sync", "quality"), ("report", "quality"), ("cli", "console"), ("defin
          ("definitions", "assets"), ("definitions", "resources"), ("definitions", "schedules"),
          ("definitions", "sensors"), ("cli", "instance"), ("cli", "definitions"), ("cli", "assets"),
          ("cli", "sensors"), ("schedules", "assets"), ("sensors", "assets"), ("resources", "instance"),
-         ("derive", "calendars"), ("derive", "indicators")}
+         ("derive", "quality"), ("backtest", "indicators"), ("providers", "actions")}
 
 
 def _unit(path: Path) -> str:
