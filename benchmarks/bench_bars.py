@@ -110,7 +110,8 @@ class _TimedMarketData(MarketDataResource):
 
 def bench_orchestration(folder: Path) -> None:
     print("Orchestration (sample provider, in-process executor)")
-    market = {"provider": "sample", "calendar": "XNYS", "timeframes": ["1d"], "start": "2000-03-01",
+    market = {"provider": "sample", "calendar": "XNYS", "timeframes": ["1d"], "partition_grain": {"1d": "month"},
+              "start": "2000-03-01",
               "end": "2013-03-01", "symbols": ["AAPL", "FB", "GOOG", "IBM", "MSFT"]}
     for label, make_instance in (("ephemeral (in-memory) instance", dg.DagsterInstance.ephemeral),
                                  ("sqlite DAGSTER_HOME on disk", lambda: _sqlite_instance(folder))):

@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 
 from jutsu_pipeline.config import ConfigError
@@ -36,90 +35,114 @@ def _instance():  # noqa: ANN202 - dagster.DagsterInstance
     return instance
 
 
+class UsageError(ValueError):
+    """A command-line argument names something the configuration does not have."""
+
+
+def _select(config, market: str | None, timeframe: str | None) -> list:  # noqa: ANN001
+    """The bars partitionings a sync covers; unknown --market/--timeframe is an error listing valid ones."""
+    from jutsu_pipeline.partitions import BarsPartitioning
+    from jutsu_pipeline.timeframes import Timeframe
+
+    if market is not None and market not in config.markets:
+        raise UsageError(f"unknown market {market!r} (--market): the configuration has {', '.join(config.markets)}")
+    markets = [market] if market else list(config.markets)
+    valid = sorted({tf.value for m in markets for tf in (*config.markets[m].timeframes, *config.markets[m].derive)})
+    if timeframe is not None and timeframe not in valid:
+        where = f"market {market}" if market else "the configuration"
+        raise UsageError(f"unknown timeframe {timeframe!r} (--timeframe): {where} has {', '.join(valid)}")
+    # A derived timeframe follows its base by automation: syncing it means syncing the fetched base.
+    return [BarsPartitioning(m, tf, config.markets[m]) for m in markets for tf in config.markets[m].timeframes
+            if timeframe is None or tf.value == timeframe
+            or (Timeframe(timeframe) in config.markets[m].derive and tf is config.markets[m].base_timeframe)]
+
+
 def sync(market: str | None, timeframe: str | None) -> int:
-    """Materialise every missing (or in-progress) bars partition, then the indicators of touched symbols."""
-    from jutsu_pipeline import faultpoints
-    from jutsu_pipeline.assets.bars.assets import bars_asset_key
+    """Run what the planner says must run (missing, failed, in-progress, moved bars partitions), then what
+    Dagster's automation conditions request downstream; say which symbols were held back and why."""
     from jutsu_pipeline.config import load_config
-    from jutsu_pipeline.definitions import bars_job_name, bars_partitionings, defs
-    from jutsu_pipeline.instance import live_in_flight_keys
-    from jutsu_pipeline.sensors.gaps import run_keys
-    from jutsu_pipeline.sync.missing import keys_to_sync, plan_ranges
 
     config = load_config()
+    _select(config, market, timeframe)  # argument errors before Dagster loads
     check_database_file(config.database)
-    instance = _instance()
+    from jutsu_pipeline.definitions import defs
+
+    return run_sync(config, defs, _instance(), market, timeframe)
+
+
+def run_sync(config, defs, instance, market: str | None = None, timeframe: str | None = None) -> int:  # noqa: ANN001
+    """`jutsu sync` against given definitions and instance (tests use their own); 0 when all is stored and
+    computed, 1 when a run failed or a symbol was held back."""
+    from jutsu_pipeline import faultpoints
+    from jutsu_pipeline.assets.bars.assets import bars_asset_key
+    from jutsu_pipeline.definitions import bars_job_name
+    from jutsu_pipeline.downstream import failing_blocking_checks, run_downstream
+    from jutsu_pipeline.status import partition_status
+    from jutsu_pipeline.sync.planner import held_symbols, plan_sync
+
+    selected = _select(config, market, timeframe)
     failures = 0
-    changed: dict[str, bool] = {}
-    for partitioning in bars_partitionings(config):
-        if (market and partitioning.market != market) or (timeframe and partitioning.timeframe.value != timeframe):
-            continue
+    bars_keys = []
+    for partitioning in selected:
         key = bars_asset_key(partitioning.market, partitioning.timeframe.value)
+        bars_keys.append(key)
         name = key.to_user_string()
-        total = len(partitioning.all_partition_keys())
-        keys = keys_to_sync(instance, key, partitioning)
-        flying = live_in_flight_keys(instance, key, bars_job_name(partitioning), partial(run_keys, partitioning))
-        skipped = len(flying & set(keys))
-        if skipped:
-            print(f"{name}: skipping {skipped} partition(s) another live run is syncing now.")
-            keys = [k for k in keys if k not in flying]
-        touched: set[str] = set()
-        if not keys:
-            print(f"{name}: nothing else to fetch." if skipped else
-                  f"{name}: all {total} partitions are materialised; nothing to fetch.")
-        else:
-            ranges = plan_ranges(partitioning, keys)
-            print(f"{name}: {len(keys)} of {total} partitions to sync in {len(ranges)} run(s).")
-            job = defs.resolve_job_def(bars_job_name(partitioning))
-            faultpoints.reach("planning")
-            for partition_range in ranges:
-                failures += not _run(job, instance, partition_range.tags, key,
-                                     f"{partition_range.start_key}...{partition_range.end_key}")
-                touched.update(partition_range.symbols)
-        failures += not _sync_downstream(instance, partitioning, touched)
-        changed[partitioning.market] = changed.get(partitioning.market, False) or bool(touched)
-    for market_name, market_changed in changed.items():
-        if config.markets[market_name].strategies:
-            failures += not _sync_leaderboard(instance, market_name, market_changed)
-    return 1 if failures else 0
-
-
-def _sync_downstream(instance, partitioning, touched: set[str]) -> bool:  # noqa: ANN001
-    """Indicators, then backtests, of the symbols whose inputs changed here or that have none yet."""
-    from jutsu_pipeline.assets.backtest.assets import backtest_asset_key
-    from jutsu_pipeline.assets.indicators.assets import indicators_asset_key
-    from jutsu_pipeline.definitions import backtest_job_name, defs, indicators_job_name
-
-    steps = [(indicators_asset_key(partitioning.market, partitioning.timeframe.value), indicators_job_name(partitioning))]
-    if partitioning.config.strategies:
-        steps.append((backtest_asset_key(partitioning.market, partitioning.timeframe.value),
-                      backtest_job_name(partitioning)))
-    ok = True
-    for key, job_name in steps:
-        done = instance.get_materialized_partitions(key)
-        symbols = [s for s in partitioning.symbols if s in touched or s not in done]
-        if not symbols:
-            print(f"{key.to_user_string()}: up to date.")
+        job_name = bars_job_name(partitioning)
+        plan = plan_sync(partitioning, partition_status(instance, key, partitioning, job_name))
+        if plan.in_flight:
+            print(f"{name}: skipping {len(plan.in_flight)} partition(s) another live run is syncing now.")
+        if not plan.ranges:
+            print(f"{name}: nothing else to fetch." if plan.in_flight else
+                  f"{name}: all {plan.total} partitions are materialised and final; nothing to fetch.")
             continue
-        first, last = symbols[0], symbols[-1]
-        span = partitioning.symbols[partitioning.symbols.index(first):partitioning.symbols.index(last) + 1]
-        print(f"{key.to_user_string()}: computing {len(span)} symbol(s) in one run.")
-        tags = {RANGE_START_TAG: first, RANGE_END_TAG: last}
-        ok &= _run(defs.resolve_job_def(job_name), instance, tags, key, f"{first}...{last}", len(span), "symbols")
-        touched = touched | set(span)
-    return ok
+        print(f"{name}: {len(plan.keys)} of {plan.total} partitions to sync ({plan.summary()}) "
+              f"in {len(plan.ranges)} run(s).")
+        job = defs.resolve_job_def(job_name)
+        faultpoints.reach("planning")
+        failed_runs = 0
+        for partition_range in plan.ranges:
+            label = f"{partition_range.start_key}...{partition_range.end_key}" + (" (tail)" if partition_range.tail else "")
+            count = len(partition_range.symbols) * (partitioning.date_keys().index(partition_range.last_date)
+                                                    - partitioning.date_keys().index(partition_range.first_date) + 1)
+            failed_runs += not _run(job, instance, partition_range.tags, key, label, count, "partitions")
+        if failed_runs:
+            # A failing bars step skips its checks; run them on what was stored, so the symbols that did
+            # land are judged (blocking checks gate their downstream) and the failed ones are held back.
+            checks = job.get_subset(asset_selection=set(),
+                                    asset_check_selection=set(job.asset_layer.asset_graph.asset_check_keys))
+            _run(checks, instance, {}, key, f"checks of {name}")
+        failures += failed_runs
+
+    downstream = run_downstream(defs, instance, bars_keys,
+                                lambda job, tags, key, label: _run(job, instance, tags, key, label))
+    failures += downstream.failed_runs
+    if not downstream.runs:
+        print("Downstream (indicators, backtests, leaderboards): up to date.")
+
+    held_any = False
+    for partitioning, key in zip(selected, bars_keys):
+        status = partition_status(instance, key, partitioning)
+        held = held_symbols(partitioning, status)
+        checks = failing_blocking_checks(defs, instance, key)
+        if checks:
+            held = {s: f"blocking check(s) {', '.join(checks)} failed on {key.to_user_string()}"
+                    for s in partitioning.symbols}
+        for symbol, why in held.items():
+            print(f"{key.to_user_string()}: {symbol} held back (its indicators and backtests are not computed): "
+                  f"{why}. Fix the data or provider and run `jutsu sync` again.")
+        held_any |= bool(held)
+    return 1 if failures or held_any else 0
 
 
-def _sync_leaderboard(instance, market: str, changed: bool) -> bool:  # noqa: ANN001
-    from jutsu_pipeline.assets.backtest.assets import leaderboard_asset_key
-    from jutsu_pipeline.definitions import defs, leaderboard_job_name
+def adopt(market: str | None, timeframe: str | None) -> int:
+    """Record already stored, complete and valid windows of the current partition grain as materialised."""
+    from jutsu_pipeline.adopt import adopt as adopt_windows
+    from jutsu_pipeline.config import load_config
 
-    key = leaderboard_asset_key(market)
-    if not changed and instance.get_latest_materialization_event(key) is not None:
-        print(f"{key.to_user_string()}: up to date.")
-        return True
-    print(f"{key.to_user_string()}: ranking.")
-    return _run(defs.resolve_job_def(leaderboard_job_name(market)), instance, {}, key, market, 1, "table")
+    config = load_config()
+    selected = _select(config, market, timeframe)
+    adopt_windows(config, _instance(), selected)
+    return 0
 
 
 def _run(job, instance, tags: dict[str, str], key, label: str, total: int | None = None,  # noqa: ANN001
@@ -166,10 +189,10 @@ def _print_query(title: str, sql: str) -> int:
     """Print a query's rows as an aligned table from a read-only connection."""
     import duckdb
 
-    from jutsu_pipeline.config import load_config
+    from jutsu_pipeline.config import load_database_path
     from jutsu_pipeline.storage.files import connect
 
-    database = load_config().database
+    database = load_database_path()  # not the whole config: validating it imports pandas (seconds)
     if not database.exists():
         print_error(f"{database} does not exist yet: run `make demo` (or `jutsu sync`) first.")
         return 1
@@ -265,6 +288,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       help="materialise every missing partition of the bars assets")
     sync_parser.add_argument("--market")
     sync_parser.add_argument("--timeframe")
+    adopt_parser = commands.add_parser(
+        "adopt", help="after changing partition_grain: record windows already stored and valid as materialised")
+    adopt_parser.add_argument("--market")
+    adopt_parser.add_argument("--timeframe")
     commands.add_parser("coverage", help="print what the DuckDB file holds")
     commands.add_parser("leaderboard", help="print the best five backtests of each market")
     sql_parser = commands.add_parser("sql", help="run a SQL query on the DuckDB file (read-only) and print the rows")
@@ -286,6 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = report(args.market)
             _console.summary()
             return code
+        if args.command == "adopt":
+            return adopt(args.market, args.timeframe)
         if args.command == "leaderboard":
             return _print_query("Best backtests by Sharpe", LEADERBOARD_SQL)
         if args.command == "sql":
@@ -298,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"DAGSTER_HOME={load_config().instance_dir}")
             return 0
         return coverage()
-    except (ConfigError, NotADuckDBFileError) as error:
+    except (ConfigError, UsageError, NotADuckDBFileError) as error:
         print_error(f"{error}")
         return 2
     except Exception as error:  # noqa: BLE001 - one readable paragraph; the traceback on request

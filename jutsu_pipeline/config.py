@@ -7,6 +7,7 @@ import importlib
 import os
 import re
 from enum import StrEnum
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from jutsu_pipeline.backtest.strategies import StrategyConfig
 from jutsu_pipeline.calendars import ALWAYS_OPEN
 from jutsu_pipeline.indicators.params import IndicatorParams
 from jutsu_pipeline.providers import registry as providers
-from jutsu_pipeline.timeframes import Timeframe
+from jutsu_pipeline.timeframes import DEFAULT_GRAINS, PARTITION_LIMIT, Grain, Timeframe, estimate_windows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_PATH = REPO_ROOT / "jutsu.yaml"
@@ -36,6 +37,10 @@ DAGSTER_HOME_ENV_VAR = "DAGSTER_HOME"
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9.\-_/]{0,19}$")
 MARKET_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
+
+
+class PartitionCountWarning(UserWarning):
+    """An asset would have more partitions than Dagster advises (100,000)."""
 
 
 class ConfigError(ValueError):
@@ -96,6 +101,10 @@ class AutomationConfig(BaseModel):
     max_runs_per_tick: int = Field(default=5, ge=1, le=100)
     retry_base_minutes: float = Field(default=5.0, gt=0, description="Back-off after a failed repair run; doubles.")
     retry_max_minutes: float = Field(default=24 * 60.0, gt=0)
+    # Intraday refresh of the in-progress window (tail only): every N minutes, around the clock for 24/7
+    # markets and during the session otherwise. 0 turns the refresh schedule off.
+    refresh_minutes: int | None = Field(default=None, ge=0, le=720,
+                                        description="Default: 5 for 24/7 markets, 15 during exchange sessions.")
 
 
 class MarketConfig(BaseModel):
@@ -121,6 +130,10 @@ class MarketConfig(BaseModel):
     # The `<market>/corporate_actions` asset (provider endpoint, <SYMBOL>.actions.csv); None: on for
     # providers that publish actions or read files, off for the others (binance, schwab).
     corporate_actions: bool | None = None
+    # Time covered by one bars partition per timeframe (defaults: DEFAULT_GRAINS; docs/configuration.md).
+    partition_grain: dict[Timeframe, Grain] = Field(default_factory=dict)
+    # A tail refresh re-fetches this many bars before the last stored final bar to catch provider revisions.
+    tail_overlap_bars: int = Field(default=2, ge=0, le=10_000)
 
     @field_validator("provider")
     @classmethod
@@ -203,6 +216,21 @@ class MarketConfig(BaseModel):
     @property
     def always_open(self) -> bool:
         return self.calendar == ALWAYS_OPEN
+
+    def grain(self, timeframe: Timeframe) -> Grain:
+        """The partition grain of one timeframe (configured, else the default)."""
+        return self.partition_grain.get(timeframe, DEFAULT_GRAINS[timeframe])
+
+    def partitions_estimate(self, timeframe: Timeframe, today: dt.date | None = None) -> int:
+        """About how many partitions the timeframe's bars asset has (symbols x windows)."""
+        end = self.end or today or dt.datetime.now(dt.timezone.utc).date()
+        return len(self.symbols) * estimate_windows(self.grain(timeframe), self.start, end, self.always_open)
+
+    def refresh_every(self) -> int:
+        """Minutes between intraday tail refreshes (0: off)."""
+        if self.automation.refresh_minutes is not None:
+            return self.automation.refresh_minutes
+        return 5 if self.always_open else 15
 
 
 class JutsuConfig(BaseModel):
@@ -291,9 +319,26 @@ def parse_config(data: Any, source_path: Path | None = None) -> JutsuConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping with 'markets', got {type(data).__name__}")
     try:
-        return JutsuConfig.model_validate({**data, "source_path": source_path})
+        config = JutsuConfig.model_validate({**data, "source_path": source_path})
     except ValidationError as error:
         raise ConfigError(f"{where} is invalid:\n{_format_errors(error)}") from None
+    warn_partition_counts(config, where)
+    return config
+
+
+def warn_partition_counts(config: JutsuConfig, where: str = "configuration") -> None:
+    """Warn, with the number, for each bars asset above Dagster's advised 100,000 partitions."""
+    for name, market in config.markets.items():
+        for timeframe in market.timeframes:
+            count = market.partitions_estimate(timeframe)
+            if count > PARTITION_LIMIT:
+                grain = market.grain(timeframe)
+                warnings.warn(
+                    f"{where}: markets.{name} bars_{timeframe} would have about {count:,} partitions "
+                    f"({len(market.symbols)} symbols x {count // len(market.symbols):,} {grain} windows), over "
+                    f"Dagster's advised {PARTITION_LIMIT:,}: UI and planning slow down. Set a coarser "
+                    f"markets.{name}.partition_grain.{timeframe} (year, quarter, month, week, session).",
+                    PartitionCountWarning, stacklevel=2)
 
 
 def config_path() -> Path:
@@ -313,3 +358,20 @@ def load_config(path: str | Path | None = None) -> JutsuConfig:
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     return parse_config(data, source_path=path)
+
+
+def load_database_path(path: str | Path | None = None) -> Path:
+    """Only `duckdb_path` of the configuration, resolved like `JutsuConfig.database`, without validating the
+    markets (that imports exchange_calendars and pandas): enough for `jutsu coverage` to open the file."""
+    path = Path(path).expanduser().resolve() if path else config_path()
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} not found (set {CONFIG_ENV_VAR} to point elsewhere)") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}") from None
+    raw = data.get("duckdb_path", JutsuConfig.model_fields["duckdb_path"].default) if isinstance(data, dict) else None
+    if not isinstance(raw, str | Path):
+        raise ConfigError(f"{path}: duckdb_path must be a path, got {raw!r}")
+    database = Path(raw).expanduser()
+    return database if database.is_absolute() else (path.parent / database).resolve()

@@ -1,4 +1,4 @@
-"""Partitions of the bars assets: symbol × (month for daily bars | session for intraday bars).
+"""Partitions of the bars assets: symbol × time window (year/quarter/month/week/session per timeframe).
 
 Keys look like ``2012-05-01|FB``: Dagster sorts multi-partition dimensions by name, so the
 ``date`` dimension comes first and the ``symbol`` dimension second.
@@ -15,7 +15,7 @@ import dagster as dg
 
 from jutsu_pipeline.calendars import UTC, SessionCalendar, calendar_for
 from jutsu_pipeline.config import MarketConfig
-from jutsu_pipeline.timeframes import Timeframe
+from jutsu_pipeline.timeframes import Grain, Timeframe
 
 DATE_DIM = "date"
 SYMBOL_DIM = "symbol"
@@ -44,44 +44,67 @@ def _midnight_utc(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), UTC)
 
 
-def _first_of_next_month(day: dt.date) -> dt.date:
-    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+PERIOD_CRONS = {
+    Grain.YEAR: "0 0 1 1 *",
+    Grain.QUARTER: "0 0 1 1,4,7,10 *",
+    Grain.MONTH: "0 0 1 * *",
+    Grain.WEEK: "0 0 * * 1",
+}
 
 
 @dataclass(frozen=True)
 class BarsPartitioning:
-    """How one market × timeframe is partitioned, and the bar window of each partition."""
+    """How one market × timeframe is partitioned, and the bar window of each partition.
+
+    A partition's key is the first day of its period (`partition_grain`: year, quarter, month, week) or
+    its session date; its window is that period clipped to the market's start/end.
+    """
 
     market: str
     timeframe: Timeframe
     config: MarketConfig
     base: Timeframe | None = None  # set for a derived timeframe: partitioned like this base timeframe
     calendar: SessionCalendar = field(init=False)
+    _windows: dict = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         cal = calendar_for(self.config.calendar, self.config.start, self.config.end)
         object.__setattr__(self, "calendar", cal)
+        object.__setattr__(self, "_windows", {})
+
+    def __hash__(self) -> int:
+        return hash((self.market, self.timeframe))
 
     @property
     def symbols(self) -> tuple[str, ...]:
         return self.config.symbols
 
     @property
+    def grain(self) -> Grain:
+        """The grain of this timeframe (a derived timeframe is partitioned like its base)."""
+        return self.config.grain(self.base or self.timeframe)
+
+    @property
     def monthly(self) -> bool:
-        return (self.base or self.timeframe) is Timeframe.D1
+        return self.grain is Grain.MONTH
 
     @property
     def derived(self) -> bool:
         return self.base is not None
 
+    def date_key_for(self, day: dt.date) -> str:
+        """The date key of the partition whose period holds `day`."""
+        return self.grain.period_start(day).isoformat()
+
     @cached_property
     def time_partitions_def(self) -> dg.TimeWindowPartitionsDefinition:
-        cfg, tz = self.config, str(self.calendar.timezone)
+        cfg, tz, grain = self.config, str(self.calendar.timezone), self.grain
         end_offset = 0 if cfg.end else 1  # open-ended markets include the in-progress window
-        if self.monthly:
-            end = _first_of_next_month(cfg.end).isoformat() if cfg.end else None
-            return dg.MonthlyPartitionsDefinition(
-                start_date=cfg.start.replace(day=1).isoformat(), end_date=end, timezone=tz, end_offset=end_offset
+        if grain is not Grain.SESSION:
+            end = grain.next_period_start(cfg.end).isoformat() if cfg.end else None
+            return dg.TimeWindowPartitionsDefinition(
+                cron_schedule=PERIOD_CRONS[grain], start=grain.period_start(cfg.start).isoformat(), end=end,
+                fmt=KEY_FORMAT, timezone="UTC" if self.calendar.always_open else tz, end_offset=end_offset,
             )
         if self.calendar.always_open:
             end = (cfg.end + dt.timedelta(days=1)).isoformat() if cfg.end else None
@@ -123,22 +146,40 @@ class BarsPartitioning:
 
     def window(self, date_key: str) -> Window:
         """The UTC [start, end) that a partition's bars live in, clipped to the market's history."""
+        cached = self._windows.get(date_key)
+        if cached is None:
+            cached = self._windows[date_key] = self.window_for(date_key, self.config.start, self.config.end)
+        return cached
+
+    def window_for(self, date_key: str, start: dt.date, end: dt.date | None) -> Window:
+        """The window of `date_key` had the market's history been [start, end] (bounds-change detection)."""
         day = dt.date.fromisoformat(date_key)
-        cfg = self.config
-        if self.monthly:
-            lo = max(day, cfg.start)
-            hi = _first_of_next_month(day)
-            if cfg.end is not None:
-                hi = min(hi, cfg.end + dt.timedelta(days=1))
-            return _midnight_utc(lo), _midnight_utc(hi)
-        return self.calendar.session_bounds(day)
+        intraday = (self.base or self.timeframe).is_intraday
+        if self.grain is Grain.SESSION:
+            if intraday:
+                return self.calendar.session_bounds(day)
+            return _midnight_utc(day), _midnight_utc(day + dt.timedelta(days=1))
+        lo = max(day, start)
+        hi = self.grain.next_period_start(day)
+        if end is not None:
+            hi = min(hi, end + dt.timedelta(days=1))
+        if intraday and not self.calendar.always_open:
+            # From the first session's open to the last session's close (early closes honoured).
+            sessions = self.calendar.sessions(lo, hi - dt.timedelta(days=1))
+            if sessions:
+                return self.calendar.session_bounds(sessions[0])[0], self.calendar.session_bounds(sessions[-1])[1]
+        return _midnight_utc(lo), _midnight_utc(max(lo, hi))
 
     def sessions(self, date_key: str) -> list[dt.date]:
-        """Sessions inside a partition's window (one for intraday, the month's for daily)."""
-        start, end = self.window(date_key)
-        if not self.monthly:
+        """Sessions inside a partition's window (the session itself for the session grain)."""
+        if self.grain is Grain.SESSION:
             return [dt.date.fromisoformat(date_key)]
-        return self.calendar.sessions(start.date(), end.date() - dt.timedelta(days=1))
+        day = dt.date.fromisoformat(date_key)
+        lo = max(day, self.config.start)
+        hi = self.grain.next_period_start(day) - dt.timedelta(days=1)
+        if self.config.end is not None:
+            hi = min(hi, self.config.end)
+        return self.calendar.sessions(lo, hi)
 
 
 def contiguous_runs(date_keys: list[str], ordered_keys: list[str]) -> list[list[str]]:

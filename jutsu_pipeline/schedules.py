@@ -1,9 +1,13 @@
-"""Market-close schedules: one range run per market × timeframe covering every symbol's current partition.
+"""Schedules: at the close, one range run per market × timeframe over every symbol's current window.
 
+What each tick requests comes from the planner (jutsu_pipeline.sync.planner) restricted to the recent
+windows: stored windows get a tail refresh (only bars after the last stored final bar), missing or
+failed ones are synced whole; windows in flight are left alone.
 Exchange calendars get a schedule at the regular close + `automation.offset_minutes` in the exchange's
 timezone on the calendar's weekdays; holidays skip with a reason and early-close days run at the same
-time (their bars are complete by then). 24/7 markets get a UTC daily schedule for the day just ended,
-plus an hourly one for intraday timeframes refreshing the current day.
+time (their bars are complete by then). 24/7 markets get a UTC daily schedule for the day just ended.
+Intraday timeframes also get a refresh schedule every `automation.refresh_minutes` (5 for 24/7 markets,
+15 during exchange sessions by default).
 """
 
 from __future__ import annotations
@@ -14,18 +18,12 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from jutsu_pipeline.partitions import BarsPartitioning
-from jutsu_pipeline.sync.missing import PartitionRange
+from jutsu_pipeline.sync.planner import plan_sync
 
 TRIGGER_TAG = "jutsu/trigger"
 SESSION_TAG = "jutsu/session"
 UTC = ZoneInfo("UTC")
 CRON_WEEKDAYS = "1234560"  # weekday (Monday = 0) -> cron day of week
-
-
-def current_range(partitioning: BarsPartitioning, day: dt.date) -> PartitionRange:
-    """The partition holding `day` (its month for daily bars, the day otherwise) for every symbol."""
-    date_key = (day.replace(day=1) if partitioning.monthly else day).isoformat()
-    return PartitionRange(date_key, date_key, tuple(partitioning.symbols))
 
 
 def close_cron(partitioning: BarsPartitioning, offset_minutes: int) -> str:
@@ -49,16 +47,25 @@ def _tick_time(context: dg.ScheduleEvaluationContext, tz: ZoneInfo) -> dt.dateti
     return (context.scheduled_execution_time or dt.datetime.now(dt.timezone.utc)).astimezone(tz)
 
 
-def _request(partitioning: BarsPartitioning, day: dt.date, run_key: str, trigger: str) -> dg.RunRequest | dg.SkipReason:
-    """One range run for the partition holding `day`, or why there is none."""
+def recent_requests(context: dg.ScheduleEvaluationContext, partitioning: BarsPartitioning, job_name: str,
+                    now: dt.datetime, run_key: str, trigger: str,
+                    session: dt.date | None = None) -> list[dg.RunRequest] | dg.SkipReason:
+    """The planner's runs for the recent windows (stored ones: a tail refresh), skipping runs in flight."""
+    from jutsu_pipeline.assets.bars.assets import bars_asset_key
+    from jutsu_pipeline.status import partition_status
+
     cfg = partitioning.config
+    day = session or now.date()
     if day < cfg.start or (cfg.end is not None and day > cfg.end):
         return dg.SkipReason(f"{day} is outside the market's history ({cfg.start} to {cfg.end or 'open'})")
-    partition_range = current_range(partitioning, day)
-    if not partitioning.time_partitions_def.has_partition_key(partition_range.first_date):
-        return dg.SkipReason(f"date partition {partition_range.first_date} does not exist yet")
-    tags = {**partition_range.tags, TRIGGER_TAG: trigger, SESSION_TAG: day.isoformat()}
-    return dg.RunRequest(run_key=run_key, tags=tags)
+    key = bars_asset_key(partitioning.market, partitioning.timeframe.value)
+    status = partition_status(context.instance, key, partitioning, job_name)
+    plan = plan_sync(partitioning, status, now.astimezone(dt.timezone.utc), only_recent=True)
+    if not plan.ranges:
+        return dg.SkipReason(f"nothing to sync at {now:%Y-%m-%d %H:%M %Z}: {plan.summary()}")
+    tags = {TRIGGER_TAG: trigger, SESSION_TAG: day.isoformat()}
+    return [dg.RunRequest(run_key=f"{run_key}:{i}" if i else run_key, tags={**r.tags, **tags})
+            for i, r in enumerate(plan.ranges)]
 
 
 def _default_status(partitioning: BarsPartitioning) -> dg.DefaultScheduleStatus:
@@ -67,7 +74,7 @@ def _default_status(partitioning: BarsPartitioning) -> dg.DefaultScheduleStatus:
 
 
 def market_close_schedule(partitioning: BarsPartitioning, job_name: str) -> dg.ScheduleDefinition:
-    """`<market>_bars_<tf>_at_close`: today's session (or month-to-date) of every symbol, once a trading day."""
+    """`<market>_bars_<tf>_at_close`: the window holding today's session for every symbol, once a trading day."""
     offset = partitioning.config.automation.offset_minutes
     tz = partitioning.calendar.timezone
     code = partitioning.config.calendar
@@ -79,20 +86,21 @@ def market_close_schedule(partitioning: BarsPartitioning, job_name: str) -> dg.S
         execution_timezone=str(tz),
         job_name=job_name,
         default_status=_default_status(partitioning),
-        description=(f"{offset} min after the regular {code} close ({cron} {tz}): one run syncing the current "
-                     f"{'month' if partitioning.monthly else 'session'} of every symbol. Holidays skip."),
+        description=(f"{offset} min after the regular {code} close ({cron} {tz}): one run refreshing the current "
+                     f"{partitioning.grain} of every symbol (tail only when stored). Holidays skip."),
     )
-    def _at_close(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        day = (_tick_time(context, tz) - dt.timedelta(minutes=offset)).date()  # the session that just closed
+    def _at_close(context: dg.ScheduleEvaluationContext):  # noqa: ANN202
+        tick = _tick_time(context, tz)
+        day = (tick - dt.timedelta(minutes=offset)).date()  # the session that just closed
         if not partitioning.calendar.is_session(day):
             return dg.SkipReason(f"{day} ({day:%A}) is not a {code} session: no bars to sync")
-        return _request(partitioning, day, f"{job_name}:{day}", "market_close")
+        return recent_requests(context, partitioning, job_name, tick, f"{job_name}:{day}", "market_close", day)
 
     return _at_close
 
 
 def utc_daily_schedule(partitioning: BarsPartitioning, job_name: str) -> dg.ScheduleDefinition:
-    """`<market>_bars_<tf>_daily` (24/7 markets): the UTC day that just ended, for every symbol."""
+    """`<market>_bars_<tf>_daily` (24/7 markets): the window holding the UTC day that just ended."""
     offset = partitioning.config.automation.offset_minutes
     cron = f"{offset % 60} {offset // 60} * * *"
 
@@ -102,41 +110,61 @@ def utc_daily_schedule(partitioning: BarsPartitioning, job_name: str) -> dg.Sche
         execution_timezone="UTC",
         job_name=job_name,
         default_status=_default_status(partitioning),
-        description=f"Daily at {cron} UTC: one run syncing the previous UTC day of every symbol.",
+        description=f"Daily at {cron} UTC: one run syncing the windows of the previous UTC day for every symbol.",
     )
-    def _daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        day = (_tick_time(context, UTC) - dt.timedelta(minutes=offset)).date() - dt.timedelta(days=1)
-        return _request(partitioning, day, f"{job_name}:{day}", "utc_daily")
+    def _daily(context: dg.ScheduleEvaluationContext):  # noqa: ANN202
+        tick = _tick_time(context, UTC)
+        day = (tick - dt.timedelta(minutes=offset)).date() - dt.timedelta(days=1)
+        return recent_requests(context, partitioning, job_name, tick, f"{job_name}:{day}", "utc_daily", day)
 
     return _daily
 
 
-def utc_hourly_schedule(partitioning: BarsPartitioning, job_name: str) -> dg.ScheduleDefinition:
-    """`<market>_bars_<tf>_hourly` (24/7 intraday): today's partition so far, every hour but the daily one's."""
-    minute = partitioning.config.automation.offset_minutes % 60
-    cron = f"{minute} 1-23 * * *"
+def refresh_cron(partitioning: BarsPartitioning, minutes: int) -> str:
+    """Every `minutes` around the clock (24/7, UTC) or in the hours of the regular session (exchange tz)."""
+    step = f"*/{minutes}" if minutes < 60 else "0"
+    if partitioning.calendar.always_open:
+        return f"{step} * * * *"
+    exchange = partitioning.calendar._exchange()  # noqa: SLF001 - the cached exchange_calendars object
+    open_time, close_time = exchange.open_times[-1][1], exchange.close_times[-1][1]
+    days = sorted(int(CRON_WEEKDAYS[i]) for i, flag in enumerate(exchange.weekmask) if flag == "1")
+    return f"{step} {open_time.hour}-{close_time.hour} * * {_cron_days(days)}"
+
+
+def refresh_schedule(partitioning: BarsPartitioning, job_name: str) -> dg.ScheduleDefinition:
+    """`<market>_bars_<tf>_refresh` (intraday): the in-progress window's tail, every N minutes in session."""
+    minutes = partitioning.config.refresh_every()
+    tz = partitioning.calendar.timezone
+    cron = refresh_cron(partitioning, minutes)
 
     @dg.schedule(
-        name=f"{partitioning.market}_bars_{partitioning.timeframe.value}_hourly",
+        name=f"{partitioning.market}_bars_{partitioning.timeframe.value}_refresh",
         cron_schedule=cron,
-        execution_timezone="UTC",
+        execution_timezone=str(tz),
         job_name=job_name,
         default_status=_default_status(partitioning),
-        description=f"Hourly at {cron} UTC: one run refreshing the current UTC day of every symbol.",
+        description=(f"Every {minutes} min ({cron} {tz}) while the market trades: one run fetching only the bars "
+                     "after each symbol's last stored final bar (automation.refresh_minutes)."),
     )
-    def _hourly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        tick = _tick_time(context, UTC)
-        day = (tick - dt.timedelta(minutes=minute, hours=1)).date()  # the day of the last complete hour
-        return _request(partitioning, day, f"{job_name}:{tick:%Y-%m-%dT%H}", "utc_hourly")
+    def _refresh(context: dg.ScheduleEvaluationContext):  # noqa: ANN202
+        tick = _tick_time(context, tz)
+        if not partitioning.calendar.always_open:
+            day = tick.date()
+            if not partitioning.calendar.is_session(day):
+                return dg.SkipReason(f"{day} ({day:%A}) is not a {partitioning.config.calendar} session")
+            open_, close = partitioning.calendar.session_bounds(day)
+            if not open_ <= tick < close + dt.timedelta(minutes=minutes):
+                return dg.SkipReason(f"{tick:%H:%M %Z} is outside the session ({open_:%H:%M}-{close:%H:%M} UTC)")
+        return recent_requests(context, partitioning, job_name, tick, f"{job_name}:{tick:%Y-%m-%dT%H:%M}",
+                               "refresh", tick.date())
 
-    return _hourly
+    return _refresh
 
 
 def build_schedules(partitioning: BarsPartitioning, job_name: str) -> list[dg.ScheduleDefinition]:
     """The schedules of one market × timeframe (RUNNING unless `automation.schedule: false`)."""
-    if not partitioning.calendar.always_open:
-        return [market_close_schedule(partitioning, job_name)]
-    schedules = [utc_daily_schedule(partitioning, job_name)]
-    if not partitioning.monthly:
-        schedules.append(utc_hourly_schedule(partitioning, job_name))
+    schedules = [market_close_schedule(partitioning, job_name) if not partitioning.calendar.always_open
+                 else utc_daily_schedule(partitioning, job_name)]
+    if partitioning.timeframe.is_intraday and partitioning.config.refresh_every():
+        schedules.append(refresh_schedule(partitioning, job_name))
     return schedules

@@ -20,6 +20,9 @@ SAMPLE_MARKET = {
     "start": "2000-03-01",
     "end": "2013-03-01",
     "symbols": ["AAPL", "FB", "GOOG", "IBM", "MSFT"],
+    # The grains of jutsu-pipeline <= 0.1 (months for daily bars, sessions for intraday): most tests pin
+    # partition keys of this layout; test_grains.py covers the defaults (years, quarters).
+    "partition_grain": {"1d": "month", "1h": "session", "5m": "session", "1m": "session"},
 }
 
 

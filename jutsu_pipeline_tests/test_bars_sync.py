@@ -11,7 +11,8 @@ import pytest
 from jutsu_pipeline.providers.base import FetchRequest
 from jutsu_pipeline.providers.sample import SampleProvider
 from jutsu_pipeline.resources import MarketDataResource
-from jutsu_pipeline.sync.missing import keys_to_sync, plan_ranges
+from jutsu_pipeline.status import partition_status
+from jutsu_pipeline.sync.planner import plan_ranges, plan_sync
 from jutsu_pipeline_tests.conftest import query
 from jutsu_pipeline_tests.helpers import partitioning, run_bars, run_metadata, step_error
 
@@ -54,7 +55,7 @@ def test_only_missing_partitions_are_planned_after_a_partial_backfill(sample_con
     done = run_bars(sample_config, instance, start="2003-01-01|FB", end="2004-06-01|GOOG")
     assert done.success
     materialized = instance.get_materialized_partitions(BARS_KEY)
-    missing = keys_to_sync(instance, BARS_KEY, p)
+    missing = plan_sync(p, partition_status(instance, BARS_KEY, p)).keys
     assert set(missing) == set(p.all_partition_keys()) - materialized
     assert len(missing) == 785 - 36
     ranges = plan_ranges(p, missing)
@@ -124,7 +125,8 @@ def test_a_whole_history_run_stores_every_sample_bar(sample_config, instance) ->
         ("IBM", dt.date(2000, 3, 1), dt.date(2013, 3, 1), 3270),
         ("MSFT", dt.date(2000, 3, 1), dt.date(2013, 3, 1), 3270),
     ]
-    assert keys_to_sync(instance, BARS_KEY, partitioning(sample_config)) == []
+    p = partitioning(sample_config)
+    assert plan_sync(p, partition_status(instance, BARS_KEY, p)).keys == []
     # bars_adjusted makes AAPL's 2:1 split of 2005-02-28 continuous.
     raw, adjusted = query(sample_config, """
         SELECT list(b.close ORDER BY b.ts), list(a.close ORDER BY a.ts) FROM bars b JOIN bars_adjusted a USING (symbol, timeframe, ts)

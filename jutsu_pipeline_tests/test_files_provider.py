@@ -30,7 +30,8 @@ DAILY = pl.DataFrame({
 
 def _market(path: Path, timeframe: str = "1d", **extra) -> dict:
     return {"provider": "files", "options": {"path": str(path)}, "calendar": "XNYS", "timeframes": [timeframe],
-            "start": "2024-01-02", "end": "2024-01-31", "symbols": ["SPX"], **extra}
+            "start": "2024-01-02", "end": "2024-01-31", "symbols": ["SPX"],
+            "partition_grain": {"1d": "month", timeframe: "month" if timeframe == "1d" else "session"}, **extra}
 
 
 def test_csv_round_trips_exactly(tmp_path: Path, instance) -> None:

@@ -29,7 +29,7 @@ def fx() -> Iterator[FakeExchange]:
 def crypto_config(folder: Path, fx: FakeExchange, **http: float) -> JutsuConfig:
     folder.mkdir(parents=True, exist_ok=True)
     market = {"provider": "binance", "calendar": "24/7", "timeframes": ["1d"], "start": "2024-01-01",
-              "end": "2024-04-01", "symbols": ["BTCUSDT", "ETHUSDT"],
+              "end": "2024-04-01", "symbols": ["BTCUSDT", "ETHUSDT"], "partition_grain": {"1d": "month"},
               "options": provider_options(fx, "binance", http={"max_attempts": 3, **http}, page_limit=10)}
     return load_config(write_config(folder, {"crypto": market}))
 

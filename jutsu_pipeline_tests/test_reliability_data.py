@@ -40,7 +40,7 @@ def fx(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeExchange
 def hourly_crypto(folder: Path, fx: FakeExchange, **quality: str) -> JutsuConfig:
     folder.mkdir(parents=True, exist_ok=True)
     market = {"provider": "binance", "calendar": "24/7", "timeframes": ["1h"], "start": "2024-02-10",
-              "end": "2024-02-12", "symbols": ["BTCUSDT", "ETHUSDT"],
+              "end": "2024-02-12", "symbols": ["BTCUSDT", "ETHUSDT"], "partition_grain": {"1h": "session"},
               "options": provider_options(fx, "binance", page_limit=10), **({"quality": quality} if quality else {})}
     return load_config(write_config(folder, {"crypto": market}))
 
@@ -127,7 +127,8 @@ def test_off_grid_intraday_bar_fails_its_partition_under_standard(fx: FakeExchan
 def _alpaca_daily(folder: Path, fx: FakeExchange) -> JutsuConfig:
     folder.mkdir(parents=True, exist_ok=True)
     market = {"provider": "alpaca", "calendar": "XNYS", "timeframes": ["1d"], "start": "2024-01-02",
-              "end": "2024-03-01", "symbols": ["AAPL", "MSFT"], "options": provider_options(fx, "alpaca")}
+              "end": "2024-03-01", "symbols": ["AAPL", "MSFT"], "options": provider_options(fx, "alpaca"),
+              "partition_grain": {"1d": "month"}}
     return load_config(write_config(folder, {"stocks": market}))
 
 

@@ -29,6 +29,12 @@ def defs(tmp_path_factory: pytest.TempPathFactory) -> dg.Definitions:
     return build_definitions(load_config(write_config(folder, {"us_stocks": STOCKS, "crypto": CRYPTO})))
 
 
+@pytest.fixture
+def instance():  # noqa: ANN201 - schedules read partition status: a persistent (temporary) instance
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
 def _tick(defs: dg.Definitions, instance: dg.DagsterInstance, name: str, when: dt.datetime):
     schedule = defs.get_repository_def().get_schedule_def(name)
     with dg.build_schedule_context(instance=instance, scheduled_execution_time=when) as context:
@@ -84,19 +90,30 @@ def test_before_history_skips(defs, instance) -> None:
     assert "outside the market's history" in data.skip_message
 
 
-def test_always_open_market_daily_and_hourly(defs, instance) -> None:
+def test_always_open_market_daily_and_refresh(defs, instance) -> None:
     repo = defs.get_repository_def()
     assert {s.name for s in repo.schedule_defs if s.name.startswith("crypto")} == {
-        "crypto_bars_1h_daily", "crypto_bars_1h_hourly", "crypto_bars_1d_daily"}
-    assert repo.get_schedule_def("crypto_bars_1h_hourly").cron_schedule == "15 1-23 * * *"
+        "crypto_bars_1h_daily", "crypto_bars_1h_refresh", "crypto_bars_1d_daily"}
+    assert repo.get_schedule_def("crypto_bars_1h_refresh").cron_schedule == "*/5 * * * *"  # 24/7 default
+    # Just after midnight: the day that ended and the one that began (both still recent), one rectangle.
     daily = _tick(defs, instance, "crypto_bars_1h_daily", dt.datetime(2024, 3, 10, 0, 15, tzinfo=UTC))
     assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in daily.run_requests] == [
-        ("2024-03-09|BTC/USDT", "2024-03-09|ETH/USDT")]
+        ("2024-03-09|BTC/USDT", "2024-03-10|ETH/USDT")]
     monthly = _tick(defs, instance, "crypto_bars_1d_daily", dt.datetime(2024, 3, 1, 0, 15, tzinfo=UTC))
     assert [r.tags[RANGE_START_TAG] for r in monthly.run_requests] == ["2024-02-01|BTC/USDT"]  # February just ended
-    hourly = _tick(defs, instance, "crypto_bars_1h_hourly", dt.datetime(2024, 3, 10, 13, 15, tzinfo=UTC))
-    assert [(r.tags[RANGE_START_TAG], r.run_key) for r in hourly.run_requests] == [
-        ("2024-03-10|BTC/USDT", "sync_crypto_bars_1h:2024-03-10T13")]
+    refresh = _tick(defs, instance, "crypto_bars_1h_refresh", dt.datetime(2024, 3, 10, 13, 15, tzinfo=UTC))
+    assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG], r.run_key) for r in refresh.run_requests] == [
+        ("2024-03-10|BTC/USDT", "2024-03-10|ETH/USDT", "sync_crypto_bars_1h:2024-03-10T13:15")]
+
+
+def test_exchange_refresh_runs_every_n_minutes_during_the_session(defs, instance) -> None:
+    schedule = defs.get_repository_def().get_schedule_def("us_stocks_bars_1h_refresh")
+    assert schedule.cron_schedule == "*/15 9-16 * * 1-5" and schedule.execution_timezone == "America/New_York"
+    before_open = _tick(defs, instance, "us_stocks_bars_1h_refresh", dt.datetime(2012, 7, 5, 9, 15, tzinfo=NY))
+    assert "outside the session" in before_open.skip_message
+    during = _tick(defs, instance, "us_stocks_bars_1h_refresh", dt.datetime(2012, 7, 5, 11, 0, tzinfo=NY))
+    assert [(r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG]) for r in during.run_requests] == [
+        ("2012-07-05|AAPL", "2012-07-05|GOOG")]
 
 
 def test_schedules_can_be_turned_off(tmp_path: Path) -> None:

@@ -114,6 +114,6 @@ def test_failed_ranges_back_off_exponentially(tmp_path, instance, monkeypatch) -
 def test_new_symbol_gets_its_whole_history(tmp_path, instance) -> None:
     config = _config(tmp_path, symbols=["AAPL", "FB"])
     assert run_bars(config, instance, start="2012-01-01|AAPL", end="2012-12-01|FB").success
-    assert "0 missing" in _tick(config, instance).skip_message
+    assert "0 partition(s) to repair" in _tick(config, instance).skip_message
     reloaded = _config(tmp_path, symbols=["AAPL", "FB", "IBM"])  # the config changed; definitions reloaded
     assert _spans(_tick(reloaded, instance)) == [("2012-01-01|IBM", "2012-12-01|IBM")]

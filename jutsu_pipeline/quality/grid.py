@@ -20,23 +20,24 @@ def history_bounds(partitioning: BarsPartitioning, today: dt.date) -> tuple[dt.d
 
 
 def calendar_grid(partitioning: BarsPartitioning, today: dt.date | None = None) -> pl.DataFrame:
-    """partition_date (date), ts (UTC): daily, each session at 00:00 UTC in its partition (its month, or
-    the session itself when partitioned like an intraday base); intraday, every bar start anchored to the
+    """partition_date (date), ts (UTC): daily, each session at 00:00 UTC in its period's partition
+    (the grain's period, of the base timeframe for a derived one); intraday, every bar start anchored to the
     session's open (open + k * step, XNYS 1h: 09:30 ... 15:30) with open <= ts < close.
     """
     today = today or dt.datetime.now(UTC).date()
     first, last = history_bounds(partitioning, today)
     sessions = session_table(partitioning.calendar, first, last)
     if not partitioning.timeframe.is_intraday:
-        partition = pl.col("session").dt.truncate("1mo") if partitioning.monthly else pl.col("session")
+        every = partitioning.grain.polars_every
         return sessions.select(
-            partition.alias("partition_date"),
+            (pl.col("session").dt.truncate(every) if every else pl.col("session")).alias("partition_date"),
             pl.col("session").cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("ts"),
         )
     return (
         sessions.with_columns(pl.col("open").alias("first_bar"))
         .select(
-            pl.col("session").alias("partition_date"),
+            (pl.col("session").dt.truncate(every) if (every := partitioning.grain.polars_every)
+             else pl.col("session")).alias("partition_date"),
             pl.datetime_ranges("first_bar", "close", interval=partitioning.timeframe.duration, closed="left").alias("ts"),
         )
         .explode("ts")

@@ -75,3 +75,48 @@ def replace_windows(
         con.unregister("staged_windows")
         con.unregister("staged_bars")
     return staged.height
+
+
+LAST_FINAL_BARS = """
+SELECT w.symbol, w.date_key, max(b.ts) AS last_ts
+FROM tail_windows AS w
+JOIN bars AS b ON b.symbol = w.symbol AND b.timeframe = $timeframe AND b.ts >= w.start AND b.ts < w."end"
+WHERE b.ts <= $final_before
+GROUP BY w.symbol, w.date_key
+"""
+
+
+def last_final_bars(con: duckdb.DuckDBPyConnection, *, timeframe: str, windows: pl.DataFrame,
+                    final_before: dt.datetime) -> dict[tuple[str, str], dt.datetime]:
+    """(symbol, date_key) -> start of the last stored bar that started at or before `final_before`
+    inside each window of `windows` (symbol, date_key, start, end); windows without one are absent."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'bars' AND table_schema = current_schema()"
+    ).fetchall()[0][0]
+    if not exists or windows.is_empty():
+        return {}
+    con.register("tail_windows", windows.to_arrow())
+    try:
+        rows = con.execute(LAST_FINAL_BARS, {"timeframe": timeframe, "final_before": final_before}).fetchall()
+    finally:
+        con.unregister("tail_windows")
+    return {(symbol, date_key): last_ts.astimezone(dt.timezone.utc) for symbol, date_key, last_ts in rows}
+
+
+SYMBOL_BARS = """
+SELECT ts, open, high, low, close, volume, adj_close FROM bars
+WHERE symbol = $symbol AND timeframe = $timeframe ORDER BY ts
+"""
+
+
+def read_symbol_bars(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbol: str) -> pl.DataFrame:
+    """Every stored bar of one symbol × timeframe (canonical columns, ts in UTC), oldest first."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'bars' AND table_schema = current_schema()"
+    ).fetchall()[0][0]
+    schema = {"ts": pl.Datetime("us", "UTC"), "open": pl.Float64, "high": pl.Float64, "low": pl.Float64,
+              "close": pl.Float64, "volume": pl.Float64, "adj_close": pl.Float64}
+    if not exists:
+        return pl.DataFrame(schema=schema)
+    frame = pl.from_arrow(con.execute(SYMBOL_BARS, {"symbol": symbol, "timeframe": timeframe}).to_arrow_table())
+    return frame.with_columns(pl.col("ts").dt.convert_time_zone("UTC").dt.cast_time_unit("us")).cast(schema)

@@ -14,7 +14,7 @@ import polars as pl
 
 from jutsu_pipeline import faultpoints
 from jutsu_pipeline.actions.infer import record_inferred_actions
-from jutsu_pipeline.partitions import BarsPartitioning, partition_key
+from jutsu_pipeline.partitions import BarsPartitioning, Window, partition_key
 from jutsu_pipeline.providers.base import (
     BarsProvider,
     FetchRequest,
@@ -25,7 +25,7 @@ from jutsu_pipeline.providers.base import (
 )
 from jutsu_pipeline.quality.rules import GRID_COLUMN, SESSION_COLUMN, WINDOW_COLUMN
 from jutsu_pipeline.quality.schema import RuleFailure, validate_bars
-from jutsu_pipeline.storage.bars import WindowReplacement, replace_windows
+from jutsu_pipeline.storage.bars import WindowReplacement, last_final_bars, replace_windows
 from jutsu_pipeline.sync.plan import FetchPlan, plan_fetches, windows_frame
 
 UTC = dt.timezone.utc
@@ -75,8 +75,10 @@ class BarsSync:
         connect: Connect,
         log: logging.Logger | logging.LoggerAdapter,
         now: dt.datetime | None = None,
+        tail: bool = False,
     ) -> None:
         self.p = partitioning
+        self.tail = tail
         self.provider = provider
         self.connect = connect
         self.log = log
@@ -86,6 +88,8 @@ class BarsSync:
 
     def run(self, partition_keys: Iterable[str]) -> SyncOutcome:
         plans = plan_fetches(self.p, partition_keys)
+        if self.tail:
+            plans = self._tail_plans(plans)
         total = len(plans)
         windows = sum(len(plan.date_keys) for symbol_plans in plans.values() for plan in symbol_plans)
         self.log.info(f"{self._where}: {windows} partition(s) of {total} symbol(s) to sync",
@@ -104,6 +108,39 @@ class BarsSync:
         if batch:
             self._validate_and_write(batch)
         return self.outcome
+
+    # -- tail refresh --------------------------------------------------------------------------
+
+    def _tail_plans(self, plans: dict[str, list[FetchPlan]]) -> dict[str, list[FetchPlan]]:
+        """Windows that already hold final bars are fetched (and replaced) only from the last final bar,
+        less `tail_overlap_bars` bars to pick up provider revisions; the others stay whole."""
+        step = self.p.timeframe.duration
+        overlap = step * self.p.config.tail_overlap_bars
+        with self.connect() as con:
+            last = last_final_bars(con, timeframe=self.p.timeframe.value, windows=windows_frame(
+                plan for symbol_plans in plans.values() for plan in symbol_plans), final_before=self.now - step)
+        tailed: dict[str, list[FetchPlan]] = {}
+        for symbol, symbol_plans in plans.items():
+            out: list[FetchPlan] = []
+            pending: list[tuple[str, Window]] = []
+            for plan in symbol_plans:
+                for date_key, (start, end) in zip(plan.date_keys, plan.windows):
+                    last_ts = last.get((symbol, date_key))
+                    if last_ts is None:
+                        pending.append((date_key, (start, end)))
+                        continue
+                    if pending:
+                        out.append(_plan(symbol, pending))
+                        pending = []
+                    out.append(_plan(symbol, [(date_key, (max(start, last_ts - overlap), end))]))
+                if pending:
+                    out.append(_plan(symbol, pending))
+                    pending = []
+            tailed[symbol] = out
+        tails = sum(1 for v in last.values() if v is not None)
+        self.log.info(f"{self._where}: tail refresh of {tails} stored window(s) (overlap {overlap}); "
+                      "the rest replaced whole")
+        return tailed
 
     # -- fetch ---------------------------------------------------------------------------------
 
@@ -257,6 +294,10 @@ class BarsSync:
             self.outcome.failed[key] = f"{self._where} {symbol}: {message}"
         self.outcome.symbols_failed.append(symbol)
         self.log.error(f"{self._where} {symbol}: nothing stored for {len(keys)} partition(s): {message}")
+
+
+def _plan(symbol: str, windows: list[tuple[str, Window]]) -> FetchPlan:
+    return FetchPlan(symbol, tuple(k for k, _ in windows), tuple(w for _, w in windows))
 
 
 def _life(history: SymbolHistory | None) -> str:

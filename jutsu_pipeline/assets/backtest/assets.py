@@ -11,6 +11,7 @@ import polars as pl
 
 from jutsu_pipeline.assets.backtest.metadata import embedded_images, results_table
 from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL
+from jutsu_pipeline.assets.conditions import downstream_condition
 from jutsu_pipeline.assets.indicators.assets import indicators_asset_key, symbol_partitions
 from jutsu_pipeline.assets.tables import table_metadata, table_name
 from jutsu_pipeline.backtest import run_backtests
@@ -80,8 +81,7 @@ def build_backtest_asset(config: JutsuConfig, partitioning: BarsPartitioning) ->
         partitions_def=symbol_partitions(partitioning),
         deps=[indicators_asset_key(market, timeframe)],  # the signals' inputs; same symbol partitions
         backfill_policy=dg.BackfillPolicy.single_run(),
-        automation_condition=(dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
-                              & dg.AutomationCondition.all_deps_blocking_checks_passed()),
+        automation_condition=downstream_condition(),
         pool=DUCKDB_WRITER_POOL,
         kinds={"duckdb"},
         description=(f"Backtests of {', '.join(s.name for s in strategies)} on {market} {timeframe} bars "
@@ -128,8 +128,7 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
         key=leaderboard_asset_key(market),
         group_name=market,
         deps=[backtest_asset_key(market, p.timeframe.value) for p in partitionings],
-        automation_condition=(dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
-                              & dg.AutomationCondition.all_deps_blocking_checks_passed()),
+        automation_condition=downstream_condition(),
         pool=DUCKDB_WRITER_POOL,
         kinds={"duckdb"},
         description=f"Backtests of market {market} ranked by Sharpe ratio (table backtest_leaderboard).",

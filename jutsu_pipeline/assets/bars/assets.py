@@ -16,6 +16,7 @@ from jutsu_pipeline.providers import is_local
 from jutsu_pipeline.providers.http.hold import instance_state
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
 from jutsu_pipeline.sync.engine import BarsSync
+from jutsu_pipeline.sync.planner import REFRESH_TAG, TAIL
 
 DUCKDB_WRITER_POOL = "duckdb_writer"
 FRESHNESS_GRACE_MINUTES = 120  # the close schedule's offset plus time for the run
@@ -79,13 +80,21 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
         started = time.perf_counter()
         with instance_state(context.instance.root_directory):  # provider holds are shared by the instance's runs
             provider = market_data.provider_for(config, market, str(partitioning.calendar.timezone))
+        # Planned refreshes of stored windows fetch only their tail; any other run replaces windows whole.
+        tail = context.run.tags.get(REFRESH_TAG) == TAIL
         try:
-            outcome = BarsSync(partitioning, provider, duckdb.get_connection, context.log).run(context.partition_keys)
+            outcome = BarsSync(partitioning, provider, duckdb.get_connection, context.log, tail=tail).run(
+                context.partition_keys)
         finally:
             provider.close()
         metadata = outcome_metadata(outcome, provider.name, time.perf_counter() - started)
         with duckdb.get_connection() as con:
             metadata.update(table_metadata(con, "bars", timeframe=timeframe.value, symbols=settings.symbols))
+        metadata["refresh"] = dg.MetadataValue.text(TAIL if tail else "whole windows")
+        # The history bounds the windows were cut with: a later start/end change inside a window makes it stale.
+        metadata["history_start"] = dg.MetadataValue.text(settings.start.isoformat())
+        metadata["history_end"] = dg.MetadataValue.text(settings.end.isoformat() if settings.end else "")
+        metadata["partition_grain"] = dg.MetadataValue.text(str(partitioning.grain))
         metadata["provider_requests"] = dg.MetadataValue.int(provider.stats.requests)  # HTTP pages, file reads
         if provider.stats.extra.get("duplicates_dropped"):  # identical repeats (page overlaps), not conflicts
             metadata["duplicates_dropped"] = dg.MetadataValue.int(provider.stats.extra["duplicates_dropped"])

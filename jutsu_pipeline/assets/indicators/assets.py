@@ -6,6 +6,8 @@ import time
 
 import dagster as dg
 
+from jutsu_pipeline.assets.conditions import downstream_condition
+
 from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL, bars_asset_key
 from jutsu_pipeline.assets.corporate_actions import corporate_actions_asset_key
 from jutsu_pipeline.assets.tables import table_metadata, table_name
@@ -43,9 +45,8 @@ def build_indicators_asset(config: JutsuConfig, partitioning: BarsPartitioning) 
         # A new split or dividend re-adjusts the bars they read: the symbol's indicators become stale.
         + ([corporate_actions_asset_key(market)] if settings.actions_enabled and settings.adjusted_prices else []),
         backfill_policy=dg.BackfillPolicy.single_run(),
-        # Re-run a symbol whenever any of its bars partitions is updated, once all of them exist.
-        automation_condition=(dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
-                              & dg.AutomationCondition.all_deps_blocking_checks_passed()),
+        # Re-run a symbol whenever any of its bars partitions is updated, once all of them are valid.
+        automation_condition=downstream_condition(),
         pool=DUCKDB_WRITER_POOL,
         code_version=combined_version({}, columns),  # another column set: the UI shows the asset stale
         kinds={"duckdb"},

@@ -1,0 +1,30 @@
+"""The automation condition of every asset downstream of bars (Dagster's own evaluation decides when).
+
+A symbol's partition is requested when any of its upstream partitions is updated (from any path: sync,
+UI, `dagster asset materialize`) or it is missing, and never while an upstream partition of that symbol
+is missing, in flight or failed in its latest attempt, or a blocking check upstream failed.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+AC = dg.AutomationCondition
+
+
+def downstream_condition() -> dg.AutomationCondition:
+    """`eager()` over every time window, held back by failed upstream partitions and blocking checks.
+
+    Unlike `eager()`, the first evaluation is not a mere baseline: partitions that are missing when
+    automation first looks (a fresh instance, `jutsu sync`'s first run) are requested once their inputs are valid.
+    """
+    trigger = (AC.newly_missing() | AC.any_deps_updated()).since(
+        (AC.newly_requested() | AC.newly_updated()).with_label("handled"))
+    return (
+        trigger
+        & ~AC.any_deps_missing()
+        & ~AC.any_deps_in_progress()
+        & ~AC.in_progress()
+        & ~AC.any_deps_match(AC.execution_failed()).with_label("any_deps_failed")
+        & AC.all_deps_blocking_checks_passed()
+    ).with_label("downstream of valid bars")

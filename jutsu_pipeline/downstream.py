@@ -1,0 +1,117 @@
+"""Downstream of bars as Dagster itself decides it: evaluate the assets' automation conditions (the same
+ones the `jutsu_automation` sensor evaluates under the daemon) and execute what they request.
+
+`jutsu sync` keeps its own evaluation cursor in the instance's key-value store, so a bars partition
+re-materialised from any path (UI, `dagster asset materialize`, a schedule) makes its symbol stale for
+the next `jutsu sync` too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import dagster as dg
+from dagster._serdes import deserialize_value, serialize_value
+
+from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG
+
+CURSOR_KEY = "jutsu/cli_automation_cursor"
+MAX_ROUNDS = 6  # an unpartitioned layer (the leaderboard) is requested one evaluation later
+
+
+@dataclass
+class DownstreamOutcome:
+    runs: int = 0
+    failed_runs: int = 0
+    requested: dict[str, int] = field(default_factory=dict)  # asset -> partitions requested
+
+
+def _load_cursor(instance: dg.DagsterInstance):  # noqa: ANN202 - AssetDaemonCursor | None
+    stored = instance.run_storage.get_cursor_values({CURSOR_KEY}).get(CURSOR_KEY)
+    return deserialize_value(stored) if stored else None
+
+
+def _save_cursor(instance: dg.DagsterInstance, cursor) -> None:  # noqa: ANN001
+    instance.run_storage.set_cursor_values({CURSOR_KEY: serialize_value(cursor)})
+
+
+def _ancestors(graph, key: dg.AssetKey) -> set[dg.AssetKey]:  # noqa: ANN001
+    seen: set[dg.AssetKey] = set()
+    todo = list(graph.get(key).parent_keys)
+    while todo:
+        parent = todo.pop()
+        if parent not in seen:
+            seen.add(parent)
+            todo.extend(graph.get(parent).parent_keys)
+    return seen
+
+
+def _symbol_spans(order: list[str], keys: set[str]) -> list[tuple[str, str]]:
+    """Adjacent runs of requested keys in partition order, as (first, last)."""
+    spans: list[list[str]] = []
+    for i, key in enumerate(order):
+        if key not in keys:
+            continue
+        if spans and order.index(spans[-1][-1]) == i - 1:
+            spans[-1].append(key)
+        else:
+            spans.append([key])
+    return [(span[0], span[-1]) for span in spans]
+
+
+def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance, bars_keys: list[dg.AssetKey],
+                   run: Callable[[dg.JobDefinition, dict[str, str], dg.AssetKey, str], bool],
+                   report: Callable[[str], None] = print) -> DownstreamOutcome:
+    """Evaluate the downstream assets of `bars_keys` and execute what is requested, until nothing is."""
+    selection = dg.AssetSelection.assets(*bars_keys).downstream(include_self=False)
+    graph = defs.resolve_asset_graph()
+    job = defs.resolve_implicit_global_asset_job_def()
+    outcome = DownstreamOutcome()
+    for _ in range(MAX_ROUNDS):
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
+                                                   cursor=_load_cursor(instance))
+        requested = {key for key in selection.resolve(graph) if result.get_num_requested(key)}
+        _save_cursor(instance, result.cursor)
+        if not requested:
+            break
+        # Execute the whole request in dependency order, as the daemon would: a layer requested together
+        # with its inputs must not be re-requested when those inputs land a moment later.
+        failed: set[dg.AssetKey] = set()
+        for key in sorted(requested, key=lambda k: (len(_ancestors(graph, k)), k.path)):
+            if _ancestors(graph, key) & failed:
+                report(f"{key.to_user_string()}: not computed, an input failed in this sync.")
+                failed.add(key)
+                continue
+            partitions = result.get_requested_partitions(key)
+            outcome.requested[key.to_user_string()] = len(partitions)
+            partitions_def = graph.get(key).partitions_def
+            if partitions_def is None:
+                spans = [None]
+            else:
+                spans = _symbol_spans(list(partitions_def.get_partition_keys()), {p for p in partitions if p})
+            subset = job.get_subset(asset_selection={key})
+            for span in spans:
+                tags = {} if span is None else {RANGE_START_TAG: span[0], RANGE_END_TAG: span[1]}
+                label = key.to_user_string() if span is None else f"{span[0]}...{span[1]}"
+                report(f"{key.to_user_string()}: computing {label}.")
+                outcome.runs += 1
+                if not run(subset, tags, key, label):
+                    outcome.failed_runs += 1
+                    failed.add(key)
+    return outcome
+
+
+def failing_blocking_checks(defs: dg.Definitions, instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> list[str]:
+    """Names of the asset's blocking checks whose latest evaluation failed."""
+    graph = defs.resolve_asset_graph()
+    check_keys = [k for k in graph.asset_check_keys if k.asset_key == asset_key and graph.get(k).blocking]
+    if not check_keys:
+        return []
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
+    failing = []
+    for check_key, record in latest.items():
+        evaluation = record.event.asset_check_evaluation if record.event is not None else None
+        if evaluation is not None and not evaluation.passed:
+            failing.append(check_key.name)
+    return sorted(failing)

@@ -1,0 +1,107 @@
+"""A SQLite event log that really writes event batches: one transaction per shard instead of one
+connection (engine, BEGIN, fsync) per event.
+
+Dagster groups the per-partition ASSET_MATERIALIZATION_PLANNED and ASSET_MATERIALIZATION events of a
+range run into batches when `DAGSTER_EVENT_BATCH_SIZE` > 0, but only dagster-postgres implements
+`store_event_batch`; the SQLite storage loops over `store_event`, which opens the run shard and the
+index shard for every event. The shipped data/dagster_home/dagster.yaml selects it (docs/operations.md):
+
+    instance_class:
+      module: jutsu_pipeline.instance_storage
+      class: JutsuInstance
+
+`JutsuInstance` is a plain DagsterInstance whose *default* storage (no `storage:` block) is Dagster's
+SQLite storage in $DAGSTER_HOME with this event log; any configured `storage:` (e.g. Postgres) wins.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+import yaml
+from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS
+from dagster._core.events.log import EventLogEntry
+from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+from dagster._core.storage.sqlalchemy_compat import db_result
+from dagster._serdes import ConfigurableClassData
+
+BATCH_ENV = "DAGSTER_EVENT_BATCH_SIZE"
+DEFAULT_BATCH_SIZE = 1000
+
+
+class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
+    """SqliteEventLogStorage whose `store_event_batch` stores asset events of one run in one
+    transaction per shard (same rows as `store_event`, so reads are unchanged)."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        super().__init__(base_dir, inst_data=inst_data)
+        # Batching is switched on by this environment variable (read per event by the instance); the
+        # storage sets it so every process using this instance (CLI, daemon, webserver, run workers) batches.
+        if batch_size > 0:
+            os.environ.setdefault(BATCH_ENV, str(batch_size))
+
+    @classmethod
+    def config_type(cls) -> dict[str, Any]:
+        return {"base_dir": dg.StringSource,
+                "batch_size": dg.Field(int, default_value=DEFAULT_BATCH_SIZE, is_required=False)}
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None,
+                          config_value: Mapping[str, Any]) -> BatchingSqliteEventLogStorage:
+        return cls(config_value["base_dir"], inst_data=inst_data,
+                   batch_size=config_value.get("batch_size", DEFAULT_BATCH_SIZE))
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        simple = all(e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS
+                     and e.dagster_event_type not in ASSET_CHECK_EVENTS
+                     and e.dagster_event_type not in EVENT_TYPE_TO_PIPELINE_RUN_STATUS for e in events)
+        run_ids = {e.run_id for e in events}
+        if not events or not simple or len(run_ids) != 1:
+            super().store_event_batch(events)  # rare mixes: the per-event path
+            return
+        statements = [self.prepare_insert_event(event) for event in events]
+        with self.run_connection(run_ids.pop()) as conn:
+            for statement in statements:
+                conn.execute(statement)
+        with self.index_transaction() as conn:
+            event_ids = []
+            for statement in statements:
+                with db_result(conn, statement) as result:
+                    event_ids.append(result.inserted_primary_key[0])
+            self._store_asset_event_tags(conn, list(events), event_ids)
+            for event, event_id in zip(events, event_ids, strict=True):
+                self._store_asset_event(conn, event, event_id)
+
+
+class BatchingSqliteStorage(DagsterSqliteStorage):
+    """Dagster's SQLite storage (runs, events, schedules under `base_dir`) with the batching event log."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        super().__init__(base_dir, inst_data=inst_data)
+        self._event_log_storage = BatchingSqliteEventLogStorage(os.path.join(base_dir, "history", "runs", ""))
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData | None,  # ty: ignore[invalid-method-override]
+                          config_value: Mapping[str, Any]) -> BatchingSqliteStorage:
+        return cls.from_local(inst_data=inst_data, **config_value)
+
+
+class JutsuInstance(dg.DagsterInstance):
+    """A DagsterInstance whose default storage is `BatchingSqliteStorage` in the instance's folder."""
+
+    @classmethod
+    def config_schema(cls) -> dict[str, Any]:
+        return {}
+
+    @staticmethod
+    def config_defaults(base_dir: str) -> Mapping[str, ConfigurableClassData | None]:
+        defaults = dict(InstanceRef.config_defaults(base_dir))
+        defaults["storage"] = ConfigurableClassData(__name__, BatchingSqliteStorage.__name__,
+                                                    yaml.dump({"base_dir": base_dir}, default_flow_style=False))
+        return defaults

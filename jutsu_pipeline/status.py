@@ -1,0 +1,123 @@
+"""Read Dagster's partition status of a bars asset into the planner's `PartitionStatus`.
+
+The status is Dagster's own asset status cache (what the UI shows: materialised, failed, in progress),
+plus the live queued/running runs materialising the asset, plus the history bounds recorded in the metadata of
+partitions whose window may have moved since they were stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import partial
+
+import dagster as dg
+from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
+
+from jutsu_pipeline.instance import live_in_flight_keys
+from jutsu_pipeline.partitions import BarsPartitioning, split_partition_key
+from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG, Bounds, PartitionStatus, range_keys
+
+PARTITION_TAG = "dagster/partition"
+HISTORY_START = "history_start"  # bars materialisation metadata: the market's start/end when stored
+HISTORY_END = "history_end"
+GRAIN = "partition_grain"  # the grain the partition was stored (or adopted) with
+GRAIN_MARKER = "jutsu/grain_verified"
+def run_keys(partitioning: BarsPartitioning, tags: dict[str, str]) -> set[str]:
+    """The partitions a run covers, from its range or partition tag."""
+    if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
+        return range_keys(partitioning, tags[RANGE_START_TAG], tags[RANGE_END_TAG])
+    return {tags[PARTITION_TAG]} if PARTITION_TAG in tags else set()
+
+
+def _bounds(metadata: dict) -> Bounds | None:
+    start = metadata.get(HISTORY_START)
+    if start is None:
+        return None
+    end = metadata.get(HISTORY_END)
+    end_text = end.value if end is not None else ""
+    return dt.date.fromisoformat(start.value), dt.date.fromisoformat(end_text) if end_text else None
+
+
+def _latest_per_partition(instance: dg.DagsterInstance, asset_key: dg.AssetKey, keys: list[str]) -> dict[str, dict]:
+    """partition -> metadata of its latest materialisation, for `keys` (pages through the event log)."""
+    found: dict[str, dict] = {}
+    for start in range(0, len(keys), 1000):
+        chunk = keys[start:start + 1000]
+        cursor = None
+        while True:
+            page = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=chunk), limit=5000, cursor=cursor)
+            for record in page.records:  # newest first
+                event = record.asset_materialization
+                if event is not None and event.partition not in found:
+                    found[event.partition] = event.metadata
+            if not page.has_more:
+                break
+            cursor = page.cursor
+    return found
+
+
+def stored_layout(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitioning: BarsPartitioning,
+                  materialized: set[str]) -> tuple[dict[str, Bounds], frozenset[str]]:
+    """(history bounds of stored partitions whose window could differ under today's start/end,
+    stored partitions recorded under another partition grain).
+
+    Cheap when nothing changed: the latest materialisation's bounds and a grain marker are compared first;
+    only when they differ from the config are the candidate partitions' own latest materialisations read.
+    A key of another grain can coincide with a key of this one (January's month is the year's key).
+    """
+    cfg = partitioning.config
+    latest = instance.get_latest_materialization_event(asset_key)
+    if latest is None or latest.asset_materialization is None:
+        return {}, frozenset()
+    metadata = latest.asset_materialization.metadata
+    bounds = _bounds(metadata)
+    # Whether every stored partition was verified to be of this grain (a marker in the instance's KV store,
+    # set once no partition of another grain is left): steady state costs one lookup.
+    marker = f"{GRAIN_MARKER}/{asset_key.to_user_string()}"
+    regrain = instance.run_storage.get_cursor_values({marker}).get(marker) != str(partitioning.grain)
+    if not regrain and (bounds is None or bounds == (cfg.start, cfg.end)):
+        return {}, frozenset()
+    candidates = set(materialized) if regrain else set()
+    for key in materialized if bounds is not None and bounds != (cfg.start, cfg.end) else ():
+        date_key, _ = split_partition_key(key)
+        try:
+            if partitioning.window_for(date_key, *bounds) != partitioning.window(date_key):
+                candidates.add(key)
+        except ValueError:
+            continue
+    found: dict[str, Bounds] = {}
+    other_grain: set[str] = set()
+    for key, meta in _latest_per_partition(instance, asset_key, sorted(candidates)).items():
+        recorded = _bounds(meta)
+        if recorded is not None:
+            found[key] = recorded
+        if regrain and (GRAIN not in meta or meta[GRAIN].value != str(partitioning.grain)):
+            other_grain.add(key)
+    if regrain and not other_grain:
+        instance.run_storage.set_cursor_values({marker: str(partitioning.grain)})
+    return found, frozenset(other_grain)
+
+
+def partition_status(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitioning: BarsPartitioning,
+                     job_name: str | None = None) -> PartitionStatus:
+    """Dagster's status of every partition of one bars asset (materialised, failed, in flight)."""
+    partitions_def = partitioning.partitions_def
+    cache = get_and_update_asset_status_cache_value(instance, asset_key, partitions_def)
+    if cache is None:
+        materialized, failed, running = set(), set(), set()
+    else:
+        materialized = set(cache.deserialize_materialized_partition_subsets(partitions_def).get_partition_keys())
+        failed = set(cache.deserialize_failed_partition_subsets(partitions_def).get_partition_keys())
+        running = set(cache.deserialize_in_progress_partition_subsets(partitions_def).get_partition_keys())
+    if job_name is not None:
+        # Live runs only (a killed run's partitions are missing again: jutsu_pipeline.instance recovers them).
+        running = live_in_flight_keys(instance, asset_key, job_name, partial(run_keys, partitioning))
+    bounds, other_grain = stored_layout(instance, asset_key, partitioning, materialized)
+    return PartitionStatus(
+        materialized=frozenset(materialized),
+        failed=frozenset(failed),
+        in_flight=frozenset(running),
+        stored_bounds=bounds,
+        other_grain=other_grain,
+    )

@@ -1,0 +1,59 @@
+"""The shipped instance's batching SQLite event log stores the same events as Dagster's own, in batches."""
+
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from jutsu_pipeline.instance_storage import BatchingSqliteEventLogStorage, JutsuInstance
+
+TEMPLATE = Path(__file__).parents[1] / "data" / "dagster_home" / "dagster.yaml"
+PARTS = dg.MultiPartitionsDefinition({
+    "date": dg.TimeWindowPartitionsDefinition(cron_schedule="0 0 1 1 *", start="2020-01-01", end="2025-01-01",
+                                              fmt="%Y-%m-%d"),
+    "symbol": dg.StaticPartitionsDefinition(["A", "B", "C", "D"]),
+})
+RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+
+@dg.asset(partitions_def=PARTS, backfill_policy=dg.BackfillPolicy.single_run())
+def prices(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    if any(key.endswith("|D") for key in context.partition_keys):
+        raise dg.Failure("D's source is broken")
+    return dg.MaterializeResult(metadata={"keys": len(context.partition_keys)})
+
+
+@pytest.fixture
+def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "")  # so the variable is restored after the test...
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE")  # ...and unset now: the storage must set it
+    shutil.copy(TEMPLATE, tmp_path / "dagster.yaml")  # no DAGSTER_HOME: the storage must use the folder given
+    with dg.DagsterInstance.from_config(str(tmp_path)) as test_instance:
+        yield test_instance
+
+
+def test_range_runs_record_materialised_and_failed_partitions(instance) -> None:
+    assert isinstance(instance, JutsuInstance)
+    assert isinstance(instance.event_log_storage, BatchingSqliteEventLogStorage)
+    assert Path(instance.event_log_storage._base_dir) == Path(instance.root_directory) / "history" / "runs"  # noqa: SLF001
+    assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "1000"
+    ok = dg.materialize([prices], instance=instance, tags=dict(zip(RANGE, ("2020-01-01|A", "2024-01-01|C"))))
+    assert ok.success
+    events = instance.get_records_for_run(ok.run_id, limit=10_000).records
+    kinds = [r.event_log_entry.dagster_event_type for r in events]
+    assert kinds.count(dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED) == 15
+    assert kinds.count(dg.DagsterEventType.ASSET_MATERIALIZATION) == 15
+    assert len(instance.get_materialized_partitions(prices.key)) == 15
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=prices.key, asset_partitions=["2022-01-01|B"]), limit=5).records
+    assert [r.partition_key for r in records] == ["2022-01-01|B"]
+    assert records[0].asset_materialization.metadata["keys"].value == 15
+
+    failed = dg.materialize([prices], instance=instance, raise_on_error=False,
+                            tags=dict(zip(RANGE, ("2020-01-01|D", "2024-01-01|D"))))
+    assert not failed.success
+    status = instance.get_status_by_partition(prices.key, [f"{y}-01-01|D" for y in range(2020, 2025)], PARTS)
+    assert set(status.values()) == {dg.AssetPartitionStatus.FAILED}
+    assert len(instance.get_materialized_partitions(prices.key)) == 15

@@ -1,0 +1,83 @@
+"""Tail refresh: a stored window is fetched only from its last final bar (less the overlap), so a
+provider revision inside the overlap is picked up and nothing before it is refetched or rewritten."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from jutsu_pipeline.config import parse_config
+from jutsu_pipeline.fake_exchange import FakeExchange
+from jutsu_pipeline.fake_exchange.testing import provider_options
+from jutsu_pipeline.partitions import BarsPartitioning
+from jutsu_pipeline.providers import build_provider
+from jutsu_pipeline.sync.engine import BarsSync
+from jutsu_pipeline.timeframes import Timeframe
+
+UTC = dt.timezone.utc
+KEY = "2024-01-01|BTCUSDT"  # the yearly window (default grain of 1h), clipped to March by start/end
+
+
+@pytest.fixture
+def fx() -> Iterator[FakeExchange]:
+    with FakeExchange() as exchange:
+        yield exchange
+
+
+def _sync(fx: FakeExchange, db: Path, now: dt.datetime, *, tail: bool, overlap: int = 2):  # noqa: ANN202
+    market = {"provider": "binance", "calendar": "24/7", "timeframes": ["1h"], "start": "2024-03-01",
+              "end": "2024-03-31", "symbols": ["BTCUSDT"], "tail_overlap_bars": overlap,
+              "options": provider_options(fx, "binance", page_limit=1000)}
+    config = parse_config({"duckdb_path": str(db), "markets": {"crypto": market}})
+    p = BarsPartitioning("crypto", Timeframe.H1, config.markets["crypto"])
+    provider = build_provider("binance", market["options"], "UTC", Path)
+    fx.clock.set(now)
+    try:
+        return BarsSync(p, provider, lambda: duckdb.connect(str(db)), logging.getLogger("test"), now=now,
+                        tail=tail).run([KEY])
+    finally:
+        provider.close()
+
+
+def _rows(db: Path) -> dict[dt.datetime, float]:
+    with duckdb.connect(str(db)) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return {ts.astimezone(UTC): close for ts, close in con.execute("SELECT ts, close FROM bars ORDER BY ts").fetchall()}
+
+
+def test_tail_fetches_only_after_the_last_final_bar_and_picks_up_a_revision(fx, tmp_path: Path) -> None:
+    db = tmp_path / "jutsu.duckdb"
+    first = _sync(fx, db, dt.datetime(2024, 3, 10, 12, 30, tzinfo=UTC), tail=False)
+    assert not first.failed
+    stored = _rows(db)
+    last_final = dt.datetime(2024, 3, 10, 11, tzinfo=UTC)  # the 12:00 bar is still open at 12:30
+    assert dt.datetime(2024, 3, 1, tzinfo=UTC) in stored and last_final in stored
+    # The provider later revises the 10:00 bar (inside the 2-bar overlap) and the 05:00 bar (before it):
+    # here the stored values differ from what the provider serves, which is the same thing.
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE bars SET close = low WHERE ts IN ('2024-03-10 10:00:00+00', '2024-03-10 05:00:00+00')")
+    seen = len(fx.requests("binance"))
+
+    refresh = _sync(fx, db, dt.datetime(2024, 3, 10, 15, 30, tzinfo=UTC), tail=True)
+    assert not refresh.failed and refresh.provider_calls == 1
+    starts = [int(r.params["startTime"]) for r in fx.requests("binance")[seen:]]
+    assert starts == [int(dt.datetime(2024, 3, 10, 9, tzinfo=UTC).timestamp() * 1000)]  # 11:00 less 2 bars
+    after = _rows(db)
+    assert after[dt.datetime(2024, 3, 10, 10, tzinfo=UTC)] == stored[dt.datetime(2024, 3, 10, 10, tzinfo=UTC)]
+    assert after[dt.datetime(2024, 3, 10, 5, tzinfo=UTC)] != stored[dt.datetime(2024, 3, 10, 5, tzinfo=UTC)]
+    assert max(after) >= dt.datetime(2024, 3, 10, 14, tzinfo=UTC)
+    hours = int((max(after) - min(after)).total_seconds() // 3600) + 1
+    assert len(after) == hours  # every hour once: nothing lost or doubled at the seam
+
+
+def test_a_window_without_stored_bars_is_fetched_whole_even_in_tail_mode(fx, tmp_path: Path) -> None:
+    db = tmp_path / "jutsu.duckdb"
+    outcome = _sync(fx, db, dt.datetime(2024, 3, 5, 0, 30, tzinfo=UTC), tail=True)
+    starts = [int(r.params["startTime"]) for r in fx.requests("binance")]
+    assert starts[0] == int(dt.datetime(2024, 3, 1, tzinfo=UTC).timestamp() * 1000)
+    assert outcome.bars_written == 4 * 24  # March 1st to 4th, every hour
