@@ -26,7 +26,7 @@ def test_default_grains_keep_500_symbols_x_20_years_well_under_100k() -> None:
     counts = {tf.value: market.partitions_estimate(tf) for tf in market.timeframes}
     assert counts == {"1d": 10_000, "1h": 10_000, "5m": 40_000, "1m": 40_000}
     assert DEFAULT_GRAINS == {Timeframe.D1: Grain.YEAR, Timeframe.H1: Grain.YEAR,
-                              Timeframe.M5: Grain.QUARTER, Timeframe.M1: Grain.QUARTER}
+                              Timeframe.M15: Grain.QUARTER, Timeframe.M5: Grain.QUARTER, Timeframe.M1: Grain.QUARTER}
     # The estimate is the real count of the time dimension × symbols.
     for tf in market.timeframes:
         assert len(BarsPartitioning("big", tf, market).date_keys()) * 500 == counts[tf.value]

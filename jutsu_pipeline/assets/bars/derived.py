@@ -7,6 +7,7 @@ import time
 import dagster as dg
 
 from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL, bars_asset_key
+from jutsu_pipeline.assets.conditions import downstream_condition
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.derive import derive_partitions, derived_source
 from jutsu_pipeline.partitions import BarsPartitioning
@@ -29,8 +30,7 @@ def build_derived_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning
         partitions_def=partitioning.partitions_def,
         deps=[base_key],
         backfill_policy=dg.BackfillPolicy.single_run(),
-        automation_condition=(dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
-                              & dg.AutomationCondition.all_deps_blocking_checks_passed()),
+        automation_condition=downstream_condition(),  # jutsu_pipeline/assets/conditions.py
         pool=DUCKDB_WRITER_POOL,
         kinds={"duckdb"},
         description=(

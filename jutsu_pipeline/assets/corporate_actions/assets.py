@@ -11,6 +11,7 @@ import datetime as dt
 import dagster as dg
 
 from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL, bars_asset_key
+from jutsu_pipeline.assets.conditions import downstream_condition
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import SYMBOL_DIM
 from jutsu_pipeline.providers.base import ActionsProvider, ProviderError
@@ -39,7 +40,7 @@ def build_corporate_actions_asset(config: JutsuConfig, market: str) -> dg.Assets
                           partition_mapping=dg.MultiToSingleDimensionPartitionMapping(SYMBOL_DIM))
               for tf in settings.timeframes],
         backfill_policy=dg.BackfillPolicy.single_run(),
-        automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+        automation_condition=downstream_condition(),  # jutsu_pipeline/assets/conditions.py
         pool=DUCKDB_WRITER_POOL,
         kinds={"duckdb"},
         description=(f"Splits and dividends of market {market}'s symbols in DuckDB table `corporate_actions` "
