@@ -114,7 +114,8 @@ def main() -> None:
         def configure(end: dt.date):  # noqa: ANN202
             (tmp / "jutsu.yaml").write_text(yaml.safe_dump({"duckdb_path": "jutsu.duckdb", "markets": {"bench": {
                 "provider": "files", "options": {"path": "bars"}, "calendar": "XNYS", "timeframes": ["1d"],
-                "start": sessions[0].isoformat(), "end": end.isoformat(), "symbols": symbols}}}))
+                "start": sessions[0].isoformat(), "end": end.isoformat(), "symbols": symbols,
+                "partition_grain": {"1d": "year"}}}}))
             return load_config(tmp / "jutsu.yaml")
 
         config = configure(sessions[-1])

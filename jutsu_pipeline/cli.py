@@ -95,8 +95,9 @@ def run_sync(config, defs, instance, market: str | None = None, timeframe: str |
             print(f"{name}: nothing else to fetch." if plan.in_flight else
                   f"{name}: all {plan.total} partitions are materialised and final; nothing to fetch.")
             continue
-        print(f"{name}: {len(plan.keys)} of {plan.total} partitions to sync ({plan.summary()}) "
-              f"in {len(plan.ranges)} run(s).")
+        print(f"{name}: {len(plan.keys)} of {plan.total} partitions to sync in {len(plan.ranges)} run(s).")
+        if len(plan.missing) != len(plan.keys):
+            print(f"{name}: to sync: {plan.summary()}.")
         job = defs.resolve_job_def(job_name)
         faultpoints.reach("planning")
         failed_runs = 0

@@ -366,10 +366,10 @@ def load_database_path(path: str | Path | None = None) -> Path:
     path = Path(path).expanduser().resolve() if path else config_path()
     try:
         data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, ValueError):  # e.g. a date such as 2024-13-01: the full load names the key
+        return load_config(path).database
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} not found (set {CONFIG_ENV_VAR} to point elsewhere)") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
     raw = data.get("duckdb_path", JutsuConfig.model_fields["duckdb_path"].default) if isinstance(data, dict) else None
     if not isinstance(raw, str | Path):
         raise ConfigError(f"{path}: duckdb_path must be a path, got {raw!r}")

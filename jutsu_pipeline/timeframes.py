@@ -73,14 +73,23 @@ class Grain(StrEnum):
         return {Grain.YEAR: "1y", Grain.QUARTER: "1q", Grain.MONTH: "1mo", Grain.WEEK: "1w"}.get(self)
 
 
-# 500 symbols x 20 years stays at or under 40,000 partitions per asset (Dagster advises <= 100,000),
-# and one partition of one symbol stays at most ~131k bars (1m bars of a 24/7 quarter).
-DEFAULT_GRAINS: dict[Timeframe, Grain] = {
+# Recommended grains: 500 symbols x 20 years stays at or under 40,000 partitions per asset (Dagster
+# advises <= 100,000), one partition of one symbol at most ~131k bars (1m bars of a 24/7 quarter).
+RECOMMENDED_GRAINS: dict[Timeframe, Grain] = {
     Timeframe.D1: Grain.YEAR,
     Timeframe.H1: Grain.YEAR,
     Timeframe.M15: Grain.QUARTER,
     Timeframe.M5: Grain.QUARTER,
     Timeframe.M1: Grain.QUARTER,
+}
+# What a market gets without `partition_grain`: still the layout of earlier releases (months for daily
+# bars, sessions for intraday), so existing instances keep their keys; `jutsu adopt` after switching.
+DEFAULT_GRAINS: dict[Timeframe, Grain] = {
+    Timeframe.D1: Grain.MONTH,
+    Timeframe.H1: Grain.SESSION,
+    Timeframe.M15: Grain.SESSION,
+    Timeframe.M5: Grain.SESSION,
+    Timeframe.M1: Grain.SESSION,
 }
 PARTITION_LIMIT = 100_000  # Dagster's guidance for partitions per asset
 

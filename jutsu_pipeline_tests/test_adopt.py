@@ -27,7 +27,7 @@ def test_adopt_records_only_complete_valid_windows(tmp_path: Path, instance) -> 
         con.execute("DELETE FROM bars WHERE symbol = 'IBM' AND ts = '2005-06-15 00:00:00+00'")  # a hole
         con.execute("UPDATE bars SET low = high + 1 WHERE symbol = 'AAPL' AND ts = '2007-03-01 00:00:00+00'")
 
-    yearly = load_config(write_config(tmp_path, {"us_stocks": {**SAMPLE_MARKET, "partition_grain": {}}}))
+    yearly = load_config(write_config(tmp_path, {"us_stocks": {**SAMPLE_MARKET, "partition_grain": {"1d": "year"}}}))
     p = partitioning(yearly)
     before = plan_sync(p, partition_status(instance, BARS, p), NOW)
     assert len(before.missing) == 5 * 14 - 5 * 13  # the 2000 keys; the others coincide with January months

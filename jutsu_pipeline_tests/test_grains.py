@@ -11,7 +11,7 @@ import pytest
 
 from jutsu_pipeline.config import PartitionCountWarning, load_config, parse_config
 from jutsu_pipeline.partitions import BarsPartitioning
-from jutsu_pipeline.timeframes import DEFAULT_GRAINS, Grain, Timeframe
+from jutsu_pipeline.timeframes import DEFAULT_GRAINS, RECOMMENDED_GRAINS, Grain, Timeframe
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, query, write_config
 from jutsu_pipeline_tests.helpers import run_bars, run_metadata
 
@@ -19,13 +19,14 @@ BIG = {"provider": "sample", "calendar": "XNYS", "timeframes": ["1d", "1h", "5m"
        "end": "2025-12-31", "symbols": [f"S{i:03d}" for i in range(500)]}
 
 
-def test_default_grains_keep_500_symbols_x_20_years_well_under_100k() -> None:
+def test_recommended_grains_keep_500_symbols_x_20_years_well_under_100k() -> None:
+    grains = {tf.value: str(g) for tf, g in RECOMMENDED_GRAINS.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("error", PartitionCountWarning)
-        market = parse_config({"markets": {"big": BIG}}).markets["big"]
+        market = parse_config({"markets": {"big": {**BIG, "partition_grain": grains}}}).markets["big"]
     counts = {tf.value: market.partitions_estimate(tf) for tf in market.timeframes}
     assert counts == {"1d": 10_000, "1h": 10_000, "5m": 40_000, "1m": 40_000}
-    assert DEFAULT_GRAINS == {Timeframe.D1: Grain.YEAR, Timeframe.H1: Grain.YEAR,
+    assert RECOMMENDED_GRAINS == {Timeframe.D1: Grain.YEAR, Timeframe.H1: Grain.YEAR,
                               Timeframe.M15: Grain.QUARTER, Timeframe.M5: Grain.QUARTER, Timeframe.M1: Grain.QUARTER}
     # The estimate is the real count of the time dimension × symbols.
     for tf in market.timeframes:
@@ -43,7 +44,7 @@ def test_finer_grains_warn_with_the_number(grain: str, windows: int) -> None:
 
 
 def test_every_grain_has_its_period_key_and_clipped_window() -> None:
-    market = parse_config({"markets": {"m": {**SAMPLE_MARKET, "timeframes": ["1d", "5m"], "partition_grain": {}}}})
+    market = parse_config({"markets": {"m": {**SAMPLE_MARKET, "timeframes": ["1d", "5m"], "partition_grain": {"1d": "year", "5m": "quarter"}}}})
     cfg = market.markets["m"]
     daily = BarsPartitioning("m", Timeframe.D1, cfg)
     assert daily.date_keys()[0] == "2000-01-01" and daily.date_keys()[-1] == "2013-01-01" and len(daily.date_keys()) == 14
@@ -62,7 +63,7 @@ def test_every_grain_has_its_period_key_and_clipped_window() -> None:
 
 
 def test_yearly_daily_sync_has_no_missing_days_and_listing_years_are_valid_empty(tmp_path: Path, instance) -> None:
-    market = {**SAMPLE_MARKET, "partition_grain": {}}  # the defaults: one partition per symbol-year
+    market = {**SAMPLE_MARKET, "partition_grain": {"1d": "year"}}  # one partition per symbol-year
     config = load_config(write_config(tmp_path, {"us_stocks": market}))
     result = run_bars(config, instance, start="2000-01-01|AAPL", end="2013-01-01|MSFT")
     assert result.success
@@ -72,3 +73,9 @@ def test_yearly_daily_sync_has_no_missing_days_and_listing_years_are_valid_empty
     assert meta["partitions_with_bars"] == 14 * 5 - 16
     assert query(config, "SELECT count(*) FROM bars") == [(12_154,)]  # the same bars as the monthly layout
     assert query(config, "SELECT count(*) FROM bars WHERE dayofweek(ts) IN (0, 6)") == [(0,)]
+
+
+def test_without_partition_grain_the_earlier_layout_stays_and_large_markets_warn() -> None:
+    assert DEFAULT_GRAINS[Timeframe.D1] is Grain.MONTH and DEFAULT_GRAINS[Timeframe.M5] is Grain.SESSION
+    with pytest.warns(PartitionCountWarning, match="bars_1d would have about 120,000 partitions"):
+        parse_config({"markets": {"big": {**BIG, "timeframes": ["1d"]}}})

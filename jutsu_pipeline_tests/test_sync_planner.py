@@ -53,7 +53,8 @@ def desk(tmp_path: Path):  # noqa: ANN201
 
     def build(end: str = "2024-03-28"):  # noqa: ANN202
         market = {"provider": "files", "options": {"path": str(files)}, "calendar": "XNYS", "timeframes": ["1d"],
-                  "start": "2024-01-02", "end": end, "symbols": SYMBOLS, "strategies": [STRATEGY]}
+                  "start": "2024-01-02", "end": end, "symbols": SYMBOLS, "strategies": [STRATEGY],
+                  "partition_grain": {"1d": "year"}}
         config = load_config(write_config(tmp_path, {"desk": market}))
         return config, build_definitions(config)
 
@@ -109,7 +110,7 @@ def test_a_failed_partition_holds_back_only_its_symbol_and_is_retried(desk, inst
     _write_bars(files, "BBB", "2024-01-02", "2024-03-28")  # the source is fixed
     assert cli.run_sync(config, defs, instance) == 0
     out = capsys.readouterr().out
-    assert "1 of 3 partitions to sync (1 failed)" in out
+    assert "1 of 3 partitions to sync in 1 run(s)" in out and "to sync: 1 failed." in out
     assert _indicator_symbols(config) == SYMBOLS
     assert instance.get_materialized_partitions(BACKTEST) == set(SYMBOLS)
 
@@ -144,5 +145,5 @@ def test_a_moved_end_inside_a_stored_window_resyncs_it(desk, instance, capsys) -
     assert [r.tail for r in plan.ranges] == [True]  # only the end moved: fetch after the last stored bar
     capsys.readouterr()
     assert cli.run_sync(config, defs, instance) == 0
-    assert "3 window moved" in capsys.readouterr().out
+    assert "to sync: 3 window moved." in capsys.readouterr().out
     assert query(config, "SELECT max(ts)::DATE, count(*) FROM bars") == [(dt.date(2024, 3, 28), 3 * 61)]

@@ -31,7 +31,7 @@ def fx() -> Iterator[FakeExchange]:
 
 def _sync(fx: FakeExchange, db: Path, now: dt.datetime, *, tail: bool, overlap: int = 2):  # noqa: ANN202
     market = {"provider": "binance", "calendar": "24/7", "timeframes": ["1h"], "start": "2024-03-01",
-              "end": "2024-03-31", "symbols": ["BTCUSDT"], "tail_overlap_bars": overlap,
+              "end": "2024-03-31", "symbols": ["BTCUSDT"], "tail_overlap_bars": overlap, "partition_grain": {"1h": "year"},
               "options": provider_options(fx, "binance", page_limit=1000)}
     config = parse_config({"duckdb_path": str(db), "markets": {"crypto": market}})
     p = BarsPartitioning("crypto", Timeframe.H1, config.markets["crypto"])
