@@ -20,7 +20,8 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"partitions"},
     {"quality", "sync", "report", "derive"},
-    {"instance", "resources", "assets", "schedules", "sensors", "definitions", "cli", "console"},
+    {"instance", "instance_storage", "status", "resources", "assets", "downstream", "schedules", "sensors",
+     "definitions", "adopt", "cli", "console"},
 ]
 DAGSTER_FREE = {"timeframes", "storage", "calendars", "providers", "indicators", "backtest", "config", "quality",
                 "report"}
@@ -29,7 +30,9 @@ PEERS = {("sync", "quality"), ("report", "quality"), ("cli", "console"), ("defin
          ("definitions", "assets"), ("definitions", "resources"), ("definitions", "schedules"),
          ("definitions", "sensors"), ("cli", "instance"), ("cli", "definitions"), ("cli", "assets"),
          ("cli", "sensors"), ("schedules", "assets"), ("sensors", "assets"), ("resources", "instance"),
-         ("derive", "quality"), ("backtest", "indicators"), ("providers", "actions")}
+         ("derive", "quality"), ("backtest", "indicators"), ("providers", "actions"),
+         ("status", "instance"), ("sensors", "status"), ("schedules", "status"), ("cli", "status"),
+         ("cli", "downstream"), ("cli", "adopt"), ("adopt", "assets"), ("adopt", "status")}
 
 
 def _unit(path: Path) -> str:
