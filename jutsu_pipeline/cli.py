@@ -11,7 +11,6 @@ from pathlib import Path
 from jutsu_pipeline.config import ConfigError
 from jutsu_pipeline.console import SyncConsole, print_error, quiet_third_party_warnings
 from jutsu_pipeline.storage.files import NotADuckDBFileError, check_database_file
-from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
 
 _console: SyncConsole | None = None  # main()'s, which knows the verbosity and prints the summary
 
@@ -64,7 +63,8 @@ def sync(market: str | None, timeframe: str | None) -> int:
 
     config = load_config()
     _select(config, market, timeframe)  # argument errors before Dagster loads
-    check_database_file(config.database)
+    if not config.is_lake:
+        check_database_file(config.database)
     from jutsu_pipeline.definitions import defs
 
     return run_sync(config, defs, _instance(), market, timeframe)
@@ -173,7 +173,7 @@ def report(market: str | None) -> int:
 
 
 def coverage() -> int:
-    """Print the coverage view of the DuckDB file (read-only)."""
+    """Print the coverage view (read-only) of the configured storage."""
     return _print_query("Coverage", COVERAGE_SQL)
 
 
@@ -190,20 +190,28 @@ def _print_query(title: str, sql: str) -> int:
     """Print a query's rows as an aligned table from a read-only connection."""
     import duckdb
 
-    from jutsu_pipeline.config import load_database_path
+    from jutsu_pipeline.config import load_config
+    from jutsu_pipeline.storage.backend import connect_lake
     from jutsu_pipeline.storage.files import connect
 
-    database = load_database_path()  # not the whole config: validating it imports pandas (seconds)
-    if not database.exists():
-        print_error(f"{database} does not exist yet: run `make demo` (or `jutsu sync`) first.")
-        return 1
-    try:
-        con = connect(database, read_only=True)
-    except duckdb.IOException as error:
-        if "lock" not in str(error).lower():
-            raise
-        print_error(read_lock_message(str(database), error))
-        return 1
+    config = load_config()
+    if config.is_lake:  # readers never wait for DuckLake writers
+        target = config.lake_target()
+        where = target.describe()
+        con = connect_lake(target, read_only=True)
+    else:
+        database = config.database
+        where = str(database)
+        if not database.exists():
+            print_error(f"{database} does not exist yet: run `make demo` (or `jutsu sync`) first.")
+            return 1
+        try:
+            con = connect(database, read_only=True)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            print_error(read_lock_message(str(database), error))
+            return 1
     with con:
         con.execute("SET TimeZone = 'UTC'")
         try:
@@ -223,7 +231,7 @@ def _print_query(title: str, sql: str) -> int:
     widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
     indent = "  " if title != "Query" else ""
     if indent:
-        print(f"{title} ({database}):")
+        print(f"{title} ({where}):")
     print(indent + "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
     for row in rows:
         print(indent + "  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
@@ -232,6 +240,36 @@ def _print_query(title: str, sql: str) -> int:
 
 def _first_line(error: BaseException) -> str:
     return str(error).strip().splitlines()[0]
+
+
+def migrate_to_ducklake(source: str) -> int:
+    """Copy a DuckDB file's tables and views into the DuckLake configured in jutsu.yaml."""
+    import time
+    from pathlib import Path
+
+    from jutsu_pipeline.config import load_config
+    from jutsu_pipeline.resources import JutsuDuckDBResource
+    from jutsu_pipeline.storage.migrate import MigrationError, migrate_duckdb_file
+
+    config = load_config()
+    path = Path(source).expanduser().resolve()
+    if not config.is_lake:
+        print(f"{config.source_path}: storage kind is duckdb; set storage: {{kind: ducklake, catalog: ..., "
+              "data_path: ...}} first, then run this command with the DuckDB file to copy.", file=sys.stderr)
+        return 2
+    resource = JutsuDuckDBResource.for_config(config)
+    started = time.perf_counter()
+    try:
+        with resource.get_connection() as con:
+            copied = migrate_duckdb_file(con, path)
+    except MigrationError as error:
+        print(f"migrate-to-ducklake: {error}", file=sys.stderr)
+        return 2
+    for table, rows in copied.items():
+        print(f"  {table}: {rows} rows")
+    print(f"Copied {len(copied)} table(s) from {path} into {resource.describe()} in one transaction "
+          f"({time.perf_counter() - started:.1f} s). Dagster's partition status is unchanged: keep the same instance.")
+    return 0
 
 
 def read_lock_message(database: str, error: BaseException) -> str:
@@ -293,7 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "adopt", help="after changing partition_grain: record windows already stored and valid as materialised")
     adopt_parser.add_argument("--market")
     adopt_parser.add_argument("--timeframe")
-    commands.add_parser("coverage", help="print what the DuckDB file holds")
+    commands.add_parser("coverage", help="print what the storage (DuckDB file or DuckLake) holds")
     commands.add_parser("leaderboard", help="print the best five backtests of each market")
     sql_parser = commands.add_parser("sql", help="run a SQL query on the DuckDB file (read-only) and print the rows")
     sql_parser.add_argument("query", nargs="?", help="the SQL; read from standard input if omitted")
@@ -301,9 +339,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     env_parser.add_argument("--write", type=Path, metavar="PATH", help="write it into this .env file")
     report_parser = commands.add_parser("report", parents=[verbose_too], help="write each market's HTML report under reports_dir")
     report_parser.add_argument("--market")
+    migrate_parser = commands.add_parser("migrate-to-ducklake",
+                                         help="copy a DuckDB file's tables into the configured DuckLake")
+    migrate_parser.add_argument("source", help="the DuckDB file to copy (it is opened read-only)")
     args = parser.parse_args(argv)
     verbose = args.verbose or os.environ.get("JUTSU_VERBOSE", "") not in ("", "0")
     try:
+        if args.command == "migrate-to-ducklake":
+            return migrate_to_ducklake(args.source)
         if args.command == "sync":
             _console = SyncConsole(verbose=verbose)
             code = sync(args.market, args.timeframe)

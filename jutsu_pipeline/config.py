@@ -6,8 +6,8 @@ import datetime as dt
 import importlib
 import os
 import re
-from enum import StrEnum
 import warnings
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ from jutsu_pipeline.backtest.strategies import StrategyConfig
 from jutsu_pipeline.calendars import ALWAYS_OPEN
 from jutsu_pipeline.indicators.params import IndicatorParams
 from jutsu_pipeline.providers import registry as providers
+from jutsu_pipeline.storage.backend import LakeTarget
+from jutsu_pipeline.storage.settings import DuckDBStorage, DuckLakeStorage, StorageSettings
 from jutsu_pipeline.timeframes import DEFAULT_GRAINS, PARTITION_LIMIT, Grain, Timeframe, estimate_windows
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -239,7 +241,7 @@ class JutsuConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     plugins: tuple[str, ...] = ()  # modules registering indicators/strategies, imported before markets validate
-    duckdb_path: Path = Path("data/jutsu.duckdb")
+    storage: StorageSettings = Field(default_factory=DuckDBStorage)  # `duckdb_path: x` = {kind: duckdb, path: x}
     reports_dir: Path = Path("data/reports")  # backtest pictures and each market's report.html
     report_bars: int = Field(default=500, ge=10, le=1_000_000)  # latest bars per symbol in the HTML report's charts
     dagster_home: Path = Path("data/dagster_home")  # the Dagster instance `jutsu` records runs in
@@ -254,6 +256,18 @@ class JutsuConfig(BaseModel):
                 importlib.import_module(module)
             except ImportError as exc:
                 raise ValueError(f"plugins: cannot import {module!r} ({exc}); install it or fix the name") from None
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _duckdb_path_alias(cls, data: Any) -> Any:
+        """`duckdb_path: <file>` (the first releases' key) means `storage: {kind: duckdb, path: <file>}`."""
+        if isinstance(data, dict) and "duckdb_path" in data:
+            if "storage" in data:
+                raise ValueError("duckdb_path and storage are both set: keep only storage (duckdb_path is its old "
+                                 "spelling for {kind: duckdb, path: ...})")
+            data = {**data, "storage": {"kind": "duckdb", "path": data["duckdb_path"]}}
+            del data["duckdb_path"]
         return data
 
     @field_validator("markets")
@@ -283,8 +297,25 @@ class JutsuConfig(BaseModel):
         return (base / path).resolve()
 
     @property
+    def is_lake(self) -> bool:
+        return isinstance(self.storage, DuckLakeStorage)
+
+    @property
     def database(self) -> Path:
-        return self.resolve(self.duckdb_path)
+        """The DuckDB file (storage kind duckdb)."""
+        if not isinstance(self.storage, DuckDBStorage):
+            raise ConfigError(f"{self.source_path or 'configuration'}: storage kind is {self.storage.kind}, "
+                              "there is no DuckDB file")
+        return self.resolve(self.storage.path)
+
+    def lake_target(self) -> LakeTarget:
+        """The DuckLake location with relative paths resolved (storage kind ducklake)."""
+        if not isinstance(self.storage, DuckLakeStorage):
+            raise ConfigError(f"{self.source_path or 'configuration'}: storage kind is duckdb, not ducklake")
+        lake = self.storage
+        catalog = lake.catalog if lake.postgres else str(self.resolve(lake.catalog))
+        data_path = lake.data_path if "://" in lake.data_path else str(self.resolve(lake.data_path))
+        return LakeTarget(catalog, data_path, lake.metadata_schema)
 
     @property
     def instance_dir(self) -> Path:
@@ -370,7 +401,10 @@ def load_database_path(path: str | Path | None = None) -> Path:
         return load_config(path).database
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} not found (set {CONFIG_ENV_VAR} to point elsewhere)") from None
-    raw = data.get("duckdb_path", JutsuConfig.model_fields["duckdb_path"].default) if isinstance(data, dict) else None
+    storage = data.get("storage") if isinstance(data, dict) else None
+    if isinstance(storage, dict):  # `storage:` (a DuckLake has no file): the full load says what it is
+        return load_config(path).database
+    raw = data.get("duckdb_path", "data/jutsu.duckdb") if isinstance(data, dict) else None
     if not isinstance(raw, str | Path):
         raise ConfigError(f"{path}: duckdb_path must be a path, got {raw!r}")
     database = Path(raw).expanduser()

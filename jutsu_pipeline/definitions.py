@@ -127,7 +127,7 @@ def build_definitions(config: JutsuConfig) -> dg.Definitions:
             build_gap_sensor(p, bars_asset_key(p.market, p.timeframe.value), bars_job_name(p)) for p in fetched
         ],
         resources={
-            "duckdb": JutsuDuckDBResource(database=str(config.database)),
+            "duckdb": JutsuDuckDBResource.for_config(config),
             "market_data": MarketDataResource(credentials=ProviderCredentials.from_env()),
         },
         executor=dg.in_process_executor,

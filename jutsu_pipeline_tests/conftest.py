@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 import yaml
 
@@ -26,9 +25,11 @@ SAMPLE_MARKET = {
 }
 
 
-def write_config(folder: Path, markets: dict, duckdb_path: str = "jutsu.duckdb") -> Path:
+def write_config(folder: Path, markets: dict, duckdb_path: str = "jutsu.duckdb", storage: dict | None = None) -> Path:
+    """A jutsu.yaml in `folder`: `storage` if given, else the DuckDB file `duckdb_path` (the old key)."""
     path = folder / "jutsu.yaml"
-    path.write_text(yaml.safe_dump({"duckdb_path": duckdb_path, "markets": markets}))
+    where = {"storage": storage} if storage else {"duckdb_path": duckdb_path}
+    path.write_text(yaml.safe_dump({**where, "markets": markets}))
     return path
 
 
@@ -57,6 +58,8 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 
 def query(config: JutsuConfig, sql: str, params: list | None = None) -> list[tuple]:
-    with duckdb.connect(str(config.database), read_only=True) as con:
-        con.execute("SET TimeZone = 'UTC'")
+    """Rows of `sql` read from the config's storage (DuckDB file or DuckLake)."""
+    from jutsu_pipeline.resources import JutsuDuckDBResource
+
+    with JutsuDuckDBResource.for_config(config).get_connection(read_only=True) as con:
         return con.execute(sql, params or []).fetchall()

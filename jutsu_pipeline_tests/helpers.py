@@ -30,7 +30,7 @@ def run_bars(
     """Materialise one key or the range start...end of `<market>/bars_<timeframe>`."""
     asset = build_bars_asset(config, partitioning(config, market, timeframe))
     resources = {
-        "duckdb": JutsuDuckDBResource(database=str(config.database), lock_timeout_seconds=5),
+        "duckdb": JutsuDuckDBResource.for_config(config, lock_timeout_seconds=5),
         "market_data": market_data or MarketDataResource(),
     }
     tags = {RANGE_START_TAG: start, RANGE_END_TAG: end} if start else None
@@ -55,7 +55,7 @@ def run_per_symbol(build, config: JutsuConfig, instance: dg.DagsterInstance, sym
                    market: str = "us_stocks", timeframe: str = "1d") -> dg.ExecuteInProcessResult:
     """Materialise a symbol-partitioned asset made by `build(config, partitioning)` for adjacent `symbols`."""
     asset = build(config, partitioning(config, market, timeframe))
-    resources = {"duckdb": JutsuDuckDBResource(database=str(config.database), lock_timeout_seconds=5)}
+    resources = {"duckdb": JutsuDuckDBResource.for_config(config, lock_timeout_seconds=5)}
     tags = {RANGE_START_TAG: symbols[0], RANGE_END_TAG: symbols[-1]}
     return dg.materialize([asset], instance=instance, resources=resources, tags=tags, raise_on_error=False,
                           selection=[asset.key])

@@ -11,9 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from jutsu_pipeline.config import parse_config
 from jutsu_fake_exchange import FakeExchange
 from jutsu_fake_exchange.testing import provider_options
+from jutsu_pipeline.config import parse_config
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.providers import build_provider
 from jutsu_pipeline.sync.engine import BarsSync

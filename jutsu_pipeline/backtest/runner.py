@@ -18,8 +18,10 @@ from jutsu_pipeline.backtest.stats import compute_performance
 from jutsu_pipeline.backtest.store import ensure_result_tables, replace_results
 from jutsu_pipeline.backtest.strategies import Bars, StrategyConfig
 from jutsu_pipeline.indicators import indicator_frame
+from jutsu_pipeline.storage.backend import current_snapshot
 from jutsu_pipeline.storage.ddl import ensure_schema
 from jutsu_pipeline.storage.files import SAFE_CONFIG
+from jutsu_pipeline.storage.transactions import transaction
 
 _SCOPE = "WHERE timeframe = $timeframe AND symbol IN (SELECT unnest($symbols::VARCHAR[])) ORDER BY symbol, ts"
 LOAD_BARS = "SELECT symbol, ts, open, high, low, close, volume FROM {source} " + _SCOPE
@@ -93,6 +95,8 @@ def run_backtests(
     strategies need, which the indicators asset must have computed (ValueError naming what to
     materialise otherwise). The results of these strategies, symbols and timeframe are replaced in
     one transaction (a symbol without bars loses its rows).
+    On DuckLake each performance row records the catalog snapshot its bars were read at
+    (``data_snapshot``; re-read them with ``AT (VERSION => data_snapshot)``); NULL on a DuckDB file.
     """
     _check_unique_names(strategies)
     ensure_schema(con)
@@ -104,15 +108,20 @@ def run_backtests(
         raise ValueError(f"indicators table lacks column(s) {missing} the strategies read: materialize the "
                          f"indicators asset of timeframe {timeframe} (it computes every strategy's indicators)")
     scope = {"timeframe": timeframe, "symbols": list(symbols)}
-    bars = con.sql(LOAD_BARS.format(source="bars_adjusted" if adjusted else "bars"), params=scope).to_arrow_table()
-    if needed:
-        stored = con.sql(LOAD_INDICATORS.format(columns="".join(f', "{c}"' for c in needed)), params=scope)
-        bars = _with_indicators(bars, stored.to_arrow_table(), timeframe)
+    with transaction(con):  # the snapshot id, the bars and the indicators come from one (DuckLake) snapshot
+        snapshot = current_snapshot(con)
+        bars = con.sql(LOAD_BARS.format(source="bars_adjusted" if adjusted else "bars"), params=scope).to_arrow_table()
+        stored = (con.sql(LOAD_INDICATORS.format(columns="".join(f', "{c}"' for c in needed)), params=scope)
+                  .to_arrow_table() if needed else None)
+    if stored is not None:
+        bars = _with_indicators(bars, stored, timeframe)
         _check_computed(bars, strategies, timeframe)
     try:
         result = _backtest_loaded(con, bars, strategies)
+        result = BacktestResult(result.performance.with_columns(pl.lit(snapshot, pl.Int64).alias("data_snapshot")),
+                                result.trades, result.equity)
         replace_results(con, timeframe=timeframe, strategies=[s.name for s in strategies], symbols=list(symbols),
-                        computed_at=dt.datetime.now(dt.timezone.utc))
+                        computed_at=dt.datetime.now(dt.timezone.utc), data_snapshot=snapshot)
     finally:
         _drop_session_objects(con)
     return result

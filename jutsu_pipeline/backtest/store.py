@@ -1,10 +1,13 @@
-"""DuckDB tables of backtest results and their atomic replacement."""
+"""Tables of backtest results (either backend) and their atomic replacement."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import duckdb
+
+from jutsu_pipeline.storage.ddl import run_ddl
+from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 
 CREATE_BACKTEST_TRADES = """
 CREATE TABLE IF NOT EXISTS backtest_trades (
@@ -90,6 +93,7 @@ CREATE TABLE IF NOT EXISTS backtest_performance (
     open_trade            BOOLEAN     NOT NULL,  -- a trade is still open at the end (not in the trade stats)
     params_json           VARCHAR     NOT NULL,  -- the strategy config the row was computed with
     data_version          VARCHAR     NOT NULL,  -- identifies the bars used (see DATA_VERSION)
+    data_snapshot         BIGINT,                -- DuckLake snapshot the bars were read at; NULL on a DuckDB file
     computed_at           TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (strategy, symbol, timeframe)
 )
@@ -128,19 +132,29 @@ INSERT INTO backtest_performance BY NAME
 SELECT
     p.* EXCLUDE (series_id),
     s.strategy, s.symbol, $timeframe AS timeframe, s.n_bars, s.open_trade, s.params_json,
-    v.data_version, $computed_at AS computed_at
+    v.data_version, $data_snapshot::BIGINT AS data_snapshot, $computed_at AS computed_at
 FROM _bt_performance p
 JOIN _bt_series s USING (series_id)
 JOIN _bt_data_version v USING (symbol)
 """
 
 
+# Added after the first release: existing files get the column on first use.
+SNAPSHOT_COLUMN_EXISTS = """
+SELECT count(*) FROM duckdb_columns()
+WHERE database_name = current_database() AND schema_name = current_schema()
+  AND table_name = 'backtest_performance' AND column_name = 'data_snapshot'
+"""
+ADD_SNAPSHOT_COLUMN = "ALTER TABLE backtest_performance ADD COLUMN IF NOT EXISTS data_snapshot BIGINT"
+
+
 def ensure_result_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``backtest_trades``, ``backtest_equity`` and ``backtest_performance`` if missing."""
     if con.execute(DROP_OLD_EQUITY_TABLE).fetchone()[0]:  # derived data of an older layout: recomputed
         con.execute("DROP TABLE backtest_equity")
-    for statement in RESULT_TABLES_DDL:
-        con.execute(statement)
+    run_ddl(con, RESULT_TABLES_DDL)
+    if not con.execute(SNAPSHOT_COLUMN_EXISTS).fetchone()[0]:
+        retry_conflicts(lambda: con.execute(ADD_SNAPSHOT_COLUMN), "add backtest_performance.data_snapshot")
 
 
 def replace_results(
@@ -150,17 +164,18 @@ def replace_results(
     strategies: Sequence[str],
     symbols: Sequence[str],
     computed_at: object,
+    data_snapshot: int | None = None,
 ) -> None:
     """Replace the scope's rows of the three tables by the session's temp results, in one transaction."""
     scope = {"timeframe": timeframe, "strategies": list(strategies), "symbols": list(symbols)}
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for statement in (DELETE_TRADES, DELETE_EQUITY, DELETE_PERFORMANCE):
-            con.execute(statement, scope)
-        con.execute(INSERT_TRADES, {"timeframe": timeframe})
-        con.execute(INSERT_EQUITY, {"timeframe": timeframe})
-        con.execute(INSERT_PERFORMANCE, {"timeframe": timeframe, "computed_at": computed_at})
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+
+    def replace() -> None:
+        with transaction(con):
+            for statement in (DELETE_TRADES, DELETE_EQUITY, DELETE_PERFORMANCE):
+                con.execute(statement, scope)
+            con.execute(INSERT_TRADES, {"timeframe": timeframe})
+            con.execute(INSERT_EQUITY, {"timeframe": timeframe})
+            con.execute(INSERT_PERFORMANCE, {"timeframe": timeframe, "computed_at": computed_at,
+                                             "data_snapshot": data_snapshot})
+
+    retry_conflicts(replace, f"backtest results {timeframe}")

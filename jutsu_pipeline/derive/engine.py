@@ -13,6 +13,7 @@ from jutsu_pipeline.derive import sql
 from jutsu_pipeline.partitions import BarsPartitioning, split_partition_key
 from jutsu_pipeline.quality.grid import session_table
 from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 from jutsu_pipeline.timeframes import Timeframe
 
 UTC = dt.timezone.utc
@@ -79,9 +80,9 @@ def derive_partitions(con: duckdb.DuckDBPyConnection, partitioning: BarsPartitio
               "base_us": int(base.duration.total_seconds() * 1_000_000), "source": derived_source(base),
               "ingested_at": now or dt.datetime.now(UTC)}
     con.register("derive_sessions", sessions.to_arrow())
-    try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+
+    def derive() -> tuple[int, int]:
+        with transaction(con):
             con.execute(sql.DELETE_DERIVED, {"timeframe": timeframe.value})
             bars = incomplete = 0
             if sessions.height:
@@ -96,10 +97,10 @@ def derive_partitions(con: duckdb.DuckDBPyConnection, partitioning: BarsPartitio
                         con.unregister("derive_days")
                 ((incomplete,),) = con.execute(sql.COUNT_INCOMPLETE, {"timeframe": timeframe.value,
                                                                       "ingested_at": insert["ingested_at"]}).fetchall()
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        return bars, incomplete
+
+    try:
+        bars, incomplete = retry_conflicts(derive, f"derive {timeframe.value} bars")  # DuckLake: another writer won
     finally:
         con.unregister("derive_sessions")
     return DeriveOutcome(int(bars), int(incomplete or 0), sessions.height)

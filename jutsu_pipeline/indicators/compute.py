@@ -12,6 +12,7 @@ from jutsu_pipeline.indicators.frame import as_specs, indicator_frame
 from jutsu_pipeline.indicators.params import IndicatorParams
 from jutsu_pipeline.indicators.registry import IndicatorSpec
 from jutsu_pipeline.indicators.schema import ensure_indicator_schema
+from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 
 
 def compute_indicators(
@@ -34,20 +35,19 @@ def compute_indicators(
     ensure_indicator_schema(con, specs)
     symbols = list(dict.fromkeys(symbols))
     bound = {"timeframe": timeframe, "symbols": symbols}
-    con.execute("BEGIN TRANSACTION")
-    try:
-        select = sql.SELECT_BARS.format(source="bars_adjusted" if adjusted else "bars")
-        bars = pl.from_arrow(con.sql(select, params=bound).to_arrow_table())
-        assert isinstance(bars, pl.DataFrame)
-        staged = indicator_frame(bars, specs).to_arrow()
-        con.register("staged_indicators", staged)
-        try:
-            con.execute(sql.DELETE_SYMBOLS, bound)
-            con.execute(sql.INSERT_STAGED, {"timeframe": timeframe})
-        finally:
-            con.unregister("staged_indicators")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return staged.num_rows
+
+    def replace() -> int:
+        with transaction(con):
+            select = sql.SELECT_BARS.format(source="bars_adjusted" if adjusted else "bars")
+            bars = pl.from_arrow(con.sql(select, params=bound).to_arrow_table())
+            assert isinstance(bars, pl.DataFrame)
+            staged = indicator_frame(bars, specs).to_arrow()
+            con.register("staged_indicators", staged)
+            try:
+                con.execute(sql.DELETE_SYMBOLS, bound)
+                con.execute(sql.INSERT_STAGED, {"timeframe": timeframe})
+            finally:
+                con.unregister("staged_indicators")
+        return staged.num_rows
+
+    return retry_conflicts(replace, f"indicators {timeframe}")

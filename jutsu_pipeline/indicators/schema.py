@@ -10,7 +10,8 @@ from jutsu_pipeline.indicators import sql
 from jutsu_pipeline.indicators.frame import as_specs, column_names
 from jutsu_pipeline.indicators.params import IndicatorParams
 from jutsu_pipeline.indicators.registry import COLUMN_PATTERN, IndicatorSpec
-from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.storage.ddl import create_table, create_view, ensure_schema
+from jutsu_pipeline.storage.transactions import retry_conflicts
 
 
 def ensure_indicator_schema(con: duckdb.DuckDBPyConnection, params: IndicatorParams | Iterable[IndicatorSpec]) -> list[str]:
@@ -20,7 +21,11 @@ def ensure_indicator_schema(con: duckdb.DuckDBPyConnection, params: IndicatorPar
     Returns the columns added. Idempotent; issues no DDL when nothing is missing.
     """
     ensure_schema(con)
-    con.execute(sql.CREATE_INDICATORS)
+    return retry_conflicts(lambda: _migrate(con, params), "create indicators")
+
+
+def _migrate(con: duckdb.DuckDBPyConnection, params: IndicatorParams | Iterable[IndicatorSpec]) -> list[str]:
+    create_table(con, sql.CREATE_INDICATORS)
     existing = {row[0] for row in con.execute(sql.INDICATOR_COLUMNS).fetchall()}
     added = []
     for column in column_names(as_specs(params)):
@@ -31,5 +36,5 @@ def ensure_indicator_schema(con: duckdb.DuckDBPyConnection, params: IndicatorPar
             added.append(column)
     view_exists = con.execute(sql.VIEW_EXISTS).fetchone()[0] > 0
     if added or not view_exists:  # the view binds its column list when created
-        con.execute(sql.CREATE_BARS_WITH_INDICATORS)
+        create_view(con, sql.CREATE_BARS_WITH_INDICATORS, replace=True)
     return added

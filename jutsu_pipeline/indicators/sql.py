@@ -19,11 +19,12 @@ CREATE TABLE IF NOT EXISTS indicators (
 # Existing columns of `indicators`, to add only the missing ones (migration, no catalog churn).
 INDICATOR_COLUMNS = """
 SELECT column_name FROM duckdb_columns()
-WHERE schema_name = current_schema() AND table_name = 'indicators'
+WHERE database_name = current_database() AND schema_name = current_schema() AND table_name = 'indicators'
 """
 
 VIEW_EXISTS = """
-SELECT count(*) FROM duckdb_views() WHERE schema_name = current_schema() AND view_name = 'bars_with_indicators'
+SELECT count(*) FROM duckdb_views()
+WHERE database_name = current_database() AND schema_name = current_schema() AND view_name = 'bars_with_indicators'
 """
 
 ADD_COLUMN = 'ALTER TABLE indicators ADD COLUMN "{column}" DOUBLE'

@@ -12,7 +12,7 @@ SCOPE = scope_filter()
 
 TABLE_COLUMNS = """
 SELECT column_name, data_type FROM information_schema.columns
-WHERE table_name = 'bars' AND table_schema = current_schema()
+WHERE table_catalog = current_database() AND table_name = 'bars' AND table_schema = current_schema()
 """
 
 ROW_COUNT = f"""

@@ -1,17 +1,25 @@
-"""DuckDB connections: dagster_duckdb's resource plus a bounded lock wait and an actionable lock error."""
+"""Storage connections: dagster_duckdb's resource over a DuckDB file (bounded lock wait, actionable lock
+error) or a DuckLake catalog; assets and checks get the same kind of connection from either."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
-from jutsu_pipeline.storage.files import SAFE_CONFIG, check_database_file
+from jutsu_pipeline.storage.backend import LakeTarget, connect_lake, duckdb_config
+from jutsu_pipeline.storage.ddl import session_macros
+from jutsu_pipeline.storage.files import check_database_file
+
+if TYPE_CHECKING:
+    from jutsu_pipeline.config import JutsuConfig
 
 _LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
 
@@ -43,16 +51,56 @@ def lock_message(database: str, error: BaseException, waited: float) -> str:
 
 
 class JutsuDuckDBResource(DuckDBResource):
-    """Short-lived DuckDB connections (UTC session time zone, no extension autoload) that wait a bounded
-    time for the file lock; a path that is not a DuckDB file is refused before connecting."""
+    """Short-lived connections (UTC session time zone, no extension autoload) to the DuckDB file `database`,
+    waiting a bounded time for its lock (a path that is not a DuckDB file is refused before connecting);
+    or, when `ducklake_catalog` is set, to that DuckLake (then `database` is unused)."""
 
     lock_timeout_seconds: float = Field(
         default=60.0, description="How long a connection waits for another process's lock before failing."
     )
+    ducklake_catalog: str | None = Field(
+        default=None, description="DuckLake catalog (postgresql://… or a .ducklake file); ${VAR}s expand on connect.")
+    ducklake_data_path: str | None = Field(default=None, description="DuckLake's Parquet folder.")
+    ducklake_metadata_schema: str | None = Field(default=None, description="Postgres schema of the catalog.")
+
+    @classmethod
+    def for_config(cls, config: JutsuConfig, **fields: Any) -> JutsuDuckDBResource:
+        """The resource for `config.storage` (DuckDB file or DuckLake)."""
+        if config.is_lake:
+            target = config.lake_target()
+            return cls(database=":memory:", ducklake_catalog=target.catalog, ducklake_data_path=target.data_path,
+                       ducklake_metadata_schema=target.metadata_schema, **fields)
+        return cls(database=str(config.database), **fields)
+
+    @property
+    def lake(self) -> LakeTarget | None:
+        if not self.ducklake_catalog:
+            return None
+        return LakeTarget(self.ducklake_catalog, self.ducklake_data_path or "", self.ducklake_metadata_schema)
+
+    @property
+    def concurrent_writers(self) -> bool:
+        """True on DuckLake: several processes may write at once (no writer pool needed)."""
+        return self.lake is not None
+
+    def exists(self) -> bool:
+        """Whether anything was ever stored (a DuckDB file exists; a DuckLake catalog always answers)."""
+        return self.lake is not None or Path(self.database).exists()
+
+    def describe(self) -> str:
+        return self.lake.describe() if self.lake else f"DuckDB file {self.database}"
 
     @contextmanager
     def get_connection(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        config = {"custom_user_agent": "jutsu-pipeline", **self.connection_config, **SAFE_CONFIG}
+        if self.lake is not None:
+            con = connect_lake(self.lake, read_only, self.connection_config)
+            try:
+                session_macros(con)  # the lake keeps tables and views, not macros
+                yield con
+            finally:
+                con.close()
+            return
+        config = duckdb_config(self.connection_config)
         check_database_file(self.database)
         retrying = Retrying(
             retry=retry_if_exception(_is_lock_error),

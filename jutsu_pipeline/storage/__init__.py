@@ -1,1 +1,1 @@
-"""DuckDB storage: the bars table contract and its atomic partition replace."""
+"""Storage: one interface over a DuckDB file or a DuckLake catalog; the tables, views and atomic replaces."""

@@ -1,4 +1,4 @@
-"""Atomic, idempotent replacement of bar windows in DuckDB."""
+"""Atomic, idempotent replacement of bar windows (DuckDB file or DuckLake)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import duckdb
 import polars as pl
 
 from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 
 DELETE_STAGED_WINDOWS = """
 DELETE FROM bars
@@ -46,7 +47,8 @@ def replace_windows(
     """Apply all replacements in ONE transaction (delete windows, insert via Arrow); returns rows written.
 
     `in_transaction(con)` runs after the insert inside the same transaction (e.g. recording the corporate
-    actions the new bars imply), so bars and what is derived from them land together or not at all."""
+    actions the new bars imply), so bars and what is derived from them land together or not at all.
+    On DuckLake a commit conflict with a concurrent writer re-runs the whole transaction."""
     ensure_schema(con)
     ingested_at = dt.datetime.now(dt.timezone.utc)
     frames = [r.frame.select("ts", "open", "high", "low", "close", "volume", "adj_close")
@@ -59,18 +61,17 @@ def replace_windows(
     )
     con.register("staged_windows", windows.to_arrow())
     con.register("staged_bars", staged.to_arrow())
-    try:
-        con.execute("BEGIN TRANSACTION")
-        try:
+
+    def replace() -> None:
+        with transaction(con):
             con.execute(DELETE_STAGED_WINDOWS, {"timeframe": timeframe})
             if staged.height:
                 con.execute(INSERT_STAGED, {"timeframe": timeframe, "source": source, "ingested_at": ingested_at})
             if in_transaction is not None:
                 in_transaction(con)
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+
+    try:
+        retry_conflicts(replace, f"replace {len(replacements)} symbol(s) of bars {timeframe}")
     finally:
         con.unregister("staged_windows")
         con.unregister("staged_bars")

@@ -1,9 +1,18 @@
 """The DuckDB contract users query directly: tables `bars` and `corporate_actions`, the adjusted views,
-the point-in-time macros and `coverage`. Every DDL statement of the pipeline's bars lives here."""
+the point-in-time macros and `coverage`. Every DDL statement of the pipeline's bars lives here.
+
+New tables, macros and views go into SCHEMA_STATEMENTS: the same statement then works on a DuckDB file and
+on a DuckLake, which has no PRIMARY KEY/UNIQUE constraints (uniqueness comes from replacing whole windows
+in one transaction) and keeps no macros (they are created per connection there, `session_macros`)."""
 
 from __future__ import annotations
 
+import re
+
 import duckdb
+
+from jutsu_pipeline.storage.backend import LAKE, is_lake
+from jutsu_pipeline.storage.transactions import retry_conflicts
 
 CREATE_BARS = """
 CREATE TABLE IF NOT EXISTS bars (
@@ -160,7 +169,60 @@ SCHEMA_STATEMENTS = (
 )
 
 
+_KEY_CONSTRAINT = re.compile(r",(\s*--[^\n]*)?\s*(PRIMARY\s+KEY|UNIQUE)\s*\([^)]*\)", re.IGNORECASE)
+_VIEW_NAME = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+(\w+)", re.IGNORECASE)
+_MACRO = re.compile(r"CREATE\s+OR\s+REPLACE\s+MACRO", re.IGNORECASE)
+
+
+_LAKE_TABLE = re.compile(r"\b(FROM|JOIN)\s+(bars|corporate_actions)\b", re.IGNORECASE)
+
+
+def _temp_macro(statement: str) -> str:
+    """A TEMP macro binds unqualified tables in the temp catalog: point them at the lake's."""
+    return _LAKE_TABLE.sub(rf"\1 {LAKE}.\2", _MACRO.sub("CREATE OR REPLACE TEMP MACRO", statement, count=1))
+
+
+def session_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """DuckLake stores no macros: create SCHEMA_STATEMENTS' macros as TEMP macros of this connection
+    (on a new lake without tables yet, `ensure_schema` creates them with the tables)."""
+    for statement in SCHEMA_STATEMENTS:
+        if _MACRO.search(statement):
+            try:
+                con.execute(_temp_macro(statement))
+            except duckdb.CatalogException:
+                return
+
+
+def create_table(con: duckdb.DuckDBPyConnection, statement: str) -> None:
+    """Run a `CREATE TABLE IF NOT EXISTS`; on DuckLake without its table-level key constraints."""
+    con.execute(_KEY_CONSTRAINT.sub("", statement) if is_lake(con) else statement)
+
+
+def create_view(con: duckdb.DuckDBPyConnection, statement: str, *, replace: bool = False) -> None:
+    """Run a `CREATE OR REPLACE VIEW`. On DuckLake only when missing (or `replace`): every catalog
+    change is a snapshot, and concurrent writers would conflict on it."""
+    if is_lake(con) and not replace:
+        match = _VIEW_NAME.search(statement)
+        if match and con.execute("SELECT count(*) FROM duckdb_views() WHERE database_name = current_database() "
+                                 "AND schema_name = current_schema() AND view_name = ?", [match[1]]).fetchone()[0]:
+            return
+    con.execute(statement)
+
+
+def run_ddl(con: duckdb.DuckDBPyConnection, statements: tuple[str, ...] | list[str]) -> None:
+    """Create tables and views of `statements` on either backend, retrying DuckLake commit conflicts."""
+    def create_all() -> None:
+        for statement in statements:
+            if _MACRO.search(statement):
+                con.execute(_temp_macro(statement) if is_lake(con) else statement)
+            elif _VIEW_NAME.search(statement):
+                create_view(con, statement)
+            else:
+                create_table(con, statement)
+
+    retry_conflicts(create_all, "create tables")
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the tables, macros and views if they do not exist (idempotent)."""
-    for statement in SCHEMA_STATEMENTS:
-        con.execute(statement)
+    run_ddl(con, SCHEMA_STATEMENTS)

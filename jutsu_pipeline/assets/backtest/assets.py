@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 
 from jutsu_pipeline.assets.backtest.metadata import embedded_images, results_table
-from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL
+from jutsu_pipeline.assets.bars.assets import writer_pool
 from jutsu_pipeline.assets.conditions import downstream_condition
 from jutsu_pipeline.assets.indicators.assets import indicators_asset_key, symbol_partitions
 from jutsu_pipeline.assets.tables import table_metadata, table_name
@@ -25,6 +25,8 @@ from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.report import report_path
 from jutsu_pipeline.resources import JutsuDuckDBResource
+from jutsu_pipeline.storage.ddl import run_ddl
+from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 from jutsu_pipeline.storage.versions import combined_version
 
 LEADERBOARD_TOP = 5
@@ -82,7 +84,7 @@ def build_backtest_asset(config: JutsuConfig, partitioning: BarsPartitioning) ->
         deps=[indicators_asset_key(market, timeframe)],  # the signals' inputs; same symbol partitions
         backfill_policy=dg.BackfillPolicy.single_run(),
         automation_condition=downstream_condition(),
-        pool=DUCKDB_WRITER_POOL,
+        pool=writer_pool(config),
         kinds={"duckdb"},
         description=(f"Backtests of {', '.join(s.name for s in strategies)} on {market} {timeframe} bars "
                      f"({source} and the indicators table; fills at the next bar's open) in tables "
@@ -109,6 +111,7 @@ def build_backtest_asset(config: JutsuConfig, partitioning: BarsPartitioning) ->
                 "trades": dg.MetadataValue.int(result.trades.height),
                 "strategies_x_symbols": dg.MetadataValue.int(result.performance.height),
                 "data_versions": dg.MetadataValue.json(versions),
+                **_snapshot_metadata(result.performance),
                 "seconds": dg.MetadataValue.float(round(seconds, 3)),
             },
         )
@@ -129,23 +132,25 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
         group_name=market,
         deps=[backtest_asset_key(market, p.timeframe.value) for p in partitionings],
         automation_condition=downstream_condition(),
-        pool=DUCKDB_WRITER_POOL,
+        pool=writer_pool(config),
         kinds={"duckdb"},
         description=f"Backtests of market {market} ranked by Sharpe ratio (table backtest_leaderboard).",
         metadata=table_name("backtest_leaderboard"),
     )
     def leaderboard(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
         with duckdb.get_connection() as con:
-            con.execute(CREATE_LEADERBOARD)
+            run_ddl(con, (CREATE_LEADERBOARD,))
             performance = pl.from_arrow(con.sql(SELECT_PERFORMANCE, params={
                 "symbols": list(settings.symbols), "strategies": strategies}).to_arrow_table())
             ranked = rank_by_sharpe(performance)
             con.register("ranked", ranked.to_arrow())
             try:
-                con.execute("BEGIN TRANSACTION")
-                con.execute(DELETE_LEADERBOARD, {"market": market})
-                con.execute(INSERT_LEADERBOARD, {"market": market})
-                con.execute("COMMIT")
+                def replace() -> None:
+                    with transaction(con):
+                        con.execute(DELETE_LEADERBOARD, {"market": market})
+                        con.execute(INSERT_LEADERBOARD, {"market": market})
+
+                retry_conflicts(replace, f"{market} leaderboard")
             finally:
                 con.unregister("ranked")
             tables = table_metadata(con, "backtest_leaderboard", symbols=settings.symbols)
@@ -182,6 +187,12 @@ def _chart(con: duckdb.DuckDBPyConnection, row: dict, directory: Path) -> Path:
     curve = pl.from_arrow(con.execute(SELECT_EQUITY, {k: row[k] for k in keys}).to_arrow_table())
     return write_equity_chart(curve, strategy=row["strategy"], symbol=row["symbol"], timeframe=row["timeframe"],
                               directory=directory)
+
+
+def _snapshot_metadata(performance: pl.DataFrame) -> dict[str, dg.MetadataValue]:
+    """On DuckLake: the catalog snapshot the bars were read at (query it with AT (VERSION => n))."""
+    snapshots = performance["data_snapshot"].drop_nulls().unique().to_list() if performance.height else []
+    return {"data_snapshot": dg.MetadataValue.int(int(snapshots[0]))} if len(snapshots) == 1 else {}
 
 
 def _two(value: float | None) -> str:

@@ -15,6 +15,7 @@ from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.providers import is_local
 from jutsu_pipeline.providers.http.hold import instance_state
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
+from jutsu_pipeline.storage.backend import current_snapshot
 from jutsu_pipeline.sync.engine import BarsSync
 from jutsu_pipeline.sync.planner import REFRESH_TAG, TAIL
 
@@ -40,9 +41,18 @@ def freshness_policy(partitioning: BarsPartitioning) -> dg.FreshnessPolicy:
                                           warn_window=dt.timedelta(days=usual) + grace if usual < max(gaps) else None)
 
 
-def bars_pool(provider: str) -> str:
-    """One run at a time per HTTP provider (its rate limit holds across runs); local files share the
-    DuckDB writer pool. Writes themselves are short transactions that wait for the file lock."""
+def writer_pool(config: JutsuConfig) -> str | None:
+    """DuckDB file: one writing run at a time (the `duckdb_writer` pool). DuckLake: none, writers run
+    concurrently and a commit conflict re-runs the transaction."""
+    return None if config.is_lake else DUCKDB_WRITER_POOL
+
+
+def bars_pool(provider: str, config: JutsuConfig) -> str | None:
+    """DuckDB file: one run at a time per HTTP provider, local files share the writer pool (writes are
+    short transactions that wait for the file lock). DuckLake: no pool; the provider's rate budget is
+    shared by every process (providers/http/budget.py), so concurrent runs cannot exceed it."""
+    if config.is_lake:
+        return None
     return DUCKDB_WRITER_POOL if is_local(provider) else f"provider_{provider}"
 
 
@@ -65,7 +75,7 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
         group_name=market,
         partitions_def=partitioning.partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool=bars_pool(settings.provider),
+        pool=bars_pool(settings.provider, config),
         kinds={"duckdb"},
         freshness_policy=freshness_policy(partitioning),
         description=(
@@ -98,6 +108,9 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
         metadata["provider_requests"] = dg.MetadataValue.int(provider.stats.requests)  # HTTP pages, file reads
         if provider.stats.extra.get("duplicates_dropped"):  # identical repeats (page overlaps), not conflicts
             metadata["duplicates_dropped"] = dg.MetadataValue.int(provider.stats.extra["duplicates_dropped"])
+        if duckdb.lake is not None:  # the lake version these partitions can be re-read at
+            with duckdb.get_connection(read_only=True) as con:
+                metadata["ducklake_snapshot"] = dg.MetadataValue.int(current_snapshot(con) or 0)
         if outcome.failed:
             _record_successes(context, key, outcome.succeeded_keys, metadata)
             first = next(iter(outcome.failed.values()))

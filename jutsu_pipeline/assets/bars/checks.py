@@ -8,11 +8,10 @@ the stored bars of the asset and reports per-symbol results in metadata.
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 
 import datetime as dt
-from pathlib import Path
 
 import dagster as dg
 
-from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL, bars_asset_key
+from jutsu_pipeline.assets.bars.assets import bars_asset_key, writer_pool
 from jutsu_pipeline.config import JutsuConfig, Profile
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.quality import stored  # also registers the built-in checks
@@ -29,10 +28,10 @@ def check_names(config: JutsuConfig, market: str) -> list[str]:
 
 def build_bars_checks(config: JutsuConfig, partitioning: BarsPartitioning) -> list[dg.AssetChecksDefinition]:
     """The data-quality checks of one `<market>/bars_<tf>` asset."""
-    return [_build_check(check, partitioning) for check in checks_for(partitioning.config)]
+    return [_build_check(check, partitioning, writer_pool(config)) for check in checks_for(partitioning.config)]
 
 
-def _build_check(check: Check, p: BarsPartitioning) -> dg.AssetChecksDefinition:
+def _build_check(check: Check, p: BarsPartitioning, pool: str | None) -> dg.AssetChecksDefinition:
     key = bars_asset_key(p.market, p.timeframe.value)
     profile = p.config.quality.profile
 
@@ -41,11 +40,11 @@ def _build_check(check: Check, p: BarsPartitioning) -> dg.AssetChecksDefinition:
         name=check.name,
         blocking=check.is_blocking(profile),
         description=f"{check.description} Profile: {profile}.",
-        pool=DUCKDB_WRITER_POOL,
+        pool=pool,
         metadata={"profile": str(profile), "rules": ", ".join(check.rules)},
     )
     def _check(context: dg.AssetCheckExecutionContext, duckdb: JutsuDuckDBResource) -> dg.AssetCheckResult:
-        if not Path(duckdb.database).exists():
+        if not duckdb.exists():
             return check_result(check.empty_report(), profile)
         with duckdb.get_connection(read_only=True) as con:
             if not stored.has_bars_table(con):

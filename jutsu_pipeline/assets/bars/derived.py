@@ -6,7 +6,7 @@ import time
 
 import dagster as dg
 
-from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL, bars_asset_key
+from jutsu_pipeline.assets.bars.assets import bars_asset_key, writer_pool
 from jutsu_pipeline.assets.conditions import downstream_condition
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.derive import derive_partitions, derived_source
@@ -31,7 +31,7 @@ def build_derived_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning
         deps=[base_key],
         backfill_policy=dg.BackfillPolicy.single_run(),
         automation_condition=downstream_condition(),  # jutsu_pipeline/assets/conditions.py
-        pool=DUCKDB_WRITER_POOL,
+        pool=writer_pool(config),
         kinds={"duckdb"},
         description=(
             f"{timeframe} bars of market {market} derived in DuckDB from its {base} bars (first open, max high, "

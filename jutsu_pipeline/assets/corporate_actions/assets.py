@@ -10,13 +10,14 @@ import datetime as dt
 
 import dagster as dg
 
-from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL, bars_asset_key
+from jutsu_pipeline.assets.bars.assets import bars_asset_key, writer_pool
 from jutsu_pipeline.assets.conditions import downstream_condition
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import SYMBOL_DIM
 from jutsu_pipeline.providers.base import ActionsProvider, ProviderError
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
 from jutsu_pipeline.storage.actions import read_actions, record_actions
+from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 
 UTC = dt.timezone.utc
 
@@ -41,7 +42,7 @@ def build_corporate_actions_asset(config: JutsuConfig, market: str) -> dg.Assets
               for tf in settings.timeframes],
         backfill_policy=dg.BackfillPolicy.single_run(),
         automation_condition=downstream_condition(),  # jutsu_pipeline/assets/conditions.py
-        pool=DUCKDB_WRITER_POOL,
+        pool=writer_pool(config),
         kinds={"duckdb"},
         description=(f"Splits and dividends of market {market}'s symbols in DuckDB table `corporate_actions` "
                      f"(from the {settings.provider} provider's actions, <SYMBOL>.actions.csv for file providers; "
@@ -71,13 +72,11 @@ def build_corporate_actions_asset(config: JutsuConfig, market: str) -> dg.Assets
 
         frame = pl.concat(published) if published else empty_actions()
         with duckdb.get_connection() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                appended = record_actions(con, source=source, symbols=symbols, actions=frame)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+            def record() -> int:
+                with transaction(con):
+                    return record_actions(con, source=source, symbols=symbols, actions=frame)
+
+            appended = retry_conflicts(record, f"{market} corporate actions")  # DuckLake: another writer won
             in_force = read_actions(con, symbols)
         context.log.info(f"{market}/corporate_actions: {frame.height} published by {source}, {appended} change(s) "
                          f"recorded, {in_force.height} in force for {len(symbols)} symbol(s)")

@@ -6,9 +6,8 @@ import time
 
 import dagster as dg
 
+from jutsu_pipeline.assets.bars.assets import bars_asset_key, writer_pool
 from jutsu_pipeline.assets.conditions import downstream_condition
-
-from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL, bars_asset_key
 from jutsu_pipeline.assets.corporate_actions import corporate_actions_asset_key
 from jutsu_pipeline.assets.tables import table_metadata, table_name
 from jutsu_pipeline.config import JutsuConfig
@@ -47,7 +46,7 @@ def build_indicators_asset(config: JutsuConfig, partitioning: BarsPartitioning) 
         backfill_policy=dg.BackfillPolicy.single_run(),
         # Re-run a symbol whenever any of its bars partitions is updated, once all of them are valid.
         automation_condition=downstream_condition(),
-        pool=DUCKDB_WRITER_POOL,
+        pool=writer_pool(config),
         code_version=combined_version({}, columns),  # another column set: the UI shows the asset stale
         kinds={"duckdb"},
         description=(f"TA-Lib indicators of {market} {timeframe} bars (from `{source}`) in DuckDB table "
