@@ -93,7 +93,7 @@ def build_report(
     subtitle = (f"{len(settings.symbols)} symbols, {', '.join(main['timeframes'])} bars, provider {settings.provider}, "
                 f"calendar {settings.calendar}, history from {settings.start}"
                 f"{f' to {settings.end}' if settings.end else ''}. Generated {main['generated_at']} "
-                f"from {config.database.name}.")
+                f"from {config.lake_target().describe() if config.is_lake else config.database.name}.")
     page = _TEMPLATE.format(
         title=html.escape(title),
         subtitle=html.escape(subtitle),
