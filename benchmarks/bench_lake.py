@@ -83,7 +83,7 @@ def sync(config_path: Path, parts: int, env: dict, symbols: int = len(SYMBOLS)) 
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(parts)]
     outs = [p.communicate() for p in procs]
     wall = time.perf_counter() - started
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         if p.returncode != 0:
             raise SystemExit(f"worker failed:\n{err[-3000:]}")
     return wall
