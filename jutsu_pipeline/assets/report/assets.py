@@ -7,7 +7,7 @@ import time
 import dagster as dg
 
 from jutsu_pipeline.assets.backtest.assets import leaderboard_asset_key
-from jutsu_pipeline.assets.bars.assets import DUCKDB_WRITER_POOL, bars_asset_key
+from jutsu_pipeline.assets.bars.assets import bars_asset_key, writer_pool
 from jutsu_pipeline.assets.indicators.assets import indicators_asset_key
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
@@ -52,7 +52,7 @@ def build_report_asset(config: JutsuConfig, partitionings: list[BarsPartitioning
         automation_condition=(dg.AutomationCondition.eager()
                               .without(dg.AutomationCondition.in_latest_time_window())
                               .without(~dg.AutomationCondition.any_deps_missing())),
-        pool=DUCKDB_WRITER_POOL,
+        pool=writer_pool(config),
         kinds={"html"},
         description=(f"Self-contained HTML page of market {market} at {path}: coverage (symbols x windows, gaps and "
                      "failed windows marked), each symbol's candles with SMA, Bollinger bands, RSI and MACD, and the "
