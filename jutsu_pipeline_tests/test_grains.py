@@ -44,7 +44,8 @@ def test_finer_grains_warn_with_the_number(grain: str, windows: int) -> None:
 
 
 def test_every_grain_has_its_period_key_and_clipped_window() -> None:
-    market = parse_config({"markets": {"m": {**SAMPLE_MARKET, "timeframes": ["1d", "5m"], "partition_grain": {"1d": "year", "5m": "quarter"}}}})
+    grains = {"1d": "year", "5m": "quarter"}
+    market = parse_config({"markets": {"m": {**SAMPLE_MARKET, "timeframes": ["1d", "5m"], "partition_grain": grains}}})
     cfg = market.markets["m"]
     daily = BarsPartitioning("m", Timeframe.D1, cfg)
     assert daily.date_keys()[0] == "2000-01-01" and daily.date_keys()[-1] == "2013-01-01" and len(daily.date_keys()) == 14
