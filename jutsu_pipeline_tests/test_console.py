@@ -56,7 +56,7 @@ def test_sync_is_quiet_shows_a_plan_a_line_per_run_and_a_summary(tmp_path: Path)
     assert "DEBUG" not in first.stdout + first.stderr and "RUN_START" not in first.stdout
     assert "Warning" not in first.stderr, first.stderr  # Beta/Supersession notices are filtered
     again = _jutsu(tmp_path, "sync")
-    assert again.returncode == 0 and "all 6 partitions are materialised; nothing to fetch." in again.stdout
+    assert again.returncode == 0 and "all 6 partitions are materialised and final; nothing to fetch." in again.stdout
 
 
 def test_a_failed_sync_prints_its_error_once_as_one_paragraph(tmp_path: Path) -> None:

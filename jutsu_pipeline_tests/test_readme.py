@@ -90,7 +90,7 @@ def test_readme_commands_run_verbatim_in_a_fresh_clone(tmp_path: Path) -> None:
     assert "AAPL" in demo.split("price_anomalies (warning)")[1], "the warning names the symbol"
     assert "DEBUG" not in demo and len(demo.splitlines()) <= 40, demo
     sync = next(out.stdout for command, out in outputs.items() if command.startswith(".venv/bin/jutsu sync"))
-    assert "all 785 partitions are materialised; nothing to fetch." in sync
+    assert "all 785 partitions are materialised and final; nothing to fetch." in sync
     query = next(out.stdout for command, out in outputs.items() if command.startswith(".venv/bin/jutsu sql"))
     assert query.splitlines()[0].split() == ["day", "close", "sma_20", "rsi_14"] and len(query.splitlines()) == 6
 
