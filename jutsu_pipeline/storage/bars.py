@@ -119,5 +119,5 @@ def read_symbol_bars(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbol: 
               "close": pl.Float64, "volume": pl.Float64, "adj_close": pl.Float64}
     if not exists:
         return pl.DataFrame(schema=schema)
-    frame = pl.from_arrow(con.execute(SYMBOL_BARS, {"symbol": symbol, "timeframe": timeframe}).to_arrow_table())
+    frame = pl.from_arrow(con.sql(SYMBOL_BARS, params={"symbol": symbol, "timeframe": timeframe}).to_arrow_table())
     return frame.with_columns(pl.col("ts").dt.convert_time_zone("UTC").dt.cast_time_unit("us")).cast(schema)

@@ -184,7 +184,7 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
 def _chart(con: duckdb.DuckDBPyConnection, row: dict, directory: Path) -> Path:
     """The equity chart of one leaderboard row, drawn from the stored curve (~90 ms)."""
     keys = ("strategy", "symbol", "timeframe")
-    curve = pl.from_arrow(con.execute(SELECT_EQUITY, {k: row[k] for k in keys}).to_arrow_table())
+    curve = pl.from_arrow(con.sql(SELECT_EQUITY, params={k: row[k] for k in keys}).to_arrow_table())
     return write_equity_chart(curve, strategy=row["strategy"], symbol=row["symbol"], timeframe=row["timeframe"],
                               directory=directory)
 
