@@ -49,12 +49,11 @@ test: $(TEST_STAMP) .env
 test-slow: $(TEST_STAMP) .env
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m slow
 
-## Lint with ruff: the package, the fake exchange, the tests and the benchmarks (run by .ci/run).
-lint: $(TEST_STAMP)
+## Lint with ruff (the package, the fake exchange, the tests and the benchmarks), then type-check (run by .ci/run).
+lint: $(TEST_STAMP) typecheck
 	$(BIN)/ruff check jutsu_pipeline jutsu_fake_exchange jutsu_pipeline_tests benchmarks
 
-## Type-check the package with mypy and the pydantic plugin (configured in pyproject.toml; not yet clean,
-## so not in .ci/run: see docs/operations.md).
+## Type-check the package with mypy and the pydantic plugin (configured in pyproject.toml).
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 

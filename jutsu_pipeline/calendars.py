@@ -117,7 +117,9 @@ def session_table(calendar: SessionCalendar, first: dt.date, last: dt.date) -> p
 
 def _utc(times: pd.Series) -> pl.Series:
     series = pl.from_pandas(times.reset_index(drop=True))
-    if series.dtype.time_zone is None:  # type: ignore[union-attr]
+    assert isinstance(series, pl.Series)  # a pandas Series converts to a Series
+    assert isinstance(series.dtype, pl.Datetime)  # session opens/closes are timestamps
+    if series.dtype.time_zone is None:
         series = series.dt.replace_time_zone("UTC")
     return series.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
 

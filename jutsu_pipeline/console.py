@@ -218,7 +218,7 @@ class SyncConsole:
         with self._bar(asset_key.to_user_string(), total, f" {unit}") as (progress, task):
             listener = _RunListener(progress, task, report, asset_key)
 
-            @dg.logger(description="Feeds jutsu's progress bar and summary.")
+            @dg.logger(None, description="Feeds jutsu's progress bar and summary.")  # no config
             def jutsu_progress(_init_context: dg.InitLoggerContext) -> logging.Logger:
                 logger = logging.Logger("jutsu.progress", logging.DEBUG)
                 logger.addHandler(listener)
@@ -289,9 +289,9 @@ class SyncConsole:
         for report in self.reports:
             for name, passed, severity, description in report.checks:
                 checks[(report.label.split(" ")[0], name)] = (passed, severity, description)
-        passed = sum(1 for p, _, _ in checks.values() if p)
+        passed_count = sum(1 for p, _, _ in checks.values() if p)
         if checks:
-            self.say(f"Checks: {passed} of {len(checks)} passed.")
+            self.say(f"Checks: {passed_count} of {len(checks)} passed.")
         for (asset, name), (ok, severity, description) in checks.items():
             if not ok:
                 level = "warning" if severity == "WARN" else "ERROR, blocks downstream"

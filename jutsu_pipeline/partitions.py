@@ -137,7 +137,7 @@ class BarsPartitioning:
 
     def date_keys(self) -> list[str]:
         """All date keys of the time dimension, oldest first (as of now)."""
-        return self.time_partitions_def.get_partition_keys()
+        return list(self.time_partitions_def.get_partition_keys())
 
     def all_partition_keys(self) -> list[str]:
         """Every partition key, built from the per-dimension lists (fast even for large sets)."""

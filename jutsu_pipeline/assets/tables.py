@@ -31,8 +31,8 @@ def table_metadata(
         return {}
     scope = "symbol IN (SELECT unnest($symbols::VARCHAR[]))" + (" AND timeframe = $timeframe" if timeframe else "")
     params = {"symbols": list(symbols), **({"timeframe": timeframe} if timeframe else {})}
-    rows = con.execute(f"SELECT count(*) FROM {table} WHERE {scope}", params).fetchone()[0]
+    rows = con.execute(f"SELECT count(*) FROM {table} WHERE {scope}", params).fetchall()[0][0]
     return {
-        "dagster/column_schema": dg.TableSchema(columns=columns),
+        "dagster/column_schema": dg.MetadataValue.table_schema(dg.TableSchema(columns=columns)),
         "dagster/row_count": dg.MetadataValue.int(int(rows)),
     }

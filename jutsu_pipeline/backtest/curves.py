@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 DAY_US = 86_400_000_000
+# backtesting.py's annualisation and resample rule by bar spacing in whole days (keys compare equal to floats).
+_PERIODS_BY_DAYS: dict[float, int] = {7: 52, 31: 12, 365: 1}
+_RULE_BY_DAYS: dict[float, str] = {7: "W", 31: "M", 365: "Y"}
 _RESOLUTIONS_US = (DAY_US, 3_600_000_000, 60_000_000, 1_000_000, 1_000, 1)
 
 
@@ -49,8 +52,8 @@ def series_clock(starts: np.ndarray, ends: np.ndarray, ts_us: np.ndarray) -> Clo
         median = float(np.median(np.diff(tail))) if tail.size > 1 else np.nan
         freq_days = np.floor(median / DAY_US) if median == median else np.nan
         weekends = (weekday[a:b] >= 5).mean() if b > a else 0.0
-        periods[i] = {7: 52, 31: 12, 365: 1}.get(freq_days, 365 if weekends > 2 / 7 * 0.6 else 252)
-        rules[i] = {7: "W", 31: "M", 365: "Y"}.get(freq_days, "D")
+        periods[i] = _PERIODS_BY_DAYS.get(freq_days, 365 if weekends > 2 / 7 * 0.6 else 252)
+        rules[i] = _RULE_BY_DAYS.get(freq_days, "D")
         resolutions[i] = _resolution(median)
     return Clock(annual_periods=periods, resolution_us=resolutions, rule=rules)
 

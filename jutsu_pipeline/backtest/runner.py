@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import duckdb
 import numpy as np
@@ -111,10 +112,10 @@ def run_backtests(
     with transaction(con):  # the snapshot id, the bars and the indicators come from one (DuckLake) snapshot
         snapshot = current_snapshot(con)
         bars = con.sql(LOAD_BARS.format(source="bars_adjusted" if adjusted else "bars"), params=scope).to_arrow_table()
-        stored = (con.sql(LOAD_INDICATORS.format(columns="".join(f', "{c}"' for c in needed)), params=scope)
+        loaded = (con.sql(LOAD_INDICATORS.format(columns="".join(f', "{c}"' for c in needed)), params=scope)
                   .to_arrow_table() if needed else None)
-    if stored is not None:
-        bars = _with_indicators(bars, stored, timeframe)
+    if loaded is not None:
+        bars = _with_indicators(bars, loaded, timeframe)
         _check_computed(bars, strategies, timeframe)
     try:
         result = _backtest_loaded(con, bars, strategies)
@@ -204,8 +205,8 @@ def _with_indicators(bars: pa.Table, indicators: pa.Table, timeframe: str) -> pa
     keys = ["symbol", "ts"]
     if indicators.num_rows != bars.num_rows or not all(bars.column(k).equals(indicators.column(k)) for k in keys):
         # Slow path: rows of bars deleted since the indicators ran are ignored; a bar without its row is an error.
-        marked = pl.from_arrow(indicators).with_columns(pl.lit(True).alias("_stored"))
-        joined = pl.from_arrow(bars.select(keys)).join(marked, on=keys, how="left", maintain_order="left")
+        marked = cast(pl.DataFrame, pl.from_arrow(indicators)).with_columns(pl.lit(True).alias("_stored"))
+        joined = cast(pl.DataFrame, pl.from_arrow(bars.select(keys))).join(marked, on=keys, how="left", maintain_order="left")
         lacking = joined.filter(pl.col("_stored").is_null())["symbol"].unique()
         if lacking.len():
             raise ValueError(f"no indicators stored for some bars of {sorted(lacking)} ({timeframe}): materialize "
@@ -231,7 +232,7 @@ def _check_computed(bars: pa.Table, strategies: Sequence[StrategyConfig], timefr
                                  "materialize their indicators partitions first")
 
 
-def _warmup(inputs: object, local_bar: np.ndarray, starts: np.ndarray) -> np.ndarray:
+def _warmup(inputs: Iterable[np.ndarray], local_bar: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """backtesting.py's ``_indicator_warmup_nbars`` per symbol: the latest first non-NaN bar over the
     inputs, an all-NaN input counting as 0. Signals act from the bar after it."""
     warmup = np.zeros(starts.size, dtype=np.int64)
@@ -256,7 +257,7 @@ def _equity_frame(tables: dict[str, pa.Table]) -> pl.DataFrame:
         position = {v: i for i, v in enumerate(categories)}
         codes = np.array([position[v] for v in values], dtype=np.int64)
         labels[column] = pl.Series(column, categories, dtype=pl.Enum(categories)).gather(codes[per_bar])
-    curve = pl.from_arrow(tables["_bt_equity"].select(["ts", "equity", "drawdown"]))
+    curve = cast(pl.DataFrame, pl.from_arrow(tables["_bt_equity"].select(["ts", "equity", "drawdown"])))
     return pl.DataFrame(labels).hstack(curve.rename({"drawdown": "drawdown_pct"}).get_columns())
 
 

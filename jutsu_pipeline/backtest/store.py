@@ -150,7 +150,7 @@ ADD_SNAPSHOT_COLUMN = "ALTER TABLE backtest_performance ADD COLUMN IF NOT EXISTS
 
 def ensure_result_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``backtest_trades``, ``backtest_equity`` and ``backtest_performance`` if missing."""
-    if con.execute(DROP_OLD_EQUITY_TABLE).fetchone()[0]:  # derived data of an older layout: recomputed
+    if con.execute(DROP_OLD_EQUITY_TABLE).fetchall()[0][0]:  # derived data of an older layout: recomputed
         con.execute("DROP TABLE backtest_equity")
     run_ddl(con, RESULT_TABLES_DDL)
     if not con.execute(SNAPSHOT_COLUMN_EXISTS).fetchone()[0]:

@@ -6,6 +6,7 @@ types are in docs/backtesting.md, how to add one in docs/extending.md.
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ class Strategy:
     indicator outputs it reads by role; ``signal(params, bars)`` returns (entry, exit) per bar."""
 
     type: str
-    params: type[BaseModel]
+    params: builtins.type[BaseModel]  # `type` is the field above inside this class body
     inputs: Callable[[Any], Mapping[str, tuple[IndicatorSpec, str]]]
     signal: Callable[[Any, Bars], tuple[np.ndarray, np.ndarray]]
 

@@ -86,7 +86,7 @@ class Indicator:
 
     def lookback(self, values: Mapping[str, float]) -> int:
         """TA-Lib's lookback: the number of leading NULL bars of every output."""
-        function = abstract.Function(self.function)
+        function = abstract.Function(self.function)  # type: ignore[attr-defined]  # missing from TA-Lib's abstract.pyi
         function.set_parameters(self.kwargs(values))
         return int(function.lookback)
 

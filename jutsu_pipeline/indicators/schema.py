@@ -34,7 +34,7 @@ def _migrate(con: duckdb.DuckDBPyConnection, params: IndicatorParams | Iterable[
                 raise ValueError(f"invalid indicator column name {column!r}")
             con.execute(sql.ADD_COLUMN.format(column=column))
             added.append(column)
-    view_exists = con.execute(sql.VIEW_EXISTS).fetchone()[0] > 0
+    view_exists = con.execute(sql.VIEW_EXISTS).fetchall()[0][0] > 0
     if added or not view_exists:  # the view binds its column list when created
         create_view(con, sql.CREATE_BARS_WITH_INDICATORS, replace=True)
     return added

@@ -10,7 +10,13 @@ import polars as pl
 from pydantic import Field
 
 from jutsu_pipeline.actions.model import DIVIDEND, SPLIT, actions_frame
-from jutsu_pipeline.providers.base import FetchRequest, ProviderCapabilities, SymbolHistory, UnknownSymbolError
+from jutsu_pipeline.providers.base import (
+    FetchRequest,
+    ProviderCapabilities,
+    ProviderError,
+    SymbolHistory,
+    UnknownSymbolError,
+)
 from jutsu_pipeline.providers.http.errors import AuthExpired, MalformedPayload, NotEntitled, RequestContext
 from jutsu_pipeline.providers.http.frames import query_window
 from jutsu_pipeline.providers.http.provider import HttpProvider, read_secret
@@ -65,7 +71,7 @@ class AlpacaProvider(HttpProvider):
         self.capabilities = ProviderCapabilities(timeframes=frozenset(TIMEFRAMES), max_bars_per_request=self.page_limit,
                                                  delay=dt.timedelta(minutes=delay))
 
-    def _map_error(self, status: int, text: str, context: RequestContext) -> Exception | None:
+    def _map_error(self, status: int, text: str, context: RequestContext) -> ProviderError | None:
         if status in (401, 403, 422) and any(hint in text.lower() for hint in _ENTITLEMENT_HINTS):
             return NotEntitled(context, f"the plan does not include this data (HTTP {status}: {text[:120]})",
                                "free plans cannot query the last 15 minutes of SIP data: set options.feed: iex, "

@@ -11,7 +11,13 @@ import httpx
 import polars as pl
 from pydantic import Field, model_validator
 
-from jutsu_pipeline.providers.base import FetchRequest, ProviderCapabilities, SymbolHistory, UnknownSymbolError
+from jutsu_pipeline.providers.base import (
+    FetchRequest,
+    ProviderCapabilities,
+    ProviderError,
+    SymbolHistory,
+    UnknownSymbolError,
+)
 from jutsu_pipeline.providers.http.errors import MalformedPayload, RequestContext
 from jutsu_pipeline.providers.http.provider import HttpProvider, epoch_ms
 from jutsu_pipeline.providers.http.settings import HttpOptions, HttpSettings
@@ -22,7 +28,7 @@ UTC = dt.timezone.utc
 INTERVALS = {Timeframe.M1: "1m", Timeframe.M5: "5m", Timeframe.H1: "1h", Timeframe.D1: "1d"}
 
 
-def _map_error(status: int, text: str, context: RequestContext) -> Exception | None:
+def _map_error(status: int, text: str, context: RequestContext) -> ProviderError | None:
     if status == 400 and "-1121" in text:
         return UnknownSymbolError(f"{context.describe()}: Binance does not know this symbol ({text[:120]}). "
                                   "Use the exchange's pair name, e.g. BTCUSDT or BTC/USDT, or remove it")

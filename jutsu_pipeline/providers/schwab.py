@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import polars as pl
 from pydantic import Field
 
-from jutsu_pipeline.providers.base import FetchRequest, FetchStats, ProviderCapabilities
+from jutsu_pipeline.providers.base import FetchRequest, FetchStats, ProviderCapabilities, ProviderError
 from jutsu_pipeline.providers.http.client import HttpClient
 from jutsu_pipeline.providers.http.errors import AuthExpired, MalformedPayload, RequestContext, Unauthorized
 from jutsu_pipeline.providers.http.frames import query_window
@@ -53,14 +53,14 @@ class SchwabOptions(HttpOptions):
     daily_timezone: str = "America/Chicago"  # daily candles are stamped at this zone's midnight
 
 
-def _token_error(status: int, text: str, context: RequestContext) -> Exception | None:
+def _token_error(status: int, text: str, context: RequestContext) -> ProviderError | None:
     if status in (400, 401) and ("invalid_client" in text or "invalid_grant" in text):
         return AuthExpired(context, f"Schwab refused the refresh token or the app credentials (HTTP {status}; "
                            "refresh tokens expire 7 days after authorisation)", AUTHORIZE_HINT, status=status)
     return None
 
 
-def _data_error(status: int, text: str, context: RequestContext) -> Exception | None:
+def _data_error(status: int, text: str, context: RequestContext) -> ProviderError | None:
     if status == 401:
         return Unauthorized(context, "Schwab rejected the access token (HTTP 401) even after a refresh",
                             AUTHORIZE_HINT, status=status)
@@ -197,11 +197,11 @@ def authorize_url(client_id: str, base_url: str = DEFAULT_BASE_URL, redirect_uri
 def exchange_code(redirect_url: str, *, options: Mapping[str, Any] | None = None,
                   redirect_uri: str = DEFAULT_REDIRECT_URI) -> Path:
     """Exchange the code in `redirect_url` for tokens and save them to the token file; returns its path."""
-    options = SchwabOptions.model_validate(dict(options or {}))
+    settings = SchwabOptions.model_validate(dict(options or {}))
     code = parse_qs(urlsplit(redirect_url).query).get("code", [""])[0]
     if not code:
         raise ValueError("the redirect URL has no ?code=...; paste the full URL the browser landed on")
-    id_env, secret_env, file_env = options.client_id_env, options.client_secret_env, options.token_file_env
+    id_env, secret_env, file_env = settings.client_id_env, settings.client_secret_env, settings.token_file_env
     path = os.environ.get(file_env)
     if not path:
         raise AuthExpired(RequestContext("schwab", purpose="authorisation"), f"{file_env} is not set",
@@ -209,7 +209,7 @@ def exchange_code(redirect_url: str, *, options: Mapping[str, Any] | None = None
     advice = "register an app at developer.schwab.com and export its key and secret"
     client_id = read_secret("schwab", "schwab_client_id", id_env, None, advice)
     client_secret = read_secret("schwab", "schwab_client_secret", secret_env, None, advice)
-    client = HttpClient("schwab", options.base_url or DEFAULT_BASE_URL, HttpSettings(), FetchStats(),
+    client = HttpClient("schwab", settings.base_url or DEFAULT_BASE_URL, HttpSettings(), FetchStats(),
                         error_mapper=_token_error)
     try:
         reply = client.request(

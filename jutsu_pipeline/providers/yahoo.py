@@ -12,7 +12,13 @@ import polars as pl
 from pydantic import Field
 
 from jutsu_pipeline.actions.model import DIVIDEND, SPLIT, actions_frame
-from jutsu_pipeline.providers.base import FetchRequest, ProviderCapabilities, SymbolHistory, UnknownSymbolError
+from jutsu_pipeline.providers.base import (
+    FetchRequest,
+    ProviderCapabilities,
+    ProviderError,
+    SymbolHistory,
+    UnknownSymbolError,
+)
 from jutsu_pipeline.providers.http.errors import MalformedPayload, RequestContext, Unauthorized
 from jutsu_pipeline.providers.http.frames import query_window
 from jutsu_pipeline.providers.http.provider import HttpProvider
@@ -32,7 +38,7 @@ INTERVALS = {
 _FIELDS = ("open", "high", "low", "close", "volume")
 
 
-def _map_error(status: int, text: str, context: RequestContext) -> Exception | None:
+def _map_error(status: int, text: str, context: RequestContext) -> ProviderError | None:
     if status == 401:
         return Unauthorized(context, "Yahoo rejected the cookie/crumb (HTTP 401) twice",
                             "Yahoo may be blocking this client; retry later or use another provider")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable
+from typing import cast
 
 import duckdb
 import pandera.polars as pa
@@ -51,7 +52,7 @@ def has_bars_table(con: duckdb.DuckDBPyConnection) -> bool:
 
 def load_bars(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> pl.DataFrame:
     """The asset's stored rows, sorted by symbol and ts."""
-    return pl.from_arrow(read_bars(con, p.timeframe.value, p.symbols))
+    return cast(pl.DataFrame, pl.from_arrow(read_bars(con, p.timeframe.value, p.symbols)))
 
 
 def _row_count(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> tuple[int, int]:
@@ -158,7 +159,7 @@ def load_actions(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> pl.Data
 
 
 def _has_actions(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(con.execute(sql.ACTIONS_VIEW_EXISTS).fetchone()[0])
+    return bool(con.execute(sql.ACTIONS_VIEW_EXISTS).fetchall()[0][0])
 
 
 def _action_label(kind: str, ratio: float | None, cash: float | None, source: str) -> str:

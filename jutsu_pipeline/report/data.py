@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import duckdb
 import numpy as np
@@ -200,8 +200,8 @@ def price_series(
         query = sql.PRICE_WITH_INDICATORS.format(columns=select, source=source)
     else:
         query = sql.PRICE_ONLY.format(source=source)
-    frame = pl.from_arrow(con.sql(query, params={"timeframe": timeframe, "symbols": list(symbols),
-                                                 "bars": bars}).to_arrow_table())
+    frame = cast(pl.DataFrame, pl.from_arrow(con.sql(query, params={"timeframe": timeframe, "symbols": list(symbols),
+                                                                    "bars": bars}).to_arrow_table()))
     out: dict[str, dict] = {}
     for (symbol,), part in frame.group_by(["symbol"], maintain_order=True):
         t = part["t"].to_numpy()
@@ -228,8 +228,8 @@ def leaderboard(con: duckdb.DuckDBPyConnection, market: str, top: int) -> dict:
     if not (_table_exists(con, "backtest_leaderboard") and _table_exists(con, "backtest_equity")):
         return {"rows": [], "curves": {}}
     params = {"market": market, "top": top}
-    rows = pl.from_arrow(con.sql(sql.LEADERBOARD, params=params).to_arrow_table())
-    curves = pl.from_arrow(con.sql(sql.LEADERBOARD_CURVES, params=params).to_arrow_table())
+    rows = cast(pl.DataFrame, pl.from_arrow(con.sql(sql.LEADERBOARD, params=params).to_arrow_table()))
+    curves = cast(pl.DataFrame, pl.from_arrow(con.sql(sql.LEADERBOARD_CURVES, params=params).to_arrow_table()))
     out_rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
                 for row in rows.iter_rows(named=True)]
     out_curves: dict[str, dict] = {}

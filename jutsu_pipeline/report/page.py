@@ -75,10 +75,11 @@ def build_report(
                                                    bars=config.report_bars)
               for p in partitionings}
     board = data.leaderboard(con, market, LEADERBOARD_ROWS) if settings.strategies else {"rows": [], "curves": {}}
+    timeframes = [p.timeframe.value for p in partitionings]
     main = {
         "market": market,
         "generated_at": now.isoformat(timespec="seconds"),
-        "timeframes": [p.timeframe.value for p in partitionings],
+        "timeframes": timeframes,
         "symbols": list(settings.symbols),
         "coverage": [c.to_json() for c in coverage],
         "leaderboard": board,
@@ -90,7 +91,7 @@ def build_report(
         for tf, by_symbol in prices.items() for symbol, series in by_symbol.items()
     )
     title = f"{market} — jutsu-pipeline report"
-    subtitle = (f"{len(settings.symbols)} symbols, {', '.join(main['timeframes'])} bars, provider {settings.provider}, "
+    subtitle = (f"{len(settings.symbols)} symbols, {', '.join(timeframes)} bars, provider {settings.provider}, "
                 f"calendar {settings.calendar}, history from {settings.start}"
                 f"{f' to {settings.end}' if settings.end else ''}. Generated {main['generated_at']} "
                 f"from {config.lake_target().describe() if config.is_lake else config.database.name}.")
@@ -109,7 +110,7 @@ def build_report(
         path=report_path(config, market),
         bytes=len(page.encode("utf-8")),
         symbols=len(settings.symbols),
-        timeframes=main["timeframes"],
+        timeframes=timeframes,
         coverage_counts={c.timeframe: c.counts for c in coverage},
         price_bars=sum(len(s["c"]) for by_symbol in prices.values() for s in by_symbol.values()),
         leaderboard_rows=len(board["rows"]),

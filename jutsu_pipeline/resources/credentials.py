@@ -5,6 +5,7 @@ through `build_provider(..., secrets=creds.secrets())`."""
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import Field
@@ -34,10 +35,14 @@ class _CredentialsBase(dg.ConfigurableResource):
                 for name in type(self).model_fields if (value := getattr(self, name)) and name in declared}
 
 
-# The fields come from the provider registry, so a new provider's credentials need no edit here.
-ProviderCredentials = type("ProviderCredentials", (_CredentialsBase,), {
-    "__module__": __name__,
-    "__doc__": _CredentialsBase.__doc__,
-    "__annotations__": {c.field: str | None for c in _declared().values()},
-    **{c.field: Field(default=None, repr=not c.secret, description=c.description) for c in _declared().values()},
-})
+# The fields come from the provider registry, so a new provider's credentials need no edit here. Type checkers
+# cannot see fields made at runtime: to them the class is its base (its fields are read through `secrets()`).
+if TYPE_CHECKING:
+    ProviderCredentials = _CredentialsBase
+else:
+    ProviderCredentials = type("ProviderCredentials", (_CredentialsBase,), {
+        "__module__": __name__,
+        "__doc__": _CredentialsBase.__doc__,
+        "__annotations__": {c.field: str | None for c in _declared().values()},
+        **{c.field: Field(default=None, repr=not c.secret, description=c.description) for c in _declared().values()},
+    })

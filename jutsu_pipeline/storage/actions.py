@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
 import duckdb
 import polars as pl
@@ -50,12 +51,12 @@ _TOLERANCE = 1e-9  # relative; a re-published action with the same values is no 
 
 
 def read_adjusted_closes(con: duckdb.DuckDBPyConnection, symbols: list[str]) -> pl.DataFrame:
-    return pl.from_arrow(con.sql(ADJUSTED_CLOSES, params={"symbols": symbols}).to_arrow_table())
+    return cast(pl.DataFrame, pl.from_arrow(con.sql(ADJUSTED_CLOSES, params={"symbols": symbols}).to_arrow_table()))
 
 
 def read_actions(con: duckdb.DuckDBPyConnection, symbols: list[str]) -> pl.DataFrame:
     """The actions in force (one source per action) for `symbols`."""
-    return pl.from_arrow(con.sql(SYMBOL_ACTIONS, params={"symbols": symbols}).to_arrow_table())
+    return cast(pl.DataFrame, pl.from_arrow(con.sql(SYMBOL_ACTIONS, params={"symbols": symbols}).to_arrow_table()))
 
 
 def _same(a: float | None, b: float | None) -> bool:
@@ -92,7 +93,7 @@ def record_actions(con: duckdb.DuckDBPyConnection, *, source: str, symbols: list
     ensure_schema(con)
     ingested_at = ingested_at or dt.datetime.now(dt.timezone.utc)
     published = actions.select(list(ACTION_SCHEMA)).cast(ACTION_SCHEMA)  # type: ignore[arg-type]
-    stored = pl.from_arrow(con.sql(LATEST_OF_SOURCE, params={"source": source, "symbols": symbols}).to_arrow_table())
+    stored = cast(pl.DataFrame, pl.from_arrow(con.sql(LATEST_OF_SOURCE, params={"source": source, "symbols": symbols}).to_arrow_table()))
     stored = stored.cast(ACTION_SCHEMA) if stored.height else pl.DataFrame(schema=ACTION_SCHEMA)  # type: ignore[arg-type]
     delta = changes(stored, published.filter(pl.col("symbol").is_in(symbols)))
     if delta.height:

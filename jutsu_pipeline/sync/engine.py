@@ -277,12 +277,15 @@ class BarsSync:
         return None
 
     def _sessions(self, windows: pl.DataFrame) -> list[dt.date]:
-        lo = windows["start"].min().date() - dt.timedelta(days=1)
-        hi = windows["end"].max().date()
+        start, end = windows["start"].min(), windows["end"].max()
+        assert isinstance(start, dt.datetime) and isinstance(end, dt.datetime)  # Datetime columns
+        lo = start.date() - dt.timedelta(days=1)
+        hi = end.date()
         return self.p.calendar.sessions(lo, hi)
 
     def _track_range(self, rows: pl.DataFrame) -> None:
         first, last = rows["ts"].min(), rows["ts"].max()
+        assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)  # a non-empty Datetime column
         if self.outcome.first_ts is None or first < self.outcome.first_ts:
             self.outcome.first_ts = first
         if self.outcome.last_ts is None or last > self.outcome.last_ts:

@@ -4,6 +4,7 @@
 
 import time
 from pathlib import Path
+from typing import cast
 
 import dagster as dg
 import duckdb
@@ -140,8 +141,8 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
     def leaderboard(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
         with duckdb.get_connection() as con:
             run_ddl(con, (CREATE_LEADERBOARD,))
-            performance = pl.from_arrow(con.sql(SELECT_PERFORMANCE, params={
-                "symbols": list(settings.symbols), "strategies": strategies}).to_arrow_table())
+            performance = cast(pl.DataFrame, pl.from_arrow(con.sql(SELECT_PERFORMANCE, params={
+                "symbols": list(settings.symbols), "strategies": strategies}).to_arrow_table()))
             ranked = rank_by_sharpe(performance)
             con.register("ranked", ranked.to_arrow())
             try:
@@ -157,9 +158,9 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
             best = [(f"#{r['rank']} {r['strategy']} {r['symbol']} ({r['timeframe']}), Sharpe {_two(r['sharpe_ratio'])}",
                      _chart(con, r, reports)) for r in ranked.head(LEADERBOARD_TOP).iter_rows(named=True)]
             top = ranked.head(LEADERBOARD_TOP)
-            equity = pl.from_arrow(con.sql(SELECT_BEST_EQUITY, params={
+            equity = cast(pl.DataFrame, pl.from_arrow(con.sql(SELECT_BEST_EQUITY, params={
                 "strategies": top["strategy"].to_list(), "symbols": top["symbol"].to_list(),
-                "timeframes": top["timeframe"].to_list()}).to_arrow_table())
+                "timeframes": top["timeframe"].to_list()}).to_arrow_table()))
         titles = [((r["strategy"], r["symbol"], r["timeframe"]),
                    f"#{r['rank']} {r['strategy']} {r['symbol']} ({r['timeframe']}), Sharpe {_two(r['sharpe_ratio'])}")
                   for r in top.iter_rows(named=True)]
@@ -184,7 +185,7 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
 def _chart(con: duckdb.DuckDBPyConnection, row: dict, directory: Path) -> Path:
     """The equity chart of one leaderboard row, drawn from the stored curve (~90 ms)."""
     keys = ("strategy", "symbol", "timeframe")
-    curve = pl.from_arrow(con.sql(SELECT_EQUITY, params={k: row[k] for k in keys}).to_arrow_table())
+    curve = cast(pl.DataFrame, pl.from_arrow(con.sql(SELECT_EQUITY, params={k: row[k] for k in keys}).to_arrow_table()))
     return write_equity_chart(curve, strategy=row["strategy"], symbol=row["symbol"], timeframe=row["timeframe"],
                               directory=directory)
 

@@ -235,7 +235,7 @@ class HttpClient:
         self.stats.extra["retries"] = self.stats.extra.get("retries", 0) + 1
         self.stats.extra["retry_wait_ms"] = self.stats.extra.get("retry_wait_ms", 0) + round(wait * 1000)
         log.warning("%s: attempt %d failed (%s); retrying in %.2f s", context.describe(), state.attempt_number,
-                    redact(type(error).__name__ + (f" HTTP {error.status}" if getattr(error, "status", None) else "")),
+                    redact(type(error).__name__ + (f" HTTP {status}" if (status := getattr(error, "status", None)) else "")),
                     wait)
 
     def _attempt(self, call: _Call) -> Reply:

@@ -118,6 +118,7 @@ class TransientServerError(HttpProviderError):
 
     retryable = True
     counts_as_failure = True
+    retry_after: float | None = None  # a 503's Retry-After, honoured by the retry wait
 
 
 class CircuitOpen(HttpProviderError):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
@@ -28,7 +28,7 @@ def query_window(request: FetchRequest) -> tuple[dt.datetime, dt.datetime]:
 
 def build_frame(
     instants_us: Sequence[int | None],
-    columns: dict[str, Sequence[float | None]],
+    columns: Mapping[str, Sequence[float | None]],
     request: FetchRequest,
     *,
     day_timezone: str,

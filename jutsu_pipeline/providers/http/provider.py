@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +93,8 @@ class HttpProvider:
         """The zone whose local date keys daily bars (the market's; crypto providers use UTC)."""
         return self.timezone
 
-    def finalize(self, request: FetchRequest, instants_us: list[int | None],
-                 columns: dict[str, list[float | None]], day_timezone: str | None = None) -> pl.DataFrame:
+    def finalize(self, request: FetchRequest, instants_us: Sequence[int | None],
+                 columns: Mapping[str, Sequence[float | None]], day_timezone: str | None = None) -> pl.DataFrame:
         """The canonical frame of the final bars; conflicting duplicates raise a (non-retried) MalformedPayload."""
         try:
             return build_frame(instants_us, columns, request, day_timezone=day_timezone or self.day_timezone(),
