@@ -8,7 +8,7 @@ the next `jutsu sync` too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -86,13 +86,14 @@ def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance, bars_keys
             partitions = result.get_requested_partitions(key)
             outcome.requested[key.to_user_string()] = len(partitions)
             partitions_def = graph.get(key).partitions_def
+            spans: Sequence[tuple[str, str] | None]
             if partitions_def is None:
                 spans = [None]
             else:
                 spans = _symbol_spans(list(partitions_def.get_partition_keys()), {p for p in partitions if p})
             subset = job.get_subset(asset_selection={key})
             for span in spans:
-                tags = {} if span is None else {RANGE_START_TAG: span[0], RANGE_END_TAG: span[1]}
+                tags: dict[str, str] = {} if span is None else {RANGE_START_TAG: span[0], RANGE_END_TAG: span[1]}
                 label = key.to_user_string() if span is None else f"{span[0]}...{span[1]}"
                 report(f"{key.to_user_string()}: computing {label}.")
                 outcome.runs += 1

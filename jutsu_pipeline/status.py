@@ -8,6 +8,7 @@ partitions whose window may have moved since they were stored.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from functools import partial
 
 import dagster as dg
@@ -22,25 +23,25 @@ HISTORY_START = "history_start"  # bars materialisation metadata: the market's s
 HISTORY_END = "history_end"
 GRAIN = "partition_grain"  # the grain the partition was stored (or adopted) with
 GRAIN_MARKER = "jutsu/grain_verified"
-def run_keys(partitioning: BarsPartitioning, tags: dict[str, str]) -> set[str]:
+def run_keys(partitioning: BarsPartitioning, tags: Mapping[str, str]) -> set[str]:
     """The partitions a run covers, from its range or partition tag."""
     if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
         return range_keys(partitioning, tags[RANGE_START_TAG], tags[RANGE_END_TAG])
     return {tags[PARTITION_TAG]} if PARTITION_TAG in tags else set()
 
 
-def _bounds(metadata: dict) -> Bounds | None:
+def _bounds(metadata: Mapping[str, dg.MetadataValue]) -> Bounds | None:
     start = metadata.get(HISTORY_START)
     if start is None:
         return None
     end = metadata.get(HISTORY_END)
-    end_text = end.value if end is not None else ""
-    return dt.date.fromisoformat(start.value), dt.date.fromisoformat(end_text) if end_text else None
+    end_text = str(end.value) if end is not None else ""  # text metadata
+    return dt.date.fromisoformat(str(start.value)), dt.date.fromisoformat(end_text) if end_text else None
 
 
-def _latest_per_partition(instance: dg.DagsterInstance, asset_key: dg.AssetKey, keys: list[str]) -> dict[str, dict]:
+def _latest_per_partition(instance: dg.DagsterInstance, asset_key: dg.AssetKey, keys: list[str]) -> dict[str, Mapping[str, dg.MetadataValue]]:
     """partition -> metadata of its latest materialisation, for `keys` (pages through the event log)."""
-    found: dict[str, dict] = {}
+    found: dict[str, Mapping[str, dg.MetadataValue]] = {}
     for start in range(0, len(keys), 1000):
         chunk = keys[start:start + 1000]
         cursor = None
@@ -49,7 +50,7 @@ def _latest_per_partition(instance: dg.DagsterInstance, asset_key: dg.AssetKey, 
                 dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=chunk), limit=5000, cursor=cursor)
             for record in page.records:  # newest first
                 event = record.asset_materialization
-                if event is not None and event.partition not in found:
+                if event is not None and event.partition is not None and event.partition not in found:
                     found[event.partition] = event.metadata
             if not page.has_more:
                 break
@@ -79,13 +80,14 @@ def stored_layout(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitio
     if not regrain and (bounds is None or bounds == (cfg.start, cfg.end)):
         return {}, frozenset()
     candidates = set(materialized) if regrain else set()
-    for key in materialized if bounds is not None and bounds != (cfg.start, cfg.end) else ():
-        date_key, _ = split_partition_key(key)
-        try:
-            if partitioning.window_for(date_key, *bounds) != partitioning.window(date_key):
-                candidates.add(key)
-        except ValueError:
-            continue
+    if bounds is not None and bounds != (cfg.start, cfg.end):
+        for key in materialized:
+            date_key, _ = split_partition_key(key)
+            try:
+                if partitioning.window_for(date_key, *bounds) != partitioning.window(date_key):
+                    candidates.add(key)
+            except ValueError:
+                continue
     found: dict[str, Bounds] = {}
     other_grain: set[str] = set()
     for key, meta in _latest_per_partition(instance, asset_key, sorted(candidates)).items():

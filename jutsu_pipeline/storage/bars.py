@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import duckdb
 import polars as pl
@@ -115,9 +116,10 @@ def read_symbol_bars(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbol: 
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'bars' AND table_schema = current_schema()"
     ).fetchall()[0][0]
-    schema = {"ts": pl.Datetime("us", "UTC"), "open": pl.Float64, "high": pl.Float64, "low": pl.Float64,
-              "close": pl.Float64, "volume": pl.Float64, "adj_close": pl.Float64}
+    schema = pl.Schema({"ts": pl.Datetime("us", "UTC"), "open": pl.Float64(), "high": pl.Float64(),
+                        "low": pl.Float64(), "close": pl.Float64(), "volume": pl.Float64(), "adj_close": pl.Float64()})
     if not exists:
         return pl.DataFrame(schema=schema)
-    frame = pl.from_arrow(con.sql(SYMBOL_BARS, params={"symbol": symbol, "timeframe": timeframe}).to_arrow_table())
+    frame = cast(pl.DataFrame, pl.from_arrow(con.sql(SYMBOL_BARS, params={"symbol": symbol,
+                                                                           "timeframe": timeframe}).to_arrow_table()))
     return frame.with_columns(pl.col("ts").dt.convert_time_zone("UTC").dt.cast_time_unit("us")).cast(schema)

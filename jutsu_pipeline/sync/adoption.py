@@ -40,6 +40,7 @@ def judge_windows(con: duckdb.DuckDBPyConnection, partitioning: BarsPartitioning
     if stored.is_empty():
         return [WindowVerdict(k, False, 0, "no stored bars of the symbol") for k in date_keys]
     first, last = stored["ts"].min(), stored["ts"].max()
+    assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)  # a non-empty Datetime column
     finished = [k for k in date_keys if p.window(k)[1] <= now]
     verdicts = [WindowVerdict(k, False, 0, "window not over yet") for k in date_keys if k not in finished]
     if not finished:
@@ -75,8 +76,10 @@ def _validate(p: BarsPartitioning, symbol: str, stored: pl.DataFrame, keys: list
     """
     def run(keys: list[str], frame: pl.DataFrame):  # noqa: ANN202 - ValidationReport
         windows = windows_frame([FetchPlan(symbol, (k,), (p.window(k),)) for k in keys])
+        start, end = windows["start"].min(), windows["end"].max()
+        assert isinstance(start, dt.datetime) and isinstance(end, dt.datetime)  # Datetime columns
         sessions = None if p.calendar.always_open else p.calendar.sessions(
-            windows["start"].min().date() - dt.timedelta(days=1), windows["end"].max().date())
+            start.date() - dt.timedelta(days=1), end.date())
         return validate_bars(frame.with_columns(pl.lit(symbol).alias("symbol")), windows=windows, sessions=sessions,
                              daily=not p.timeframe.is_intraday, quality=p.config.quality, step=p.timeframe.duration)
 
