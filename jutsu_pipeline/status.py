@@ -39,7 +39,8 @@ def _bounds(metadata: Mapping[str, dg.MetadataValue]) -> Bounds | None:
     return dt.date.fromisoformat(str(start.value)), dt.date.fromisoformat(end_text) if end_text else None
 
 
-def _latest_per_partition(instance: dg.DagsterInstance, asset_key: dg.AssetKey, keys: list[str]) -> dict[str, Mapping[str, dg.MetadataValue]]:
+def _latest_per_partition(instance: dg.DagsterInstance, asset_key: dg.AssetKey,
+                          keys: list[str]) -> dict[str, Mapping[str, dg.MetadataValue]]:
     """partition -> metadata of its latest materialisation, for `keys` (pages through the event log)."""
     found: dict[str, Mapping[str, dg.MetadataValue]] = {}
     for start in range(0, len(keys), 1000):
