@@ -153,7 +153,7 @@ def ensure_result_tables(con: duckdb.DuckDBPyConnection) -> None:
     if con.execute(DROP_OLD_EQUITY_TABLE).fetchall()[0][0]:  # derived data of an older layout: recomputed
         con.execute("DROP TABLE backtest_equity")
     run_ddl(con, RESULT_TABLES_DDL)
-    if not con.execute(SNAPSHOT_COLUMN_EXISTS).fetchone()[0]:
+    if not con.execute(SNAPSHOT_COLUMN_EXISTS).fetchall()[0][0]:
         retry_conflicts(lambda: con.execute(ADD_SNAPSHOT_COLUMN), "add backtest_performance.data_snapshot")
 
 

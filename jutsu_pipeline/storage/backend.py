@@ -150,4 +150,4 @@ def current_snapshot(con: duckdb.DuckDBPyConnection) -> int | None:
     """The DuckLake snapshot this connection (or its open transaction) reads; None on a DuckDB file."""
     if not is_lake(con):
         return None
-    return int(con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()[0])
+    return int(con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchall()[0][0])

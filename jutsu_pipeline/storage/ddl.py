@@ -204,7 +204,7 @@ def create_view(con: duckdb.DuckDBPyConnection, statement: str, *, replace: bool
     if is_lake(con) and not replace:
         match = _VIEW_NAME.search(statement)
         if match and con.execute("SELECT count(*) FROM duckdb_views() WHERE database_name = current_database() "
-                                 "AND schema_name = current_schema() AND view_name = ?", [match[1]]).fetchone()[0]:
+                                 "AND schema_name = current_schema() AND view_name = ?", [match[1]]).fetchall()[0][0]:
             return
     con.execute(statement)
 

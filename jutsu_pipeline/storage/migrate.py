@@ -57,7 +57,7 @@ def migrate_duckdb_file(con: duckdb.DuckDBPyConnection, source: Path) -> dict[st
                         con.execute(f'INSERT INTO "{table}" BY NAME SELECT * FROM {SOURCE}.main."{table}"')
                     else:
                         con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM {SOURCE}.main."{table}"')
-                    copied[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+                    copied[table] = con.execute(f'SELECT count(*) FROM "{table}"').fetchall()[0][0]
                 for name, sql in views:
                     if name not in existing:
                         con.execute(sql)
