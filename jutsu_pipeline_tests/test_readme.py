@@ -85,7 +85,7 @@ def test_readme_commands_run_verbatim_in_a_fresh_clone(tmp_path: Path) -> None:
     assert ".venv/bin/dagster dev -w workspace.yaml" in dry_run.stdout, dry_run.stdout + dry_run.stderr
 
     demo = outputs["make demo"].stdout
-    assert "Summary: 4 run(s)" in demo and "785 bars partition(s) recorded with 12,154 bars" in demo, demo
+    assert "Summary: 6 run(s)" in demo and "785 bars partition(s) recorded with 12,154 bars" in demo, demo
     assert "Checks: 3 of 4 passed." in demo and "price_anomalies (warning): price_jump=1" in demo, demo
     assert "AAPL" in demo.split("price_anomalies (warning)")[1], "the warning names the symbol"
     assert "DEBUG" not in demo and len(demo.splitlines()) <= 40, demo
