@@ -19,8 +19,9 @@ import talib
 from _util import best_of
 from bench_backtest import bars_frame, synthetic
 
-from jutsu_pipeline.indicators import IndicatorParams, compute_indicators, indicator_frame, sql
+from jutsu_pipeline.indicators import IndicatorParams, compute_indicators, indicator_frame
 from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.storage.scope import OHLCV, read_bars
 
 
 def talib_all(arrays: list[dict[str, np.ndarray]], p: IndicatorParams) -> list[tuple[np.ndarray, ...]]:
@@ -55,10 +56,8 @@ def main() -> None:
         con.execute("CHECKPOINT")
         rows = compute_indicators(con, timeframe="1d", symbols=symbols, params=params)  # warm-up, creates the table
         full = best_of(lambda: compute_indicators(con, timeframe="1d", symbols=symbols, params=params), args.repeats)
-        bound = {"timeframe": "1d", "symbols": symbols}
-        select = sql.SELECT_BARS.format(source="bars_adjusted")
-        read = best_of(lambda: con.sql(select, params=bound).to_arrow_table(), args.repeats)
-        frame = pl.from_arrow(con.sql(select, params=bound).to_arrow_table())
+        read = best_of(lambda: read_bars(con, "1d", symbols, relation="bars_adjusted", columns=OHLCV), args.repeats)
+        frame = pl.from_arrow(read_bars(con, "1d", symbols, relation="bars_adjusted", columns=OHLCV))
         compute = best_of(lambda: indicator_frame(frame, params), args.repeats)
         staged = indicator_frame(frame, params).to_arrow()
         columns = ", ".join(f'"{c}" DOUBLE' for c in params.column_names())

@@ -16,21 +16,17 @@ import pyarrow.compute as pc  # noqa: F401 - run_end_encode below
 from jutsu_pipeline.backtest.curves import derive_curves, series_clock
 from jutsu_pipeline.backtest.engine import SimInput, SimResult, simulate
 from jutsu_pipeline.backtest.stats import compute_performance
-from jutsu_pipeline.backtest.store import ensure_result_tables, replace_results
+from jutsu_pipeline.storage.backtests import ensure_result_tables, replace_results
 from jutsu_pipeline.backtest.strategies import Bars, StrategyConfig
 from jutsu_pipeline.indicators import indicator_frame
 from jutsu_pipeline.storage.backend import current_snapshot
 from jutsu_pipeline.storage.ddl import ensure_schema
 from jutsu_pipeline.storage.files import SAFE_CONFIG
+from jutsu_pipeline.storage.indicators import indicator_columns
+from jutsu_pipeline.storage.scope import OHLCV, read_bars
 from jutsu_pipeline.storage.transactions import transaction
 
-_SCOPE = "WHERE timeframe = $timeframe AND symbol IN (SELECT unnest($symbols::VARCHAR[])) ORDER BY symbol, ts"
-LOAD_BARS = "SELECT symbol, ts, open, high, low, close, volume FROM {source} " + _SCOPE
-# The indicator columns the strategies read, as the indicators asset stored them (`{columns}` are
-# registry-generated names). Two sorted reads matched by position cost a third of a join.
-LOAD_INDICATORS = "SELECT symbol, ts{columns} FROM indicators " + _SCOPE
-
-BAR_COLUMNS = ("symbol", "ts", "open", "high", "low", "close", "volume")
+BAR_COLUMNS = ("symbol", "ts", *OHLCV)
 
 # Content hash of the (adjusted) bars a symbol was backtested on: equal bars <=> equal version.
 DATA_VERSION = """
@@ -103,17 +99,16 @@ def run_backtests(
     ensure_schema(con)
     ensure_result_tables(con)
     needed = list(dict.fromkeys(c for s in strategies for c in s.input_columns().values()))
-    stored = {row[0] for row in con.execute(INDICATOR_COLUMNS).fetchall()}
+    stored = indicator_columns(con)
     missing = [c for c in needed if c not in stored]
     if missing:
         raise ValueError(f"indicators table lacks column(s) {missing} the strategies read: materialize the "
                          f"indicators asset of timeframe {timeframe} (it computes every strategy's indicators)")
-    scope = {"timeframe": timeframe, "symbols": list(symbols)}
     with transaction(con):  # the snapshot id, the bars and the indicators come from one (DuckLake) snapshot
         snapshot = current_snapshot(con)
-        bars = con.sql(LOAD_BARS.format(source="bars_adjusted" if adjusted else "bars"), params=scope).to_arrow_table()
-        loaded = (con.sql(LOAD_INDICATORS.format(columns="".join(f', "{c}"' for c in needed)), params=scope)
-                  .to_arrow_table() if needed else None)
+        bars = read_bars(con, timeframe, symbols, relation="bars_adjusted" if adjusted else "bars", columns=OHLCV)
+        # Two sorted reads matched by position cost a third of a join.
+        loaded = read_bars(con, timeframe, symbols, relation="indicators", columns=needed) if needed else None
     if loaded is not None:
         bars = _with_indicators(bars, loaded, timeframe)
         _check_computed(bars, strategies, timeframe)
@@ -144,7 +139,6 @@ def backtest_bars(bars: pl.DataFrame, strategies: Sequence[StrategyConfig]) -> B
         con.close()
 
 
-INDICATOR_COLUMNS = "SELECT column_name FROM duckdb_columns() WHERE table_name = 'indicators' AND schema_name = current_schema()"
 REGISTERED = ("_bt_bars", "_bt_series", "_bt_equity", "_bt_curves", "_bt_returns", "_bt_trades")
 TEMP_TABLES = ("_bt_data_version", "_bt_dd_episodes", "_bt_performance")
 

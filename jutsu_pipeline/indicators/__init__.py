@@ -1,10 +1,9 @@
 """Technical indicators over DuckDB bars, computed by TA-Lib from one registry (see docs/indicators.md)."""
 
-from jutsu_pipeline.indicators.compute import compute_indicators
+from jutsu_pipeline.indicators.compute import compute_indicators, ensure_indicator_schema
 from jutsu_pipeline.indicators.frame import indicator_frame
 from jutsu_pipeline.indicators.params import IndicatorParams
 from jutsu_pipeline.indicators.registry import INDICATORS, Indicator, IndicatorSpec, Param, register
-from jutsu_pipeline.indicators.schema import ensure_indicator_schema
 
 __all__ = [
     "INDICATORS",

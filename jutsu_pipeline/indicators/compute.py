@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 import duckdb
 import polars as pl
 
-from jutsu_pipeline.indicators import sql
-from jutsu_pipeline.indicators.frame import as_specs, indicator_frame
+from jutsu_pipeline.indicators.frame import as_specs, column_names, indicator_frame
 from jutsu_pipeline.indicators.params import IndicatorParams
 from jutsu_pipeline.indicators.registry import IndicatorSpec
-from jutsu_pipeline.indicators.schema import ensure_indicator_schema
+from jutsu_pipeline.storage.indicators import ensure_indicator_table, replace_indicators
+from jutsu_pipeline.storage.scope import OHLCV, read_bars
 from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
+
+
+def ensure_indicator_schema(con: duckdb.DuckDBPyConnection, params: IndicatorParams | Iterable[IndicatorSpec]) -> list[str]:
+    """Create `indicators` and its view; add the columns `params` needs (one DOUBLE per output).
+
+    Columns of other parameter sets are kept (markets and strategies may need different periods).
+    Returns the columns added. Idempotent; issues no DDL when nothing is missing.
+    """
+    return ensure_indicator_table(con, column_names(as_specs(params)))
 
 
 def compute_indicators(
@@ -34,20 +44,13 @@ def compute_indicators(
     specs = as_specs(params)
     ensure_indicator_schema(con, specs)
     symbols = list(dict.fromkeys(symbols))
-    bound = {"timeframe": timeframe, "symbols": symbols}
+    relation = "bars_adjusted" if adjusted else "bars"
 
     def replace() -> int:
         with transaction(con):
-            select = sql.SELECT_BARS.format(source="bars_adjusted" if adjusted else "bars")
-            bars = pl.from_arrow(con.sql(select, params=bound).to_arrow_table())
-            assert isinstance(bars, pl.DataFrame)
+            bars = cast(pl.DataFrame, pl.from_arrow(read_bars(con, timeframe, symbols, relation=relation, columns=OHLCV)))
             staged = indicator_frame(bars, specs).to_arrow()
-            con.register("staged_indicators", staged)
-            try:
-                con.execute(sql.DELETE_SYMBOLS, bound)
-                con.execute(sql.INSERT_STAGED, {"timeframe": timeframe})
-            finally:
-                con.unregister("staged_indicators")
+            replace_indicators(con, timeframe=timeframe, symbols=symbols, staged=staged)
         return staged.num_rows
 
     return retry_conflicts(replace, f"indicators {timeframe}")

@@ -5,7 +5,6 @@ from it (docs/extending.md)."""
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -13,9 +12,11 @@ import numpy as np
 import talib
 from talib import abstract
 
+from jutsu_pipeline.storage.scope import IDENTIFIER
+
 MAX_PERIOD = 100_000  # TA-Lib's own upper bound for every period
 DECIMALS = 4  # multipliers appear in column names: 2.5 -> "2_5"
-COLUMN_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # column names are formatted into DDL
+COLUMN_PATTERN = IDENTIFIER  # column names are formatted into DDL
 
 
 @dataclass(frozen=True)

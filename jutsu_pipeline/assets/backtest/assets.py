@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import cast
 
 import dagster as dg
-import duckdb
 import polars as pl
 
 from jutsu_pipeline.assets.backtest.metadata import embedded_images, results_table
@@ -26,40 +25,10 @@ from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.report import report_path
 from jutsu_pipeline.resources import JutsuDuckDBResource
-from jutsu_pipeline.storage.ddl import run_ddl
-from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
+from jutsu_pipeline.storage.backtests import read_equity, read_performance, replace_leaderboard
 from jutsu_pipeline.storage.versions import combined_version
 
 LEADERBOARD_TOP = 5
-
-CREATE_LEADERBOARD = """
-CREATE TABLE IF NOT EXISTS backtest_leaderboard (
-    market VARCHAR NOT NULL, rank INTEGER NOT NULL, strategy VARCHAR NOT NULL, symbol VARCHAR NOT NULL,
-    timeframe VARCHAR NOT NULL, sharpe_ratio DOUBLE, return_pct DOUBLE, max_drawdown_pct DOUBLE, n_trades BIGINT,
-    computed_at TIMESTAMPTZ NOT NULL
-)
-"""
-SELECT_PERFORMANCE = """
-SELECT strategy, symbol, timeframe, sharpe_ratio, return_pct, return_ann_pct, max_drawdown_pct, n_trades, win_rate_pct
-FROM backtest_performance
-WHERE symbol IN (SELECT unnest($symbols::VARCHAR[])) AND strategy IN (SELECT unnest($strategies::VARCHAR[]))
-"""
-SELECT_EQUITY = """
-SELECT ts, equity, drawdown_pct FROM backtest_equity
-WHERE strategy = $strategy AND symbol = $symbol AND timeframe = $timeframe ORDER BY ts
-"""
-DELETE_LEADERBOARD = "DELETE FROM backtest_leaderboard WHERE market = $market"
-SELECT_BEST_EQUITY = """
-SELECT strategy, symbol, timeframe, ts, equity, drawdown_pct
-FROM backtest_equity
-WHERE strategy IN (SELECT unnest($strategies::VARCHAR[])) AND symbol IN (SELECT unnest($symbols::VARCHAR[]))
-  AND timeframe IN (SELECT unnest($timeframes::VARCHAR[]))
-"""  # a superset of the best results' rows; the chart picks each (strategy, symbol, timeframe)
-INSERT_LEADERBOARD = """
-INSERT INTO backtest_leaderboard
-SELECT $market, rank, strategy, symbol, timeframe, sharpe_ratio, return_pct, max_drawdown_pct, n_trades, now()
-FROM ranked
-"""
 
 
 def backtest_asset_key(market: str, timeframe: str) -> dg.AssetKey:
@@ -140,30 +109,19 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
     )
     def leaderboard(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
         with duckdb.get_connection() as con:
-            run_ddl(con, (CREATE_LEADERBOARD,))
-            performance = cast(pl.DataFrame, pl.from_arrow(con.sql(SELECT_PERFORMANCE, params={
-                "symbols": list(settings.symbols), "strategies": strategies}).to_arrow_table()))
+            performance = cast(pl.DataFrame, pl.from_arrow(read_performance(con, strategies=strategies,
+                                                                             symbols=settings.symbols)))
             ranked = rank_by_sharpe(performance)
-            con.register("ranked", ranked.to_arrow())
-            try:
-                def replace() -> None:
-                    with transaction(con):
-                        con.execute(DELETE_LEADERBOARD, {"market": market})
-                        con.execute(INSERT_LEADERBOARD, {"market": market})
-
-                retry_conflicts(replace, f"{market} leaderboard")
-            finally:
-                con.unregister("ranked")
+            replace_leaderboard(con, market=market, ranked=ranked.to_arrow())
             tables = table_metadata(con, "backtest_leaderboard", symbols=settings.symbols)
-            best = [(f"#{r['rank']} {r['strategy']} {r['symbol']} ({r['timeframe']}), Sharpe {_two(r['sharpe_ratio'])}",
-                     _chart(con, r, reports)) for r in ranked.head(LEADERBOARD_TOP).iter_rows(named=True)]
             top = ranked.head(LEADERBOARD_TOP)
-            equity = cast(pl.DataFrame, pl.from_arrow(con.sql(SELECT_BEST_EQUITY, params={
-                "strategies": top["strategy"].to_list(), "symbols": top["symbol"].to_list(),
-                "timeframes": top["timeframe"].to_list()}).to_arrow_table()))
+            equity = cast(pl.DataFrame, pl.from_arrow(read_equity(
+                con, strategies=top["strategy"].to_list(), symbols=top["symbol"].to_list(),
+                timeframes=top["timeframe"].to_list())))
         titles = [((r["strategy"], r["symbol"], r["timeframe"]),
                    f"#{r['rank']} {r['strategy']} {r['symbol']} ({r['timeframe']}), Sharpe {_two(r['sharpe_ratio'])}")
                   for r in top.iter_rows(named=True)]
+        best = [(title, _chart(equity, key, reports)) for key, title in titles]
         overlay = write_best_curves_chart(equity, titles, reports / "best_curves.png") if titles else None
         context.log.info(f"{market}/backtest_leaderboard: {ranked.height} strategy x symbol results ranked")
         return dg.MaterializeResult(metadata={
@@ -182,12 +140,11 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
     return leaderboard
 
 
-def _chart(con: duckdb.DuckDBPyConnection, row: dict, directory: Path) -> Path:
+def _chart(equity: pl.DataFrame, key: tuple[str, str, str], directory: Path) -> Path:
     """The equity chart of one leaderboard row, drawn from the stored curve (~90 ms)."""
-    keys = ("strategy", "symbol", "timeframe")
-    curve = cast(pl.DataFrame, pl.from_arrow(con.sql(SELECT_EQUITY, params={k: row[k] for k in keys}).to_arrow_table()))
-    return write_equity_chart(curve, strategy=row["strategy"], symbol=row["symbol"], timeframe=row["timeframe"],
-                              directory=directory)
+    strategy, symbol, timeframe = key
+    curve = equity.filter(strategy=strategy, symbol=symbol, timeframe=timeframe)
+    return write_equity_chart(curve, strategy=strategy, symbol=symbol, timeframe=timeframe, directory=directory)
 
 
 def _snapshot_metadata(performance: pl.DataFrame) -> dict[str, dg.MetadataValue]:

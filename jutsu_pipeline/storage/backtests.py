@@ -1,12 +1,14 @@
-"""Tables of backtest results (either backend) and their atomic replacement."""
+"""Tables of backtest results and the market leaderboard (either backend): DDL, atomic replacement, reads."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import duckdb
+import pyarrow as pa
 
 from jutsu_pipeline.storage.ddl import run_ddl
+from jutsu_pipeline.storage.scope import scope_filter, scope_params
 from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 
 CREATE_BACKTEST_TRADES = """
@@ -102,11 +104,8 @@ CREATE TABLE IF NOT EXISTS backtest_performance (
 RESULT_TABLES_DDL = (CREATE_BACKTEST_TRADES, CREATE_BACKTEST_EQUITY_CURVES, CREATE_BACKTEST_EQUITY,
                      CREATE_BACKTEST_PERFORMANCE)
 
-_SCOPE = """
-WHERE timeframe = $timeframe
-  AND strategy IN (SELECT unnest($strategies::VARCHAR[]))
-  AND symbol IN (SELECT unnest($symbols::VARCHAR[]))
-"""
+_STRATEGIES = "strategy IN (SELECT unnest($strategies::VARCHAR[]))"
+_SCOPE = f" WHERE {scope_filter()} AND {_STRATEGIES}"
 DELETE_TRADES = "DELETE FROM backtest_trades" + _SCOPE
 DELETE_EQUITY = "DELETE FROM backtest_equity_curves" + _SCOPE
 DELETE_PERFORMANCE = "DELETE FROM backtest_performance" + _SCOPE
@@ -167,7 +166,7 @@ def replace_results(
     data_snapshot: int | None = None,
 ) -> None:
     """Replace the scope's rows of the three tables by the session's temp results, in one transaction."""
-    scope = {"timeframe": timeframe, "strategies": list(strategies), "symbols": list(symbols)}
+    scope = {**scope_params(timeframe, symbols), "strategies": list(strategies)}
 
     def replace() -> None:
         with transaction(con):
@@ -179,3 +178,59 @@ def replace_results(
                                              "data_snapshot": data_snapshot})
 
     retry_conflicts(replace, f"backtest results {timeframe}")
+
+
+# Strategy x symbol results of a market ranked by Sharpe across its timeframes (one market's rows replaced).
+CREATE_LEADERBOARD = """
+CREATE TABLE IF NOT EXISTS backtest_leaderboard (
+    market VARCHAR NOT NULL, rank INTEGER NOT NULL, strategy VARCHAR NOT NULL, symbol VARCHAR NOT NULL,
+    timeframe VARCHAR NOT NULL, sharpe_ratio DOUBLE, return_pct DOUBLE, max_drawdown_pct DOUBLE, n_trades BIGINT,
+    computed_at TIMESTAMPTZ NOT NULL
+)
+"""
+SELECT_PERFORMANCE = f"""
+SELECT strategy, symbol, timeframe, sharpe_ratio, return_pct, return_ann_pct, max_drawdown_pct, n_trades, win_rate_pct
+FROM backtest_performance
+WHERE {scope_filter(timeframe=False)} AND {_STRATEGIES}
+"""
+# A superset of the best results' rows; callers pick each (strategy, symbol, timeframe).
+SELECT_EQUITY = f"""
+SELECT strategy, symbol, timeframe, ts, equity, drawdown_pct
+FROM backtest_equity
+WHERE {scope_filter(timeframe=False)} AND {_STRATEGIES} AND timeframe IN (SELECT unnest($timeframes::VARCHAR[]))
+"""
+DELETE_LEADERBOARD = "DELETE FROM backtest_leaderboard WHERE market = $market"
+INSERT_LEADERBOARD = """
+INSERT INTO backtest_leaderboard
+SELECT $market, rank, strategy, symbol, timeframe, sharpe_ratio, return_pct, max_drawdown_pct, n_trades, now()
+FROM ranked
+"""
+
+
+def read_performance(con: duckdb.DuckDBPyConnection, *, strategies: Sequence[str], symbols: Sequence[str]) -> pa.Table:
+    """The performance rows of these strategies and symbols at every timeframe."""
+    return con.sql(SELECT_PERFORMANCE, params={**scope_params(None, symbols), "strategies": list(strategies)}
+                   ).to_arrow_table()
+
+
+def read_equity(con: duckdb.DuckDBPyConnection, *, strategies: Sequence[str], symbols: Sequence[str],
+                timeframes: Sequence[str]) -> pa.Table:
+    """Equity and drawdown of every combination of the three lists (unordered)."""
+    return con.sql(SELECT_EQUITY, params={**scope_params(None, symbols), "strategies": list(strategies),
+                                          "timeframes": list(timeframes)}).to_arrow_table()
+
+
+def replace_leaderboard(con: duckdb.DuckDBPyConnection, *, market: str, ranked: pa.Table) -> None:
+    """`ranked` (rank, strategy, symbol, timeframe and the shown statistics) becomes the market's rows."""
+    run_ddl(con, (CREATE_LEADERBOARD,))
+    con.register("ranked", ranked)
+
+    def replace() -> None:
+        with transaction(con):
+            con.execute(DELETE_LEADERBOARD, {"market": market})
+            con.execute(INSERT_LEADERBOARD, {"market": market})
+
+    try:
+        retry_conflicts(replace, f"{market} leaderboard")
+    finally:
+        con.unregister("ranked")
