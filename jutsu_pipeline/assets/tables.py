@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import dagster as dg
 import duckdb
 
+from jutsu_pipeline.storage.scope import scope_filter, scope_params
+
 COLUMNS = """
 SELECT column_name, data_type, is_nullable, comment FROM duckdb_columns()
 WHERE schema_name = current_schema() AND table_name = $table ORDER BY column_index
@@ -29,9 +31,8 @@ def table_metadata(
                for name, kind, nullable, comment in con.execute(COLUMNS, {"table": table}).fetchall()]
     if not columns:
         return {}
-    scope = "symbol IN (SELECT unnest($symbols::VARCHAR[]))" + (" AND timeframe = $timeframe" if timeframe else "")
-    params = {"symbols": list(symbols), **({"timeframe": timeframe} if timeframe else {})}
-    rows = con.execute(f"SELECT count(*) FROM {table} WHERE {scope}", params).fetchall()[0][0]
+    scope = scope_filter(timeframe=timeframe is not None)
+    rows = con.execute(f"SELECT count(*) FROM {table} WHERE {scope}", scope_params(timeframe, symbols)).fetchall()[0][0]
     return {
         "dagster/column_schema": dg.MetadataValue.table_schema(dg.TableSchema(columns=columns)),
         "dagster/row_count": dg.MetadataValue.int(int(rows)),

@@ -16,10 +16,10 @@ import pyarrow.compute as pc  # noqa: F401 - run_end_encode below
 from jutsu_pipeline.backtest.curves import derive_curves, series_clock
 from jutsu_pipeline.backtest.engine import SimInput, SimResult, simulate
 from jutsu_pipeline.backtest.stats import compute_performance
-from jutsu_pipeline.storage.backtests import ensure_result_tables, replace_results
 from jutsu_pipeline.backtest.strategies import Bars, StrategyConfig
 from jutsu_pipeline.indicators import indicator_frame
 from jutsu_pipeline.storage.backend import current_snapshot
+from jutsu_pipeline.storage.backtests import ensure_result_tables, replace_results
 from jutsu_pipeline.storage.ddl import ensure_schema
 from jutsu_pipeline.storage.files import SAFE_CONFIG
 from jutsu_pipeline.storage.indicators import indicator_columns

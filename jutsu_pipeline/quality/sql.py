@@ -90,9 +90,9 @@ SELECT count(*) FROM duckdb_views() WHERE schema_name = current_schema() AND vie
 """
 
 # The actions in force (one source per action) of the asset's symbols.
-ASSET_ACTIONS = """
+ASSET_ACTIONS = f"""
 SELECT symbol, ex_date, kind, ratio, cash_amount, source
 FROM corporate_actions_current
-WHERE symbol IN (SELECT unnest($symbols))
+WHERE {scope_filter(timeframe=False)}
 ORDER BY symbol, ex_date, kind
 """

@@ -20,6 +20,7 @@ import polars as pl
 from jutsu_pipeline.partitions import BarsPartitioning, partition_key
 from jutsu_pipeline.quality.grid import calendar_grid
 from jutsu_pipeline.report import sql
+from jutsu_pipeline.storage.scope import scope_params
 
 MAX_COVERAGE_COLUMNS = 400  # intraday session partitions are binned so a row stays readable
 MAX_CURVE_POINTS = 1500  # equity curves are thinned (drawdown keeps each bucket's deepest point)
@@ -87,8 +88,7 @@ def coverage(
     if _table_exists(con, "bars") and grid.height:
         con.register("grid", grid.to_arrow())
         try:
-            rows = con.execute(sql.BARS_PER_PARTITION, {"timeframe": partitioning.timeframe.value,
-                                                        "symbols": symbols}).fetchall()
+            rows = con.execute(sql.BARS_PER_PARTITION, scope_params(partitioning.timeframe.value, symbols)).fetchall()
         finally:
             con.unregister("grid")
         stored = {(symbol, day.isoformat()): int(bars) for symbol, day, bars in rows}
@@ -200,8 +200,7 @@ def price_series(
         query = sql.PRICE_WITH_INDICATORS.format(columns=select, source=source)
     else:
         query = sql.PRICE_ONLY.format(source=source)
-    frame = cast(pl.DataFrame, pl.from_arrow(con.sql(query, params={"timeframe": timeframe, "symbols": list(symbols),
-                                                                    "bars": bars}).to_arrow_table()))
+    frame = cast(pl.DataFrame, pl.from_arrow(con.sql(query, params={**scope_params(timeframe, symbols), "bars": bars}).to_arrow_table()))
     out: dict[str, dict] = {}
     for (symbol,), part in frame.group_by(["symbol"], maintain_order=True):
         t = part["t"].to_numpy()

@@ -5,40 +5,42 @@ Registered Arrow tables: `grid` (partition_date, ts) is the calendar's expected 
 
 from __future__ import annotations
 
+from jutsu_pipeline.storage.scope import scope_filter
+
 # A table or a view (backtest_equity is a view over backtest_equity_curves).
 TABLE_EXISTS = """
 SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $table
 """
 
 # Stored bars per symbol and partition that fall on the calendar's grid (a window's expected bars).
-BARS_PER_PARTITION = """
+BARS_PER_PARTITION = f"""
 SELECT b.symbol, g.partition_date, count(*) AS bars
 FROM bars AS b
 JOIN grid AS g ON b.ts = g.ts
-WHERE b.timeframe = $timeframe AND b.symbol IN (SELECT unnest($symbols::VARCHAR[]))
+WHERE {scope_filter("b")}
 GROUP BY ALL
 """
 
 # The latest $bars bars of each symbol with the indicator columns the market computes (formatted
 # identifiers come from IndicatorParams.columns(), validated against COLUMN_PATTERN).
-PRICE_WITH_INDICATORS = """
+PRICE_WITH_INDICATORS = f"""
 SELECT * FROM (
-    SELECT b.symbol, epoch(b.ts)::BIGINT AS t, b.open, b.high, b.low, b.close{columns},
+    SELECT b.symbol, epoch(b.ts)::BIGINT AS t, b.open, b.high, b.low, b.close{{columns}},
            row_number() OVER (PARTITION BY b.symbol ORDER BY b.ts DESC) AS age
-    FROM {source} AS b
+    FROM {{source}} AS b
     LEFT JOIN indicators AS i USING (symbol, timeframe, ts)
-    WHERE b.timeframe = $timeframe AND b.symbol IN (SELECT unnest($symbols::VARCHAR[]))
+    WHERE {scope_filter("b")}
 )
 WHERE age <= $bars
 ORDER BY symbol, t
 """
 
-PRICE_ONLY = """
+PRICE_ONLY = f"""
 SELECT * FROM (
     SELECT symbol, epoch(ts)::BIGINT AS t, open, high, low, close,
            row_number() OVER (PARTITION BY symbol ORDER BY ts DESC) AS age
-    FROM {source}
-    WHERE timeframe = $timeframe AND symbol IN (SELECT unnest($symbols::VARCHAR[]))
+    FROM {{source}}
+    WHERE {scope_filter()}
 )
 WHERE age <= $bars
 ORDER BY symbol, t

@@ -8,6 +8,8 @@ from typing import cast
 import duckdb
 import polars as pl
 
+from jutsu_pipeline.storage.scope import scope_filter, scope_params
+
 # One row per action as providers, files and inference publish it; storage adds source and ingested_at.
 ACTION_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.String(),
@@ -20,10 +22,10 @@ ACTION_SCHEMA: dict[str, pl.DataType] = {
 KEY_COLUMNS = ("symbol", "ex_date", "kind")
 
 # The latest version per (symbol, ex_date, kind) of the given sources, withdrawn ones included.
-LATEST_OF_SOURCE = """
+LATEST_OF_SOURCE = f"""
 SELECT symbol, ex_date, kind, ratio, cash_amount, currency
 FROM corporate_actions
-WHERE source = $source AND symbol IN (SELECT unnest($symbols))
+WHERE source = $source AND {scope_filter(timeframe=False)}
 QUALIFY row_number() OVER (PARTITION BY symbol, ex_date, kind ORDER BY ingested_at DESC) = 1
 """
 
@@ -33,17 +35,17 @@ SELECT symbol, ex_date, kind, ratio, cash_amount, currency, $source, $ingested_a
 """
 
 # Daily bars with the provider's adjusted close, what inference reads.
-ADJUSTED_CLOSES = """
+ADJUSTED_CLOSES = f"""
 SELECT symbol, ts, close, adj_close
 FROM bars
-WHERE timeframe = '1d' AND symbol IN (SELECT unnest($symbols)) AND adj_close IS NOT NULL
+WHERE {scope_filter()} AND adj_close IS NOT NULL
 ORDER BY symbol, ts
 """
 
-SYMBOL_ACTIONS = """
+SYMBOL_ACTIONS = f"""
 SELECT symbol, ex_date, kind, ratio, cash_amount, currency, source, ingested_at
 FROM corporate_actions_current
-WHERE symbol IN (SELECT unnest($symbols))
+WHERE {scope_filter(timeframe=False)}
 ORDER BY symbol, ex_date, kind
 """
 
@@ -51,7 +53,7 @@ _TOLERANCE = 1e-9  # relative; a re-published action with the same values is no 
 
 
 def read_adjusted_closes(con: duckdb.DuckDBPyConnection, symbols: list[str]) -> pl.DataFrame:
-    return cast(pl.DataFrame, pl.from_arrow(con.sql(ADJUSTED_CLOSES, params={"symbols": symbols}).to_arrow_table()))
+    return cast(pl.DataFrame, pl.from_arrow(con.sql(ADJUSTED_CLOSES, params=scope_params("1d", symbols)).to_arrow_table()))
 
 
 def read_actions(con: duckdb.DuckDBPyConnection, symbols: list[str]) -> pl.DataFrame:

@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 
 from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.storage.scope import BAR_COLUMNS, read_bars
 from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 
 DELETE_STAGED_WINDOWS = """
@@ -105,21 +106,13 @@ def last_final_bars(con: duckdb.DuckDBPyConnection, *, timeframe: str, windows: 
     return {(symbol, date_key): last_ts.astimezone(dt.timezone.utc) for symbol, date_key, last_ts in rows}
 
 
-SYMBOL_BARS = """
-SELECT ts, open, high, low, close, volume, adj_close FROM bars
-WHERE symbol = $symbol AND timeframe = $timeframe ORDER BY ts
-"""
-
-
 def read_symbol_bars(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbol: str) -> pl.DataFrame:
     """Every stored bar of one symbol × timeframe (canonical columns, ts in UTC), oldest first."""
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'bars' AND table_schema = current_schema()"
     ).fetchall()[0][0]
-    schema = pl.Schema({"ts": pl.Datetime("us", "UTC"), "open": pl.Float64(), "high": pl.Float64(),
-                        "low": pl.Float64(), "close": pl.Float64(), "volume": pl.Float64(), "adj_close": pl.Float64()})
+    schema = pl.Schema({"ts": pl.Datetime("us", "UTC"), **{c: pl.Float64() for c in BAR_COLUMNS}})
     if not exists:
         return pl.DataFrame(schema=schema)
-    frame = cast(pl.DataFrame, pl.from_arrow(con.sql(SYMBOL_BARS, params={"symbol": symbol,
-                                                                           "timeframe": timeframe}).to_arrow_table()))
+    frame = cast(pl.DataFrame, pl.from_arrow(read_bars(con, timeframe, [symbol]))).drop("symbol")
     return frame.with_columns(pl.col("ts").dt.convert_time_zone("UTC").dt.cast_time_unit("us")).cast(schema)

@@ -7,12 +7,14 @@ from collections.abc import Mapping, Sequence
 
 import duckdb
 
+from jutsu_pipeline.storage.scope import scope_filter, scope_params
+
 # Order-independent content hash per symbol (bit_xor of row hashes), plus the count and time range.
-BARS_VERSIONS = """
+BARS_VERSIONS = f"""
 SELECT symbol,
        md5(concat_ws('|', count(*), min(ts), max(ts), bit_xor(hash(ts, open, high, low, close, volume))))
-FROM {source}
-WHERE timeframe = $timeframe AND symbol IN (SELECT unnest($symbols::VARCHAR[]))
+FROM {{source}}
+WHERE {scope_filter()}
 GROUP BY symbol
 """
 
@@ -22,7 +24,7 @@ def bars_versions(
 ) -> dict[str, str]:
     """Version of each symbol's bars in `bars_adjusted` (or raw `bars`); symbols without bars are absent."""
     sql = BARS_VERSIONS.format(source="bars_adjusted" if adjusted else "bars")
-    return dict(con.execute(sql, {"timeframe": timeframe, "symbols": list(symbols)}).fetchall())
+    return dict(con.execute(sql, scope_params(timeframe, symbols)).fetchall())
 
 
 def combined_version(versions: Mapping[str, str], *extra: str) -> str:
