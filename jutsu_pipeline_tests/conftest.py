@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +34,42 @@ def write_config(folder: Path, markets: dict, duckdb_path: str = "jutsu.duckdb",
     where = {"storage": storage} if storage else {"duckdb_path": duckdb_path}
     path.write_text(yaml.safe_dump({**where, "markets": markets}))
     return path
+
+
+QUIET_HOME = "telemetry:\n  enabled: false\n"
+_HOME_TEMPLATES: dict[str, Path] = {}
+
+
+def fresh_home(folder: Path, dagster_yaml: str = QUIET_HOME) -> Path:
+    """A new DAGSTER_HOME `folder/home` with `dagster_yaml`, its SQLite storages already created.
+
+    Creating and migrating the run, event-log and schedule databases costs ~1-2 s per instance; each test
+    worker does it once per dagster.yaml and copies the result (~0.1 s). The copy is a real, independent
+    instance: nothing is shared between tests."""
+    template = _HOME_TEMPLATES.get(dagster_yaml)
+    if template is None:
+        template = Path(tempfile.mkdtemp(prefix="jutsu_home_template_"))
+        atexit.register(shutil.rmtree, template, ignore_errors=True)
+        (template / "dagster.yaml").write_text(dagster_yaml)
+        with dg.DagsterInstance.from_config(str(template)) as initialised:
+            initialised.get_runs(limit=1)
+        _HOME_TEMPLATES[dagster_yaml] = template
+    home = folder / "home"
+    shutil.copytree(template, home)
+    return home
+
+
+SHIPPED_HOME = (Path(__file__).resolve().parents[1] / "data" / "dagster_home" / "dagster.yaml").read_text()
+
+
+@pytest.fixture
+def persistent_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dg.DagsterInstance]:
+    """A fresh on-disk instance configured by the shipped dagster.yaml (batching SQLite event log, pools,
+    run monitoring), as `jutsu sync`, schedules and sensors use it."""
+    home = fresh_home(tmp_path, SHIPPED_HOME)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.from_config(str(home)) as test_instance:
+        yield test_instance
 
 
 @pytest.fixture(autouse=True, scope="session")

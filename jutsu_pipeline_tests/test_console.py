@@ -23,7 +23,7 @@ from jutsu_pipeline.definitions import bars_job_name, build_definitions
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
 from jutsu_pipeline.timeframes import Timeframe
-from jutsu_pipeline_tests.conftest import write_config
+from jutsu_pipeline_tests.conftest import fresh_home, write_config
 
 REPO = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent
@@ -35,8 +35,8 @@ def _jutsu(tmp_path: Path, *args: str, config: Path | None = None) -> subprocess
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "JUTSU_VERBOSE")}
     env.update(JUTSU_CONFIG=str(config or tmp_path / "jutsu.yaml"), DAGSTER_HOME=str(tmp_path / "home"),
                PYTHONWARNINGS="default")  # any warning that reaches the user shows up in stderr
-    (tmp_path / "home").mkdir(exist_ok=True)
-    (tmp_path / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    if not (tmp_path / "home").exists():
+        fresh_home(tmp_path)
     return subprocess.run([str(BIN / "jutsu"), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=600)
 

@@ -17,7 +17,8 @@ import yaml
 
 ROOT = Path(__file__).parents[1]
 
-pytestmark = pytest.mark.xdist_group("wheel")  # one build at a time
+# Builds a wheel and a fresh venv (end-to-end, ~15 s): `make test-slow` and .ci/run. One build at a time.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel")]
 
 
 @pytest.fixture(scope="module")

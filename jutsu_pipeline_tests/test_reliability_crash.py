@@ -21,7 +21,9 @@ from jutsu_pipeline.faultpoints import ENV, POINTS
 from jutsu_pipeline.instance import LIVE_STATUSES, PID_TAG
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, query, write_config
 
-pytestmark = pytest.mark.xdist_group("crash")  # subprocess-heavy: one worker, one after the other
+# End-to-end (real `jutsu sync` processes killed at each stage, ~2 min): `make test-slow` and .ci/run. Subprocess-heavy,
+# so one worker runs them one after the other.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("crash")]
 BARS = "SELECT symbol, timeframe, ts, open, high, low, close, volume, adj_close, source FROM bars ORDER BY ALL"
 MARKET = {**SAMPLE_MARKET, "start": "2012-01-01", "end": "2012-12-31", "symbols": ["AAPL", "IBM"]}
 WAIT = 600.0  # generous bound on a busy machine; the assertions never depend on it

@@ -30,9 +30,8 @@ def defs(tmp_path_factory: pytest.TempPathFactory) -> dg.Definitions:
 
 
 @pytest.fixture
-def instance():  # noqa: ANN201 - schedules read partition status: a persistent (temporary) instance
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
+def instance(persistent_instance):  # noqa: ANN001, ANN201 - partition status needs an on-disk instance
+    return persistent_instance
 
 
 def _tick(defs: dg.Definitions, instance: dg.DagsterInstance, name: str, when: dt.datetime):

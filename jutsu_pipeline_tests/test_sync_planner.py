@@ -62,9 +62,8 @@ def desk(tmp_path: Path):  # noqa: ANN201
 
 
 @pytest.fixture
-def instance():  # noqa: ANN201 - a persistent temporary instance, as `jutsu sync` uses
-    with dg.instance_for_test() as test_instance:
-        yield test_instance
+def instance(persistent_instance):  # noqa: ANN001, ANN201 - partition status needs an on-disk instance
+    return persistent_instance
 
 
 def _indicator_symbols(config) -> list[str]:  # noqa: ANN001
