@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from jutsu_pipeline.config import ConfigError
+from jutsu_pipeline.configfile import ConfigError
 from jutsu_pipeline.console import SyncConsole, print_error, quiet_third_party_warnings
 from jutsu_pipeline.storage.files import NotADuckDBFileError, check_database_file
 
@@ -190,17 +190,18 @@ def _print_query(title: str, sql: str) -> int:
     """Print a query's rows as an aligned table from a read-only connection."""
     import duckdb
 
-    from jutsu_pipeline.config import load_config
-    from jutsu_pipeline.storage.backend import connect_lake
+    from jutsu_pipeline.configfile import load_storage
     from jutsu_pipeline.storage.files import connect
 
-    config = load_config()
-    if config.is_lake:  # readers never wait for DuckLake writers
-        target = config.lake_target()
-        where = target.describe()
-        con = connect_lake(target, read_only=True)
+    # Only the storage keys of jutsu.yaml: validating the markets would import calendars, TA-Lib, pandas.
+    location = load_storage()
+    if not isinstance(location, Path):  # a DuckLake: readers never wait for its writers
+        from jutsu_pipeline.storage.backend import connect_lake
+
+        where = location.describe()
+        con = connect_lake(location, read_only=True)
     else:
-        database = config.database
+        database = location
         where = str(database)
         if not database.exists():
             print_error(f"{database} does not exist yet: run `make demo` (or `jutsu sync`) first.")

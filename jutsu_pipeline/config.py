@@ -25,15 +25,23 @@ from pydantic import (
 
 from jutsu_pipeline.backtest.strategies import StrategyConfig
 from jutsu_pipeline.calendars import ALWAYS_OPEN
+from jutsu_pipeline.configfile import (  # noqa: F401 - re-exported: the configuration's public names
+    CONFIG_ENV_VAR,
+    DEFAULT_CONFIG_PATH,
+    REPO_ROOT,
+    ConfigError,
+    config_path,
+    lake_target,
+    read_text,
+    resolve_path,
+    storage_alias,
+)
 from jutsu_pipeline.indicators.params import IndicatorParams
 from jutsu_pipeline.providers import registry as providers
 from jutsu_pipeline.storage.backend import LakeTarget
 from jutsu_pipeline.storage.settings import DuckDBStorage, DuckLakeStorage, StorageSettings
 from jutsu_pipeline.timeframes import DEFAULT_GRAINS, PARTITION_LIMIT, Grain, Timeframe, estimate_windows
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG_PATH = REPO_ROOT / "jutsu.yaml"
-CONFIG_ENV_VAR = "JUTSU_CONFIG"
 DAGSTER_HOME_ENV_VAR = "DAGSTER_HOME"
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9.\-_/]{0,19}$")
@@ -43,10 +51,6 @@ MARKET_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 class PartitionCountWarning(UserWarning):
     """An asset would have more partitions than Dagster advises (100,000)."""
-
-
-class ConfigError(ValueError):
-    """The configuration file is invalid; the message names the file and the bad key."""
 
 
 def validate_symbol(symbol: str) -> str:
@@ -261,14 +265,7 @@ class JutsuConfig(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _duckdb_path_alias(cls, data: Any) -> Any:
-        """`duckdb_path: <file>` (the first releases' key) means `storage: {kind: duckdb, path: <file>}`."""
-        if isinstance(data, dict) and "duckdb_path" in data:
-            if "storage" in data:
-                raise ValueError("duckdb_path and storage are both set: keep only storage (duckdb_path is its old "
-                                 "spelling for {kind: duckdb, path: ...})")
-            data = {**data, "storage": {"kind": "duckdb", "path": data["duckdb_path"]}}
-            del data["duckdb_path"]
-        return data
+        return storage_alias(data)
 
     @field_validator("markets")
     @classmethod
@@ -290,11 +287,7 @@ class JutsuConfig(BaseModel):
 
     def resolve(self, path: str | Path) -> Path:
         """A path from the config, made absolute relative to the config file's folder."""
-        path = Path(path).expanduser()
-        if path.is_absolute():
-            return path
-        base = self.source_path.parent if self.source_path else REPO_ROOT
-        return (base / path).resolve()
+        return resolve_path(self.source_path, path)
 
     @property
     def is_lake(self) -> bool:
@@ -312,10 +305,7 @@ class JutsuConfig(BaseModel):
         """The DuckLake location with relative paths resolved (storage kind ducklake)."""
         if not isinstance(self.storage, DuckLakeStorage):
             raise ConfigError(f"{self.source_path or 'configuration'}: storage kind is duckdb, not ducklake")
-        lake = self.storage
-        catalog = lake.catalog if lake.postgres else str(self.resolve(lake.catalog))
-        data_path = lake.data_path if "://" in lake.data_path else str(self.resolve(lake.data_path))
-        return LakeTarget(catalog, data_path, lake.metadata_schema)
+        return lake_target(self.source_path, self.storage)
 
     @property
     def instance_dir(self) -> Path:
@@ -372,40 +362,12 @@ def warn_partition_counts(config: JutsuConfig, where: str = "configuration") -> 
                     PartitionCountWarning, stacklevel=2)
 
 
-def config_path() -> Path:
-    """The config file in use: $JUTSU_CONFIG, else jutsu.yaml at the repo root."""
-    return Path(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH).expanduser().resolve()
-
-
 def load_config(path: str | Path | None = None) -> JutsuConfig:
     """Read and validate a configuration file (default: `config_path()`)."""
     path = Path(path).expanduser().resolve() if path else config_path()
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"configuration file {path} not found (set {CONFIG_ENV_VAR} to point elsewhere)") from None
+    text = read_text(path)
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         raise ConfigError(f"{path} is not valid YAML: {error}") from None
     return parse_config(data, source_path=path)
-
-
-def load_database_path(path: str | Path | None = None) -> Path:
-    """Only `duckdb_path` of the configuration, resolved like `JutsuConfig.database`, without validating the
-    markets (that imports exchange_calendars and pandas): enough for `jutsu coverage` to open the file."""
-    path = Path(path).expanduser().resolve() if path else config_path()
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, ValueError):  # e.g. a date such as 2024-13-01: the full load names the key
-        return load_config(path).database
-    except FileNotFoundError:
-        raise ConfigError(f"configuration file {path} not found (set {CONFIG_ENV_VAR} to point elsewhere)") from None
-    storage = data.get("storage") if isinstance(data, dict) else None
-    if isinstance(storage, dict):  # `storage:` (a DuckLake has no file): the full load says what it is
-        return load_config(path).database
-    raw = data.get("duckdb_path", "data/jutsu.duckdb") if isinstance(data, dict) else None
-    if not isinstance(raw, str | Path):
-        raise ConfigError(f"{path}: duckdb_path must be a path, got {raw!r}")
-    database = Path(raw).expanduser()
-    return database if database.is_absolute() else (path.parent / database).resolve()

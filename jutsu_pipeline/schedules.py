@@ -125,9 +125,9 @@ def refresh_cron(partitioning: BarsPartitioning, minutes: int) -> str:
     step = f"*/{minutes}" if minutes < 60 else "0"
     if partitioning.calendar.always_open:
         return f"{step} * * * *"
-    exchange = partitioning.calendar._exchange()  # noqa: SLF001 - the cached exchange_calendars object
-    open_time, close_time = exchange.open_times[-1][1], exchange.close_times[-1][1]
-    days = sorted(int(CRON_WEEKDAYS[i]) for i, flag in enumerate(exchange.weekmask) if flag == "1")
+    calendar = partitioning.calendar
+    open_time, close_time = calendar.regular_open(), calendar.regular_close()
+    days = sorted(int(CRON_WEEKDAYS[i]) for i in calendar.trading_weekdays())
     return f"{step} {open_time.hour}-{close_time.hour} * * {_cron_days(days)}"
 
 

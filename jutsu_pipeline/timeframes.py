@@ -73,18 +73,19 @@ class Grain(StrEnum):
         return {Grain.YEAR: "1y", Grain.QUARTER: "1q", Grain.MONTH: "1mo", Grain.WEEK: "1w"}.get(self)
 
 
-# Recommended grains: 500 symbols x 20 years stays at or under 40,000 partitions per asset (Dagster
-# advises <= 100,000), one partition of one symbol at most ~131k bars (1m bars of a 24/7 quarter).
-RECOMMENDED_GRAINS: dict[Timeframe, Grain] = {
+# The default grain of each timeframe: 500 symbols x 20 years stays at or under 40,000 partitions per asset
+# (Dagster advises <= 100,000; months would give 120,000), and one window of one symbol holds at most ~131k
+# bars (1m bars of a 24/7 quarter). `partition_grain` overrides them per market (docs/configuration.md).
+DEFAULT_GRAINS: dict[Timeframe, Grain] = {
     Timeframe.D1: Grain.YEAR,
     Timeframe.H1: Grain.YEAR,
     Timeframe.M15: Grain.QUARTER,
     Timeframe.M5: Grain.QUARTER,
     Timeframe.M1: Grain.QUARTER,
 }
-# What a market gets without `partition_grain`: still the layout of earlier releases (months for daily
-# bars, sessions for intraday), so existing instances keep their keys; `jutsu adopt` after switching.
-DEFAULT_GRAINS: dict[Timeframe, Grain] = {
+# The default layout of earlier releases (months for daily bars, sessions intraday): an instance synced with it
+# keeps its bars; `jutsu adopt` records them under the new windows (docs/operations.md), or pin these grains.
+EARLIER_GRAINS: dict[Timeframe, Grain] = {
     Timeframe.D1: Grain.MONTH,
     Timeframe.H1: Grain.SESSION,
     Timeframe.M15: Grain.SESSION,

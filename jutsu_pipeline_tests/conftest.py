@@ -22,10 +22,12 @@ SAMPLE_MARKET = {
     "start": "2000-03-01",
     "end": "2013-03-01",
     "symbols": ["AAPL", "FB", "GOOG", "IBM", "MSFT"],
-    # The grains of jutsu-pipeline <= 0.1 (months for daily bars, sessions for intraday): most tests pin
-    # partition keys of this layout; test_grains.py covers the defaults (years, quarters).
+    # The default grains of earlier releases (months for daily bars, sessions for intraday, EARLIER_GRAINS):
+    # most tests pin partition keys of this layout; DEFAULT_GRAIN_MARKET has the defaults (years, quarters).
     "partition_grain": {"1d": "month", "1h": "session", "5m": "session", "1m": "session"},
 }
+# The shipped demo market as jutsu.yaml has it: no partition_grain, so one partition per symbol-year.
+DEFAULT_GRAIN_MARKET = {key: value for key, value in SAMPLE_MARKET.items() if key != "partition_grain"}
 
 
 def write_config(folder: Path, markets: dict, duckdb_path: str = "jutsu.duckdb", storage: dict | None = None) -> Path:

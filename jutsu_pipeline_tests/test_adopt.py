@@ -13,7 +13,8 @@ from jutsu_pipeline.adopt import adopt
 from jutsu_pipeline.config import load_config
 from jutsu_pipeline.status import partition_status
 from jutsu_pipeline.sync.planner import plan_sync
-from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, write_config
+from jutsu_pipeline.timeframes import Grain
+from jutsu_pipeline_tests.conftest import DEFAULT_GRAIN_MARKET, SAMPLE_MARKET, write_config
 from jutsu_pipeline_tests.helpers import partitioning, run_bars
 
 BARS = dg.AssetKey(["us_stocks", "bars_1d"])
@@ -27,7 +28,9 @@ def test_adopt_records_only_complete_valid_windows(tmp_path: Path, instance) -> 
         con.execute("DELETE FROM bars WHERE symbol = 'IBM' AND ts = '2005-06-15 00:00:00+00'")  # a hole
         con.execute("UPDATE bars SET low = high + 1 WHERE symbol = 'AAPL' AND ts = '2007-03-01 00:00:00+00'")
 
-    yearly = load_config(write_config(tmp_path, {"us_stocks": {**SAMPLE_MARKET, "partition_grain": {"1d": "year"}}}))
+    # The upgrade: the new release's default grain for daily bars is the year.
+    yearly = load_config(write_config(tmp_path, {"us_stocks": DEFAULT_GRAIN_MARKET}))
+    assert partitioning(yearly).grain is Grain.YEAR
     p = partitioning(yearly)
     before = plan_sync(p, partition_status(instance, BARS, p), NOW)
     assert len(before.missing) == 5 * 14 - 5 * 13  # the 2000 keys; the others coincide with January months

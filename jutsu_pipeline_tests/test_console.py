@@ -46,17 +46,17 @@ def test_sync_is_quiet_shows_a_plan_a_line_per_run_and_a_summary(tmp_path: Path)
     first = _jutsu(tmp_path, "sync")
     assert first.returncode == 0, first.stderr
     out = first.stdout.splitlines()
-    assert out[0] == "us_stocks/bars_1d: 6 of 6 partitions to sync in 1 run(s)."
-    assert any(line.startswith("  us_stocks/bars_1d 2012-01-01|IBM...2012-03-01|MSFT: done in ") for line in out)
+    assert out[0] == "us_stocks/bars_1d: 2 of 2 partitions to sync in 1 run(s)."  # one year x 2 symbols
+    assert any(line.startswith("  us_stocks/bars_1d 2012-01-01|IBM...2012-01-01|MSFT: done in ") for line in out)
     # The bars run, then the runs Dagster's automation evaluation requests downstream (corporate actions,
     # then the indicators that read them).
-    assert "Summary: 4 run(s)" in first.stdout and "6 bars partition(s) recorded" in first.stdout
+    assert "Summary: 4 run(s)" in first.stdout and "2 bars partition(s) recorded" in first.stdout
     assert "Checks: 4 of 4 passed." in first.stdout
     assert len(out) <= 10, first.stdout  # no Dagster event log on the terminal
     assert "DEBUG" not in first.stdout + first.stderr and "RUN_START" not in first.stdout
     assert "Warning" not in first.stderr, first.stderr  # Beta/Supersession notices are filtered
     again = _jutsu(tmp_path, "sync")
-    assert again.returncode == 0 and "all 6 partitions are materialised and final; nothing to fetch." in again.stdout
+    assert again.returncode == 0 and "all 2 partitions are materialised and final; nothing to fetch." in again.stdout
 
 
 def test_a_failed_sync_prints_its_error_once_as_one_paragraph(tmp_path: Path) -> None:
@@ -77,7 +77,8 @@ def test_a_failed_sync_prints_its_error_once_as_one_paragraph(tmp_path: Path) ->
 
 
 def test_progress_bar_from_run_events_and_event_log_only_when_verbose(tmp_path: Path, capsys) -> None:  # noqa: ANN001
-    config = load_config(write_config(tmp_path, {"us_stocks": {**SMALL_MARKET, "symbols": ["IBM"]}}))
+    monthly = {**SMALL_MARKET, "symbols": ["IBM"], "partition_grain": {"1d": "month"}}  # three partitions to count
+    config = load_config(write_config(tmp_path, {"us_stocks": monthly}))
     partitioning = BarsPartitioning("us_stocks", Timeframe("1d"), config.markets["us_stocks"])
     job = build_definitions(config).resolve_job_def(bars_job_name(partitioning))
     tags = {RANGE_START_TAG: "2012-01-01|IBM", RANGE_END_TAG: "2012-03-01|IBM"}

@@ -84,7 +84,7 @@ def fx(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeExchange
 def test_a_new_split_re_adjusts_history_without_a_fetch_and_makes_indicators_stale(fx, tmp_path, instance) -> None:
     config = _alpaca_config(tmp_path, fx)
     defs = build_definitions(config)
-    tags = {RANGE_START_TAG: "2012-01-01|AAPL", RANGE_END_TAG: "2012-08-01|MSFT"}
+    tags = {RANGE_START_TAG: "2012-01-01|AAPL", RANGE_END_TAG: "2012-01-01|MSFT"}  # the year 2012 (default grain)
     assert defs.resolve_job_def("sync_us_bars_1d").execute_in_process(instance=instance, tags=tags).success
     fx.corporate_actions.append(FakeAction("AAPL", dt.date(2012, 3, 1), "dividend", cash_amount=1.5))
     assert _materialize_actions(config, instance, "us", ["AAPL", "MSFT"]).success
@@ -122,7 +122,7 @@ def test_a_new_split_re_adjusts_history_without_a_fetch_and_makes_indicators_sta
 
 def test_withdrawn_action_is_a_new_row_and_history_keeps_it(fx, tmp_path, instance) -> None:
     config = _alpaca_config(tmp_path, fx)
-    assert run_bars(config, instance, start="2012-01-01|AAPL", end="2012-08-01|AAPL", market="us").success
+    assert run_bars(config, instance, start="2012-01-01|AAPL", end="2012-01-01|AAPL", market="us").success
     fx.corporate_actions.append(FakeAction("AAPL", dt.date(2012, 6, 1), "split", ratio=2.0))
     assert _materialize_actions(config, instance, "us", ["AAPL"]).success
     learnt = query(config, "SELECT max(ingested_at) FROM corporate_actions")[0][0]

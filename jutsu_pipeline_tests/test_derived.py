@@ -72,11 +72,11 @@ def _assert_equal(ours: pl.DataFrame, theirs: pl.DataFrame) -> None:
 
 
 def test_derived_1h_and_1d_equal_the_exchange_s_own_across_dst_and_an_early_close(fx, tmp_path, instance) -> None:
-    config = _config(tmp_path, fx)
+    config = _config(tmp_path, fx)  # the default grain: one quarterly window, clipped to start/end
     defs = build_definitions(config)
-    assert _run(defs, instance, "sync_us_bars_1m", "2012-11-01|AAPL", "2012-11-26|AAPL").success
+    assert _run(defs, instance, "sync_us_bars_1m", "2012-10-01|AAPL", "2012-10-01|AAPL").success
     for timeframe in ("5m", "1h", "1d"):
-        result = _run(defs, instance, f"derive_us_bars_{timeframe}", "2012-11-01|AAPL", "2012-11-26|AAPL")
+        result = _run(defs, instance, f"derive_us_bars_{timeframe}", "2012-10-01|AAPL", "2012-10-01|AAPL")
         assert result.success
         checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
         assert set(checks) == {"ohlcv_schema", "no_duplicates", "calendar_complete", "price_anomalies"}
@@ -99,7 +99,7 @@ def test_derived_1h_and_1d_equal_the_exchange_s_own_across_dst_and_an_early_clos
 
 
 def test_a_bucket_missing_base_bars_is_incomplete_and_only_its_partition_is_stale(fx, tmp_path, instance) -> None:
-    config = _config(tmp_path, fx, derive=["1h", "1d"])
+    config = _config(tmp_path, fx, derive=["1h", "1d"], partition_grain={"1m": "session"})  # one per session
     defs = build_definitions(config)
     assert _run(defs, instance, "sync_us_bars_1m", "2012-11-05|AAPL", "2012-11-07|AAPL").success
     with duckdb.connect(str(config.database)) as con:
@@ -119,7 +119,7 @@ def test_a_bucket_missing_base_bars_is_incomplete_and_only_its_partition_is_stal
 
 
 def test_deriving_without_the_base_partition_fails_and_names_it(fx, tmp_path, instance) -> None:
-    config = _config(tmp_path, fx, derive=["1h"])
+    config = _config(tmp_path, fx, derive=["1h"], partition_grain={"1m": "session"})
     result = _run(build_definitions(config), instance, "derive_us_bars_1h", "2012-11-05|AAPL", "2012-11-05|AAPL")
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
@@ -135,8 +135,9 @@ def test_daily_from_hourly_of_a_24_7_market_uses_utc_dates(tmp_path, instance) -
             "start": "2024-01-30", "end": "2024-02-02", "symbols": ["BTCUSDT"],
             "options": provider_options(fx, "binance", http={"read_timeout": 60.0, "deadline": 120.0})}}))
         defs = build_definitions(config)
-        assert _run(defs, instance, "sync_crypto_bars_1h", "2024-01-30|BTCUSDT", "2024-02-02|BTCUSDT").success
-        assert _run(defs, instance, "derive_crypto_bars_1d", "2024-01-30|BTCUSDT", "2024-02-02|BTCUSDT").success
+        # The default grain: the year 2024, clipped to start/end.
+        assert _run(defs, instance, "sync_crypto_bars_1h", "2024-01-01|BTCUSDT", "2024-01-01|BTCUSDT").success
+        assert _run(defs, instance, "derive_crypto_bars_1d", "2024-01-01|BTCUSDT", "2024-01-01|BTCUSDT").success
         provider = build_provider("binance", provider_options(fx, "binance"), "UTC", Path)
         theirs = provider.fetch(FetchRequest("BTCUSDT", Timeframe.D1, dt.datetime(2024, 1, 30, tzinfo=UTC),
                                              dt.datetime(2024, 2, 3, tzinfo=UTC))).select("ts", *VALUES)
@@ -169,7 +170,8 @@ def test_sessions_crossing_utc_midnight_and_a_ragged_partition_set(tmp_path) -> 
 
     market = parse_config({"markets": {"au": {
         "provider": "sample", "calendar": "XASX", "timeframes": ["1m"], "derive": ["1h", "1d"],
-        "start": "2024-01-08", "end": "2024-01-10", "symbols": ["BHP", "CBA"]}}}).markets["au"]
+        "start": "2024-01-08", "end": "2024-01-10", "symbols": ["BHP", "CBA"],
+        "partition_grain": {"1m": "session"}}}}).markets["au"]  # a ragged set of session partitions
     base = BarsPartitioning("au", Timeframe.M1, market)
     sessions = session_table(base.calendar, dt.date(2024, 1, 8), dt.date(2024, 1, 9))
     assert sessions["open"][0] == dt.datetime(2024, 1, 7, 23, 0, tzinfo=UTC)

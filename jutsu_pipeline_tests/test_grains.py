@@ -11,26 +11,37 @@ import pytest
 
 from jutsu_pipeline.config import PartitionCountWarning, load_config, parse_config
 from jutsu_pipeline.partitions import BarsPartitioning
-from jutsu_pipeline.timeframes import DEFAULT_GRAINS, RECOMMENDED_GRAINS, Grain, Timeframe
-from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, query, write_config
+from jutsu_pipeline.timeframes import DEFAULT_GRAINS, EARLIER_GRAINS, Grain, Timeframe
+from jutsu_pipeline_tests.conftest import DEFAULT_GRAIN_MARKET, SAMPLE_MARKET, query, write_config
 from jutsu_pipeline_tests.helpers import run_bars, run_metadata
 
 BIG = {"provider": "sample", "calendar": "XNYS", "timeframes": ["1d", "1h", "5m", "1m"], "start": "2006-01-03",
        "end": "2025-12-31", "symbols": [f"S{i:03d}" for i in range(500)]}
 
 
-def test_recommended_grains_keep_500_symbols_x_20_years_well_under_100k() -> None:
-    grains = {tf.value: str(g) for tf, g in RECOMMENDED_GRAINS.items()}
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", PartitionCountWarning)
-        market = parse_config({"markets": {"big": {**BIG, "partition_grain": grains}}}).markets["big"]
-    counts = {tf.value: market.partitions_estimate(tf) for tf in market.timeframes}
-    assert counts == {"1d": 10_000, "1h": 10_000, "5m": 40_000, "1m": 40_000}
-    assert RECOMMENDED_GRAINS == {Timeframe.D1: Grain.YEAR, Timeframe.H1: Grain.YEAR,
+def test_default_grains_keep_500_symbols_x_20_years_well_under_100k() -> None:
+    assert DEFAULT_GRAINS == {Timeframe.D1: Grain.YEAR, Timeframe.H1: Grain.YEAR,
                               Timeframe.M15: Grain.QUARTER, Timeframe.M5: Grain.QUARTER, Timeframe.M1: Grain.QUARTER}
-    # The estimate is the real count of the time dimension × symbols.
-    for tf in market.timeframes:
-        assert len(BarsPartitioning("big", tf, market).date_keys()) * 500 == counts[tf.value]
+    big = {**BIG, "timeframes": ["1d", "1h", "15m", "5m", "1m"]}  # no partition_grain: the defaults
+    for calendar in ("XNYS", "24/7"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", PartitionCountWarning)
+            market = parse_config({"markets": {"big": {**big, "calendar": calendar}}}).markets["big"]
+        counts = {tf.value: market.partitions_estimate(tf) for tf in market.timeframes}
+        assert counts == {"1d": 10_000, "1h": 10_000, "15m": 40_000, "5m": 40_000, "1m": 40_000}
+        # The estimate is the real count of the time dimension × symbols, for every timeframe.
+        for tf in market.timeframes:
+            partitioning = BarsPartitioning("big", tf, market)
+            assert partitioning.grain is DEFAULT_GRAINS[tf]
+            assert len(partitioning.date_keys()) * 500 == counts[tf.value]
+
+
+def test_the_sample_market_has_one_partition_per_symbol_year() -> None:
+    sample = load_config(Path(__file__).resolve().parents[1] / "jutsu.yaml").markets["us_stocks"]
+    daily = BarsPartitioning("us_stocks", Timeframe.D1, sample)
+    assert daily.grain is Grain.YEAR and "partition_grain" not in sample.model_fields_set
+    assert daily.date_keys()[0] == "2000-01-01" and daily.date_keys()[-1] == "2013-01-01"
+    assert len(daily.all_partition_keys()) == 5 * 14 == sample.partitions_estimate(Timeframe.D1)
 
 
 @pytest.mark.parametrize("grain, windows", [("month", 240), ("week", 1044), ("session", 5217)])  # sessions estimated as weekdays
@@ -64,8 +75,7 @@ def test_every_grain_has_its_period_key_and_clipped_window() -> None:
 
 
 def test_yearly_daily_sync_has_no_missing_days_and_listing_years_are_valid_empty(tmp_path: Path, instance) -> None:
-    market = {**SAMPLE_MARKET, "partition_grain": {"1d": "year"}}  # one partition per symbol-year
-    config = load_config(write_config(tmp_path, {"us_stocks": market}))
+    config = load_config(write_config(tmp_path, {"us_stocks": DEFAULT_GRAIN_MARKET}))  # one partition per symbol-year
     result = run_bars(config, instance, start="2000-01-01|AAPL", end="2013-01-01|MSFT")
     assert result.success
     meta = run_metadata(result)
@@ -76,7 +86,8 @@ def test_yearly_daily_sync_has_no_missing_days_and_listing_years_are_valid_empty
     assert query(config, "SELECT count(*) FROM bars WHERE dayofweek(ts) IN (0, 6)") == [(0,)]
 
 
-def test_without_partition_grain_the_earlier_layout_stays_and_large_markets_warn() -> None:
-    assert DEFAULT_GRAINS[Timeframe.D1] is Grain.MONTH and DEFAULT_GRAINS[Timeframe.M5] is Grain.SESSION
+def test_the_earlier_layout_is_a_pinned_grain_and_large_markets_warn() -> None:
+    assert EARLIER_GRAINS[Timeframe.D1] is Grain.MONTH and EARLIER_GRAINS[Timeframe.M5] is Grain.SESSION
+    pinned = {tf.value: str(g) for tf, g in EARLIER_GRAINS.items() if tf is Timeframe.D1}
     with pytest.warns(PartitionCountWarning, match="bars_1d would have about 120,000 partitions"):
-        parse_config({"markets": {"big": {**BIG, "timeframes": ["1d"]}}})
+        parse_config({"markets": {"big": {**BIG, "timeframes": ["1d"], "partition_grain": pinned}}})

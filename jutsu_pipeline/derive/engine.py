@@ -34,14 +34,17 @@ class DeriveOutcome:
 
 
 def sessions_frame(partitioning: BarsPartitioning, partition_keys: Iterable[str], daily: bool) -> pl.DataFrame:
-    """symbol, session, open, close, start, end of the run's partitions (session-partitioned markets)."""
-    pairs = [split_partition_key(key) for key in partition_keys]
+    """symbol, session, open, close, start, end of every session inside the run's partitions (one per
+    partition with the session grain; a year's or quarter's sessions, clipped to start/end, otherwise)."""
+    pairs = [(day, symbol) for date_key, symbol in map(split_partition_key, partition_keys)
+             for day in partitioning.sessions(date_key)]
     if not pairs:
         return pl.DataFrame(schema={"symbol": pl.String, "session": pl.Date, "open": TS, "close": TS,
                                     "start": TS, "end": TS})
-    days = sorted({dt.date.fromisoformat(d) for d, _ in pairs})
+    days = sorted({day for day, _ in pairs})
     table = session_table(partitioning.calendar, days[0], days[-1])
-    keys = pl.DataFrame({"session": [dt.date.fromisoformat(d) for d, _ in pairs], "symbol": [s for _, s in pairs]})
+    keys = pl.DataFrame({"session": [day for day, _ in pairs], "symbol": [s for _, s in pairs]},
+                        schema={"session": pl.Date, "symbol": pl.String})
     frame = keys.join(table, on="session", how="inner")  # closed days (no session) derive nothing
     if daily:
         start = pl.col("session").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")

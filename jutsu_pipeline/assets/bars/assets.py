@@ -27,14 +27,14 @@ def freshness_policy(partitioning: BarsPartitioning) -> dg.FreshnessPolicy:
     """How old the latest materialisation may get: the longest gap between sessions plus a grace.
 
     Dagster's cron policy cannot skip holidays (and accepts at most one cron interval), so the
-    window comes from the calendar (last two years of its range): warn after a normal weekend's
+    window comes from the calendar (its last 520 sessions): warn after a normal weekend's
     gap, fail after the longest gap, so holidays never show as late. The calendar-exact verdict
     per session is the `calendar_complete` asset check.
     """
     grace = dt.timedelta(minutes=FRESHNESS_GRACE_MINUTES)
     if partitioning.calendar.always_open:
         return dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(days=1) + grace)
-    sessions = partitioning.calendar.sessions()[-520:]
+    sessions = partitioning.calendar.recent(1000).sessions()[-520:]  # ~2.7 years hold 520 sessions
     gaps = sorted((b - a).days for a, b in zip(sessions, sessions[1:])) or [1]
     usual = max(g for g in set(gaps) if gaps.count(g) >= 0.1 * len(gaps))  # the weekend, not a rare long closure
     return dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(days=max(gaps)) + grace,

@@ -1,0 +1,93 @@
+"""What the cheap paths load: `jutsu coverage` reads the DuckDB file without Dagster or the market
+libraries, and definitions with coarse grains never build an exchange calendar (structural, no timing)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jutsu_pipeline_tests.conftest import DEFAULT_GRAIN_MARKET, write_config
+
+HEAVY = ("dagster", "pandas", "polars", "talib", "pandera", "exchange_calendars", "httpx", "sqlalchemy")
+PROBE = """
+import json, sys
+from jutsu_pipeline.cli import main
+code = main(sys.argv[1:])
+loaded = sorted({name.split(".")[0] for name in sys.modules} & set(json.loads(sys.stdin.readline())))
+print(json.dumps({"code": code, "loaded": loaded}))
+"""
+
+
+def _probe(tmp_path: Path, config: Path, *args: str) -> tuple[dict, str, str]:
+    env = {**os.environ, "JUTSU_CONFIG": str(config)}
+    result = subprocess.run([sys.executable, "-c", PROBE, *args], input=json.dumps(HEAVY) + "\n", env=env,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    *printed, last = result.stdout.strip().splitlines()
+    return json.loads(last), "\n".join(printed), result.stderr
+
+
+def test_coverage_reads_the_file_without_dagster_or_market_libraries(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"us_stocks": DEFAULT_GRAIN_MARKET})
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "jutsu.duckdb")) as con:  # a stored coverage view, as a sync leaves it
+        con.execute("CREATE TABLE bars AS SELECT 'IBM' AS symbol, '1d' AS timeframe, TIMESTAMPTZ '2012-01-03' AS ts")
+        con.execute("CREATE VIEW coverage AS SELECT symbol, timeframe, min(ts) AS first_ts, max(ts) AS last_ts, "
+                    "count(*) AS bars, 'sample' AS source FROM bars GROUP BY ALL")
+    outcome, printed, _ = _probe(tmp_path, config, "coverage")
+    assert outcome == {"code": 0, "loaded": []}, outcome
+    assert "IBM" in printed and "2012-01-03" in printed
+    for command in ("leaderboard", "sql"):  # the same light path; a missing table is a one-line message
+        outcome, _, _ = _probe(tmp_path, config, *((command,) if command == "leaderboard" else (command, "SELECT 1")))
+        assert outcome["loaded"] == [], (command, outcome)
+
+
+@pytest.mark.parametrize("storage", [None, {"kind": "duckdb", "path": "elsewhere.duckdb"}])
+def test_coverage_finds_the_configured_file_without_validating_markets(tmp_path: Path, storage: dict | None) -> None:
+    config = write_config(tmp_path, {"us_stocks": DEFAULT_GRAIN_MARKET}, storage=storage)
+    outcome, _, error = _probe(tmp_path, config, "coverage")
+    assert outcome == {"code": 1, "loaded": []}  # the file does not exist yet: said once, nothing heavy loaded
+    name = "elsewhere.duckdb" if storage else "jutsu.duckdb"
+    assert f"{tmp_path / name} does not exist yet" in error and not (tmp_path / name).exists()
+
+
+def test_definitions_of_a_large_minute_market_build_no_long_exchange_calendar(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """500 symbols x 10 years of 1m bars (default grain: quarters): the partitions definition needs only
+    the exchange's timezone, the close schedule its regular close and weekdays, all read from the calendar
+    class; the freshness policy builds only the calendar's last ~2.7 years. Ten years of holiday rules are
+    computed only when a run asks for sessions."""
+    import exchange_calendars as xc
+
+    from jutsu_pipeline.calendars import _exchange_calendar
+    from jutsu_pipeline.config import load_config
+    from jutsu_pipeline.definitions import bars_partitionings, build_definitions
+
+    market = {"provider": "sample", "calendar": "XNYS", "timeframes": ["1m"], "start": "2015-01-02",
+              "end": "2024-12-31", "symbols": [f"S{i:03d}" for i in range(500)]}
+    config = load_config(write_config(tmp_path, {"big": market}))
+    built: list[int] = []
+    real = xc.get_calendar
+
+    def spy(name: str, start, end):  # noqa: ANN001, ANN202
+        built.append((end - start).days)
+        return real(name, start=start, end=end)
+
+    monkeypatch.setattr(xc, "get_calendar", spy)
+    _exchange_calendar.cache_clear()
+    try:
+        defs = build_definitions(config)
+        defs.get_repository_def()  # what a code server resolves: jobs, schedules, sensors, the asset graph
+    finally:
+        _exchange_calendar.cache_clear()
+    assert built and max(built) <= 1000, built
+    [partitioning] = bars_partitionings(config)
+    assert len(partitioning.all_partition_keys()) == 500 * 40  # ten years of quarters
+    schedule = next(s for s in defs.get_repository_def().schedule_defs if s.name.startswith("big_bars_1m"))
+    assert schedule.execution_timezone == "America/New_York"
