@@ -16,15 +16,15 @@ PACKAGE = Path(__file__).parents[1] / "jutsu_pipeline"
 # Lower layers first; a module may import its own layer's peers only where listed in PEERS, and any lower layer.
 LAYERS: list[set[str]] = [
     {"timeframes", "faultpoints", "storage", "scripts"},
-    {"calendars", "providers", "indicators", "backtest", "actions"},
+    {"calendars", "providers", "indicators", "backtest", "actions", "configfile"},
     {"config"},
     {"partitions"},
     {"quality", "sync", "report", "derive"},
     {"instance", "instance_storage", "status", "resources", "assets", "downstream", "schedules", "sensors",
      "definitions", "adopt", "cli", "console"},
 ]
-DAGSTER_FREE = {"timeframes", "storage", "calendars", "providers", "indicators", "backtest", "config", "quality",
-                "report"}
+DAGSTER_FREE = {"timeframes", "storage", "calendars", "providers", "indicators", "backtest", "config", "configfile",
+                "quality", "report"}
 PEERS = {("sync", "quality"), ("report", "quality"), ("cli", "console"), ("definitions", "console"),
          ("assets", "resources"), ("assets", "instance"), ("sensors", "instance"),
          ("definitions", "assets"), ("definitions", "resources"), ("definitions", "schedules"),
