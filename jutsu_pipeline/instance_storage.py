@@ -58,15 +58,31 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
                    batch_size=config_value.get("batch_size", DEFAULT_BATCH_SIZE))
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        simple = all(e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS
-                     and e.dagster_event_type not in ASSET_CHECK_EVENTS
-                     and e.dagster_event_type not in EVENT_TYPE_TO_PIPELINE_RUN_STATUS for e in events)
+        # A run's planned events mix one ASSET_MATERIALIZATION_PLANNED per partition with a few
+        # ASSET_CHECK_EVALUATION_PLANNED events: batch each consecutive stretch of plain asset events, store
+        # the rest one by one, in order (one stray check event must not send 10,000 partitions down the slow path).
         run_ids = {e.run_id for e in events}
-        if not events or not simple or len(run_ids) != 1:
-            super().store_event_batch(events)  # rare mixes: the per-event path
+        if len(run_ids) != 1:
+            super().store_event_batch(events)
+            return
+        stretch: list[EventLogEntry] = []
+        for event in events:
+            if _batchable(event):
+                stretch.append(event)
+                continue
+            self._store_asset_events(stretch)
+            stretch = []
+            self.store_event(event)
+        self._store_asset_events(stretch)
+
+    def _store_asset_events(self, events: Sequence[EventLogEntry]) -> None:
+        """Plain asset events of one run in one transaction per shard (the rows `store_event` writes)."""
+        if len(events) < 2:
+            for event in events:
+                self.store_event(event)
             return
         statements = [self.prepare_insert_event(event) for event in events]
-        with self.run_connection(run_ids.pop()) as conn:
+        with self.run_connection(events[0].run_id) as conn:
             for statement in statements:
                 conn.execute(statement)
         with self.index_transaction() as conn:
@@ -77,6 +93,13 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             self._store_asset_event_tags(conn, list(events), event_ids)
             for event, event_id in zip(events, event_ids, strict=True):
                 self._store_asset_event(conn, event, event_id)
+
+
+def _batchable(event: EventLogEntry) -> bool:
+    """Asset materialisation/observation/planned events: rows in the event and asset tables only."""
+    return (event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS
+            and event.dagster_event_type not in ASSET_CHECK_EVENTS
+            and event.dagster_event_type not in EVENT_TYPE_TO_PIPELINE_RUN_STATUS)
 
 
 class BatchingSqliteStorage(DagsterSqliteStorage):

@@ -57,3 +57,34 @@ def test_range_runs_record_materialised_and_failed_partitions(instance) -> None:
     status = instance.get_status_by_partition(prices.key, [f"{y}-01-01|D" for y in range(2020, 2025)], PARTS)
     assert set(status.values()) == {dg.AssetPartitionStatus.FAILED}
     assert len(instance.get_materialized_partitions(prices.key)) == 15
+
+
+@dg.asset_check(asset=prices, blocking=True)
+def prices_positive() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True)
+
+
+def test_planned_events_of_a_run_with_checks_are_batched(instance, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check's planned event among the partitions' planned events must not send them one by one."""
+    storage = instance.event_log_storage
+    single: list[dg.DagsterEventType | None] = []
+    store_event = storage.store_event
+
+    def counting(event):  # noqa: ANN001, ANN202
+        single.append(event.dagster_event_type)
+        store_event(event)
+
+    monkeypatch.setattr(storage, "store_event", counting)
+    ok = dg.materialize([prices, prices_positive], instance=instance,
+                        tags=dict(zip(RANGE, ("2020-01-01|A", "2024-01-01|C"))))
+    assert ok.success
+    kinds = [r.event_log_entry.dagster_event_type for r in instance.get_records_for_run(ok.run_id, limit=10_000).records]
+    assert kinds.count(dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED) == 15
+    assert kinds.count(dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED) == 1
+    assert kinds.count(dg.DagsterEventType.ASSET_MATERIALIZATION) == 15
+    assert dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED not in single  # all went through the batch
+    assert dg.DagsterEventType.ASSET_MATERIALIZATION not in single
+    assert dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED in single  # the check's own path, kept in order
+    assert len(instance.get_materialized_partitions(prices.key)) == 15
+    evaluation = instance.event_log_storage.get_latest_asset_check_execution_by_key([prices_positive.check_key])
+    assert evaluation[prices_positive.check_key].event.asset_check_evaluation.passed
