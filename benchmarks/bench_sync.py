@@ -32,6 +32,7 @@ from jutsu_pipeline.status import partition_status
 from jutsu_pipeline.sync.planner import plan_sync
 
 REPO = Path(__file__).resolve().parents[1]
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # as `jutsu sync` runs: no console echo
 CHECK = (pl.col("high") >= pl.col("low")) & (pl.col("low") <= pl.min_horizontal("open", "close")) \
     & (pl.col("high") >= pl.max_horizontal("open", "close")) & (pl.col("low") > 0) & (pl.col("volume") >= 0)
 
@@ -83,7 +84,8 @@ def pipeline_sync(defs: dg.Definitions, instance: dg.DagsterInstance, config) ->
     plan = plan_sync(p, partition_status(instance, key, p, job.name))
     runs = events = 0
     for partition_range in plan.ranges:
-        result = job.execute_in_process(instance=instance, tags=partition_range.tags, raise_on_error=True)
+        result = job.execute_in_process(instance=instance, tags=partition_range.tags, raise_on_error=True,
+                                        run_config=QUIET)
         runs += 1
         events += len(instance.get_records_for_run(result.run_id, limit=10_000_000).records)
     return {"partitions": plan.total, "planned": len(plan.keys), "runs": runs, "events": events,

@@ -186,9 +186,9 @@ class _RunListener(logging.Handler):
             self.symbols_total = int(progress["symbols"])
             windows = int(progress["windows"])
             self._update(total=windows, total_text=str(windows), completed=0, detail=f" · 0/{self.symbols_total} sym")
-        elif progress.get("phase") == "fetched":
-            self.symbols_done += 1
-            self.report.bars += int(progress.get("bars", 0))
+        elif progress.get("phase") == "fetched":  # every few symbols: running totals
+            self.symbols_done = int(progress["symbols_done"])
+            self.report.bars = int(progress["bars_so_far"])
             self._update(detail=f" · {self.symbols_done}/{self.symbols_total} sym · {self.report.bars:,} bars")
 
 

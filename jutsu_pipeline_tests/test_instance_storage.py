@@ -50,6 +50,11 @@ def test_range_runs_record_materialised_and_failed_partitions(instance) -> None:
         dg.AssetRecordsFilter(asset_key=prices.key, asset_partitions=["2022-01-01|B"]), limit=5).records
     assert [r.partition_key for r in records] == ["2022-01-01|B"]
     assert records[0].asset_materialization.metadata["keys"].value == 15
+    # The asset's row points at the run's last materialisation (written once per batch, not per event).
+    latest = instance.fetch_materializations(prices.key, limit=1, ascending=False).records[0]
+    [entry] = instance.get_asset_records([prices.key])
+    assert entry.asset_entry.last_materialization_record.storage_id == latest.storage_id
+    assert entry.asset_entry.last_run_id == ok.run_id
 
     failed = dg.materialize([prices], instance=instance, raise_on_error=False,
                             tags=dict(zip(RANGE, ("2020-01-01|D", "2024-01-01|D"))))

@@ -7,6 +7,15 @@ import dagster as dg
 from jutsu_pipeline.sync.engine import SyncOutcome
 
 MAX_TABLE_ROWS = 25
+# A range run's metadata is copied into every partition's materialisation event: keep it small.
+MAX_SYMBOL_NAMES = 25
+
+
+def _names(symbols: list[str]) -> str:
+    if not symbols:
+        return "(none)"
+    shown = ", ".join(symbols[:MAX_SYMBOL_NAMES])
+    return shown if len(symbols) <= MAX_SYMBOL_NAMES else f"{shown} … and {len(symbols) - MAX_SYMBOL_NAMES} more"
 
 
 def _markdown_table(rows: dict[str, str], header: tuple[str, str]) -> str:
@@ -27,7 +36,7 @@ def outcome_metadata(outcome: SyncOutcome, provider: str, seconds: float) -> dic
         "partitions_failed": dg.MetadataValue.int(len(outcome.failed)),
         "provider": dg.MetadataValue.text(provider),
         "provider_calls": dg.MetadataValue.int(outcome.provider_calls),
-        "symbols": dg.MetadataValue.text(", ".join(outcome.symbols_done) or "(none)"),
+        "symbols": dg.MetadataValue.text(_names(outcome.symbols_done)),
         "seconds": dg.MetadataValue.float(round(seconds, 3)),
     }
     if outcome.first_ts is not None and outcome.last_ts is not None:
