@@ -124,3 +124,42 @@ def test_standard_blocks_the_same_write_and_strict_blocks_the_real_crash(tmp_pat
     assert "2000-09-01|AAPL" in step_error(result) and "price_jump" in step_error(result)
     # The 2:1 split of 2000-06-21 is a corporate action, not an error, even under strict.
     assert run_bars(strict, instance, key="2000-06-01|AAPL").success
+
+
+def test_checks_judge_what_changed_and_keep_failing_on_earlier_failures(sample_config, instance) -> None:
+    """After a first (whole-table) verdict, a check re-judges only the partitions materialised since, plus
+    the whole history of the symbols it failed on: AAPL's unexplained jump of 2000-09-29 keeps failing."""
+    first, _ = _run_with_checks(sample_config, instance, "2000-07-01|AAPL", "2000-10-01|AAPL")
+    checks = _evaluations(first)
+    assert checks["ohlcv_schema"].metadata["scope"].value == "the whole stored table"
+    assert checks["price_anomalies"].metadata["per_symbol"].value == {"AAPL": {"price_jump": 1}}
+    aapl_rows = checks["ohlcv_schema"].metadata["rows_checked"].value
+
+    second, ran = _run_with_checks(sample_config, instance, "2012-01-01|IBM", "2012-02-01|IBM")
+    assert second.success and ran == ["2012-01-01|IBM", "2012-02-01|IBM"]  # the failure is only a warning
+    checks = _evaluations(second)
+    ibm_rows = query(sample_config, "SELECT count(*) FROM bars WHERE symbol = 'IBM'")[0][0]
+    for name in ("ohlcv_schema", "no_duplicates", "calendar_complete"):
+        assert checks[name].passed
+        assert checks[name].metadata["scope"].value.startswith("changed since the last evaluation: 2 partition(s)")
+        assert checks[name].metadata["rows_checked"].value == ibm_rows  # not AAPL's again
+    anomalies = checks["price_anomalies"]
+    assert not anomalies.passed and anomalies.metadata["per_symbol"].value == {"AAPL": {"price_jump": 1}}
+    assert "whole history of 1 symbol(s) failing then" in anomalies.metadata["scope"].value
+    assert anomalies.metadata["rows_checked"].value == ibm_rows + aapl_rows
+
+    # Nothing changed since: nothing to judge, and the earlier verdicts stand.
+    third, _ = _run_with_checks(sample_config, instance, "2012-01-01|IBM", "2012-01-01|IBM")
+    checks = _evaluations(third)
+    assert checks["no_duplicates"].metadata["scope"].value.startswith("changed since the last evaluation: 1 partition")
+    assert not checks["price_anomalies"].passed
+
+
+def test_a_changed_quality_setting_judges_the_whole_table_again(tmp_path, instance) -> None:
+    config = load_config(write_config(tmp_path, {"us_stocks": SAMPLE_MARKET}))
+    _run_with_checks(config, instance, "2000-07-01|AAPL", "2000-10-01|AAPL")
+    looser = load_config(write_config(tmp_path, {"us_stocks": {**SAMPLE_MARKET, "quality": {"max_open_gap": 0.9}}}))
+    result, _ = _run_with_checks(looser, instance, "2012-01-01|IBM", "2012-01-01|IBM")
+    anomalies = _evaluations(result)["price_anomalies"]
+    assert anomalies.metadata["scope"].value == "the whole stored table"
+    assert anomalies.passed  # the 2000-09-29 jump is within the new threshold

@@ -4,9 +4,11 @@ under a profile and evaluates the stored bars. `register` is the one line that p
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import polars as pl
 
 from jutsu_pipeline.config import Profile
 from jutsu_pipeline.quality.profiles import Severity
@@ -19,14 +21,37 @@ if TYPE_CHECKING:
     from jutsu_pipeline.partitions import BarsPartitioning
 
 
+WHOLE_HISTORY = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class Changed:
+    """What may have changed since a check's last evaluation: per symbol, the first instant to re-judge
+    (`WHOLE_HISTORY` for all of it); symbols not named are unchanged and passed then."""
+
+    since: Mapping[str, dt.datetime]
+    reason: str = ""
+
+    def frame(self) -> pl.DataFrame:
+        """symbol, since: the `changed_scope` relation the scoped reads join."""
+        return pl.DataFrame({"symbol": list(self.since), "since": list(self.since.values())},
+                            schema={"symbol": pl.String, "since": pl.Datetime("us", "UTC")})
+
+    def with_symbols(self, symbols: Iterable[str]) -> Changed:
+        """Plus the whole history of `symbols`."""
+        return Changed({**self.since, **dict.fromkeys(symbols, WHOLE_HISTORY)}, self.reason)
+
+
 @dataclass(frozen=True)
 class CheckInputs:
-    """What an evaluation reads: a connection, the asset's scope, and (lazily) its materialised partitions."""
+    """What an evaluation reads: a connection, the asset's scope, (lazily) its materialised partitions, and
+    what changed since the check last ran (None: judge the whole stored table)."""
 
     con: duckdb.DuckDBPyConnection
     partitioning: BarsPartitioning
     materialized: Callable[[], Iterable[str]] = frozenset
     now: dt.datetime | None = None
+    changed: Changed | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +64,9 @@ class Check:
     evaluate: Callable[[CheckInputs], CheckReport]
     never_blocking: bool = False  # e.g. staleness says nothing about the stored rows being wrong
     applies: Callable[[Any], bool] = lambda market: True  # market: config.MarketConfig
+    # Judges only `CheckInputs.changed` when given (its verdict on the rest still holds); a check that reads
+    # the whole table every time (e.g. a user's) leaves this False and is never given a `changed`.
+    incremental: bool = False
 
     def __post_init__(self) -> None:
         unknown = [rule for rule in self.rules if rule not in RULES]

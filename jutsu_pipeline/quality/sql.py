@@ -6,9 +6,11 @@ Tables `grid` (partition_date, ts) and `materialized` (symbol, partition_date) a
 
 from __future__ import annotations
 
-from jutsu_pipeline.storage.scope import scope_filter
+from jutsu_pipeline.storage.scope import changed_filter, changed_join, scope_filter
 
 SCOPE = scope_filter()
+# The `*_CHANGED` variants read only the registered `changed_scope` (symbol, since): bind `$timeframe` alone.
+CHANGED = f"{changed_join()} WHERE {changed_filter()}"
 
 TABLE_COLUMNS = """
 SELECT column_name, data_type FROM information_schema.columns
@@ -19,6 +21,27 @@ ROW_COUNT = f"""
 SELECT count(*), count(DISTINCT symbol)
 FROM bars
 WHERE {SCOPE}
+"""
+
+ROW_COUNT_CHANGED = f"""
+SELECT count(*), count(DISTINCT b.symbol)
+FROM bars AS b {CHANGED}
+"""
+
+# Symbols with a stored row breaking a row rule of the pre-write schema: the whole table in one scan, so
+# rows changed outside any run (an UPDATE in the DuckDB file) are found too; `ohlcv_schema` then judges
+# those symbols' rows with the rules' polars expressions (this mirrors `rules.STORED_ROW_RULES`, a superset
+# where NaN is involved, and `DAILY_RULES` when $daily).
+ROW_RULE_SUSPECTS = f"""
+SELECT DISTINCT symbol
+FROM bars
+WHERE {SCOPE} AND (
+    open IS NULL OR high IS NULL OR low IS NULL OR close IS NULL OR volume IS NULL
+    OR isnan(open) OR isnan(high) OR isnan(low) OR isnan(close) OR isnan(volume)
+    OR high < low OR high < greatest(open, close) OR low > least(open, close) OR NOT (low > 0) OR volume < 0
+    OR (adj_close IS NOT NULL AND NOT (adj_close > 0))
+    OR ($daily AND epoch_us(ts) % 86400000000 <> 0)
+)
 """
 
 # Rows sharing (symbol, timeframe, ts): impossible under the primary key, possible in tables made without it.
@@ -41,6 +64,28 @@ FROM (
     SELECT symbol, ts, lag(ts) OVER (PARTITION BY symbol, ingested_at ORDER BY rowid) AS previous_ts
     FROM bars
     WHERE {SCOPE}
+)
+WHERE ts < previous_ts
+GROUP BY symbol
+"""
+
+DUPLICATE_KEYS_CHANGED = f"""
+SELECT symbol, count(*) AS keys, (list(strftime(ts, '%Y-%m-%d %H:%M') ORDER BY ts))[1:3] AS examples
+FROM (
+    SELECT b.symbol, b.ts
+    FROM bars AS b {CHANGED}
+    GROUP BY b.symbol, b.ts
+    HAVING count(*) > 1
+)
+GROUP BY symbol
+"""
+
+# An ingestion writes only the windows of its run, so its rows lie inside the changed scope.
+OUT_OF_ORDER_CHANGED = f"""
+SELECT symbol, count(*) AS rows, (list(strftime(ts, '%Y-%m-%d %H:%M') ORDER BY ts))[1:3] AS examples
+FROM (
+    SELECT b.symbol, b.ts, lag(b.ts) OVER (PARTITION BY b.symbol, b.ingested_at ORDER BY b.rowid) AS previous_ts
+    FROM bars AS b {CHANGED}
 )
 WHERE ts < previous_ts
 GROUP BY symbol
@@ -74,6 +119,36 @@ SELECT b.symbol, count(*) AS unexpected, (list(strftime(b.ts, '%Y-%m-%d %H:%M') 
 FROM bars AS b
 ANTI JOIN grid AS g ON g.ts = b.ts
 WHERE {scope_filter("b")}
+GROUP BY b.symbol
+"""
+
+# The same, for grid timestamps from each changed symbol's `since` on (its life from all its bars).
+CALENDAR_MISSING_CHANGED = f"""
+WITH asset_bars AS (
+    SELECT b.symbol, b.ts FROM bars AS b {CHANGED}
+),
+life AS (
+    SELECT symbol, min(ts) AS first_ts, max(ts) AS last_ts FROM bars
+    WHERE timeframe = $timeframe AND symbol IN (SELECT symbol FROM changed_scope) GROUP BY symbol
+),
+expected AS (
+    SELECT m.symbol, g.ts
+    FROM materialized AS m
+    JOIN changed_scope AS c ON c.symbol = m.symbol
+    JOIN grid AS g ON g.partition_date = m.partition_date AND g.ts >= c.since
+    JOIN life AS l ON l.symbol = m.symbol AND g.ts BETWEEN l.first_ts AND l.last_ts
+)
+SELECT e.symbol, count(*) AS missing, (list(strftime(e.ts, '%Y-%m-%d %H:%M') ORDER BY e.ts))[1:3] AS examples
+FROM expected AS e
+ANTI JOIN asset_bars AS b ON b.symbol = e.symbol AND b.ts = e.ts
+GROUP BY e.symbol
+"""
+
+CALENDAR_UNEXPECTED_CHANGED = f"""
+SELECT b.symbol, count(*) AS unexpected, (list(strftime(b.ts, '%Y-%m-%d %H:%M') ORDER BY b.ts))[1:3] AS examples
+FROM bars AS b {changed_join()}
+ANTI JOIN grid AS g ON g.ts = b.ts
+WHERE {changed_filter()}
 GROUP BY b.symbol
 """
 

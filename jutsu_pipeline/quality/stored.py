@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import cast
 
 import duckdb
@@ -19,7 +20,7 @@ import polars as pl
 from jutsu_pipeline.calendars import session_table
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.quality import sql
-from jutsu_pipeline.quality.checks import Check, register
+from jutsu_pipeline.quality.checks import Changed, Check, register
 from jutsu_pipeline.quality.grid import calendar_grid, materialized_frame
 from jutsu_pipeline.quality.report import MAX_SAMPLES, CheckReport, Markdown, empty_per_symbol, markdown_table
 from jutsu_pipeline.quality.rules import (
@@ -30,7 +31,7 @@ from jutsu_pipeline.quality.rules import (
     previous,
     suspicious_rules,
 )
-from jutsu_pipeline.storage.scope import read_bars, scope_params
+from jutsu_pipeline.storage.scope import CHANGED_RELATION, JUDGED, read_bars, read_changed_bars, scope_params
 
 UTC = dt.timezone.utc
 MAX_CORPORATE_ACTIONS = 25
@@ -55,9 +56,47 @@ def load_bars(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> pl.DataFra
     return cast(pl.DataFrame, pl.from_arrow(read_bars(con, p.timeframe.value, p.symbols)))
 
 
-def _row_count(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> tuple[int, int]:
-    ((rows, symbols),) = con.execute(sql.ROW_COUNT, _params(p)).fetchall()
+def _row_count(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None = None) -> tuple[int, int]:
+    if changed is None:
+        ((rows, symbols),) = con.execute(sql.ROW_COUNT, _params(p)).fetchall()
+    else:
+        ((rows, symbols),) = con.execute(sql.ROW_COUNT_CHANGED, {"timeframe": p.timeframe.value}).fetchall()
     return int(rows), int(symbols)
+
+
+@contextmanager
+def changed_scope(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None) -> Iterator[None]:
+    """Register `changed` (limited to the asset's symbols) as the relation the `*_CHANGED` statements join."""
+    if changed is None:
+        yield
+        return
+    frame = changed.frame().filter(pl.col("symbol").is_in(list(p.symbols)))
+    con.register(CHANGED_RELATION, frame.to_arrow())
+    try:
+        yield
+    finally:
+        con.unregister(CHANGED_RELATION)
+
+
+def load_changed_bars(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None) -> pl.DataFrame:
+    """`load_bars`, or (given `changed`) its changed rows plus a context row per symbol, `_judged` marking which
+    rows are judged."""
+    if changed is None:
+        return load_bars(con, p)
+    with changed_scope(con, p, changed):
+        return cast(pl.DataFrame, pl.from_arrow(read_changed_bars(con, p.timeframe.value)))
+
+
+def _judged_only(flags: dict[str, pl.Expr], frame: pl.DataFrame) -> dict[str, pl.Expr]:
+    """Rules that hold on context rows (they were judged when they changed)."""
+    if JUDGED not in frame.columns:
+        return flags
+    return {name: expr | ~pl.col(JUDGED) for name, expr in flags.items()}
+
+
+def _judged_height(frame: pl.DataFrame) -> tuple[int, int]:
+    judged = frame.filter(pl.col(JUDGED)) if JUDGED in frame.columns else frame
+    return judged.height, judged["symbol"].n_unique()
 
 
 def _timed(check: Callable[..., CheckReport]) -> Callable[..., CheckReport]:
@@ -109,11 +148,15 @@ def _column_type_problems(frame: pl.DataFrame) -> list[str]:
 
 
 @_timed
-def check_schema(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> CheckReport:
-    """ohlcv_schema: the row rules of the pre-write schema, counted per symbol over all stored bars."""
+def check_schema(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None = None) -> CheckReport:
+    """ohlcv_schema: the row rules of the pre-write schema, counted per symbol over all stored bars (given
+    `changed`: over its rows and every symbol a whole-table SQL scan finds a suspect row in)."""
     rules = tuple(r for r in _SCHEMA_RULES if r != "daily_at_midnight" or not p.timeframe.is_intraday)
-    frame = load_bars(con, p)
-    report = CheckReport("ohlcv_schema", rules, frame.height, frame["symbol"].n_unique())
+    if changed is not None:
+        suspects = con.execute(sql.ROW_RULE_SUSPECTS, {**_params(p), "daily": not p.timeframe.is_intraday}).fetchall()
+        changed = changed.with_symbols(symbol for (symbol,) in suspects)
+    frame = load_changed_bars(con, p, changed)
+    report = CheckReport("ohlcv_schema", rules, *_judged_height(frame))
     flags = {**STORED_ROW_RULES, **({} if p.timeframe.is_intraday else DAILY_RULES)}
     problems = _column_type_problems(frame)
     if problems and frame.height:
@@ -123,19 +166,21 @@ def check_schema(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> CheckRe
         report.per_symbol = typed.select("symbol", "rule", "count", "examples")
         report.samples = pl.DataFrame({"column_types": problems})
         return report  # values of the wrong type are not judged further
-    report.per_symbol, report.samples = flag_rows(frame, flags, _ts_format(p))
+    report.per_symbol, report.samples = flag_rows(frame, _judged_only(flags, frame), _ts_format(p))
+    if report.samples is not None and JUDGED in report.samples.columns:
+        report.samples = report.samples.drop(JUDGED)
     return report
 
 
 @_timed
-def check_anomalies(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> CheckReport:
+def check_anomalies(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None = None) -> CheckReport:
     """price_anomalies: jumps not explained by a stored corporate action, zero volume, flat stale bars."""
     quality = p.config.quality
-    frame = with_actions(load_bars(con, p), load_actions(con, p))
-    report = CheckReport("price_anomalies", ANOMALIES.rules, frame.height, frame["symbol"].n_unique())
+    frame = with_actions(load_changed_bars(con, p, changed), load_actions(con, p))
+    report = CheckReport("price_anomalies", ANOMALIES.rules, *_judged_height(frame))
     if frame.is_empty():
         return report
-    rules = {**suspicious_rules(quality), "price_jump": explained_jump(quality)}
+    rules = _judged_only({**suspicious_rules(quality), "price_jump": explained_jump(quality)}, frame)
     context = [previous("close").alias("previous_close"), open_gap().alias("gap")]
     report.per_symbol, samples = flag_rows(frame, rules, _ts_format(p), context)
     if samples is not None:
@@ -190,7 +235,8 @@ def corporate_actions(frame: pl.DataFrame, p: BarsPartitioning) -> pl.DataFrame:
     """Jumps beyond the threshold on a stored action's ex-date: symbol, ts, gap, the action(s)."""
     quality = p.config.quality
     jumps = frame.with_columns(open_gap().alias("gap")).filter(
-        pl.col("action").is_not_null() & (pl.col("gap").abs() > quality.max_open_gap))
+        pl.col("action").is_not_null() & (pl.col("gap").abs() > quality.max_open_gap)
+        & (pl.col(JUDGED) if JUDGED in frame.columns else pl.lit(True)))
     return jumps.select("symbol", pl.col("ts").dt.strftime(_ts_format(p)), "gap",
                         pl.concat_str(pl.lit("corporate action: "), pl.col("action")).alias("label"))
 
@@ -207,8 +253,17 @@ def _sql_per_symbol(con: duckdb.DuckDBPyConnection, statement: str, rule: str, p
 
 
 @_timed
-def check_duplicates(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> CheckReport:
+def check_duplicates(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None = None) -> CheckReport:
     """no_duplicates: primary-key uniqueness and increasing ts within each ingestion."""
+    if changed is not None:
+        with changed_scope(con, p, changed):
+            params = {"timeframe": p.timeframe.value}
+            report = CheckReport("no_duplicates", DUPLICATES.rules, *_row_count(con, p, changed))
+            report.per_symbol = pl.concat([
+                _sql_per_symbol(con, sql.DUPLICATE_KEYS_CHANGED, "ts_unique", params),
+                _sql_per_symbol(con, sql.OUT_OF_ORDER_CHANGED, "ts_increasing", params),
+            ])
+        return report
     params = _params(p)
     report = CheckReport("no_duplicates", DUPLICATES.rules, *_row_count(con, p))
     report.per_symbol = pl.concat([
@@ -220,19 +275,27 @@ def check_duplicates(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> Che
 
 @_timed
 def check_calendar(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, materialized: Iterable[str],
-                   today: dt.date | None = None) -> CheckReport:
-    """calendar_complete: missing grid timestamps in materialised partitions, and stored bars off the grid."""
-    params = _params(p)
-    report = CheckReport("calendar_complete", CALENDAR.rules, *_row_count(con, p))
+                   today: dt.date | None = None, changed: Changed | None = None) -> CheckReport:
+    """calendar_complete: missing grid timestamps in materialised partitions, and stored bars off the grid
+    (given `changed`: from each changed symbol's `since` on)."""
+    params = _params(p) if changed is None else {"timeframe": p.timeframe.value}
     grid = calendar_grid(p, today)
     parts = materialized_frame(materialized)
+    if changed is not None:
+        parts = parts.filter(pl.col("symbol").is_in(list(changed.since)))
+        first = min(changed.since.values(), default=None)
+        grid = grid if first is None else grid.filter(pl.col("ts") >= first)
+    missing, unexpected = ((sql.CALENDAR_MISSING, sql.CALENDAR_UNEXPECTED) if changed is None
+                           else (sql.CALENDAR_MISSING_CHANGED, sql.CALENDAR_UNEXPECTED_CHANGED))
     con.register("grid", grid.to_arrow())
     con.register("materialized", parts.to_arrow())
     try:
-        report.per_symbol = pl.concat([
-            _sql_per_symbol(con, sql.CALENDAR_MISSING, "calendar_missing", params),
-            _sql_per_symbol(con, sql.CALENDAR_UNEXPECTED, "calendar_unexpected", params),
-        ])
+        with changed_scope(con, p, changed):
+            report = CheckReport("calendar_complete", CALENDAR.rules, *_row_count(con, p, changed))
+            report.per_symbol = pl.concat([
+                _sql_per_symbol(con, missing, "calendar_missing", params),
+                _sql_per_symbol(con, unexpected, "calendar_unexpected", params),
+            ])
     finally:
         con.unregister("grid")
         con.unregister("materialized")
@@ -281,21 +344,21 @@ SCHEMA = register(Check(
     "ohlcv_schema", _SCHEMA_RULES,
     "Stored bars satisfy the OHLCV schema: column types, no nulls/NaN, high/low invariants, positive prices, "
     "non-negative volume (counts per rule, sample rows).",
-    lambda i: check_schema(i.con, i.partitioning)))
+    lambda i: check_schema(i.con, i.partitioning, i.changed), incremental=True))
 DUPLICATES = register(Check(
     "no_duplicates", ("ts_unique", "ts_increasing"),
     "No two stored bars share (symbol, timeframe, ts), and each ingestion stored its rows in increasing ts order.",
-    lambda i: check_duplicates(i.con, i.partitioning)))
+    lambda i: check_duplicates(i.con, i.partitioning, i.changed), incremental=True))
 CALENDAR = register(Check(
     "calendar_complete", ("calendar_missing", "calendar_unexpected"),
     "For every materialised partition, the stored bars match the calendar's sessions exactly (within each "
     "symbol's stored life); missing and unexpected timestamps per symbol.",
-    lambda i: check_calendar(i.con, i.partitioning, i.materialized())))
+    lambda i: check_calendar(i.con, i.partitioning, i.materialized(), changed=i.changed), incremental=True))
 ANOMALIES = register(Check(
     "price_anomalies", ("price_jump", "zero_volume", "constant_price"),
     "Open-vs-previous-close jumps not explained by a stored corporate action, zero-volume bars, flat stale "
     "bars; jumps on an action's ex-date are labelled with the action.",
-    lambda i: check_anomalies(i.con, i.partitioning)))
+    lambda i: check_anomalies(i.con, i.partitioning, i.changed), incremental=True))
 FRESH = register(Check(
     "fresh", ("stale",), "Each symbol's latest stored bar is no older than the last closed session.",
     lambda i: check_fresh(i.con, i.partitioning, i.now), never_blocking=True,

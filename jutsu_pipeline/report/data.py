@@ -20,7 +20,7 @@ import polars as pl
 from jutsu_pipeline.partitions import BarsPartitioning, partition_key
 from jutsu_pipeline.quality.grid import calendar_grid
 from jutsu_pipeline.report import sql
-from jutsu_pipeline.storage.scope import scope_params
+from jutsu_pipeline.storage.scope import fetch_arrow, scope_params
 
 MAX_COVERAGE_COLUMNS = 400  # intraday session partitions are binned so a row stays readable
 MAX_CURVE_POINTS = 1500  # equity curves are thinned (drawdown keeps each bucket's deepest point)
@@ -200,7 +200,7 @@ def price_series(
         query = sql.PRICE_WITH_INDICATORS.format(columns=select, source=source)
     else:
         query = sql.PRICE_ONLY.format(source=source)
-    frame = cast(pl.DataFrame, pl.from_arrow(con.sql(query, params={**scope_params(timeframe, symbols), "bars": bars}).to_arrow_table()))
+    frame = cast(pl.DataFrame, pl.from_arrow(fetch_arrow(con, query, {**scope_params(timeframe, symbols), "bars": bars})))
     out: dict[str, dict] = {}
     for (symbol,), part in frame.group_by(["symbol"], maintain_order=True):
         t = part["t"].to_numpy()
@@ -227,8 +227,8 @@ def leaderboard(con: duckdb.DuckDBPyConnection, market: str, top: int) -> dict:
     if not (_table_exists(con, "backtest_leaderboard") and _table_exists(con, "backtest_equity")):
         return {"rows": [], "curves": {}}
     params = {"market": market, "top": top}
-    rows = cast(pl.DataFrame, pl.from_arrow(con.sql(sql.LEADERBOARD, params=params).to_arrow_table()))
-    curves = cast(pl.DataFrame, pl.from_arrow(con.sql(sql.LEADERBOARD_CURVES, params=params).to_arrow_table()))
+    rows = cast(pl.DataFrame, pl.from_arrow(fetch_arrow(con, sql.LEADERBOARD, params)))
+    curves = cast(pl.DataFrame, pl.from_arrow(fetch_arrow(con, sql.LEADERBOARD_CURVES, params)))
     out_rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
                 for row in rows.iter_rows(named=True)]
     out_curves: dict[str, dict] = {}

@@ -8,7 +8,7 @@ from typing import cast
 import duckdb
 import polars as pl
 
-from jutsu_pipeline.storage.scope import scope_filter, scope_params
+from jutsu_pipeline.storage.scope import fetch_arrow, scope_filter, scope_params
 
 # One row per action as providers, files and inference publish it; storage adds source and ingested_at.
 ACTION_SCHEMA: dict[str, pl.DataType] = {
@@ -53,12 +53,12 @@ _TOLERANCE = 1e-9  # relative; a re-published action with the same values is no 
 
 
 def read_adjusted_closes(con: duckdb.DuckDBPyConnection, symbols: list[str]) -> pl.DataFrame:
-    return cast(pl.DataFrame, pl.from_arrow(con.sql(ADJUSTED_CLOSES, params=scope_params("1d", symbols)).to_arrow_table()))
+    return cast(pl.DataFrame, pl.from_arrow(fetch_arrow(con, ADJUSTED_CLOSES, scope_params("1d", symbols))))
 
 
 def read_actions(con: duckdb.DuckDBPyConnection, symbols: list[str]) -> pl.DataFrame:
     """The actions in force (one source per action) for `symbols`."""
-    return cast(pl.DataFrame, pl.from_arrow(con.sql(SYMBOL_ACTIONS, params={"symbols": symbols}).to_arrow_table()))
+    return cast(pl.DataFrame, pl.from_arrow(fetch_arrow(con, SYMBOL_ACTIONS, {"symbols": symbols})))
 
 
 def _same(a: float | None, b: float | None) -> bool:
@@ -95,7 +95,7 @@ def record_actions(con: duckdb.DuckDBPyConnection, *, source: str, symbols: list
     ensure_schema(con)
     ingested_at = ingested_at or dt.datetime.now(dt.timezone.utc)
     published = actions.select(list(ACTION_SCHEMA)).cast(ACTION_SCHEMA)  # type: ignore[arg-type]
-    stored = cast(pl.DataFrame, pl.from_arrow(con.sql(LATEST_OF_SOURCE, params={"source": source, "symbols": symbols}).to_arrow_table()))
+    stored = cast(pl.DataFrame, pl.from_arrow(fetch_arrow(con, LATEST_OF_SOURCE, {"source": source, "symbols": symbols})))
     stored = stored.cast(ACTION_SCHEMA) if stored.height else pl.DataFrame(schema=ACTION_SCHEMA)  # type: ignore[arg-type]
     delta = changes(stored, published.filter(pl.col("symbol").is_in(symbols)))
     if delta.height:

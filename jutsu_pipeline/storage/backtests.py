@@ -8,7 +8,7 @@ import duckdb
 import pyarrow as pa
 
 from jutsu_pipeline.storage.ddl import run_ddl
-from jutsu_pipeline.storage.scope import scope_filter, scope_params
+from jutsu_pipeline.storage.scope import fetch_arrow, scope_filter, scope_params
 from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 
 CREATE_BACKTEST_TRADES = """
@@ -209,15 +209,14 @@ FROM ranked
 
 def read_performance(con: duckdb.DuckDBPyConnection, *, strategies: Sequence[str], symbols: Sequence[str]) -> pa.Table:
     """The performance rows of these strategies and symbols at every timeframe."""
-    return con.sql(SELECT_PERFORMANCE, params={**scope_params(None, symbols), "strategies": list(strategies)}
-                   ).to_arrow_table()
+    return fetch_arrow(con, SELECT_PERFORMANCE, {**scope_params(None, symbols), "strategies": list(strategies)})
 
 
 def read_equity(con: duckdb.DuckDBPyConnection, *, strategies: Sequence[str], symbols: Sequence[str],
                 timeframes: Sequence[str]) -> pa.Table:
     """Equity and drawdown of every combination of the three lists (unordered)."""
-    return con.sql(SELECT_EQUITY, params={**scope_params(None, symbols), "strategies": list(strategies),
-                                          "timeframes": list(timeframes)}).to_arrow_table()
+    return fetch_arrow(con, SELECT_EQUITY, {**scope_params(None, symbols), "strategies": list(strategies),
+                                            "timeframes": list(timeframes)})
 
 
 def replace_leaderboard(con: duckdb.DuckDBPyConnection, *, market: str, ranked: pa.Table) -> None:

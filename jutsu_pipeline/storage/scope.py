@@ -26,6 +26,25 @@ def scope_filter(alias: str = "", *, timeframe: bool = True) -> str:
     return f"{column}timeframe = $timeframe AND {symbols}" if timeframe else symbols
 
 
+CHANGED_RELATION = "changed_scope"  # registered by a caller: symbol VARCHAR, since TIMESTAMPTZ
+
+
+def changed_join(alias: str = "b") -> str:
+    """Join of `alias`'s rows to the registered `changed_scope` (as `c`): the symbols that changed."""
+    return f"JOIN {CHANGED_RELATION} AS c ON c.symbol = {alias}.symbol"
+
+
+def changed_filter(alias: str = "b") -> str:
+    """With `changed_join`: the asset's rows from each changed symbol's `since` on; bind `$timeframe`."""
+    return f"{alias}.timeframe = $timeframe AND {alias}.ts >= c.since"
+
+
+def fetch_arrow(con: duckdb.DuckDBPyConnection, statement: str, params: dict[str, object]) -> pa.Table:
+    """A parameterised read as Arrow. `con.execute(...)`, not `con.sql(..., params=...)`: the latter took
+    10-20x as long for the same 2.5M-row scoped read (duckdb 1.5.5, measured 2026-12-02)."""
+    return con.execute(statement, params).to_arrow_table()
+
+
 def scope_params(timeframe: str | None, symbols: Iterable[str]) -> dict[str, object]:
     return {"symbols": list(symbols), **({"timeframe": timeframe} if timeframe is not None else {})}
 
@@ -39,4 +58,27 @@ def read_bars(con: duckdb.DuckDBPyConnection, timeframe: str, symbols: Iterable[
         raise ValueError(f"read_bars reads {RELATIONS} (bars: columns {BAR_COLUMNS}), not {relation} {columns}")
     selected = "".join(f', "{c}"' for c in columns)
     statement = f"SELECT symbol, ts{selected} FROM {relation} WHERE {scope_filter()} ORDER BY symbol, ts"
-    return con.sql(statement, params=scope_params(timeframe, symbols)).to_arrow_table()
+    return fetch_arrow(con, statement, scope_params(timeframe, symbols))
+
+
+JUDGED = "_judged"  # False on the context row before a symbol's `since`
+
+
+def read_changed_bars(con: duckdb.DuckDBPyConnection, timeframe: str, columns: Iterable[str] = BAR_COLUMNS) -> pa.Table:
+    """symbol, ts, `columns` and `_judged` of the rows in the registered `changed_scope`, sorted by symbol and
+    ts, with each symbol's last row before its `since` as context (`_judged` false): rules comparing a bar
+    with the previous one judge the first changed bar too."""
+    columns = tuple(columns)
+    if not all(c in BAR_COLUMNS for c in columns):
+        raise ValueError(f"read_changed_bars reads bars columns {BAR_COLUMNS}, not {columns}")
+    selected = "".join(f', b."{c}"' for c in columns)
+    statement = f"""
+    WITH before AS (
+        SELECT b.symbol, max(b.ts) AS ts FROM bars AS b {changed_join()}
+        WHERE b.timeframe = $timeframe AND b.ts < c.since GROUP BY b.symbol
+    )
+    SELECT b.symbol, b.ts{selected}, b.ts >= c.since AS {JUDGED}
+    FROM bars AS b {changed_join()} LEFT JOIN before AS p ON p.symbol = b.symbol
+    WHERE b.timeframe = $timeframe AND b.ts >= coalesce(p.ts, c.since)
+    ORDER BY b.symbol, b.ts"""
+    return fetch_arrow(con, statement, {"timeframe": timeframe})

@@ -1,21 +1,27 @@
 """Asset checks on every `<market>/bars_<tf>`: the registered `quality.checks.Check` objects, each judging
-the asset's whole stored table (market symbols × timeframe), rendered as Dagster asset checks.
+the asset's stored table (market symbols × timeframe), rendered as Dagster asset checks.
 
-Partition-scoped checks misbehave in single-run range runs (docs/data-quality.md), so each check reads
-the stored bars of the asset and reports per-symbol results in metadata.
+Partition-scoped checks misbehave in single-run range runs (docs/data-quality.md), so each check is one
+verdict on the whole asset with per-symbol results in metadata. An incremental check re-judges only what
+changed since its last evaluation: the partitions materialised after it (from any run or path), plus the
+whole history of every symbol it failed on then; so its verdict stays a verdict on the whole table, and a
+failure anywhere keeps failing (and blocking) until that symbol's bars are fixed.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 
 import datetime as dt
+import hashlib
+import json
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
 
 from jutsu_pipeline.assets.bars.assets import bars_asset_key, writer_pool
 from jutsu_pipeline.config import JutsuConfig, Profile
-from jutsu_pipeline.partitions import BarsPartitioning
+from jutsu_pipeline.partitions import BarsPartitioning, split_partition_key
 from jutsu_pipeline.quality import stored  # also registers the built-in checks
-from jutsu_pipeline.quality.checks import Check, CheckInputs, checks_for
+from jutsu_pipeline.quality.checks import Changed, Check, CheckInputs, checks_for
 from jutsu_pipeline.quality.profiles import Severity
 from jutsu_pipeline.quality.report import CheckReport, Markdown, MetadataValue
 from jutsu_pipeline.resources import JutsuDuckDBResource
@@ -46,14 +52,77 @@ def _build_check(check: Check, p: BarsPartitioning, pool: str | None) -> dg.Asse
     def _check(context: dg.AssetCheckExecutionContext, duckdb: JutsuDuckDBResource) -> dg.AssetCheckResult:
         if not duckdb.exists():
             return check_result(check.empty_report(), profile)
+        instance = context.instance
+        cursor = latest_materialization_id(instance, key)  # before reading: later writes are the next run's
+        fingerprint = scope_fingerprint(check, p)
+        changed = changed_since_last(instance, dg.AssetCheckKey(key, check.name), p, fingerprint) \
+            if check.incremental else None
         with duckdb.get_connection(read_only=True) as con:
             if not stored.has_bars_table(con):
                 return check_result(check.empty_report(), profile)
-            report = check.evaluate(CheckInputs(con, p, lambda: context.instance.get_materialized_partitions(key)))
+            report = check.evaluate(CheckInputs(con, p, lambda: instance.get_materialized_partitions(key),
+                                                changed=changed))
+        report.extra.update({
+            "scope": changed.reason if changed is not None else "the whole stored table",
+            "scope_cursor": cursor,
+            "scope_fingerprint": fingerprint,
+        })
         context.log.info(report.summary(profile) + f" in {report.seconds:.2f} s")
         return check_result(report, profile)
 
     return _check
+
+
+SCOPE_VERSION = 1  # bump when an incremental check's logic changes: the next evaluation judges everything
+
+
+def scope_fingerprint(check: Check, p: BarsPartitioning) -> str:
+    """What a previous verdict depends on besides the bars: the check's rules, the quality settings, the
+    history bounds and the grain. A different fingerprint means the next evaluation judges everything."""
+    cfg = p.config
+    settings = {"version": SCOPE_VERSION, "check": check.name, "rules": list(check.rules),
+                "quality": cfg.quality.model_dump(mode="json"), "start": cfg.start.isoformat(),
+                "end": cfg.end.isoformat() if cfg.end else None, "grain": str(p.grain)}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def latest_materialization_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> int:
+    records = instance.fetch_materializations(key, limit=1, ascending=False).records
+    return records[0].storage_id if records else 0
+
+
+def changed_since_last(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, p: BarsPartitioning,
+                       fingerprint: str) -> Changed | None:
+    """What to re-judge: the windows of the partitions materialised since the check's last evaluation, and
+    the symbols it failed on then (whole history). None (judge everything) without a usable last verdict."""
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        check_key, limit=1, status=set(COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES))
+    evaluation = history[0].event.asset_check_evaluation if history and history[0].event is not None else None
+    if evaluation is None:
+        return None
+    metadata = {name: getattr(value, "value", value) for name, value in evaluation.metadata.items()}
+    if metadata.get("scope_fingerprint") != fingerprint or not isinstance(metadata.get("scope_cursor"), int):
+        return None
+    failing: dict = {}
+    if not evaluation.passed:
+        failing = metadata.get("per_symbol") or {}
+        if not isinstance(failing, dict) or len(failing) < int(metadata.get("symbols_failing") or 0):
+            return None  # the failing symbols were not all listed
+    since: dict[str, dt.datetime] = {}
+    partitions = instance.event_log_storage.get_materialized_partitions(
+        check_key.asset_key, after_cursor=metadata["scope_cursor"])
+    symbols = set(p.symbols)
+    try:
+        for partition in partitions:
+            date_key, symbol = split_partition_key(partition)
+            if symbol in symbols:
+                start = p.window(date_key)[0]
+                since[symbol] = min(since.get(symbol, start), start)
+    except ValueError:  # a key this layout cannot place: judge everything
+        return None
+    reason = (f"changed since the last evaluation: {len(partitions)} partition(s) of {len(since)} symbol(s)"
+              + (f", and the whole history of {len(failing)} symbol(s) failing then" if failing else ""))
+    return Changed(since, reason).with_symbols(s for s in failing if s in symbols)
 
 
 def check_result(report: CheckReport, profile: Profile) -> dg.AssetCheckResult:
