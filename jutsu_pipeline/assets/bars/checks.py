@@ -13,6 +13,7 @@ failure anywhere keeps failing (and blocking) until that symbol's bars are fixed
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterator
 
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
@@ -33,44 +34,50 @@ def check_names(config: JutsuConfig, market: str) -> list[str]:
 
 
 def build_bars_checks(config: JutsuConfig, partitioning: BarsPartitioning) -> list[dg.AssetChecksDefinition]:
-    """The data-quality checks of one `<market>/bars_<tf>` asset."""
-    return [_build_check(check, partitioning, writer_pool(config)) for check in checks_for(partitioning.config)]
+    """The data-quality checks of one `<market>/bars_<tf>` asset, evaluated in one step (one connection,
+    one set of step events instead of one per check; each check can still be run alone)."""
+    checks = checks_for(partitioning.config)
+    return [_build_checks(checks, partitioning, writer_pool(config))] if checks else []
 
 
-def _build_check(check: Check, p: BarsPartitioning, pool: str | None) -> dg.AssetChecksDefinition:
+def _build_checks(checks: list[Check], p: BarsPartitioning, pool: str | None) -> dg.AssetChecksDefinition:
     key = bars_asset_key(p.market, p.timeframe.value)
     profile = p.config.quality.profile
+    specs = [dg.AssetCheckSpec(check.name, asset=key, blocking=check.is_blocking(profile),
+                               description=f"{check.description} Profile: {profile}.",
+                               metadata={"profile": str(profile), "rules": ", ".join(check.rules)})
+             for check in checks]
 
-    @dg.asset_check(
-        asset=key,
-        name=check.name,
-        blocking=check.is_blocking(profile),
-        description=f"{check.description} Profile: {profile}.",
-        pool=pool,
-        metadata={"profile": str(profile), "rules": ", ".join(check.rules)},
-    )
-    def _check(context: dg.AssetCheckExecutionContext, duckdb: JutsuDuckDBResource) -> dg.AssetCheckResult:
+    @dg.multi_asset_check(specs=specs, name=f"{key.to_python_identifier()}_checks", can_subset=True, pool=pool,
+                          description=f"The data-quality checks of {key.to_user_string()}.")
+    def _checks(context: dg.AssetCheckExecutionContext, duckdb: JutsuDuckDBResource) -> Iterator[dg.AssetCheckResult]:
+        selected = [check for check in checks if dg.AssetCheckKey(key, check.name) in context.selected_asset_check_keys]
         if not duckdb.exists():
-            return check_result(check.empty_report(), profile)
+            yield from (check_result(check.empty_report(), profile, key, check.name) for check in selected)
+            return
         instance = context.instance
         cursor = latest_materialization_id(instance, key)  # before reading: later writes are the next run's
-        fingerprint = scope_fingerprint(check, p)
-        changed = changed_since_last(instance, dg.AssetCheckKey(key, check.name), p, fingerprint) \
-            if check.incremental else None
+        summaries = []
         with duckdb.get_connection(read_only=True) as con:
             if not stored.has_bars_table(con):
-                return check_result(check.empty_report(), profile)
-            report = check.evaluate(CheckInputs(con, p, lambda: instance.get_materialized_partitions(key),
-                                                changed=changed))
-        report.extra.update({
-            "scope": changed.reason if changed is not None else "the whole stored table",
-            "scope_cursor": cursor,
-            "scope_fingerprint": fingerprint,
-        })
-        context.log.info(report.summary(profile) + f" in {report.seconds:.2f} s")
-        return check_result(report, profile)
+                yield from (check_result(check.empty_report(), profile, key, check.name) for check in selected)
+                return
+            for check in selected:
+                fingerprint = scope_fingerprint(check, p)
+                changed = changed_since_last(instance, dg.AssetCheckKey(key, check.name), p, fingerprint) \
+                    if check.incremental else None
+                report = check.evaluate(CheckInputs(con, p, lambda: instance.get_materialized_partitions(key),
+                                                    changed=changed))
+                report.extra.update({
+                    "scope": changed.reason if changed is not None else "the whole stored table",
+                    "scope_cursor": cursor,
+                    "scope_fingerprint": fingerprint,
+                })
+                summaries.append(report.summary(profile) + f" in {report.seconds:.2f} s")
+                yield check_result(report, profile, key, check.name)
+        context.log.info("; ".join(summaries))
 
-    return _check
+    return _checks
 
 
 SCOPE_VERSION = 1  # bump when an incremental check's logic changes: the next evaluation judges everything
@@ -125,9 +132,13 @@ def changed_since_last(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey
     return Changed(since, reason).with_symbols(s for s in failing if s in symbols)
 
 
-def check_result(report: CheckReport, profile: Profile) -> dg.AssetCheckResult:
-    """The report as a Dagster result: plottable numbers, markdown tables, the profile's severity."""
+def check_result(report: CheckReport, profile: Profile, asset_key: dg.AssetKey | None = None,
+                 check_name: str | None = None) -> dg.AssetCheckResult:
+    """The report as a Dagster result: plottable numbers, markdown tables, the profile's severity (for one
+    of several checks in a step: name its asset and check)."""
     return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=check_name,
         passed=report.passed,
         severity=dg.AssetCheckSeverity.ERROR if report.severity(profile) is Severity.ERROR else dg.AssetCheckSeverity.WARN,
         metadata={name: metadata_value(value) for name, value in report.metadata(profile).items()},
