@@ -70,13 +70,15 @@ def stored_layout(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitio
     """
     cfg = partitioning.config
     latest = instance.get_latest_materialization_event(asset_key)
-    if latest is None or latest.asset_materialization is None:
-        return {}, frozenset()
-    metadata = latest.asset_materialization.metadata
-    bounds = _bounds(metadata)
     # Whether every stored partition was verified to be of this grain (a marker in the instance's KV store,
     # set once no partition of another grain is left): steady state costs one lookup.
     marker = f"{GRAIN_MARKER}/{asset_key.to_user_string()}"
+    if latest is None or latest.asset_materialization is None:
+        if not materialized:  # nothing stored: trivially all of this grain (spares the first close a full read)
+            instance.run_storage.set_cursor_values({marker: str(partitioning.grain)})
+        return {}, frozenset()
+    metadata = latest.asset_materialization.metadata
+    bounds = _bounds(metadata)
     regrain = instance.run_storage.get_cursor_values({marker}).get(marker) != str(partitioning.grain)
     if not regrain and (bounds is None or bounds == (cfg.start, cfg.end)):
         return {}, frozenset()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import dagster as dg
@@ -20,20 +21,36 @@ def table_name(table: str) -> dict[str, str]:
     return {"dagster/table_name": table}
 
 
-def table_metadata(
-    con: duckdb.DuckDBPyConnection, table: str, *, timeframe: str | None = None, symbols: Sequence[str] = ()
-) -> dict[str, dg.MetadataValue]:
-    """Materialisation metadata: the table's columns as stored (`dagster/column_schema`) and the rows
-    of the asset's scope, its symbols at its timeframe (`dagster/row_count`); nothing before the
-    table exists (a first sync whose every partition failed)."""
+@functools.cache
+def declared_schema(table: str) -> dict[str, dg.MetadataValue]:
+    """Definition metadata: `table`'s columns as the storage layer's DDL declares them (`dagster/column_schema`).
+
+    For assets with many partitions per run (bars): Dagster copies a run's materialisation metadata into every
+    partition's event, and a column schema doubled the cost of writing and reading each of those events."""
+    from jutsu_pipeline.storage.ddl import ensure_schema
+
+    with duckdb.connect(":memory:") as con:
+        ensure_schema(con)
+        return _column_schema(con, table)
+
+
+def _column_schema(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, dg.MetadataValue]:
     columns = [dg.TableColumn(name, kind, description=comment or None,
                               constraints=dg.TableColumnConstraints(nullable=nullable))
                for name, kind, nullable, comment in con.execute(COLUMNS, {"table": table}).fetchall()]
-    if not columns:
+    return {"dagster/column_schema": dg.MetadataValue.table_schema(dg.TableSchema(columns=columns))} if columns else {}
+
+
+def table_metadata(
+    con: duckdb.DuckDBPyConnection, table: str, *, timeframe: str | None = None, symbols: Sequence[str] = (),
+    columns: bool = True,
+) -> dict[str, dg.MetadataValue]:
+    """Materialisation metadata: the table's columns as stored (`dagster/column_schema`, unless `columns`
+    is False) and the rows of the asset's scope, its symbols at its timeframe (`dagster/row_count`);
+    nothing before the table exists (a first sync whose every partition failed)."""
+    schema = _column_schema(con, table)
+    if not schema:
         return {}
     scope = scope_filter(timeframe=timeframe is not None)
     rows = con.execute(f"SELECT count(*) FROM {table} WHERE {scope}", scope_params(timeframe, symbols)).fetchall()[0][0]
-    return {
-        "dagster/column_schema": dg.MetadataValue.table_schema(dg.TableSchema(columns=columns)),
-        "dagster/row_count": dg.MetadataValue.int(int(rows)),
-    }
+    return {**(schema if columns else {}), "dagster/row_count": dg.MetadataValue.int(int(rows))}

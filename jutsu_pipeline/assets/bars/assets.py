@@ -9,7 +9,7 @@ import time
 import dagster as dg
 
 from jutsu_pipeline.assets.bars.metadata import outcome_metadata
-from jutsu_pipeline.assets.tables import table_metadata, table_name
+from jutsu_pipeline.assets.tables import declared_schema, table_metadata, table_name
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.providers import is_local
@@ -82,7 +82,7 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
             f"{timeframe} OHLCV bars of market {market} ({settings.provider} provider, {settings.calendar} calendar) "
             "in DuckDB table `bars`. A materialised partition means its window is synced and valid."
         ),
-        metadata={**table_name("bars"), "timeframe": timeframe.value, "market": market},
+        metadata={**table_name("bars"), **declared_schema("bars"), "timeframe": timeframe.value, "market": market},
     )
     def bars(
         context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource, market_data: MarketDataResource
@@ -99,7 +99,9 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
             provider.close()
         metadata = outcome_metadata(outcome, provider.name, time.perf_counter() - started)
         with duckdb.get_connection() as con:
-            metadata.update(table_metadata(con, "bars", timeframe=timeframe.value, symbols=settings.symbols))
+            # The column schema is definition metadata: this metadata is copied into every partition's event.
+            metadata.update(table_metadata(con, "bars", timeframe=timeframe.value, symbols=settings.symbols,
+                                           columns=False))
         metadata["refresh"] = dg.MetadataValue.text(TAIL if tail else "whole windows")
         # The history bounds the windows were cut with: a later start/end change inside a window makes it stale.
         metadata["history_start"] = dg.MetadataValue.text(settings.start.isoformat())
