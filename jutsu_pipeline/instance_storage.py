@@ -95,7 +95,8 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             # the last event per (asset, kind) leaves it as updating it per event would: one UPDATE, not 10,000.
             last: dict[tuple[str, str], tuple[EventLogEntry, int]] = {}
             for event, event_id in zip(events, event_ids, strict=True):
-                kind = (event.get_dagster_event().asset_key.to_string(), event.get_dagster_event().event_type_value)
+                dagster_event = event.get_dagster_event()
+                kind = (str(dagster_event.asset_key), dagster_event.event_type_value)
                 last.pop(kind, None)  # re-insert: dict order = order of each kind's last event
                 last[kind] = (event, event_id)
             for event, event_id in last.values():

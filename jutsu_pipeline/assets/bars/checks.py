@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
@@ -107,17 +108,18 @@ def changed_since_last(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey
     evaluation = history[0].event.asset_check_evaluation if history and history[0].event is not None else None
     if evaluation is None:
         return None
-    metadata = {name: getattr(value, "value", value) for name, value in evaluation.metadata.items()}
-    if metadata.get("scope_fingerprint") != fingerprint or not isinstance(metadata.get("scope_cursor"), int):
+    metadata: dict[str, Any] = {name: getattr(value, "value", value) for name, value in evaluation.metadata.items()}
+    cursor = metadata.get("scope_cursor")
+    if metadata.get("scope_fingerprint") != fingerprint or not isinstance(cursor, int):
         return None
-    failing: dict = {}
+    failing: dict[str, Any] = {}
     if not evaluation.passed:
-        failing = metadata.get("per_symbol") or {}
-        if not isinstance(failing, dict) or len(failing) < int(metadata.get("symbols_failing") or 0):
+        listed = metadata.get("per_symbol") or {}
+        if not isinstance(listed, dict) or len(listed) < int(metadata.get("symbols_failing") or 0):
             return None  # the failing symbols were not all listed
+        failing = listed
     since: dict[str, dt.datetime] = {}
-    partitions = instance.event_log_storage.get_materialized_partitions(
-        check_key.asset_key, after_cursor=metadata["scope_cursor"])
+    partitions = instance.event_log_storage.get_materialized_partitions(check_key.asset_key, after_cursor=cursor)
     symbols = set(p.symbols)
     try:
         for partition in partitions:
