@@ -170,3 +170,12 @@ def calendar_for(code: str, start: dt.date, end: dt.date | None) -> SessionCalen
     first = start.replace(day=1) - dt.timedelta(days=7)
     last = max(last, today) + dt.timedelta(days=14) if end is None else last + dt.timedelta(days=40)
     return SessionCalendar(code, first, last)
+
+
+def known_calendar(code: str) -> bool:
+    """`code` is 24/7 or an exchange_calendars code (aliases included)."""
+    if code == ALWAYS_OPEN:
+        return True
+    import exchange_calendars as xc
+
+    return code in xc.get_calendar_names(include_aliases=True)

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from jutsu_pipeline.backtest.strategies import StrategyConfig
-from jutsu_pipeline.calendars import ALWAYS_OPEN
+from jutsu_pipeline.calendars import ALWAYS_OPEN, known_calendar
 from jutsu_pipeline.configfile import (  # noqa: F401 - re-exported: the configuration's public names
     CONFIG_ENV_VAR,
     DEFAULT_CONFIG_PATH,
@@ -64,11 +64,7 @@ def validate_symbol(symbol: str) -> str:
 
 
 def _known_calendar(code: str) -> str:
-    if code == ALWAYS_OPEN:
-        return code
-    import exchange_calendars as xc
-
-    if code not in xc.get_calendar_names(include_aliases=True):
+    if not known_calendar(code):
         raise ValueError(f"unknown calendar {code!r}: use an exchange_calendars code such as XNYS, or {ALWAYS_OPEN!r}")
     return code
 

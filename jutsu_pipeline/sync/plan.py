@@ -6,7 +6,6 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import dagster as dg
 import polars as pl
 
 from jutsu_pipeline.partitions import BarsPartitioning, Window, contiguous_runs, split_partition_key
@@ -30,9 +29,10 @@ class FetchPlan:
 
 
 def plan_fetches(
-    partitioning: BarsPartitioning, partition_keys: Iterable[str | dg.MultiPartitionKey]
+    partitioning: BarsPartitioning, partition_keys: Iterable[str]
 ) -> dict[str, list[FetchPlan]]:
-    """Group keys by symbol (config order) and coalesce adjacent date keys into one plan each."""
+    """Group keys by symbol (config order) and coalesce adjacent date keys into one plan each.
+    (Dagster's MultiPartitionKey is a `str` of this `<date>|<SYMBOL>` form.)"""
     by_symbol: dict[str, list[str]] = {}
     for key in partition_keys:
         date_key, symbol = split_partition_key(key)
