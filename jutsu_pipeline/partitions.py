@@ -6,7 +6,6 @@ Keys look like ``2012-05-01|FB``: Dagster sorts multi-partition dimensions by na
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -195,8 +194,3 @@ def contiguous_runs(date_keys: list[str], ordered_keys: list[str]) -> list[list[
         else:
             runs.append([key])
     return runs
-
-
-def window_index(starts: list[dt.datetime], ts: dt.datetime) -> int:
-    """Index of the window whose start is the last one <= ts (-1 if none)."""
-    return bisect.bisect_right(starts, ts) - 1

@@ -13,6 +13,8 @@ import dagster as dg
 import pytest
 import yaml
 
+from jutsu_fake_exchange import FakeExchange
+from jutsu_fake_exchange.testing import credential_env
 from jutsu_pipeline.config import JutsuConfig, load_config
 
 SAMPLE_MARKET = {
@@ -86,6 +88,15 @@ def _rate_budget_file(tmp_path_factory: pytest.TempPathFactory) -> None:
 def sample_config(tmp_path: Path) -> JutsuConfig:
     """The shipped demo market, with its DuckDB file in a tmp dir."""
     return load_config(write_config(tmp_path, {"us_stocks": SAMPLE_MARKET}))
+
+
+@pytest.fixture
+def fx(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeExchange]:
+    """The fake exchange on a free loopback port; the Alpaca and Schwab credentials it accepts in the environment."""
+    with FakeExchange() as exchange:
+        for name, value in credential_env(exchange, tmp_path / "tokens.json").items():
+            monkeypatch.setenv(name, value)
+        yield exchange
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -14,7 +13,7 @@ import pytest
 
 from jutsu_fake_exchange import FakeExchange
 from jutsu_fake_exchange.server import FakeAction
-from jutsu_fake_exchange.testing import credential_env, provider_options
+from jutsu_fake_exchange.testing import provider_options
 from jutsu_pipeline.assets.corporate_actions import build_corporate_actions_asset
 from jutsu_pipeline.config import JutsuConfig, load_config
 from jutsu_pipeline.definitions import build_definitions
@@ -73,12 +72,10 @@ def _alpaca_config(tmp_path: Path, fx: FakeExchange) -> JutsuConfig:
 
 
 @pytest.fixture
-def fx(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeExchange]:
-    with FakeExchange() as exchange:
-        for name, value in credential_env(exchange, tmp_path / "tokens.json").items():
-            monkeypatch.setenv(name, value)
-        exchange.clock.set(dt.datetime(2013, 1, 2, tzinfo=UTC))
-        yield exchange
+def fx(fx: FakeExchange) -> FakeExchange:
+    """conftest's exchange at the start of 2013 (after the synced histories)."""
+    fx.clock.set(dt.datetime(2013, 1, 2, tzinfo=UTC))
+    return fx
 
 
 def test_a_new_split_re_adjusts_history_without_a_fetch_and_makes_indicators_stale(fx, tmp_path, instance) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +11,7 @@ import polars as pl
 import pytest
 
 from jutsu_fake_exchange import FakeExchange
-from jutsu_fake_exchange.testing import credential_env, provider_options
+from jutsu_fake_exchange.testing import provider_options
 from jutsu_pipeline.config import ConfigError, JutsuConfig, load_config
 from jutsu_pipeline.definitions import build_definitions
 from jutsu_pipeline.providers import build_provider
@@ -28,12 +27,10 @@ VALUES = ["open", "high", "low", "close", "volume"]
 
 
 @pytest.fixture
-def fx(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeExchange]:
-    with FakeExchange() as exchange:
-        for name, value in credential_env(exchange, tmp_path / "tokens.json").items():
-            monkeypatch.setenv(name, value)
-        exchange.clock.set(dt.datetime(2013, 1, 2, tzinfo=UTC))
-        yield exchange
+def fx(fx: FakeExchange) -> FakeExchange:
+    """conftest's exchange at the start of 2013 (after the synced histories)."""
+    fx.clock.set(dt.datetime(2013, 1, 2, tzinfo=UTC))
+    return fx
 
 
 def _config(tmp_path: Path, fx: FakeExchange, **market) -> JutsuConfig:  # noqa: ANN003

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -17,12 +16,6 @@ from jutsu_fake_exchange import FakeExchange, Fault
 
 UTC = dt.timezone.utc
 T0_MS = int(dt.datetime(2024, 1, 1, tzinfo=UTC).timestamp() * 1000)
-
-
-@pytest.fixture
-def fx() -> Iterator[FakeExchange]:
-    with FakeExchange() as exchange:
-        yield exchange
 
 
 _CLIENT = httpx.Client()  # one pooled client: a new one per request costs ~0.1 s of TLS setup

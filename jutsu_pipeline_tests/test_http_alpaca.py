@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from jutsu_fake_exchange import FakeExchange, Fault
-from jutsu_fake_exchange.testing import credential_env, provider_options
+from jutsu_fake_exchange.testing import provider_options
 from jutsu_pipeline.providers import build_provider
 from jutsu_pipeline.providers.base import FetchRequest, UnknownSymbolError
 from jutsu_pipeline.providers.http import AuthExpired, NotEntitled
@@ -18,14 +17,6 @@ from jutsu_pipeline.timeframes import Timeframe
 
 UTC = dt.timezone.utc
 WEEK = FetchRequest("AAPL", Timeframe.M1, dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2024, 1, 8, tzinfo=UTC))
-
-
-@pytest.fixture
-def fx(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeExchange]:
-    with FakeExchange() as exchange:
-        for name, value in credential_env(exchange, tmp_path / "tokens.json").items():
-            monkeypatch.setenv(name, value)
-        yield exchange
 
 
 def provider(fx: FakeExchange, **options):  # noqa: ANN003, ANN201

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,12 +28,6 @@ from jutsu_pipeline.timeframes import Timeframe
 UTC = dt.timezone.utc
 DAY = dt.datetime(2024, 1, 1, tzinfo=UTC)
 WINDOW = FetchRequest("BTCUSDT", Timeframe.M1, DAY, DAY + dt.timedelta(minutes=100))
-
-
-@pytest.fixture
-def fx() -> Iterator[FakeExchange]:
-    with FakeExchange() as exchange:
-        yield exchange
 
 
 def binance(fx: FakeExchange, **http: float):  # noqa: ANN201

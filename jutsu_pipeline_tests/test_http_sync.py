@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
 from jutsu_fake_exchange import TRANSIENT_MIX, FakeExchange, Fault
 from jutsu_fake_exchange.testing import provider_options
@@ -18,12 +16,6 @@ from jutsu_pipeline_tests.helpers import run_bars, step_error
 UTC = dt.timezone.utc
 BARS_KEY = dg.AssetKey(["crypto", "bars_1d"])
 SNAPSHOT = "SELECT symbol, ts, open, high, low, close, volume, adj_close FROM bars ORDER BY ALL"
-
-
-@pytest.fixture
-def fx() -> Iterator[FakeExchange]:
-    with FakeExchange() as exchange:
-        yield exchange
 
 
 def crypto_config(folder: Path, fx: FakeExchange, **http: float) -> JutsuConfig:

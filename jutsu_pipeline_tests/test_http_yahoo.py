@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -18,12 +17,6 @@ from jutsu_pipeline.timeframes import Timeframe
 
 UTC = dt.timezone.utc
 JAN = FetchRequest("AAPL", Timeframe.D1, dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2024, 2, 1, tzinfo=UTC))
-
-
-@pytest.fixture
-def fx() -> Iterator[FakeExchange]:
-    with FakeExchange() as exchange:
-        yield exchange
 
 
 def provider(fx: FakeExchange, **options):  # noqa: ANN003, ANN201

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,7 +13,7 @@ import polars as pl
 import pytest
 
 from jutsu_fake_exchange import FakeExchange, Fault
-from jutsu_fake_exchange.testing import credential_env, provider_options
+from jutsu_fake_exchange.testing import provider_options
 from jutsu_pipeline.config import JutsuConfig, load_config
 from jutsu_pipeline.providers import build_provider
 from jutsu_pipeline.providers.base import FetchRequest
@@ -27,14 +26,6 @@ from jutsu_pipeline_tests.helpers import run_bars, run_metadata, step_error
 UTC = dt.timezone.utc
 SNAPSHOT = "SELECT symbol, ts, open, high, low, close, volume FROM bars ORDER BY ALL"
 HOURLY_KEY = dg.AssetKey(["crypto", "bars_1h"])
-
-
-@pytest.fixture
-def fx(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeExchange]:
-    with FakeExchange() as exchange:
-        for name, value in credential_env(exchange, tmp_path / "tokens.json").items():
-            monkeypatch.setenv(name, value)
-        yield exchange
 
 
 def hourly_crypto(folder: Path, fx: FakeExchange, **quality: str) -> JutsuConfig:

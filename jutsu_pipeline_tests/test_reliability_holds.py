@@ -7,7 +7,6 @@ import datetime as dt
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -22,12 +21,6 @@ from jutsu_pipeline_tests.helpers import run_bars, step_error
 
 UTC = dt.timezone.utc
 BARS_KEY = dg.AssetKey(["crypto", "bars_1d"])
-
-
-@pytest.fixture
-def fx() -> Iterator[FakeExchange]:
-    with FakeExchange() as exchange:
-        yield exchange
 
 
 def crypto(folder: Path, fx: FakeExchange) -> JutsuConfig:

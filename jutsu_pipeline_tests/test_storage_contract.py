@@ -7,8 +7,8 @@ The same pipeline runs on each; tables, views, their columns and their contents 
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -150,6 +150,13 @@ def test_backtests_record_the_snapshot_they_read(config: JutsuConfig, instance) 
     assert at == before and version
 
 
+def _race(work: Callable[..., None], calls: list[tuple]) -> None:
+    """`work(*args)` of every call on its own thread, all at once; the first error raised is re-raised."""
+    with ThreadPoolExecutor(len(calls)) as pool:
+        for future in [pool.submit(work, *args) for args in calls]:
+            future.result()
+
+
 def test_concurrent_replaces_never_lose_or_duplicate_rows(tmp_path: Path) -> None:
     """DuckLake on Postgres: writers of different symbols and two of the same symbol, each on its own
     connection (its own DuckDB instance), racing; commit conflicts are retried."""
@@ -158,25 +165,15 @@ def test_concurrent_replaces_never_lose_or_duplicate_rows(tmp_path: Path) -> Non
         resource = JutsuDuckDBResource.for_config(config)
         with resource.get_connection() as con:  # the tables exist before the writers race
             ensure_schema(con)
-        errors: list[BaseException] = []
         days = [dt.date(2020, 1, 2) + dt.timedelta(days=d) for d in range(4)]
 
         def write(symbol: str, close: float) -> None:
-            try:
-                with resource.get_connection() as con:
-                    for day in days:
-                        replace_windows(con, timeframe="1h", source=f"w{close:g}",
-                                        replacements=[_replacement(symbol, day, close, bars=5)])
-            except BaseException as error:  # noqa: BLE001 - reported below
-                errors.append(error)
+            with resource.get_connection() as con:
+                for day in days:
+                    replace_windows(con, timeframe="1h", source=f"w{close:g}",
+                                    replacements=[_replacement(symbol, day, close, bars=5)])
 
-        writers = [threading.Thread(target=write, args=args) for args in
-                   [("AAA", 1.0), ("BBB", 2.0), ("CCC", 3.0), ("SAME", 4.0), ("SAME", 5.0)]]
-        for thread in writers:
-            thread.start()
-        for thread in writers:
-            thread.join()
-        assert not errors, errors
+        _race(write, [("AAA", 1.0), ("BBB", 2.0), ("CCC", 3.0), ("SAME", 4.0), ("SAME", 5.0)])
         with resource.get_connection(read_only=True) as con:
             counts = dict(con.execute("SELECT symbol, count(*) FROM bars GROUP BY symbol").fetchall())
             distinct = con.execute("SELECT count(DISTINCT (symbol, timeframe, ts)) FROM bars").fetchone()[0]
@@ -192,21 +189,12 @@ def test_processes_creating_a_new_catalog_at_once_all_get_it(tmp_path: Path) -> 
     with postgres_lake(tmp_path) as storage:
         resource = JutsuDuckDBResource.for_config(load_config(write_config(tmp_path, {"us_stocks": MARKET},
                                                                            storage=storage)))
-        errors: list[BaseException] = []
 
         def first_use() -> None:
-            try:
-                with resource.get_connection() as con:
-                    ensure_schema(con)
-            except BaseException as error:  # noqa: BLE001 - asserted below
-                errors.append(error)
+            with resource.get_connection() as con:
+                ensure_schema(con)
 
-        threads = [threading.Thread(target=first_use) for _ in range(3)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert not errors, errors
+        _race(first_use, [()] * 3)
         with resource.get_connection(read_only=True) as con:
             assert con.execute("SELECT count(*) FROM bars").fetchone()[0] == 0
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
-import pytest
 
 from jutsu_fake_exchange import FakeExchange
 from jutsu_fake_exchange.testing import provider_options
@@ -21,12 +19,6 @@ from jutsu_pipeline.timeframes import Timeframe
 
 UTC = dt.timezone.utc
 KEY = "2024-01-01|BTCUSDT"  # the yearly window (default grain of 1h), clipped to March by start/end
-
-
-@pytest.fixture
-def fx() -> Iterator[FakeExchange]:
-    with FakeExchange() as exchange:
-        yield exchange
 
 
 def _sync(fx: FakeExchange, db: Path, now: dt.datetime, *, tail: bool, overlap: int = 2):  # noqa: ANN202

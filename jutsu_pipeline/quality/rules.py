@@ -67,13 +67,11 @@ RULES: dict[str, Rule] = {
         Rule("stale", _X, "the latest stored bar is no older than the last closed session (open-ended markets)"),
     )
 }
-RULE_DESCRIPTIONS: dict[str, str] = {name: rule.description for name, rule in RULES.items()}
 
 
 def add_rule(rule: Rule) -> Rule:
     """Make a new rule known to checks, reports and the pre-write gate's messages."""
     RULES[rule.name] = rule
-    RULE_DESCRIPTIONS[rule.name] = rule.description
     return rule
 
 

@@ -20,7 +20,7 @@ import polars as pl
 from jutsu_pipeline.config import QualityConfig
 from jutsu_pipeline.quality.rules import (
     GRID_COLUMN,
-    RULE_DESCRIPTIONS,
+    RULES,
     SESSION_COLUMN,
     VALUE_COLUMNS,
     WINDOW_COLUMN,
@@ -78,7 +78,7 @@ class RuleFailure:
     examples: list[dict]
 
     def describe(self) -> str:
-        text = f"rule {self.rule} ({RULE_DESCRIPTIONS.get(self.rule, self.rule)}) failed on {self.rows} row(s)"
+        text = f"rule {self.rule} ({RULES[self.rule].description if self.rule in RULES else self.rule}) failed on {self.rows} row(s)"
         if self.examples:
             text += ", e.g. " + "; ".join(_format_row(row) for row in self.examples)
         return text
@@ -94,9 +94,6 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         return not self.failures
-
-    def failed_symbols(self) -> set[str]:
-        return {symbol for symbol, _ in self.failures}
 
 
 def _format_row(row: dict) -> str:
@@ -177,7 +174,7 @@ def _group_failures(frame: pl.DataFrame, cases: pl.DataFrame, max_examples: int)
     grouped: dict[FailureKey, list[RuleFailure]] = {}
     cases = cases.with_columns(pl.col("check").cast(pl.String), pl.col("index").cast(pl.Int64))
     for (check,), rule_cases in cases.group_by("check", maintain_order=True):
-        rule = str(check) if str(check) in RULE_DESCRIPTIONS else "column_types"
+        rule = str(check) if str(check) in RULES else "column_types"
         rows = rule_cases["index"].drop_nulls()
         if rows.is_empty():  # a column-level failure (wrong dtype, missing column): every partition fails
             for symbol in frame["symbol"].unique().to_list() if "symbol" in frame.columns else ["?"]:

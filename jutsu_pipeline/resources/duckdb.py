@@ -78,11 +78,6 @@ class JutsuDuckDBResource(DuckDBResource):
             return None
         return LakeTarget(self.ducklake_catalog, self.ducklake_data_path or "", self.ducklake_metadata_schema)
 
-    @property
-    def concurrent_writers(self) -> bool:
-        """True on DuckLake: several processes may write at once (no writer pool needed)."""
-        return self.lake is not None
-
     def exists(self) -> bool:
         """Whether anything was ever stored (a DuckDB file exists; a DuckLake catalog always answers)."""
         return self.lake is not None or Path(self.database).exists()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,15 +123,6 @@ def connect_lake(target: LakeTarget, read_only: bool = False,
         con.close()
         raise
     return con
-
-
-@contextmanager
-def lake_connection(target: LakeTarget, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    con = connect_lake(target, read_only)
-    try:
-        yield con
-    finally:
-        con.close()
 
 
 class StorageUnavailableError(RuntimeError):
