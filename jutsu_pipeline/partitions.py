@@ -84,10 +84,6 @@ class BarsPartitioning:
         return self.config.grain(self.base or self.timeframe)
 
     @property
-    def monthly(self) -> bool:
-        return self.grain is Grain.MONTH
-
-    @property
     def derived(self) -> bool:
         return self.base is not None
 

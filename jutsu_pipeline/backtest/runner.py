@@ -24,17 +24,15 @@ from jutsu_pipeline.storage.ddl import ensure_schema
 from jutsu_pipeline.storage.files import SAFE_CONFIG
 from jutsu_pipeline.storage.indicators import indicator_columns
 from jutsu_pipeline.storage.scope import OHLCV, read_bars
+from jutsu_pipeline.storage.versions import CONTENT_HASH
 from jutsu_pipeline.storage.transactions import transaction
 
 BAR_COLUMNS = ("symbol", "ts", *OHLCV)
 
 # Content hash of the (adjusted) bars a symbol was backtested on: equal bars <=> equal version.
-DATA_VERSION = """
+DATA_VERSION = f"""
 CREATE OR REPLACE TEMP TABLE _bt_data_version AS
-SELECT
-    symbol,
-    md5(concat_ws('|', count(*), min(ts), max(ts), bit_xor(hash(ts, open, high, low, close, volume))))
-        AS data_version
+SELECT symbol, {CONTENT_HASH} AS data_version
 FROM _bt_bars
 GROUP BY symbol
 """

@@ -9,10 +9,10 @@ import duckdb
 
 from jutsu_pipeline.storage.scope import scope_filter, scope_params
 
-# Order-independent content hash per symbol (bit_xor of row hashes), plus the count and time range.
+# Order-independent content hash of a group of bars (bit_xor of row hashes), plus the count and time range.
+CONTENT_HASH = "md5(concat_ws('|', count(*), min(ts), max(ts), bit_xor(hash(ts, open, high, low, close, volume))))"
 BARS_VERSIONS = f"""
-SELECT symbol,
-       md5(concat_ws('|', count(*), min(ts), max(ts), bit_xor(hash(ts, open, high, low, close, volume))))
+SELECT symbol, {CONTENT_HASH}
 FROM {{source}}
 WHERE {scope_filter()}
 GROUP BY symbol
