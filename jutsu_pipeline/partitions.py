@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from functools import cached_property
-
-import dagster as dg
 
 from jutsu_pipeline.calendars import UTC, SessionCalendar, calendar_for
 from jutsu_pipeline.config import MarketConfig
@@ -28,11 +25,8 @@ def partition_key(date_key: str, symbol: str) -> str:
     return f"{date_key}|{symbol}"
 
 
-def split_partition_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
-    """(date_key, symbol) of a multi-partition key."""
-    if isinstance(key, dg.MultiPartitionKey):
-        dims = key.keys_by_dimension
-        return dims[DATE_DIM], dims[SYMBOL_DIM]
+def split_partition_key(key: str) -> tuple[str, str]:
+    """(date_key, symbol) of a multi-partition key (Dagster's MultiPartitionKey is this string)."""
     date_key, _, symbol = str(key).partition("|")
     if not symbol:
         raise ValueError(f"partition key {key!r} is not of the form '<date>|<SYMBOL>'")
@@ -43,12 +37,12 @@ def _midnight_utc(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), UTC)
 
 
-PERIOD_CRONS = {
-    Grain.YEAR: "0 0 1 1 *",
-    Grain.QUARTER: "0 0 1 1,4,7,10 *",
-    Grain.MONTH: "0 0 1 * *",
-    Grain.WEEK: "0 0 * * 1",
-}
+def _midnight(day: dt.date, tz: dt.tzinfo) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tz)
+
+
+def _next_weekday(day: dt.date) -> dt.date:
+    return day + dt.timedelta(days=3 if day.weekday() == 4 else 2 if day.weekday() == 5 else 1)
 
 
 @dataclass(frozen=True)
@@ -91,48 +85,32 @@ class BarsPartitioning:
         """The date key of the partition whose period holds `day`."""
         return self.grain.period_start(day).isoformat()
 
-    @cached_property
-    def time_partitions_def(self) -> dg.TimeWindowPartitionsDefinition:
-        cfg, tz, grain = self.config, str(self.calendar.timezone), self.grain
-        end_offset = 0 if cfg.end else 1  # open-ended markets include the in-progress window
-        if grain is not Grain.SESSION:
-            end = grain.next_period_start(cfg.end).isoformat() if cfg.end else None
-            return dg.TimeWindowPartitionsDefinition(
-                cron_schedule=PERIOD_CRONS[grain], start=grain.period_start(cfg.start).isoformat(), end=end,
-                fmt=KEY_FORMAT, timezone="UTC" if self.calendar.always_open else tz, end_offset=end_offset,
-            )
-        if self.calendar.always_open:
-            end = (cfg.end + dt.timedelta(days=1)).isoformat() if cfg.end else None
-            return dg.DailyPartitionsDefinition(
-                start_date=cfg.start.isoformat(), end_date=end, timezone="UTC", end_offset=end_offset
-            )
-        # One partition per session: weekdays minus the exchange's closures. A window runs until the
-        # next session starts, so the partitions end at the first session after `end`.
-        end = self.calendar.next_session(cfg.end).isoformat() if cfg.end else None
-        first = self.calendar.sessions(cfg.start, cfg.start + dt.timedelta(days=15))[0]
-        closed = [dt.datetime.combine(day, dt.time()) for day in self.calendar.closed_weekdays()]
-        return dg.TimeWindowPartitionsDefinition(
-            cron_schedule="0 0 * * 1-5",
-            start=first.isoformat(),
-            end=end,
-            fmt=KEY_FORMAT,
-            timezone=tz,
-            end_offset=end_offset,
-            exclusions=closed,
-        )
-
-    @cached_property
-    def partitions_def(self) -> dg.MultiPartitionsDefinition:
-        return dg.MultiPartitionsDefinition(
-            {
-                DATE_DIM: self.time_partitions_def,
-                SYMBOL_DIM: dg.StaticPartitionsDefinition(list(self.symbols)),
-            }
-        )
-
-    def date_keys(self) -> list[str]:
-        """All date keys of the time dimension, oldest first (as of now)."""
-        return list(self.time_partitions_def.get_partition_keys())
+    def date_keys(self, now: dt.datetime | None = None) -> list[str]:
+        """The time dimension's keys as of `now`, oldest first: exactly Dagster's partition keys of
+        `assets.partitions.time_partitions_def` (its complete windows and, for an open-ended market, the
+        next one), computed from the calendar so that domain code needs no Dagster."""
+        now = now or dt.datetime.now(UTC)
+        cfg, grain, calendar = self.config, self.grain, self.calendar
+        tz = UTC if calendar.always_open else calendar.timezone
+        last = cfg.end or max(cfg.start, now.date()) + dt.timedelta(days=7)
+        if grain is Grain.SESSION and not calendar.always_open:
+            # Dagster's cron ticks at midnight (exchange tz) on weekdays; closed weekdays are excluded.
+            sessions = calendar.sessions(cfg.start - dt.timedelta(days=15), last)
+            earlier = [day for day in sessions if day < cfg.start]
+            candidates, window_end = sessions[len(earlier):], _next_weekday
+            preceding = earlier[-1] if earlier else None
+        else:
+            candidates, window_end = [grain.period_start(cfg.start)], grain.next_period_start
+            while (following := grain.next_period_start(candidates[-1])) <= last:
+                candidates.append(following)
+            preceding = grain.period_start(candidates[0] - dt.timedelta(days=1))
+        keys = [day for day in candidates if _midnight(window_end(day), tz) <= now]
+        # Open-ended: the next window too (in progress, or the session after a closed weekday); before the
+        # history starts, once the tick preceding its first window has passed.
+        if cfg.end is None and len(keys) < len(candidates) and (
+                keys or (preceding is not None and _midnight(preceding, tz) < now)):
+            keys.append(candidates[len(keys)])
+        return [day.isoformat() for day in keys]
 
     def all_partition_keys(self) -> list[str]:
         """Every partition key, built from the per-dimension lists (fast even for large sets)."""

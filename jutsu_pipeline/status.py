@@ -14,6 +14,7 @@ from functools import partial
 import dagster as dg
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
+from jutsu_pipeline.assets.partitions import bars_partitions_def
 from jutsu_pipeline.instance import live_in_flight_keys
 from jutsu_pipeline.partitions import BarsPartitioning, split_partition_key
 from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG, Bounds, PartitionStatus, range_keys
@@ -107,7 +108,7 @@ def stored_layout(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitio
 def partition_status(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitioning: BarsPartitioning,
                      job_name: str | None = None) -> PartitionStatus:
     """Dagster's status of every partition of one bars asset (materialised, failed, in flight)."""
-    partitions_def = partitioning.partitions_def
+    partitions_def = bars_partitions_def(partitioning)
     cache = get_and_update_asset_status_cache_value(instance, asset_key, partitions_def)
     if cache is None:
         materialized, failed, running = set(), set(), set()

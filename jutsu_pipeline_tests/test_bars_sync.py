@@ -8,6 +8,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from jutsu_pipeline.assets.partitions import bars_partitions_def
 from jutsu_pipeline.providers.base import FetchRequest
 from jutsu_pipeline.providers.sample import SampleProvider
 from jutsu_pipeline.resources import MarketDataResource
@@ -103,7 +104,7 @@ def test_invalid_bars_store_nothing_for_their_partition_and_name_the_rule(sample
     # The bad partition keeps exactly what it had; IBM's other months and MSFT landed.
     assert query(sample_config, "SELECT ts, volume FROM bars WHERE symbol = 'IBM' ORDER BY ts") == before
     status = instance.get_status_by_partition(
-        BARS_KEY, ["2000-04-01|IBM", "2000-03-01|IBM", "2000-05-01|MSFT"], partitioning(sample_config).partitions_def
+        BARS_KEY, ["2000-04-01|IBM", "2000-03-01|IBM", "2000-05-01|MSFT"], bars_partitions_def(partitioning(sample_config))
     )
     assert status["2000-04-01|IBM"] == dg.AssetPartitionStatus.FAILED
     assert status["2000-03-01|IBM"] == dg.AssetPartitionStatus.MATERIALIZED

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from jutsu_pipeline.assets.partitions import bars_partitions_def, time_partitions_def
 from jutsu_pipeline.config import parse_config
 from jutsu_pipeline.partitions import BarsPartitioning, contiguous_runs, split_partition_key
 from jutsu_pipeline.timeframes import Timeframe
@@ -23,7 +25,7 @@ def test_daily_bars_are_partitioned_by_month_within_start_and_end() -> None:
     assert keys[0] == "2000-03-01" and keys[-1] == "2013-03-01" and len(keys) == 157
     assert p.window("2013-03-01")[1] == dt.datetime(2013, 3, 2, tzinfo=dt.timezone.utc)  # end is inclusive
     assert len(p.sessions("2001-09-01")) == 15  # closed 9/11 to 9/14
-    assert len(p.partitions_def.get_partition_keys()) == 157 * 5
+    assert len(bars_partitions_def(p).get_partition_keys()) == 157 * 5
 
 
 def test_intraday_xnys_partitions_are_exactly_the_sessions() -> None:
@@ -62,7 +64,7 @@ def test_open_ended_market_includes_the_in_progress_window() -> None:
 
 def test_key_format_is_date_then_symbol() -> None:
     p = _partitioning("1d")
-    assert "2000-03-01|AAPL" in set(p.partitions_def.get_partition_keys())
+    assert "2000-03-01|AAPL" in set(bars_partitions_def(p).get_partition_keys())
     assert split_partition_key("2000-03-01|BTC/USDT") == ("2000-03-01", "BTC/USDT")
     with pytest.raises(ValueError, match="not of the form"):
         split_partition_key("AAPL")
@@ -78,3 +80,26 @@ def test_history_starting_right_after_a_holiday_loads() -> None:
     # The calendar is built from a few days before `start`: Christmas 2021 must not be a bound error.
     p = _partitioning("5m", start="2022-01-03", end="2022-01-31")
     assert p.date_keys()[0] == "2022-01-03" and len(p.date_keys()) == 20
+
+
+# Every hour of the day over 14 months (131 h apart), and the midnights (exchange time and UTC) around
+# the holidays and history starts below, to the minute.
+MOMENTS = [dt.datetime(2023, 12, 1, tzinfo=dt.timezone.utc) + dt.timedelta(hours=h) for h in range(0, 24 * 420, 131)] + [
+    dt.datetime.combine(day, dt.time(), tz) + dt.timedelta(minutes=m)
+    for day in (dt.date(2024, 1, 1), dt.date(2024, 3, 28), dt.date(2024, 3, 29), dt.date(2024, 4, 1),
+                dt.date(2024, 7, 4), dt.date(2024, 7, 5), dt.date(2024, 12, 25), dt.date(2024, 12, 26))
+    for tz in (ZoneInfo("America/New_York"), dt.timezone.utc) for m in (-1, 0, 1)]
+
+
+@pytest.mark.parametrize("grain", ["year", "quarter", "month", "week", "session"])
+@pytest.mark.parametrize("calendar", ["XNYS", "24/7"])
+@pytest.mark.parametrize(("start", "end"), [("2024-03-29", None), ("2024-07-03", None), ("2023-12-25", "2024-12-25")])
+def test_date_keys_equal_dagsters_partition_keys_at_every_moment(grain: str, calendar: str, start: str,
+                                                                 end: str | None) -> None:
+    """The Dagster-free keys the planner uses are the ones Dagster shows: complete windows, the in-progress
+    one of an open-ended market, closed sessions skipped (2024-03-29 Good Friday, 2024-07-04), before and
+    after the history starts or ends."""
+    p = _partitioning("1d", calendar=calendar, start=start, end=end, partition_grain={"1d": grain})
+    dagster = time_partitions_def(p)
+    for now in MOMENTS:
+        assert p.date_keys(now) == dagster.get_partition_keys(current_time=now), now

@@ -11,6 +11,7 @@ import pytest
 
 from jutsu_pipeline.assets.bars.assets import build_bars_asset
 from jutsu_pipeline.assets.bars.checks import build_bars_checks
+from jutsu_pipeline.assets.partitions import bars_partitions_def
 from jutsu_pipeline.config import JutsuConfig, load_config
 from jutsu_pipeline.providers.base import FetchRequest
 from jutsu_pipeline.providers.sample import SampleProvider
@@ -29,7 +30,7 @@ def _run_with_checks(config: JutsuConfig, instance: dg.DagsterInstance, start: s
     p = partitioning(config)
     ran: list[str] = []
 
-    @dg.asset(key=["us_stocks", "downstream"], deps=[BARS_KEY], partitions_def=p.partitions_def,
+    @dg.asset(key=["us_stocks", "downstream"], deps=[BARS_KEY], partitions_def=bars_partitions_def(p),
               backfill_policy=dg.BackfillPolicy.single_run())
     def downstream(context) -> None:  # noqa: ANN001 - string annotations are not allowed here
         ran.extend(context.partition_keys)

@@ -24,8 +24,8 @@ from jutsu_pipeline.storage.ddl import ensure_schema
 from jutsu_pipeline.storage.files import SAFE_CONFIG
 from jutsu_pipeline.storage.indicators import indicator_columns
 from jutsu_pipeline.storage.scope import OHLCV, read_bars
-from jutsu_pipeline.storage.versions import CONTENT_HASH
 from jutsu_pipeline.storage.transactions import transaction
+from jutsu_pipeline.storage.versions import CONTENT_HASH
 
 BAR_COLUMNS = ("symbol", "ts", *OHLCV)
 

@@ -9,6 +9,7 @@ import time
 import dagster as dg
 
 from jutsu_pipeline.assets.bars.metadata import outcome_metadata
+from jutsu_pipeline.assets.partitions import bars_partitions_def
 from jutsu_pipeline.assets.tables import declared_schema, table_metadata, table_name
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
@@ -73,7 +74,7 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
     @dg.asset(
         key=key,
         group_name=market,
-        partitions_def=partitioning.partitions_def,
+        partitions_def=bars_partitions_def(partitioning),
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=bars_pool(settings.provider, config),
         kinds={"duckdb"},

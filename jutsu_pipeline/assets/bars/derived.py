@@ -8,6 +8,7 @@ import dagster as dg
 
 from jutsu_pipeline.assets.bars.assets import bars_asset_key, writer_pool
 from jutsu_pipeline.assets.conditions import downstream_condition
+from jutsu_pipeline.assets.partitions import bars_partitions_def
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.derive import derive_partitions, derived_source
 from jutsu_pipeline.partitions import BarsPartitioning
@@ -27,7 +28,7 @@ def build_derived_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning
     @dg.asset(
         key=key,
         group_name=market,
-        partitions_def=partitioning.partitions_def,
+        partitions_def=bars_partitions_def(partitioning),
         deps=[base_key],
         backfill_policy=dg.BackfillPolicy.single_run(),
         automation_condition=downstream_condition(),  # jutsu_pipeline/assets/conditions.py

@@ -9,6 +9,7 @@ import dagster as dg
 from jutsu_pipeline.assets.backtest.assets import leaderboard_asset_key
 from jutsu_pipeline.assets.bars.assets import bars_asset_key, writer_pool
 from jutsu_pipeline.assets.indicators.assets import indicators_asset_key
+from jutsu_pipeline.assets.partitions import bars_partitions_def
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.report import build_report, report_path, write_report
@@ -30,7 +31,7 @@ def partition_statuses(instance: dg.DagsterInstance, partitioning: BarsPartition
     """Each bars partition's status as the instance records it (the coverage record)."""
     key = bars_asset_key(partitioning.market, partitioning.timeframe.value)
     keys = partitioning.all_partition_keys()
-    found = instance.get_status_by_partition(key, keys, partitioning.partitions_def) or {}
+    found = instance.get_status_by_partition(key, keys, bars_partitions_def(partitioning)) or {}
     return {k: _STATUS.get(status.name) if status is not None else None for k, status in found.items()}
 
 
