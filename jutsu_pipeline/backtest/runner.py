@@ -20,9 +20,8 @@ from jutsu_pipeline.backtest.strategies import Bars, StrategyConfig
 from jutsu_pipeline.indicators import indicator_frame
 from jutsu_pipeline.storage.backend import current_snapshot
 from jutsu_pipeline.storage.backtests import ensure_result_tables, replace_results
-from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.storage.ddl import column_names, ensure_schema
 from jutsu_pipeline.storage.files import SAFE_CONFIG
-from jutsu_pipeline.storage.indicators import indicator_columns
 from jutsu_pipeline.storage.scope import OHLCV, read_bars
 from jutsu_pipeline.storage.transactions import transaction
 from jutsu_pipeline.storage.versions import CONTENT_HASH
@@ -97,7 +96,7 @@ def run_backtests(
     ensure_schema(con)
     ensure_result_tables(con)
     needed = list(dict.fromkeys(c for s in strategies for c in s.input_columns().values()))
-    stored = indicator_columns(con)
+    stored = set(column_names(con, "indicators"))
     missing = [c for c in needed if c not in stored]
     if missing:
         raise ValueError(f"indicators table lacks column(s) {missing} the strategies read: materialize the "

@@ -12,11 +12,6 @@ SCOPE = scope_filter()
 # The `*_CHANGED` variants read only the registered `changed_scope` (symbol, since): bind `$timeframe` alone.
 CHANGED = f"{changed_join()} WHERE {changed_filter()}"
 
-TABLE_COLUMNS = """
-SELECT column_name, data_type FROM information_schema.columns
-WHERE table_catalog = current_database() AND table_name = 'bars' AND table_schema = current_schema()
-"""
-
 ROW_COUNT = f"""
 SELECT count(*), count(DISTINCT symbol)
 FROM bars
@@ -158,10 +153,6 @@ FROM (SELECT unnest($symbols::VARCHAR[]) AS symbol) AS s
 LEFT JOIN bars AS b ON b.symbol = s.symbol AND b.timeframe = $timeframe
 GROUP BY s.symbol
 ORDER BY s.symbol
-"""
-
-ACTIONS_VIEW_EXISTS = """
-SELECT count(*) FROM duckdb_views() WHERE schema_name = current_schema() AND view_name = 'corporate_actions_current'
 """
 
 # The actions in force (one source per action) of the asset's symbols.

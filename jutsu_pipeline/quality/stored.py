@@ -31,6 +31,7 @@ from jutsu_pipeline.quality.rules import (
     previous,
     suspicious_rules,
 )
+from jutsu_pipeline.storage.ddl import relation_exists
 from jutsu_pipeline.storage.scope import CHANGED_RELATION, JUDGED, read_bars, read_changed_bars, scope_params
 
 UTC = dt.timezone.utc
@@ -48,7 +49,7 @@ def _ts_format(p: BarsPartitioning) -> str:
 
 
 def has_bars_table(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(con.execute(sql.TABLE_COLUMNS).fetchall())
+    return relation_exists(con, "bars")
 
 
 def load_bars(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> pl.DataFrame:
@@ -197,14 +198,11 @@ def check_anomalies(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed
 
 def load_actions(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> pl.DataFrame:
     """symbol, ex_date, action (a readable label) of the stored actions in force for the asset's symbols."""
-    rows = con.execute(sql.ASSET_ACTIONS, {"symbols": list(p.symbols)}).fetchall() if _has_actions(con) else []
+    present = relation_exists(con, "corporate_actions_current")
+    rows = con.execute(sql.ASSET_ACTIONS, {"symbols": list(p.symbols)}).fetchall() if present else []
     labels = [(symbol, day, _action_label(kind, ratio, cash, source)) for symbol, day, kind, ratio, cash, source in rows]
     frame = pl.DataFrame(labels, schema={"symbol": pl.String, "ex_date": pl.Date, "action": pl.String}, orient="row")
     return frame.group_by("symbol", "ex_date").agg(pl.col("action").str.join("; "))
-
-
-def _has_actions(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(con.execute(sql.ACTIONS_VIEW_EXISTS).fetchall()[0][0])
 
 
 def _action_label(kind: str, ratio: float | None, cash: float | None, source: str) -> str:

@@ -20,6 +20,7 @@ import polars as pl
 from jutsu_pipeline.partitions import BarsPartitioning, partition_key
 from jutsu_pipeline.quality.grid import calendar_grid
 from jutsu_pipeline.report import sql
+from jutsu_pipeline.storage.ddl import column_names, relation_exists
 from jutsu_pipeline.storage.scope import fetch_arrow, scope_params
 
 MAX_COVERAGE_COLUMNS = 400  # intraday session partitions are binned so a row stays readable
@@ -68,10 +69,6 @@ class Coverage:
                 "binned": self.binned}
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return con.execute(sql.TABLE_EXISTS, {"table": table}).fetchall()[0][0] > 0
-
-
 def coverage(
     con: duckdb.DuckDBPyConnection,
     partitioning: BarsPartitioning,
@@ -85,7 +82,7 @@ def coverage(
     expected_by_key = dict(grid.group_by("partition_date").len().select(
         pl.col("partition_date").dt.strftime("%Y-%m-%d"), "len").iter_rows())
     stored: dict[tuple[str, str], int] = {}
-    if _table_exists(con, "bars") and grid.height:
+    if relation_exists(con, "bars") and grid.height:
         con.register("grid", grid.to_arrow())
         try:
             rows = con.execute(sql.BARS_PER_PARTITION, scope_params(partitioning.timeframe.value, symbols)).fetchall()
@@ -185,15 +182,11 @@ def price_series(
     packed (see `_packed`): o/h/l/c with `digits` decimals, each indicator as {"d": decimals, "v": packed}.
     """
     source = "bars_adjusted" if adjusted else "bars"
-    if not _table_exists(con, "bars"):
+    if not relation_exists(con, "bars"):
         return {}
     wanted = {"sma": columns.sma, "bbu": columns.bb_upper, "bbm": columns.bb_middle, "bbl": columns.bb_lower,
               "rsi": columns.rsi, "macd": columns.macd, "sig": columns.macd_signal, "hist": columns.macd_hist}
-    present = set()
-    if _table_exists(con, "indicators"):
-        present = {r[0] for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE schema_name = current_schema() "
-            "AND table_name = 'indicators'").fetchall()}
+    present = set(column_names(con, "indicators"))
     available = {short: name for short, name in wanted.items() if name in present}
     if available:
         select = "".join(f', i."{name}" AS "{short}"' for short, name in available.items())
@@ -224,7 +217,7 @@ def price_series(
 
 def leaderboard(con: duckdb.DuckDBPyConnection, market: str, top: int) -> dict:
     """The market's top results and each one's equity and drawdown curve (thinned to MAX_CURVE_POINTS)."""
-    if not (_table_exists(con, "backtest_leaderboard") and _table_exists(con, "backtest_equity")):
+    if not (relation_exists(con, "backtest_leaderboard") and relation_exists(con, "backtest_equity")):
         return {"rows": [], "curves": {}}
     params = {"market": market, "top": top}
     rows = cast(pl.DataFrame, pl.from_arrow(fetch_arrow(con, sql.LEADERBOARD, params)))

@@ -7,11 +7,6 @@ from __future__ import annotations
 
 from jutsu_pipeline.storage.scope import scope_filter
 
-# A table or a view (backtest_equity is a view over backtest_equity_curves).
-TABLE_EXISTS = """
-SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $table
-"""
-
 # Stored bars per symbol and partition that fall on the calendar's grid (a window's expected bars).
 BARS_PER_PARTITION = f"""
 SELECT b.symbol, g.partition_date, count(*) AS bars

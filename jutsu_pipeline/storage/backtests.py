@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import duckdb
 import pyarrow as pa
 
-from jutsu_pipeline.storage.ddl import run_ddl
+from jutsu_pipeline.storage.ddl import column_names, relation_exists, run_ddl
 from jutsu_pipeline.storage.scope import fetch_arrow, scope_filter, scope_params
 from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 
@@ -43,9 +43,6 @@ CREATE TABLE IF NOT EXISTS backtest_equity_curves (
     ts           TIMESTAMPTZ[] NOT NULL,
     equity       DOUBLE[]      NOT NULL   -- cash + position marked to each bar's close
 )
-"""
-DROP_OLD_EQUITY_TABLE = """
-SELECT count(*) FROM duckdb_tables() WHERE schema_name = current_schema() AND table_name = 'backtest_equity'
 """
 # drawdown_pct is a FRACTION (backtesting.py DrawdownPct): 1 - equity / running max, same arithmetic.
 CREATE_BACKTEST_EQUITY = """
@@ -139,20 +136,15 @@ JOIN _bt_data_version v USING (symbol)
 
 
 # Added after the first release: existing files get the column on first use.
-SNAPSHOT_COLUMN_EXISTS = """
-SELECT count(*) FROM duckdb_columns()
-WHERE database_name = current_database() AND schema_name = current_schema()
-  AND table_name = 'backtest_performance' AND column_name = 'data_snapshot'
-"""
 ADD_SNAPSHOT_COLUMN = "ALTER TABLE backtest_performance ADD COLUMN IF NOT EXISTS data_snapshot BIGINT"
 
 
 def ensure_result_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``backtest_trades``, ``backtest_equity`` and ``backtest_performance`` if missing."""
-    if con.execute(DROP_OLD_EQUITY_TABLE).fetchall()[0][0]:  # derived data of an older layout: recomputed
+    if relation_exists(con, "backtest_equity", "BASE TABLE"):  # derived data of an older layout: recomputed
         con.execute("DROP TABLE backtest_equity")
     run_ddl(con, RESULT_TABLES_DDL)
-    if not con.execute(SNAPSHOT_COLUMN_EXISTS).fetchall()[0][0]:
+    if "data_snapshot" not in column_names(con, "backtest_performance"):
         retry_conflicts(lambda: con.execute(ADD_SNAPSHOT_COLUMN), "add backtest_performance.data_snapshot")
 
 

@@ -10,7 +10,7 @@ from typing import cast
 import duckdb
 import polars as pl
 
-from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.storage.ddl import ensure_schema, relation_exists
 from jutsu_pipeline.storage.scope import BAR_COLUMNS, read_bars
 from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 
@@ -93,10 +93,7 @@ def last_final_bars(con: duckdb.DuckDBPyConnection, *, timeframe: str, windows: 
                     final_before: dt.datetime) -> dict[tuple[str, str], dt.datetime]:
     """(symbol, date_key) -> start of the last stored bar that started at or before `final_before`
     inside each window of `windows` (symbol, date_key, start, end); windows without one are absent."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'bars' AND table_schema = current_schema()"
-    ).fetchall()[0][0]
-    if not exists or windows.is_empty():
+    if windows.is_empty() or not relation_exists(con, "bars"):
         return {}
     con.register("tail_windows", windows.to_arrow())
     try:
@@ -108,11 +105,8 @@ def last_final_bars(con: duckdb.DuckDBPyConnection, *, timeframe: str, windows: 
 
 def read_symbol_bars(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbol: str) -> pl.DataFrame:
     """Every stored bar of one symbol × timeframe (canonical columns, ts in UTC), oldest first."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'bars' AND table_schema = current_schema()"
-    ).fetchall()[0][0]
     schema = pl.Schema({"ts": pl.Datetime("us", "UTC"), **{c: pl.Float64() for c in BAR_COLUMNS}})
-    if not exists:
+    if not relation_exists(con, "bars"):
         return pl.DataFrame(schema=schema)
     frame = cast(pl.DataFrame, pl.from_arrow(read_bars(con, timeframe, [symbol]))).drop("symbol")
     return frame.with_columns(pl.col("ts").dt.convert_time_zone("UTC").dt.cast_time_unit("us")).cast(schema)

@@ -169,6 +169,29 @@ SCHEMA_STATEMENTS = (
 )
 
 
+# Tables and views of the connection's current database and schema (a DuckLake's, when one is in use).
+RELATION_KIND = """
+SELECT table_type FROM information_schema.tables
+WHERE table_catalog = current_database() AND table_schema = current_schema() AND table_name = $name
+"""
+COLUMN_NAMES = """
+SELECT column_name FROM duckdb_columns()
+WHERE database_name = current_database() AND schema_name = current_schema() AND table_name = $name
+ORDER BY column_index
+"""
+
+
+def relation_exists(con: duckdb.DuckDBPyConnection, name: str, kind: str | None = None) -> bool:
+    """A table or view `name` exists (of `kind` "BASE TABLE" or "VIEW" when given)."""
+    kinds = [row[0] for row in con.execute(RELATION_KIND, {"name": name}).fetchall()]
+    return bool(kinds) and kind in (None, kinds[0])
+
+
+def column_names(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
+    """The columns of table or view `name` in order; none when it does not exist."""
+    return [row[0] for row in con.execute(COLUMN_NAMES, {"name": name}).fetchall()]
+
+
 _KEY_CONSTRAINT = re.compile(r",(\s*--[^\n]*)?\s*(PRIMARY\s+KEY|UNIQUE)\s*\([^)]*\)", re.IGNORECASE)
 _VIEW_NAME = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+(\w+)", re.IGNORECASE)
 _MACRO = re.compile(r"CREATE\s+OR\s+REPLACE\s+MACRO", re.IGNORECASE)
@@ -203,8 +226,7 @@ def create_view(con: duckdb.DuckDBPyConnection, statement: str, *, replace: bool
     change is a snapshot, and concurrent writers would conflict on it."""
     if is_lake(con) and not replace:
         match = _VIEW_NAME.search(statement)
-        if match and con.execute("SELECT count(*) FROM duckdb_views() WHERE database_name = current_database() "
-                                 "AND schema_name = current_schema() AND view_name = ?", [match[1]]).fetchall()[0][0]:
+        if match and relation_exists(con, match[1]):
             return
     con.execute(statement)
 

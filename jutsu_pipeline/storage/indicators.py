@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 import duckdb
 import pyarrow as pa
 
-from jutsu_pipeline.storage.ddl import create_table, create_view, ensure_schema
+from jutsu_pipeline.storage.ddl import column_names, create_table, create_view, ensure_schema, relation_exists
 from jutsu_pipeline.storage.scope import IDENTIFIER, scope_filter, scope_params
 from jutsu_pipeline.storage.transactions import retry_conflicts
 
@@ -24,17 +24,6 @@ CREATE TABLE IF NOT EXISTS indicators (
     timeframe VARCHAR     NOT NULL,
     ts        TIMESTAMPTZ NOT NULL  -- the bar's ts in bars / bars_adjusted
 )
-"""
-
-# Existing columns of `indicators`, to add only the missing ones (migration, no catalog churn).
-INDICATOR_COLUMNS = """
-SELECT column_name FROM duckdb_columns()
-WHERE database_name = current_database() AND schema_name = current_schema() AND table_name = 'indicators'
-"""
-
-VIEW_EXISTS = """
-SELECT count(*) FROM duckdb_views()
-WHERE database_name = current_database() AND schema_name = current_schema() AND view_name = 'bars_with_indicators'
 """
 
 ADD_COLUMN = 'ALTER TABLE indicators ADD COLUMN "{column}" DOUBLE'
@@ -57,11 +46,6 @@ SELECT $timeframe AS timeframe, * FROM staged_indicators
 """
 
 
-def indicator_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Columns of the `indicators` table (empty before it exists)."""
-    return {row[0] for row in con.execute(INDICATOR_COLUMNS).fetchall()}
-
-
 def ensure_indicator_table(con: duckdb.DuckDBPyConnection, columns: Iterable[str]) -> list[str]:
     """Create `indicators` and its view; add the DOUBLE `columns` it lacks, keeping the others (markets
     and strategies may need different periods). Returns the columns added; no DDL when none is missing."""
@@ -73,11 +57,11 @@ def ensure_indicator_table(con: duckdb.DuckDBPyConnection, columns: Iterable[str
 
     def migrate() -> list[str]:
         create_table(con, CREATE_INDICATORS)
-        existing = indicator_columns(con)
+        existing = set(column_names(con, "indicators"))  # add only the missing ones: no catalog churn
         added = [c for c in wanted if c not in existing]
         for column in added:
             con.execute(ADD_COLUMN.format(column=column))
-        if added or not con.execute(VIEW_EXISTS).fetchall()[0][0]:  # the view binds its column list when created
+        if added or not relation_exists(con, "bars_with_indicators"):  # the view binds its columns when created
             create_view(con, CREATE_BARS_WITH_INDICATORS, replace=True)
         return added
 
