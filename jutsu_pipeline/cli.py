@@ -195,6 +195,11 @@ def _print_query(title: str, sql: str) -> int:
 
     # Only the storage keys of jutsu.yaml: validating the markets would import calendars, TA-Lib, pandas.
     location = load_storage()
+    if location is None:
+        from jutsu_pipeline.config import load_config
+
+        config = load_config()  # raises ConfigError naming every bad key
+        location = config.lake_target() if config.is_lake else config.database
     if not isinstance(location, Path):  # a DuckLake: readers never wait for its writers
         from jutsu_pipeline.storage.backend import connect_lake
 

@@ -72,9 +72,10 @@ def lake_target(source_path: Path | None, lake: DuckLakeStorage) -> LakeTarget:
 _STORAGE: TypeAdapter[StorageSettings] = TypeAdapter(StorageSettings)
 
 
-def load_storage(path: str | Path | None = None) -> Path | LakeTarget:
+def load_storage(path: str | Path | None = None) -> Path | LakeTarget | None:
     """The DuckDB file (a Path) or DuckLake (a LakeTarget) of a configuration, without validating its
-    markets. A file YAML cannot read (e.g. a date such as 2024-13-01) gets the full load, which names the key."""
+    markets; None for a file YAML cannot read this way (e.g. a date such as 2024-13-01): the caller's full
+    `config.load_config` names the bad key (config imports this module, not the other way round)."""
     path = Path(path).expanduser().resolve() if path else config_path()
     try:
         data = storage_alias(yaml.safe_load(read_text(path)))
@@ -82,10 +83,7 @@ def load_storage(path: str | Path | None = None) -> Path | LakeTarget:
             raise ValueError("not a mapping")
         storage = _STORAGE.validate_python(data["storage"]) if "storage" in data else DuckDBStorage()
     except (yaml.YAMLError, ValueError, ValidationError):
-        from jutsu_pipeline.config import load_config
-
-        config = load_config(path)  # raises ConfigError naming every bad key
-        return config.lake_target() if config.is_lake else config.database
+        return None
     if isinstance(storage, DuckDBStorage):
         return resolve_path(path, storage.path)
     return lake_target(path, storage)
