@@ -141,6 +141,7 @@ def _configure(tmp: Path, market: dict):  # noqa: ANN202 - a JutsuConfig
 def _pipeline_sync(config, instance) -> dict:  # noqa: ANN001
     """The bars part of `jutsu sync`: definitions, plan with the shared planner, execute its range runs."""
     from jutsu_pipeline.assets.bars.assets import bars_asset_key
+    from jutsu_pipeline.assets.partitions import bars_partitions_def
     from jutsu_pipeline.definitions import bars_job_name, bars_partitionings, build_definitions
     from jutsu_pipeline.status import partition_status
     from jutsu_pipeline.sync.planner import plan_sync
@@ -161,7 +162,7 @@ def _pipeline_sync(config, instance) -> dict:  # noqa: ANN001
         runs += 1
         events += len(instance.get_records_for_run(result.run_id, limit=10_000_000).records)
         checks.update({e.check_name: e.passed for e in result.get_asset_check_evaluations()})
-    return {"wall": time.perf_counter() - started, "definitions": defs_seconds, "partitions": p.partitions_def.get_num_partitions(),
+    return {"wall": time.perf_counter() - started, "definitions": defs_seconds, "partitions": bars_partitions_def(p).get_num_partitions(),
             "planned": len(plan.keys), "runs": runs, "events": events, "tail": any(r.tail for r in plan.ranges),
             "checks_failed": sorted(name for name, ok in checks.items() if not ok)}
 
