@@ -33,6 +33,8 @@ def test_dagster_conventions_on_every_table_asset() -> None:
     tables = {"bars_1d": "bars", "indicators_1d": "indicators", "backtest_1d": "backtest_performance",
               "backtest_leaderboard": "backtest_leaderboard"}
     specs = {spec.key.path[-1]: spec for asset in defs.assets for spec in asset.specs}
+    tables["corporate_actions"] = "corporate_actions"
+    assert {name for name, spec in specs.items() if "duckdb" in spec.kinds} == set(tables)  # none left out
     for name, table in tables.items():
         assert specs[name].metadata["dagster/table_name"] == table
         assert specs[name].metadata["dagster/code_references"].code_references, name

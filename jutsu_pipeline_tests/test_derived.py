@@ -78,6 +78,12 @@ def test_derived_1h_and_1d_equal_the_exchange_s_own_across_dst_and_an_early_clos
         checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
         assert set(checks) == {"ohlcv_schema", "no_duplicates", "calendar_complete", "price_anomalies"}
         assert all(c.passed for c in checks.values()), {n: c.metadata for n, c in checks.items()}
+        # Dagster's table conventions: the rows of this timeframe's symbols in `bars` (the UI plots them).
+        stored_rows = query(config, "SELECT count(*) FROM bars WHERE timeframe = ?", [timeframe])[0][0]
+        assert result.get_asset_materialization_events()[0].materialization.metadata[
+            "dagster/row_count"].value == stored_rows
+    spec = defs.resolve_assets_def(dg.AssetKey(["us", "bars_1h"])).specs_by_key[dg.AssetKey(["us", "bars_1h"])]
+    assert spec.metadata["dagster/table_name"] == "bars" and "dagster/column_schema" in spec.metadata
     fx.log.clear()
     hourly, daily = _stored(config, "1h"), _stored(config, "1d")
     _assert_equal(hourly, _exchange_bars(fx, Timeframe.H1, START, END + dt.timedelta(days=1)))

@@ -9,6 +9,7 @@ import dagster as dg
 from jutsu_pipeline.assets.bars.assets import bars_asset_key, writer_pool
 from jutsu_pipeline.assets.conditions import downstream_condition
 from jutsu_pipeline.assets.partitions import bars_partitions_def
+from jutsu_pipeline.assets.tables import declared_schema, table_metadata, table_name
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.derive import derive_partitions, derived_source
 from jutsu_pipeline.partitions import BarsPartitioning
@@ -39,7 +40,8 @@ def build_derived_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning
             f"min low, last close, summed volume; buckets anchored to the session's open) in table `bars` with "
             f"source `{derived_source(base)}`; a bucket missing base bars has `incomplete` = true."
         ),
-        metadata={"table": "bars", "timeframe": timeframe.value, "market": market, "derived_from": base.value},
+        metadata={**table_name("bars"), **declared_schema("bars"), "timeframe": timeframe.value, "market": market,
+                  "derived_from": base.value},
     )
     def derived_bars(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
         keys = list(context.partition_keys)
@@ -54,6 +56,8 @@ def build_derived_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning
         started = time.perf_counter()
         with duckdb.get_connection() as con:
             outcome = derive_partitions(con, partitioning, base, keys)
+            rows = table_metadata(con, "bars", timeframe=timeframe.value, symbols=config.markets[market].symbols,
+                                  columns=False)
         seconds = time.perf_counter() - started
         context.log.info(f"{key.to_user_string()}: {outcome.bars} bars ({outcome.incomplete} incomplete) from "
                          f"{base} bars of {len(keys)} partition(s) in {seconds:.2f} s")
@@ -63,6 +67,7 @@ def build_derived_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning
             "partitions": dg.MetadataValue.int(len(keys)),
             "source": dg.MetadataValue.text(derived_source(base)),
             "seconds": dg.MetadataValue.float(round(seconds, 3)),
+            **rows,
         })
 
     return derived_bars

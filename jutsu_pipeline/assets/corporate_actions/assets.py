@@ -12,6 +12,7 @@ import dagster as dg
 
 from jutsu_pipeline.assets.bars.assets import bars_asset_key, writer_pool
 from jutsu_pipeline.assets.conditions import downstream_condition
+from jutsu_pipeline.assets.tables import declared_schema, table_metadata, table_name
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import SYMBOL_DIM
 from jutsu_pipeline.providers.base import ActionsProvider, ProviderError
@@ -48,7 +49,8 @@ def build_corporate_actions_asset(config: JutsuConfig, market: str) -> dg.Assets
                      f"(from the {settings.provider} provider's actions, <SYMBOL>.actions.csv for file providers; "
                      "actions inferred from a provider's adj_close are recorded with the bars). "
                      "`bars_adjusted` applies them at read time."),
-        metadata={"table": "corporate_actions", "views": "bars_adjusted, bars_split_adjusted, corporate_actions_current"},
+        metadata={**table_name("corporate_actions"), **declared_schema("corporate_actions"),
+                  "views": "bars_adjusted, bars_split_adjusted, corporate_actions_current"},
     )
     def corporate_actions(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource,
                           market_data: MarketDataResource) -> dg.MaterializeResult:
@@ -78,6 +80,7 @@ def build_corporate_actions_asset(config: JutsuConfig, market: str) -> dg.Assets
 
             appended = retry_conflicts(record, f"{market} corporate actions")  # DuckLake: another writer won
             in_force = read_actions(con, symbols)
+            rows = table_metadata(con, "corporate_actions", symbols=settings.symbols, columns=False)
         context.log.info(f"{market}/corporate_actions: {frame.height} published by {source}, {appended} change(s) "
                          f"recorded, {in_force.height} in force for {len(symbols)} symbol(s)")
         return dg.MaterializeResult(metadata={
@@ -86,6 +89,7 @@ def build_corporate_actions_asset(config: JutsuConfig, market: str) -> dg.Assets
             "actions_in_force": dg.MetadataValue.int(in_force.height),
             "source": dg.MetadataValue.text(source),
             "provider_requests": dg.MetadataValue.int(provider.stats.requests),
+            **rows,
         })
 
     return corporate_actions
