@@ -249,7 +249,7 @@ def main() -> None:
     from bench_sync import POSTGRES_ENV, _fresh_postgres, _instance_yaml
 
     for kind in ["sqlite"] + (["postgres"] if os.environ.get(POSTGRES_ENV) else []):
-        print("SQLite, shipped dagster.yaml:" if kind == "sqlite" else "Postgres + DAGSTER_EVENT_BATCH_SIZE=1000:")
+        print("SQLite, shipped dagster.yaml:" if kind == "sqlite" else "Postgres, batching event log (docs/operations.md):")
         tmp = Path(tempfile.mkdtemp(prefix="bench_close_"))
         try:
             (tmp / "dagster_home").mkdir()

@@ -93,3 +93,61 @@ def test_planned_events_of_a_run_with_checks_are_batched(instance, monkeypatch: 
     assert len(instance.get_materialized_partitions(prices.key)) == 15
     evaluation = instance.event_log_storage.get_latest_asset_check_execution_by_key([prices_positive.check_key])
     assert evaluation[prices_positive.check_key].event.asset_check_evaluation.passed
+
+
+POSTGRES_INSTANCE = """
+run_storage: {module: dagster_postgres.run_storage, class: PostgresRunStorage,
+              config: {postgres_url: {env: JUTSU_TEST_POSTGRES_URL}}}
+event_log_storage: {module: jutsu_pipeline.instance_storage, class: BatchingPostgresEventLogStorage,
+                    config: {postgres_url: {env: JUTSU_TEST_POSTGRES_URL}}}
+schedule_storage: {module: dagster_postgres.schedule_storage, class: PostgresScheduleStorage,
+                   config: {postgres_url: {env: JUTSU_TEST_POSTGRES_URL}}}
+telemetry: {enabled: false}
+"""
+
+
+def test_postgres_event_log_batches_the_planned_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not os.environ.get("JUTSU_TEST_POSTGRES_URL"):
+        pytest.skip("JUTSU_TEST_POSTGRES_URL is not set: no Postgres server to test against (.ci/run starts one)")
+    import uuid
+
+    from jutsu_pipeline import instance_storage
+
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "")
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE")  # the storage must set it
+    (tmp_path / "dagster.yaml").write_text(POSTGRES_INSTANCE)
+    key = f"prices_{uuid.uuid4().hex[:8]}"  # the database is shared: a key of this test's own
+
+    @dg.asset(key=key, partitions_def=PARTS, backfill_policy=dg.BackfillPolicy.single_run())
+    def own_prices(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"keys": len(context.partition_keys)})
+
+    @dg.asset_check(asset=own_prices, blocking=True)
+    def own_positive() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=True)
+
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, instance_storage.BatchingPostgresEventLogStorage)
+        assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "1000"
+        single: list[dg.DagsterEventType | None] = []
+        store_event = storage.store_event
+
+        def counting(event):  # noqa: ANN001, ANN202
+            single.append(event.dagster_event_type)
+            store_event(event)
+
+        monkeypatch.setattr(storage, "store_event", counting)
+        ok = dg.materialize([own_prices, own_positive], instance=instance,
+                            tags=dict(zip(RANGE, ("2020-01-01|A", "2024-01-01|C"))))
+        assert ok.success
+        kinds = [r.event_log_entry.dagster_event_type
+                 for r in instance.get_records_for_run(ok.run_id, limit=10_000).records]
+        assert kinds.count(dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED) == 15
+        assert kinds.count(dg.DagsterEventType.ASSET_MATERIALIZATION) == 15
+        assert dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED not in single
+        assert len(instance.get_materialized_partitions(own_prices.key)) == 15
+        [entry] = instance.get_asset_records([own_prices.key])
+        assert entry.asset_entry.last_run_id == ok.run_id
+        evaluation = storage.get_latest_asset_check_execution_by_key([own_positive.check_key])
+        assert evaluation[own_positive.check_key].event.asset_check_evaluation.passed
