@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jutsu_pipeline.indicators import IndicatorParams, compute_indicators, ensure_indicator_schema, indicator_frame
+from jutsu_pipeline.indicators.registry import DECAY, IndicatorSpec
 from jutsu_pipeline.providers.sample import SAMPLE_DIR
 from jutsu_pipeline.storage.ddl import ensure_schema
 
@@ -306,3 +307,87 @@ def test_docs_list_exactly_the_registry() -> None:
         assert [o.strip() for o in row[3].split(",")] == list(indicator.outputs)
         documented = row[4].strip()
         assert documented == (", ".join(f"{k} {p.default}" for k, p in indicator.params.items()) or "—")
+
+
+# Incremental runs: TA-Lib over a warm-up window before the new bars, against TA-Lib over the whole
+# history. Windowed indicators differ only by the rounding of TA-Lib's running sums, recursive ones by at
+# most DECAY (1e-12) of their seed's weight: both stay within this, relative to max(1, |value|).
+INCREMENTAL_TOLERANCE = 1e-11
+
+
+def assert_close_to_talib(bars: pl.DataFrame, stored: pl.DataFrame, params: IndicatorParams) -> None:
+    assert stored.select("symbol", "ts").equals(bars.select("symbol", "ts"))
+    for (symbol,), group in bars.group_by("symbol", maintain_order=True):
+        ours = stored.filter(pl.col("symbol") == symbol)
+        for column, expected in talib_reference(group, params).items():
+            got = ours.get_column(column).to_numpy().astype(np.float64)
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=f"{symbol} {column} NULLs")
+            error = np.nanmax(np.abs(got - expected) / np.maximum(1.0, np.abs(expected)), initial=0.0)
+            assert error <= INCREMENTAL_TOLERANCE, f"{symbol} {column}: {error:.2e} from full-history TA-Lib"
+
+
+def hold_back(con: duckdb.DuckDBPyConnection, sessions: int) -> None:
+    """Move each symbol's last `sessions` bars to table `held` (the closes still to come)."""
+    con.execute("CREATE OR REPLACE TABLE held AS SELECT * FROM bars "
+                "QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY ts DESC) <= $n", {"n": sessions})
+    con.execute("DELETE FROM bars WHERE (symbol, ts) IN (SELECT (symbol, ts) FROM held)")
+
+
+@pytest.mark.parametrize("params", [DEFAULT, CUSTOM], ids=["default", "custom"])
+def test_incremental_close_equals_full_history_talib(sample_db: Path, tmp_path: Path, params: IndicatorParams) -> None:
+    path = tmp_path / "copy.duckdb"
+    path.write_bytes(sample_db.read_bytes())
+    symbols = list(SAMPLE_SYMBOLS)
+    with duckdb.connect(str(path)) as con:
+        hold_back(con, 3)
+        first = compute_indicators(con, timeframe="1d", symbols=symbols, params=params, incremental=True)
+        assert first == con.execute("SELECT count(*) FROM bars").fetchone()[0]  # nothing stored: every bar
+        assert compute_indicators(con, timeframe="1d", symbols=symbols, params=params, incremental=True) == 0
+        before = stored_indicators(con, params)
+        for day in range(3):  # three daily closes, one bar per symbol each
+            con.execute("INSERT INTO bars SELECT * EXCLUDE (n) FROM (SELECT *, row_number() OVER "
+                        "(PARTITION BY symbol ORDER BY ts) AS n FROM held) WHERE n = $day", {"day": day + 1})
+            written = compute_indicators(con, timeframe="1d", symbols=symbols, params=params, incremental=True)
+            assert written == len(symbols)  # only the new rows
+        after = stored_indicators(con, params)
+        assert after.join(before, on=["symbol", "ts"], how="semi").equals(before, null_equal=True)  # kept as stored
+        assert_close_to_talib(adjusted_bars(con, SAMPLE_SYMBOLS), after, params)
+        assert compute_indicators(con, timeframe="1d", symbols=symbols, params=params) == after.height  # full run
+        assert_matches_talib(adjusted_bars(con, SAMPLE_SYMBOLS), stored_indicators(con, params), params)
+
+
+def test_incremental_recomputes_a_changed_history_whole(sample_db: Path, tmp_path: Path) -> None:
+    path = tmp_path / "copy.duckdb"
+    path.write_bytes(sample_db.read_bytes())
+    symbols = list(SAMPLE_SYMBOLS)
+    with duckdb.connect(str(path)) as con:
+        count = dict(con.execute("SELECT symbol, count(*) FROM bars GROUP BY symbol").fetchall())
+        compute_indicators(con, timeframe="1d", symbols=symbols, params=DEFAULT, incremental=True)
+        # a revised bar inside IBM's history: IBM whole, nothing else
+        con.execute("UPDATE bars SET close = close * 1.01 WHERE symbol = 'IBM' AND ts = '2010-06-01'")
+        assert compute_indicators(con, timeframe="1d", symbols=symbols, params=DEFAULT, incremental=True) == count["IBM"]
+        # a deleted bar inside MSFT's history
+        con.execute("DELETE FROM bars WHERE symbol = 'MSFT' AND ts = '2012-03-01'")
+        assert compute_indicators(con, timeframe="1d", symbols=symbols, params=DEFAULT, incremental=True) == count["MSFT"] - 1
+        # a split re-adjusts GOOG's whole history in bars_adjusted
+        con.execute("INSERT INTO corporate_actions VALUES ('GOOG', '2010-01-04', 'split', 2.0, NULL, 'USD', 'files', now())")
+        assert compute_indicators(con, timeframe="1d", symbols=symbols, params=DEFAULT, incremental=True) == count["GOOG"]
+        # other columns (a strategy's SMA added to the set): recomputed whole
+        specs = [*DEFAULT.specs(), IndicatorSpec.of("sma", period=10)]
+        assert compute_indicators(con, timeframe="1d", symbols=["AAPL"], params=specs, incremental=True) == count["AAPL"]
+        assert compute_indicators(con, timeframe="1d", symbols=symbols, params=DEFAULT, incremental=True) == count["AAPL"]
+        assert_close_to_talib(adjusted_bars(con, SAMPLE_SYMBOLS), stored_indicators(con, DEFAULT), DEFAULT)
+
+
+def test_warmups_cover_the_lookback_and_the_decay() -> None:
+    """Windowed: exactly the lookback; recursive: (1 - alpha)^(warm-up - lookback) <= DECAY."""
+    specs = {s.name: s for s in DEFAULT.specs()}
+    for name in ("sma", "bbands", "stoch"):
+        assert specs[name].warmup_bars() == specs[name].lookback()
+    assert specs["obv"].warmup_bars() == 1  # the stored value it continues from
+    for name, alpha in (("ema", 2 / 21), ("rsi", 1 / 14), ("atr", 1 / 14)):
+        extra = specs[name].warmup_bars() - specs[name].lookback()
+        assert (1 - alpha) ** extra <= DECAY < (1 - alpha) ** (extra - 1)
+    macd = specs["macd"].warmup_bars() - specs["macd"].lookback()
+    assert (1 - 2 / 27) ** macd <= DECAY and (1 - 2 / 10) ** macd <= DECAY
+    assert IndicatorSpec("sma", (("period", 20),)).indicator.warmup is not None

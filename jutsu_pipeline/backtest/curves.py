@@ -137,3 +137,107 @@ def derive_curves(
         period_return_series=p_series[same],
         period_return=p_return[same],
     )
+
+
+@dataclass(frozen=True)
+class SeriesAggregates:
+    """Per-series reductions of the per-bar curves (series with at least one bar, in series order), and
+    per drawdown episode of more than one bar: what stats.py aggregated from 1.26 M rows in SQL."""
+
+    series_id: np.ndarray
+    start_us: np.ndarray
+    end_us: np.ndarray
+    equity_first: np.ndarray
+    equity_final: np.ndarray
+    equity_peak: np.ndarray
+    max_drawdown: np.ndarray
+    mean_nonzero_drawdown: np.ndarray  # NaN where no bar is in drawdown (SQL: NULL)
+    close_last: np.ndarray
+    covariance: np.ndarray  # sample covariance of the log returns; NaN below two pairs (SQL: NULL)
+    market_variance: np.ndarray
+    episode_series: np.ndarray
+    episode_peak: np.ndarray
+    episode_duration_us: np.ndarray
+    returns_series: np.ndarray  # series with at least one period return
+    returns_gmean: np.ndarray  # geometric mean return (0 if any 1 + r <= 0)
+    returns_variance: np.ndarray  # sample variance; NaN for a single return (SQL: NULL)
+    returns_downside: np.ndarray  # sqrt(mean(min(r, 0)^2))
+
+
+def series_aggregates(starts: np.ndarray, ends: np.ndarray, ts_us: np.ndarray, close: np.ndarray,
+                      equity: np.ndarray, curves: Curves) -> SeriesAggregates:
+    """Segmented reductions (series are contiguous and sorted by ts): first/last by position, the rest
+    by ``reduceat``/``bincount`` over the series' slices."""
+    n = ends - starts
+    live = np.flatnonzero(n > 0)
+    first, last = starts[live], ends[live] - 1
+    series = np.repeat(np.arange(n.size), n)
+    drawdown = curves.drawdown
+    in_drawdown = drawdown != 0
+    count_dd = np.bincount(series, weights=in_drawdown, minlength=n.size)[live]
+    sum_dd = np.bincount(series, weights=np.where(in_drawdown, drawdown, 0.0), minlength=n.size)[live]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_dd = np.where(count_dd > 0, sum_dd / count_dd, np.nan)
+    covariance, market_variance = _covariances(series, n.size, curves.equity_log_return, curves.market_log_return)
+
+    # Episodes: runs of equal id (ids never span two series); duration from the run's first previous
+    # ts to its last ts; only runs of more than one bar count.
+    episode = curves.episode
+    run_start = np.flatnonzero(np.r_[True, episode[1:] != episode[:-1]]) if episode.size else np.empty(0, np.int64)
+    run_end = np.r_[run_start[1:], episode.size]
+    longer = (run_end - run_start) > 1
+    peak = np.maximum.reduceat(drawdown, run_start) if run_start.size else np.empty(0)
+
+    r_series, r = curves.period_return_series, curves.period_return
+    r_count = np.bincount(r_series, minlength=n.size).astype(np.float64)
+    has = np.flatnonzero(r_count > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_sum = np.bincount(r_series, weights=np.log(np.where(1 + r > 0, 1 + r, 1.0)), minlength=n.size)
+        ruined = np.bincount(r_series, weights=(1 + r <= 0), minlength=n.size) > 0
+        gmean = np.where(ruined, 0.0, np.exp(log_sum / r_count) - 1)
+        mean = np.bincount(r_series, weights=r, minlength=n.size) / r_count
+        deviation = r - mean[r_series]
+        r_variance = np.bincount(r_series, weights=deviation * deviation, minlength=n.size) / (r_count - 1)
+        downside = np.sqrt(np.bincount(r_series, weights=np.minimum(r, 0) ** 2, minlength=n.size) / r_count)
+    r_variance = np.where(r_count >= 2, r_variance, np.nan)
+    return SeriesAggregates(
+        series_id=live,
+        start_us=ts_us[first],
+        end_us=ts_us[last],
+        equity_first=equity[first],
+        equity_final=equity[last],
+        equity_peak=np.maximum.reduceat(equity, first) if first.size else np.empty(0),
+        max_drawdown=np.maximum.reduceat(drawdown, first) if first.size else np.empty(0),
+        mean_nonzero_drawdown=mean_dd,
+        close_last=close[last],
+        covariance=covariance[live],
+        market_variance=market_variance[live],
+        episode_series=series[run_start[longer]],
+        episode_peak=peak[longer],
+        episode_duration_us=ts_us[run_end[longer] - 1] - curves.prev_ts_us[run_start[longer]],
+        returns_series=has,
+        returns_gmean=gmean[has],
+        returns_variance=r_variance[has],
+        returns_downside=downside[has],
+    )
+
+
+def _covariances(series: np.ndarray, size: int, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per series: sample covariance of (x, y) and sample variance of y over the bars where both are
+    defined (NaN marks a series' first bar), two-pass; NaN below two pairs."""
+    valid = ~_first_bar(series)  # the first bar's returns are NULL in SQL; a NaN elsewhere propagates there too
+    s = series[valid]
+    xv, yv = x[valid], y[valid]
+    count = np.bincount(s, minlength=size).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mx = np.bincount(s, weights=xv, minlength=size) / count
+        my = np.bincount(s, weights=yv, minlength=size) / count
+        dx, dy = xv - mx[s], yv - my[s]
+        covariance = np.bincount(s, weights=dx * dy, minlength=size) / (count - 1)
+        variance = np.bincount(s, weights=dy * dy, minlength=size) / (count - 1)
+    enough = count >= 2
+    return np.where(enough, covariance, np.nan), np.where(enough, variance, np.nan)
+
+
+def _first_bar(series: np.ndarray) -> np.ndarray:
+    return np.r_[True, series[1:] != series[:-1]] if series.size else np.zeros(0, dtype=bool)

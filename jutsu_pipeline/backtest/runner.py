@@ -13,14 +13,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc  # noqa: F401 - run_end_encode below
 
-from jutsu_pipeline.backtest.curves import derive_curves, series_clock
+from jutsu_pipeline.backtest.curves import derive_curves, series_aggregates, series_clock
 from jutsu_pipeline.backtest.engine import SimInput, SimResult, simulate
 from jutsu_pipeline.backtest.stats import compute_performance
 from jutsu_pipeline.backtest.strategies import Bars, StrategyConfig
 from jutsu_pipeline.indicators import indicator_frame
 from jutsu_pipeline.storage.backend import current_snapshot
 from jutsu_pipeline.storage.backtests import ensure_result_tables, replace_results
-from jutsu_pipeline.storage.ddl import column_names, ensure_schema
+from jutsu_pipeline.storage.ddl import column_names, ensure_schema, missing_relations
 from jutsu_pipeline.storage.files import SAFE_CONFIG
 from jutsu_pipeline.storage.scope import OHLCV, read_bars
 from jutsu_pipeline.storage.transactions import transaction
@@ -93,7 +93,8 @@ def run_backtests(
     (``data_snapshot``; re-read them with ``AT (VERSION => data_snapshot)``); NULL on a DuckDB file.
     """
     _check_unique_names(strategies)
-    ensure_schema(con)
+    if missing_relations(con, ("bars", "bars_adjusted", "corporate_actions")):
+        ensure_schema(con)
     ensure_result_tables(con)
     needed = list(dict.fromkeys(c for s in strategies for c in s.input_columns().values()))
     stored = set(column_names(con, "indicators"))
@@ -136,13 +137,15 @@ def backtest_bars(bars: pl.DataFrame, strategies: Sequence[StrategyConfig]) -> B
         con.close()
 
 
-REGISTERED = ("_bt_bars", "_bt_series", "_bt_equity", "_bt_curves", "_bt_returns", "_bt_trades")
-TEMP_TABLES = ("_bt_data_version", "_bt_dd_episodes", "_bt_performance")
+REGISTERED = ("_bt_series", "_bt_equity_agg", "_bt_dd_episodes", "_bt_curves", "_bt_period_agg", "_bt_trades")
+TEMP_TABLES = ("_bt_data_version", "_bt_performance")
+# Reductions SQL returned as NULL (no non-zero drawdown, fewer than two return pairs): NaN here.
+NULL_WHEN_NAN = ("mean_nonzero_drawdown", "covariance", "market_variance")
 
 
 def _drop_session_objects(con: duckdb.DuckDBPyConnection) -> None:
     """Remove the registered Arrow views and temp tables a run leaves in the caller's connection."""
-    for name in REGISTERED:
+    for name in ("_bt_bars", *REGISTERED):
         con.unregister(name)
     for name in TEMP_TABLES:
         con.execute(f"DROP TABLE IF EXISTS temp.{name}")
@@ -299,6 +302,7 @@ def _register_results(
     tr = result.trades
     clock = series_clock(sim.starts, sim.ends, ts_us)
     curves = derive_curves(sim.starts, sim.ends, ts_us, sim.close, result.equity, clock)
+    agg = series_aggregates(sim.starts, sim.ends, ts_us, sim.close, result.equity, curves)
     open_trade = np.zeros(n_bars.size, dtype=bool)
     open_trade[tr.series[tr.is_open]] = True
     ts_type = pa.timestamp("us", tz="UTC")
@@ -313,20 +317,27 @@ def _register_results(
             "resolution_us": clock.resolution_us,
             "close_base": sim.close[base] if base.size else np.empty(0),
         }),
+        # Per bar, for the curves table and the returned frame only (stats.py reads the reductions below).
         "_bt_equity": pa.table({
-            "series_id": np.repeat(np.arange(n_bars.size), n_bars),
-            "bar": np.arange(ts_us.size) - np.repeat(sim.starts, n_bars),
             "ts": pa.array(ts_us, pa.int64()).cast(ts_type),
-            "ts_us": ts_us,
-            "prev_ts_us": curves.prev_ts_us,
-            "close": sim.close,
             "equity": result.equity,
             "drawdown": curves.drawdown,
-            "episode": curves.episode,
-            "equity_log_return": pa.array(curves.equity_log_return, mask=first),
-            "market_log_return": pa.array(curves.market_log_return, mask=first),
         }),
-        "_bt_returns": pa.table({"series_id": curves.period_return_series, "ret": curves.period_return}),
+        "_bt_equity_agg": pa.table({
+            "series_id": agg.series_id,
+            "start_ts": pa.array(agg.start_us, pa.int64()).cast(ts_type),
+            "end_ts": pa.array(agg.end_us, pa.int64()).cast(ts_type),
+            "start_us": agg.start_us,
+            "end_us": agg.end_us,
+            **{name: pa.array(getattr(agg, name), from_pandas=name in NULL_WHEN_NAN)
+               for name in ("equity_first", "equity_final", "equity_peak", "max_drawdown", "mean_nonzero_drawdown",
+                            "close_last", "covariance", "market_variance")},
+        }),
+        "_bt_dd_episodes": pa.table({"series_id": agg.episode_series, "peak_drawdown": agg.episode_peak,
+                                     "duration_us": agg.episode_duration_us}),
+        "_bt_period_agg": pa.table({"series_id": agg.returns_series, "gmean": agg.returns_gmean,
+                                    "variance": pa.array(agg.returns_variance, from_pandas=True),
+                                    "downside": agg.returns_downside}),
     }
     offsets = pa.array(np.concatenate([[0], sim.ends]).astype(np.int32))  # series are contiguous: no copy
     equity = tables["_bt_equity"]
@@ -352,6 +363,6 @@ def _register_results(
         "commission": tr.commission,
         "is_open": tr.is_open,
     })
-    for name, table in tables.items():
-        con.register(name, table)
+    for name in REGISTERED:
+        con.register(name, tables[name])
     return tables

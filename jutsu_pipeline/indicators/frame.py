@@ -55,11 +55,12 @@ def indicator_columns(bars: pl.DataFrame, specs: Iterable[IndicatorSpec]) -> dic
     arrays = {c: bars.get_column(c).to_numpy() for c in PRICE_COLUMNS if c in bars.columns}
     out = {column: np.empty(bars.height) for column in column_names(specs)}
     runs = bars.select(pl.col("symbol").rle().struct.field("len")).to_series().to_numpy()
+    targets = [(spec, spec.columns()) for spec in specs]  # column names formatted once, not per symbol
     start = 0
     for length in runs.tolist():  # one TA-Lib call per symbol and indicator: C loops over contiguous slices
         window = {name: values[start:start + length] for name, values in arrays.items()}
-        for spec in specs:
-            for column, values in zip(spec.columns(), spec.compute(window)):
+        for spec, columns in targets:
+            for column, values in zip(columns, spec.compute(window)):
                 out[column][start:start + length] = values
         start += length
     return out

@@ -50,10 +50,30 @@ def format_number(value: float) -> str:
     return f"{value:.{DECIMALS}f}".rstrip("0").rstrip(".").replace(".", "_")
 
 
+#: A recursive indicator's warm-up leaves at most this share of its seed's weight in any recomputed value.
+DECAY = 1e-12
+
+
+def memory(alpha: float) -> int:
+    """Bars k after which a recursive average with smoothing `alpha` (EMA 2/(n+1), Wilder 1/n) keeps at
+    most DECAY of its starting value's weight: (1 - alpha)^k <= DECAY."""
+    return math.ceil(math.log(DECAY) / math.log1p(-alpha))
+
+
+def windowed(values: Mapping[str, float]) -> int:
+    """Warm-up of an indicator whose value at bar t depends on its lookback window only (SMA, BBANDS, STOCH)."""
+    return 0
+
+
 @dataclass(frozen=True)
 class Indicator:
     """TA-Lib's `function` over `inputs`; a column per output named `<output>_<param values>`
-    (`bb_upper_20_2`, `obv`). `fixed`: TA-Lib arguments users cannot set; `check`: cross-parameter rule."""
+    (`bb_upper_20_2`, `obv`). `fixed`: TA-Lib arguments users cannot set; `check`: cross-parameter rule.
+
+    `warmup`: bars beyond the lookback an incremental run recomputes before the first new bar so that
+    its values equal a full-history run (windowed: 0; recursive: `memory(alpha)`); None (the default)
+    recomputes the whole history. `cumulative`: outputs are running totals from the first bar (OBV),
+    continued from the stored value of the bar before the new ones."""
 
     name: str
     function: str
@@ -62,6 +82,8 @@ class Indicator:
     params: Mapping[str, Param] = field(default_factory=dict)
     fixed: Mapping[str, int] = field(default_factory=dict)
     check: Callable[[Mapping[str, float]], None] | None = None
+    warmup: Callable[[Mapping[str, float]], int] | None = None
+    cumulative: bool = False
 
     def validate(self, values: Mapping[str, object], prefix: str = "") -> dict[str, int | float]:
         """Defaults completed by validated `values` (unknown keys are errors)."""
@@ -116,26 +138,40 @@ def _macd_ordered(values: Mapping[str, float]) -> None:
         raise ValueError(f"macd_fast ({values['fast']}) must be below macd_slow ({values['slow']})")
 
 
+def _ema(values: Mapping[str, float]) -> int:
+    return memory(2 / (values["period"] + 1))
+
+
+def _wilder(values: Mapping[str, float]) -> int:
+    return memory(1 / values["period"])
+
+
+def _macd(values: Mapping[str, float]) -> int:
+    # The signal EMA smooths a line whose own error decays with the slower EMA: both memories, in series.
+    return memory(2 / (max(values["fast"], values["slow"]) + 1)) + memory(2 / (values["signal"] + 1))
+
+
 def _period(default: int, ge: int = 2, keyword: str = "timeperiod") -> Param:
     return Param(default, (keyword,), ge=ge)
 
 
 CLOSE, HLC = ("close",), ("high", "low", "close")
 BUILTIN = tuple(register(i) for i in (
-    Indicator("sma", "SMA", CLOSE, ("sma",), {"period": _period(20)}),
-    Indicator("ema", "EMA", CLOSE, ("ema",), {"period": _period(20)}),
-    Indicator("rsi", "RSI", CLOSE, ("rsi",), {"period": _period(14)}),
+    Indicator("sma", "SMA", CLOSE, ("sma",), {"period": _period(20)}, warmup=windowed),
+    Indicator("ema", "EMA", CLOSE, ("ema",), {"period": _period(20)}, warmup=_ema),
+    Indicator("rsi", "RSI", CLOSE, ("rsi",), {"period": _period(14)}, warmup=_wilder),
     Indicator("bbands", "BBANDS", CLOSE, ("bb_upper", "bb_middle", "bb_lower"),
               {"period": _period(20), "stdev": Param(2.0, ("nbdevup", "nbdevdn"), gt=0.0, le=100.0)},
-              fixed={"matype": 0}),
+              fixed={"matype": 0}, warmup=windowed),
     Indicator("macd", "MACD", CLOSE, ("macd", "macd_signal", "macd_hist"),
               {"fast": _period(12, keyword="fastperiod"), "slow": _period(26, keyword="slowperiod"),
-               "signal": _period(9, 1, "signalperiod")}, check=_macd_ordered),
-    Indicator("atr", "ATR", HLC, ("atr",), {"period": _period(14, 1)}),
+               "signal": _period(9, 1, "signalperiod")}, check=_macd_ordered, warmup=_macd),
+    Indicator("atr", "ATR", HLC, ("atr",), {"period": _period(14, 1)}, warmup=_wilder),
     Indicator("stoch", "STOCH", HLC, ("stoch_k", "stoch_d"),
               {"fastk": _period(5, 1, "fastk_period"), "slowk": _period(3, 1, "slowk_period"),
-               "slowd": _period(3, 1, "slowd_period")}, fixed={"slowk_matype": 0, "slowd_matype": 0}),
-    Indicator("obv", "OBV", ("close", "volume"), ("obv",)),
+               "slowd": _period(3, 1, "slowd_period")}, fixed={"slowk_matype": 0, "slowd_matype": 0},
+              warmup=windowed),
+    Indicator("obv", "OBV", ("close", "volume"), ("obv",), warmup=windowed, cumulative=True),
 ))
 
 
@@ -166,6 +202,12 @@ class IndicatorSpec:
 
     def lookback(self) -> int:
         return self.indicator.lookback(dict(self.values))
+
+    def warmup_bars(self) -> int | None:
+        """Bars before the first new one an incremental run recomputes (None: the whole history); at
+        least one, the bar a cumulative output continues from."""
+        warmup = self.indicator.warmup
+        return None if warmup is None else max(1, self.lookback() + warmup(dict(self.values)))
 
     def compute(self, arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
         return self.indicator.compute(arrays, dict(self.values))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import duckdb
 import pyarrow as pa
 
-from jutsu_pipeline.storage.ddl import column_names, relation_exists, run_ddl
+from jutsu_pipeline.storage.ddl import column_names, missing_relations, relation_exists, run_ddl
 from jutsu_pipeline.storage.scope import fetch_arrow, scope_filter, scope_params
 from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 
@@ -98,6 +98,7 @@ CREATE TABLE IF NOT EXISTS backtest_performance (
 )
 """
 
+RESULT_RELATIONS = ("backtest_trades", "backtest_equity_curves", "backtest_equity", "backtest_performance")
 RESULT_TABLES_DDL = (CREATE_BACKTEST_TRADES, CREATE_BACKTEST_EQUITY_CURVES, CREATE_BACKTEST_EQUITY,
                      CREATE_BACKTEST_PERFORMANCE)
 
@@ -143,7 +144,8 @@ def ensure_result_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``backtest_trades``, ``backtest_equity`` and ``backtest_performance`` if missing."""
     if relation_exists(con, "backtest_equity", "BASE TABLE"):  # derived data of an older layout: recomputed
         con.execute("DROP TABLE backtest_equity")
-    run_ddl(con, RESULT_TABLES_DDL)
+    if missing_relations(con, RESULT_RELATIONS):
+        run_ddl(con, RESULT_TABLES_DDL)
     if "data_snapshot" not in column_names(con, "backtest_performance"):
         retry_conflicts(lambda: con.execute(ADD_SNAPSHOT_COLUMN), "add backtest_performance.data_snapshot")
 

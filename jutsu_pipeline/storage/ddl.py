@@ -245,6 +245,22 @@ def run_ddl(con: duckdb.DuckDBPyConnection, statements: tuple[str, ...] | list[s
     retry_conflicts(create_all, "create tables")
 
 
+# Tables and views of the current database and schema among the bound names.
+EXISTING_RELATIONS = """
+SELECT table_name FROM duckdb_tables()
+WHERE database_name = current_database() AND schema_name = current_schema() AND list_contains($names, table_name)
+UNION ALL
+SELECT view_name FROM duckdb_views()
+WHERE database_name = current_database() AND schema_name = current_schema() AND list_contains($names, view_name)
+"""
+
+
+def missing_relations(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> set[str]:
+    """The tables/views of `names` that do not exist: one catalog query, so that the writers' per-run
+    schema checks issue no DDL (CREATE OR REPLACE of the macros and views cost 0.1-0.7 s a run here)."""
+    return set(names) - {row[0] for row in con.execute(EXISTING_RELATIONS, {"names": list(names)}).fetchall()}
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the tables, macros and views if they do not exist (idempotent)."""
     run_ddl(con, SCHEMA_STATEMENTS)

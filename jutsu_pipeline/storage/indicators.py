@@ -6,13 +6,24 @@ names, checked against `scope.IDENTIFIER`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from jutsu_pipeline.storage.ddl import column_names, create_table, create_view, ensure_schema, relation_exists
-from jutsu_pipeline.storage.scope import IDENTIFIER, scope_filter, scope_params
+from jutsu_pipeline.storage.ddl import (
+    column_names,
+    create_table,
+    create_view,
+    ensure_schema,
+    missing_relations,
+    relation_exists,
+)
+from jutsu_pipeline.storage.scope import EARLIEST, IDENTIFIER, ROW_HASH, fetch_arrow, scope_filter, scope_params
 from jutsu_pipeline.storage.transactions import retry_conflicts
 
 # Derived data, rebuilt whole per symbol: (symbol, timeframe, ts) is unique by construction (it comes
@@ -24,6 +35,56 @@ CREATE TABLE IF NOT EXISTS indicators (
     timeframe VARCHAR     NOT NULL,
     ts        TIMESTAMPTZ NOT NULL  -- the bar's ts in bars / bars_adjusted
 )
+"""
+
+# What each symbol's rows were computed from, replaced with them: an incremental run trusts the stored
+# rows only while the bars up to `last_ts` still hash to `content`, and computes the bars after it.
+CREATE_INDICATOR_INPUTS = """
+CREATE TABLE IF NOT EXISTS indicator_inputs (
+    symbol    VARCHAR     NOT NULL,
+    timeframe VARCHAR     NOT NULL,
+    columns   VARCHAR     NOT NULL,  -- the indicator columns the rows hold, comma-separated
+    bars      BIGINT      NOT NULL,  -- how many bars they were computed from
+    last_ts   TIMESTAMPTZ NOT NULL,  -- the last of those bars
+    content   UBIGINT     NOT NULL   -- bit_xor(hash(ts, open, high, low, close, volume)) of those bars
+)
+"""
+INSERT_BATCH_ROWS = 122_880  # DuckDB's row group size
+OWN_RELATIONS = ("bars_adjusted", "indicators", "indicator_inputs", "bars_with_indicators")
+
+# Symbols whose stored rows still describe their bars: same columns, and the bars up to last_ts are the
+# ones hashed then (same count and content); with the ts of the `warmup`-th bar back from last_ts (the
+# first bar if there are fewer: top-N, not a window over the whole history). `{relation}`: bars or
+# bars_adjusted.
+INTACT = f"""
+SELECT b.symbol, any_value(s.last_ts) AS last_ts, any_value(s.bars) AS bars, any_value(s.content) AS content,
+       count(*) FILTER (WHERE b.ts > s.last_ts) AS new_bars,
+       list_min(max(b.ts, {{warmup:d}}) FILTER (WHERE b.ts <= s.last_ts)) AS warmup_from
+FROM {{relation}} AS b
+JOIN (SELECT * FROM indicator_inputs WHERE {scope_filter()} AND columns = $columns) AS s USING (symbol, timeframe)
+GROUP BY b.symbol
+HAVING count(*) FILTER (WHERE b.ts <= s.last_ts) = any_value(s.bars)
+   AND bit_xor({ROW_HASH}) FILTER (WHERE b.ts <= s.last_ts) = any_value(s.content)
+"""
+
+# Stored values of cumulative columns at each symbol's last_ts (what an incremental run continues from).
+STORED_AT = """
+SELECT symbol{columns} FROM indicators
+JOIN (SELECT unnest($symbols::VARCHAR[]) AS symbol, unnest($last_ts::TIMESTAMPTZ[]) AS ts) USING (symbol, ts)
+WHERE timeframe = $timeframe
+"""
+
+# Rows after each symbol's `after` ts (EARLIEST: every row), then the symbols' input records.
+DELETE_AFTER = """
+DELETE FROM indicators AS i
+USING (SELECT unnest($symbols::VARCHAR[]) AS symbol, unnest($after::TIMESTAMPTZ[]) AS after) AS d
+WHERE i.timeframe = $timeframe AND i.symbol = d.symbol AND i.ts > d.after
+"""
+DELETE_INPUTS = f"DELETE FROM indicator_inputs WHERE {scope_filter()}"
+# One row per symbol (symbol, bars, last_ts, content), computed by `input_records`.
+INSERT_INPUTS = """
+INSERT INTO indicator_inputs
+SELECT symbol, $timeframe, $columns, bars, last_ts, content FROM staged_inputs
 """
 
 ADD_COLUMN = 'ALTER TABLE indicators ADD COLUMN "{column}" DOUBLE'
@@ -49,14 +110,17 @@ SELECT $timeframe AS timeframe, * FROM staged_indicators
 def ensure_indicator_table(con: duckdb.DuckDBPyConnection, columns: Iterable[str]) -> list[str]:
     """Create `indicators` and its view; add the DOUBLE `columns` it lacks, keeping the others (markets
     and strategies may need different periods). Returns the columns added; no DDL when none is missing."""
-    ensure_schema(con)
     wanted = list(columns)
     bad = [c for c in wanted if not IDENTIFIER.match(c)]  # formatted into DDL
     if bad:
         raise ValueError(f"invalid indicator column name(s) {bad}")
+    if not missing_relations(con, OWN_RELATIONS) and set(wanted) <= set(column_names(con, "indicators")):
+        return []  # the common case: nothing to create, no DDL
+    ensure_schema(con)
 
     def migrate() -> list[str]:
         create_table(con, CREATE_INDICATORS)
+        create_table(con, CREATE_INDICATOR_INPUTS)
         existing = set(column_names(con, "indicators"))  # add only the missing ones: no catalog churn
         added = [c for c in wanted if c not in existing]
         for column in added:
@@ -68,13 +132,85 @@ def ensure_indicator_table(con: duckdb.DuckDBPyConnection, columns: Iterable[str
     return retry_conflicts(migrate, "create indicators")
 
 
+@dataclass(frozen=True)
+class Resume:
+    """Where a symbol's stored rows end: its bars up to `last_ts` (`bars` of them, hashing to `content`)
+    are unchanged since they were computed, and `new_bars` bars follow; the warm-up reads from `warmup_from`."""
+
+    last_ts: dt.datetime
+    bars: int
+    content: int
+    new_bars: int
+    warmup_from: dt.datetime
+
+
+def intact_symbols(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: Sequence[str], relation: str,
+                   columns: Sequence[str], warmup: int) -> dict[str, Resume]:
+    """The symbols whose stored rows hold `columns` computed from their current bars up to the last one
+    computed (`relation`: `bars` or `bars_adjusted`, as `scope.bars_relation` resolves it), each with the
+    ts of the `warmup`-th bar back from that one."""
+    rows = con.execute(INTACT.format(relation=relation, warmup=int(warmup)),
+                       {**scope_params(timeframe, symbols), "columns": ",".join(columns)}).fetchall()
+    return {row[0]: Resume(*row[1:]) for row in rows}
+
+
+def stored_at(con: duckdb.DuckDBPyConnection, *, timeframe: str, last_ts: Mapping[str, dt.datetime],
+              columns: Sequence[str]) -> pa.Table:
+    """symbol and `columns` of each symbol's stored row at its `last_ts`."""
+    symbols = list(last_ts)
+    selected = "".join(f', "{c}"' for c in columns if IDENTIFIER.match(c))
+    return fetch_arrow(con, STORED_AT.format(columns=selected), {
+        **scope_params(timeframe, symbols), "last_ts": [last_ts[s] for s in symbols]})
+
+
+def input_records(bars: pa.Table, resumed: Mapping[str, Resume]) -> pa.Table:
+    """symbol, bars, last_ts, content of each symbol's bars: the `bars` read (sorted by symbol and ts, with
+    `row_hash`) after a resumed symbol's `last_ts`, combined with its record of the bars up to it."""
+    symbol = bars.column("symbol").combine_chunks()
+    ts = bars.column("ts").combine_chunks()
+    hashes = bars.column("row_hash").to_numpy()
+    runs = pc.run_end_encode(symbol)
+    ends = runs.run_ends.to_numpy().astype(np.int64)
+    starts = np.r_[0, ends[:-1]].astype(np.int64)
+    names = runs.values.to_pylist()
+    after = pa.array([resumed[n].last_ts if n in resumed else EARLIEST for n in names], ts.type)
+    # Rows after `after` (a resumed symbol's slice starts with its warm-up bars, already recorded).
+    new = pc.greater(ts, pc.take(after, pa.array(np.repeat(np.arange(len(names)), ends - starts)))).to_numpy(
+        zero_copy_only=False)
+    counts = np.add.reduceat(new.astype(np.int64), starts) if names else np.empty(0, np.int64)
+    content = np.bitwise_xor.reduceat(np.where(new, hashes, np.uint64(0)), starts) if names else np.empty(0, np.uint64)
+    prior = np.array([resumed[n].bars if n in resumed else 0 for n in names], dtype=np.int64)
+    prior_content = np.array([resumed[n].content if n in resumed else 0 for n in names], dtype=np.uint64)
+    return pa.table({
+        "symbol": names,
+        "bars": prior + counts,
+        "last_ts": pc.take(ts, pa.array(ends - 1)) if names else pa.array([], ts.type),
+        "content": np.bitwise_xor(prior_content, content),
+    })
+
+
 def replace_indicators(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: Sequence[str],
-                       staged: pa.Table) -> None:
-    """Replace every row of `symbols` at `timeframe` by `staged` (symbol, ts, indicator columns).
-    Run it inside the caller's transaction."""
+                       staged: pa.Table, bars: pa.Table, columns: Sequence[str],
+                       resumed: Mapping[str, Resume] | None = None) -> None:
+    """Replace the rows of `symbols` at `timeframe` by `staged` (symbol, ts, indicator `columns`) and
+    record the `bars` (symbol, ts, row_hash as `read_bars(..., row_hash=True)` returns them) they were
+    computed from. A `resumed` symbol keeps its rows up to its `last_ts` and `staged` holds only the later
+    ones. Run it inside the caller's transaction."""
+    resumed = resumed or {}
+    after = {"symbols": list(symbols), "after": [resumed[s].last_ts if s in resumed else EARLIEST for s in symbols]}
+    # DuckDB inserts an Arrow table in parallel per record batch: one 1.26 M-row chunk is one thread
+    # (slices, no copy; 1.4-1.6 s instead of 1.8-2.2 s for 500 x 2,520 rows of 13 indicators here).
+    staged = pa.Table.from_batches(staged.to_batches(max_chunksize=INSERT_BATCH_ROWS), staged.schema)
     con.register("staged_indicators", staged)
+    con.register("staged_inputs", input_records(bars, resumed))
     try:
-        con.execute(DELETE_SYMBOLS, scope_params(timeframe, symbols))
+        if resumed:
+            con.execute(DELETE_AFTER, {"timeframe": timeframe, **after})
+        else:  # a full recomputation: the plain scoped DELETE is cheaper than the join
+            con.execute(DELETE_SYMBOLS, scope_params(timeframe, symbols))
         con.execute(INSERT_STAGED, {"timeframe": timeframe})
+        con.execute(DELETE_INPUTS, scope_params(timeframe, symbols))
+        con.execute(INSERT_INPUTS, {"timeframe": timeframe, "columns": ",".join(columns)})
     finally:
         con.unregister("staged_indicators")
+        con.unregister("staged_inputs")

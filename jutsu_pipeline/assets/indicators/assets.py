@@ -1,4 +1,5 @@
-"""The `<market>/indicators_<tf>` asset: one partition per symbol, full history recomputed per run."""
+"""The `<market>/indicators_<tf>` asset: one partition per symbol; a run computes the bars after the stored
+ones (from a warm-up window), or a symbol's whole history when its stored history changed."""
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 
@@ -16,6 +17,9 @@ from jutsu_pipeline.indicators.frame import as_specs, column_names
 from jutsu_pipeline.partitions import SYMBOL_DIM, BarsPartitioning
 from jutsu_pipeline.resources import JutsuDuckDBResource
 from jutsu_pipeline.storage.versions import bars_versions, combined_version
+
+#: Run tag `jutsu/indicators=full` recomputes every symbol's whole history instead of only new bars.
+RECOMPUTE_TAG = "jutsu/indicators"
 
 
 def indicators_asset_key(market: str, timeframe: str) -> dg.AssetKey:
@@ -57,8 +61,10 @@ def build_indicators_asset(config: JutsuConfig, partitioning: BarsPartitioning) 
         symbols = list(context.partition_keys)
         started = time.perf_counter()
         with duckdb.get_connection() as con:
+            # Incremental: only bars after the stored ones (revised history recomputes the symbol whole).
             rows = compute_indicators(con, timeframe=timeframe, symbols=symbols, params=specs,
-                                      adjusted=settings.adjusted_prices)
+                                      adjusted=settings.adjusted_prices,
+                                      incremental=context.run.tags.get(RECOMPUTE_TAG) != "full")
             versions = bars_versions(con, timeframe=timeframe, symbols=symbols, adjusted=settings.adjusted_prices)
             tables = table_metadata(con, "indicators", timeframe=timeframe, symbols=symbols)
         seconds = time.perf_counter() - started
