@@ -22,12 +22,13 @@ ORDER BY timeframe, symbol
 """
 
 
-def _instance():  # noqa: ANN202 - dagster.DagsterInstance
+def _instance(config=None):  # noqa: ANN001, ANN202 - JutsuConfig | None, dagster.DagsterInstance
     """The project's instance: $DAGSTER_HOME if set, else the config's `dagster_home` (data/dagster_home)."""
     from jutsu_pipeline.config import load_config
     from jutsu_pipeline.instance import open_instance, recover_dead_runs
 
-    instance = open_instance(load_config().instance_dir)  # also sets DAGSTER_HOME, absolute as Dagster requires
+    # also sets DAGSTER_HOME, absolute as Dagster requires
+    instance = open_instance((config or load_config()).instance_dir)
     for run in recover_dead_runs(instance):
         print(f"Recovered run {run.run_id[:8]} ({run.job_name}): its process {run.pid} is gone; marked failed, "
               "pool slots freed, its partitions are missing again.")
@@ -65,21 +66,38 @@ def sync(market: str | None, timeframe: str | None) -> int:
     _select(config, market, timeframe)  # argument errors before Dagster loads
     if not config.is_lake:
         check_database_file(config.database)
-    from jutsu_pipeline.definitions import defs
 
-    return run_sync(config, defs, _instance(), market, timeframe)
+    def load_definitions():  # noqa: ANN202 - dagster.Definitions
+        from jutsu_pipeline.definitions import defs  # builds them (assets, checks, schedules, sensors)
+
+        return defs
+
+    return run_sync(config, load_definitions, _instance(config), market, timeframe)
 
 
 def run_sync(config, defs, instance, market: str | None = None, timeframe: str | None = None) -> int:  # noqa: ANN001
     """`jutsu sync` against given definitions and instance (tests use their own); 0 when all is stored and
-    computed, 1 when a run failed or a symbol was held back."""
+    computed, 1 when a run failed or a symbol was held back. `defs` may be a function returning them: they
+    are then loaded only when a run is needed or Dagster's automation must evaluate (downstream.QuietMark)."""
+    from functools import cache
+
     from jutsu_pipeline import faultpoints
-    from jutsu_pipeline.assets.bars.assets import bars_asset_key
-    from jutsu_pipeline.definitions import bars_job_name
-    from jutsu_pipeline.downstream import failing_blocking_checks, run_downstream
+    from jutsu_pipeline.assets.partitions import bars_asset_key, bars_job_name
+    from jutsu_pipeline.downstream import (
+        DownstreamOutcome,
+        QuietMark,
+        blocking_check_names,
+        definitions_fingerprint,
+        failing_checks,
+        high_water,
+        quiet_mark,
+        remember_quiet,
+        run_downstream,
+    )
     from jutsu_pipeline.status import partition_status
     from jutsu_pipeline.sync.planner import held_symbols, plan_sync
 
+    definitions = cache(defs) if callable(defs) else (lambda: defs)
     selected = _select(config, market, timeframe)
     failures = 0
     bars_keys = []
@@ -98,7 +116,7 @@ def run_sync(config, defs, instance, market: str | None = None, timeframe: str |
         print(f"{name}: {len(plan.keys)} of {plan.total} partitions to sync in {len(plan.ranges)} run(s).")
         if len(plan.missing) != len(plan.keys):
             print(f"{name}: to sync: {plan.summary()}.")
-        job = defs.resolve_job_def(job_name)
+        job = definitions().resolve_job_def(job_name)
         faultpoints.reach("planning")
         failed_runs = 0
         for partition_range in plan.ranges:
@@ -114,8 +132,17 @@ def run_sync(config, defs, instance, market: str | None = None, timeframe: str |
             _run(checks, instance, {}, key, f"checks of {name}")
         failures += failed_runs
 
-    downstream = run_downstream(defs, instance, bars_keys,
-                                lambda job, tags, key, label: _run(job, instance, tags, key, label))
+    fingerprint = definitions_fingerprint(config, bars_keys)
+    mark = quiet_mark(instance, fingerprint)
+    if mark is None:
+        seen = high_water(instance)  # before evaluating: anything recorded meanwhile invalidates the mark
+        downstream = run_downstream(definitions(), instance, bars_keys,
+                                    lambda job, tags, key, label: _run(job, instance, tags, key, label))
+        blocking = {key.to_user_string(): blocking_check_names(definitions(), key) for key in bars_keys}
+        if not downstream.runs:
+            remember_quiet(instance, QuietMark(fingerprint, seen, blocking))
+    else:  # nothing recorded since an evaluation that requested nothing: it would request nothing again
+        downstream, blocking = DownstreamOutcome(), mark.blocking
     failures += downstream.failed_runs
     if not downstream.runs:
         print("Downstream (indicators, backtests, leaderboards): up to date.")
@@ -124,7 +151,7 @@ def run_sync(config, defs, instance, market: str | None = None, timeframe: str |
     for partitioning, key in zip(selected, bars_keys):
         status = partition_status(instance, key, partitioning)
         held = held_symbols(partitioning, status)
-        checks = failing_blocking_checks(defs, instance, key)
+        checks = failing_checks(instance, key, blocking[key.to_user_string()])
         if checks:
             held = {s: f"blocking check(s) {', '.join(checks)} failed on {key.to_user_string()}"
                     for s in partitioning.symbols}
@@ -142,7 +169,7 @@ def adopt(market: str | None, timeframe: str | None) -> int:
 
     config = load_config()
     selected = _select(config, market, timeframe)
-    adopt_windows(config, _instance(), selected)
+    adopt_windows(config, _instance(config), selected)
     return 0
 
 
@@ -161,7 +188,7 @@ def report(market: str | None) -> int:
     config = load_config()
     if market is not None and market not in config.markets:
         raise ConfigError(f"market {market!r} is not in {config.source_path}: choose one of {sorted(config.markets)}")
-    instance = _instance()
+    instance = _instance(config)
     failures = 0
     for name in [market] if market else list(config.markets):
         key = report_asset_key(name)

@@ -18,6 +18,7 @@ from jutsu_pipeline.assets.bars.derived import build_derived_bars_asset
 from jutsu_pipeline.assets.corporate_actions import build_corporate_actions_asset
 from jutsu_pipeline.assets.indicators import build_indicators_asset
 from jutsu_pipeline.assets.indicators.assets import indicators_asset_key
+from jutsu_pipeline.assets.partitions import bars_job_name
 from jutsu_pipeline.assets.report import build_report_asset, report_asset_key
 from jutsu_pipeline.config import ConfigError, JutsuConfig, load_config
 from jutsu_pipeline.partitions import BarsPartitioning
@@ -45,12 +46,6 @@ def derived_partitionings(config: JutsuConfig) -> list[BarsPartitioning]:
         for market, settings in config.markets.items()
         for timeframe in settings.derive
     ]
-
-
-def bars_job_name(partitioning: BarsPartitioning) -> str:
-    """The job that syncs (or derives) one market × timeframe, e.g. `sync_us_stocks_bars_1d`."""
-    verb = "derive" if partitioning.derived else "sync"
-    return f"{verb}_{partitioning.market}_bars_{partitioning.timeframe.value}"
 
 
 def indicators_job_name(partitioning: BarsPartitioning) -> str:

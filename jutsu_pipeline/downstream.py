@@ -4,12 +4,23 @@ ones the `jutsu_automation` sensor evaluates under the daemon) and execute what 
 `jutsu sync` keeps its own evaluation cursor in the instance's key-value store, so a bars partition
 re-materialised from any path (UI, `dagster asset materialize`, a schedule) makes its symbol stale for
 the next `jutsu sync` too.
+
+An evaluation that requested nothing is remembered with the event log's high-water mark and a
+fingerprint of what the definitions are built from (`QuietMark`). While neither has moved, evaluating
+again would request nothing again (the conditions read only the event log and the asset graph; any
+materialisation, failure, check, run status change or wipe is a new event), so a `jutsu sync` with
+nothing to do skips loading the definitions.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster._serdes import deserialize_value, serialize_value
@@ -17,6 +28,7 @@ from dagster._serdes import deserialize_value, serialize_value
 from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG
 
 CURSOR_KEY = "jutsu/cli_automation_cursor"
+QUIET_KEY = "jutsu/cli_downstream_quiet"
 MAX_ROUNDS = 6  # an unpartitioned layer (the leaderboard) is requested one evaluation later
 
 
@@ -105,11 +117,75 @@ def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance, bars_keys
 
 def failing_blocking_checks(defs: dg.Definitions, instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> list[str]:
     """Names of the asset's blocking checks whose latest evaluation failed."""
+    return failing_checks(instance, asset_key, blocking_check_names(defs, asset_key))
+
+
+@dataclass(frozen=True)
+class QuietMark:
+    """The last evaluation that requested nothing: what it saw and the blocking checks of each bars asset."""
+
+    fingerprint: str
+    high_water: int  # the event log's largest storage id before that evaluation
+    blocking: dict[str, list[str]]  # bars asset -> its blocking checks (names)
+
+
+def definitions_fingerprint(config: Any, bars_keys: Sequence[dg.AssetKey]) -> str:  # noqa: ANN401 - JutsuConfig
+    """What an evaluation downstream of `bars_keys` depends on besides the event log: the validated
+    configuration, Dagster's version and the code (jutsu_pipeline and the configured plugin modules:
+    each file's path, size and modification time)."""
+    import jutsu_pipeline
+
+    parts = [config.model_dump_json(), dg.__version__, *(key.to_user_string() for key in bars_keys)]
+    roots = [Path(jutsu_pipeline.__file__).parent]
+    for name in config.plugins:
+        module_file = getattr(sys.modules.get(name), "__file__", None)
+        if module_file:
+            path = Path(module_file)
+            roots.append(path.parent if path.name == "__init__.py" else path)
+    for root in roots:
+        for path in sorted(root.rglob("*.py")) if root.is_dir() else [root]:
+            stat = path.stat()
+            parts.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def high_water(instance: dg.DagsterInstance) -> int:
+    """The event log's largest storage id (0 when empty)."""
+    return instance.event_log_storage.get_maximum_record_id() or 0
+
+
+def quiet_mark(instance: dg.DagsterInstance, fingerprint: str) -> QuietMark | None:
+    """The remembered quiet evaluation, if nothing happened since and the definitions are the same."""
+    stored = instance.run_storage.get_cursor_values({QUIET_KEY}).get(QUIET_KEY)
+    if not stored:
+        return None
+    try:
+        mark = QuietMark(**json.loads(stored))
+    except (TypeError, ValueError):
+        return None
+    return mark if mark.fingerprint == fingerprint and mark.high_water == high_water(instance) else None
+
+
+def remember_quiet(instance: dg.DagsterInstance, mark: QuietMark) -> None:
+    instance.run_storage.set_cursor_values({QUIET_KEY: json.dumps(mark.__dict__)})
+
+
+def forget_quiet(instance: dg.DagsterInstance) -> None:
+    instance.run_storage.set_cursor_values({QUIET_KEY: ""})
+
+
+def blocking_check_names(defs: dg.Definitions, asset_key: dg.AssetKey) -> list[str]:
+    """The asset's blocking checks."""
     graph = defs.resolve_asset_graph()
-    check_keys = [k for k in graph.asset_check_keys if k.asset_key == asset_key and graph.get(k).blocking]
-    if not check_keys:
+    return sorted(k.name for k in graph.asset_check_keys if k.asset_key == asset_key and graph.get(k).blocking)
+
+
+def failing_checks(instance: dg.DagsterInstance, asset_key: dg.AssetKey, names: Sequence[str]) -> list[str]:
+    """Those of the checks `names` of `asset_key` whose latest evaluation failed."""
+    if not names:
         return []
-    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
+    keys = [dg.AssetCheckKey(asset_key, name) for name in names]
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
     failing = []
     for check_key, record in latest.items():
         evaluation = record.event.asset_check_evaluation if record.event is not None else None

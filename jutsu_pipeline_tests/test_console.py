@@ -31,13 +31,14 @@ SMALL_MARKET = {"provider": "sample", "calendar": "XNYS", "timeframes": ["1d"], 
                 "end": "2012-03-01", "symbols": ["IBM", "MSFT"]}
 
 
-def _jutsu(tmp_path: Path, *args: str, config: Path | None = None) -> subprocess.CompletedProcess:
+def _jutsu(tmp_path: Path, *args: str, config: Path | None = None, program: str | None = None
+           ) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "JUTSU_VERBOSE")}
     env.update(JUTSU_CONFIG=str(config or tmp_path / "jutsu.yaml"), DAGSTER_HOME=str(tmp_path / "home"),
                PYTHONWARNINGS="default")  # any warning that reaches the user shows up in stderr
     if not (tmp_path / "home").exists():
         fresh_home(tmp_path)
-    return subprocess.run([str(BIN / "jutsu"), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+    return subprocess.run([program or str(BIN / "jutsu"), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=600)
 
 
@@ -57,6 +58,14 @@ def test_sync_is_quiet_shows_a_plan_a_line_per_run_and_a_summary(tmp_path: Path)
     assert "Warning" not in first.stderr, first.stderr  # Beta/Supersession notices are filtered
     again = _jutsu(tmp_path, "sync")
     assert again.returncode == 0 and "all 2 partitions are materialised and final; nothing to fetch." in again.stdout
+    # Nothing happened since that evaluation requested nothing: the third decides it without loading the
+    # definitions (asset modules, pandera, the sync engine).
+    probe = "import sys\nfrom jutsu_pipeline.cli import main\ncode = main(['sync'])\n" \
+            "print(code, sorted(m for m in ('jutsu_pipeline.definitions', 'jutsu_pipeline.assets', 'pandera') " \
+            "if m in sys.modules))"
+    third = _jutsu(tmp_path, "-c", probe, program=sys.executable)
+    assert third.returncode == 0, third.stderr
+    assert third.stdout.splitlines()[-2:] == ["Downstream (indicators, backtests, leaderboards): up to date.", "0 []"]
 
 
 def test_a_failed_sync_prints_its_error_once_as_one_paragraph(tmp_path: Path) -> None:

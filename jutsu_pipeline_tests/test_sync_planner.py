@@ -80,17 +80,36 @@ def test_unknown_market_or_timeframe_is_an_error_listing_the_valid_ones(desk, mo
     assert "unknown timeframe '5m' (--timeframe): market desk has 1d" in capsys.readouterr().err
 
 
+class _Loader:
+    """Definitions handed to `run_sync` as `jutsu sync` does: loaded only when asked for (counted)."""
+
+    def __init__(self, defs: dg.Definitions) -> None:
+        self.defs, self.loads = defs, 0
+
+    def __call__(self) -> dg.Definitions:
+        self.loads += 1
+        return self.defs
+
+
 def test_sync_stores_computes_and_then_has_nothing_to_do(desk, instance, capsys) -> None:
     _, build = desk
     config, defs = build()
     assert cli.run_sync(config, defs, instance) == 0
     assert _indicator_symbols(config) == SYMBOLS
     assert instance.get_materialized_partitions(BACKTEST) == set(SYMBOLS)
-    capsys.readouterr()
-    assert cli.run_sync(config, defs, instance) == 0
-    out = capsys.readouterr().out
-    assert "all 3 partitions are materialised and final; nothing to fetch" in out
-    assert "Downstream (indicators, backtests, leaderboards): up to date." in out
+    for attempt in range(2):  # the first evaluates (requesting nothing); the second knows nothing happened since
+        capsys.readouterr()
+        loader = _Loader(defs)
+        assert cli.run_sync(config, loader, instance) == 0
+        out = capsys.readouterr().out
+        assert "all 3 partitions are materialised and final; nothing to fetch" in out
+        assert "Downstream (indicators, backtests, leaderboards): up to date." in out
+        assert loader.loads == (1 if attempt == 0 else 0), attempt
+    # Another configuration may mean other definitions: evaluated again, though no event was recorded.
+    config.source_path.write_text(config.source_path.read_text() + "report_bars: 100\n")
+    loader = _Loader(defs)
+    assert cli.run_sync(load_config(config.source_path), loader, instance) == 0
+    assert loader.loads == 1 and "Downstream (indicators, backtests, leaderboards): up to date." in capsys.readouterr().out
 
 
 def test_a_failed_partition_holds_back_only_its_symbol_and_is_retried(desk, instance, capsys) -> None:
@@ -118,6 +137,7 @@ def test_a_rematerialisation_from_another_path_makes_that_symbol_stale(desk, ins
     files, build = desk
     config, defs = build()
     assert cli.run_sync(config, defs, instance) == 0
+    assert cli.run_sync(config, defs, instance) == 0  # nothing to do: remembered as quiet
     before = query(config, "SELECT symbol, sma_20 FROM indicators WHERE ts = '2024-03-28' ORDER BY symbol")
     # The user re-materialises AAA's window with changed data, as `dagster asset materialize` would.
     frame = pl.read_csv(files / "AAA.csv").with_columns(pl.col("close", "open", "high", "low") * 2)
@@ -125,9 +145,10 @@ def test_a_rematerialisation_from_another_path_makes_that_symbol_stale(desk, ins
     job = defs.resolve_job_def("sync_desk_bars_1d")
     assert job.execute_in_process(instance=instance, partition_key="2024-01-01|AAA").success
     capsys.readouterr()
-    assert cli.run_sync(config, defs, instance) == 0
+    loader = _Loader(defs)
+    assert cli.run_sync(config, loader, instance) == 0
     out = capsys.readouterr().out
-    assert "desk/indicators_1d: computing AAA...AAA." in out
+    assert loader.loads and "desk/indicators_1d: computing AAA...AAA." in out
     after = query(config, "SELECT symbol, sma_20 FROM indicators WHERE ts = '2024-03-28' ORDER BY symbol")
     assert after[0][1] == pytest.approx(2 * before[0][1]) and after[1:] == before[1:]
 

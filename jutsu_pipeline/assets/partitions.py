@@ -11,6 +11,18 @@ import dagster as dg
 from jutsu_pipeline.partitions import DATE_DIM, KEY_FORMAT, SYMBOL_DIM, BarsPartitioning
 from jutsu_pipeline.timeframes import Grain
 
+
+def bars_asset_key(market: str, timeframe: str) -> dg.AssetKey:
+    """`<market>/bars_<tf>`."""
+    return dg.AssetKey([market, f"bars_{timeframe}"])
+
+
+def bars_job_name(partitioning: BarsPartitioning) -> str:
+    """The job that syncs (or derives) one market × timeframe, e.g. `sync_us_stocks_bars_1d`."""
+    verb = "derive" if partitioning.derived else "sync"
+    return f"{verb}_{partitioning.market}_bars_{partitioning.timeframe.value}"
+
+
 PERIOD_CRONS = {
     Grain.YEAR: "0 0 1 1 *",
     Grain.QUARTER: "0 0 1 1,4,7,10 *",

@@ -1,10 +1,19 @@
-"""Technical indicators over DuckDB bars, computed by TA-Lib from one registry (see docs/indicators.md)."""
+"""Technical indicators over DuckDB bars, computed by TA-Lib from one registry (see docs/indicators.md).
 
-from jutsu_pipeline.indicators.compute import compute_indicators, ensure_indicator_schema
-from jutsu_pipeline.indicators.frame import indicator_frame
-from jutsu_pipeline.indicators.params import IndicatorParams
-from jutsu_pipeline.indicators.registry import INDICATORS, Indicator, IndicatorSpec, Param, register
+Names load on first use, so reading the configuration (which needs only the registry and the parameter
+model) does not import the DuckDB computation and the storage layer.
+"""
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_WHERE = {
+    "INDICATORS": "registry", "Indicator": "registry", "IndicatorSpec": "registry", "Param": "registry",
+    "register": "registry", "IndicatorParams": "params", "compute_indicators": "compute",
+    "ensure_indicator_schema": "compute", "indicator_frame": "frame",
+}
 __all__ = [
     "INDICATORS",
     "Indicator",
@@ -16,3 +25,9 @@ __all__ = [
     "ensure_indicator_schema",
     "indicator_frame",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)

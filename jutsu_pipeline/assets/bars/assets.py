@@ -9,7 +9,7 @@ import time
 import dagster as dg
 
 from jutsu_pipeline.assets.bars.metadata import outcome_metadata
-from jutsu_pipeline.assets.partitions import bars_partitions_def
+from jutsu_pipeline.assets.partitions import bars_asset_key, bars_partitions_def
 from jutsu_pipeline.assets.tables import declared_schema, table_metadata, table_name
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
@@ -59,10 +59,6 @@ def bars_pool(provider: str, config: JutsuConfig) -> str | None:
 
 class BarsSyncFailed(dg.Failure):
     """Some partitions of the run could not be stored; the successful ones are recorded as materialised."""
-
-
-def bars_asset_key(market: str, timeframe: str) -> dg.AssetKey:
-    return dg.AssetKey([market, f"bars_{timeframe}"])
 
 
 def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.AssetsDefinition:
