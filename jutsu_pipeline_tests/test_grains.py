@@ -91,3 +91,28 @@ def test_the_earlier_layout_is_a_pinned_grain_and_large_markets_warn() -> None:
     pinned = {tf.value: str(g) for tf, g in EARLIER_GRAINS.items() if tf is Timeframe.D1}
     with pytest.warns(PartitionCountWarning, match="bars_1d would have about 120,000 partitions"):
         parse_config({"markets": {"big": {**BIG, "timeframes": ["1d"], "partition_grain": pinned}}})
+
+
+def test_quarterly_intraday_sync_skips_closed_days_and_the_quarter_before_listing_is_valid_empty(
+        tmp_path: Path, instance, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jutsu_fake_exchange import FakeExchange
+    from jutsu_fake_exchange.testing import credential_env, provider_options
+
+    with FakeExchange() as fx:
+        for name, value in credential_env(fx, tmp_path / "tokens.json").items():
+            monkeypatch.setenv(name, value)
+        fx.clock.set(dt.datetime(2024, 7, 1, tzinfo=dt.UTC))
+        market = {"provider": "alpaca", "calendar": "XNYS", "timeframes": ["5m"], "start": "2024-03-01",
+                  "end": "2024-06-14", "symbols": ["NEWCO", "SPY"],  # NEWCO lists on 2024-06-03
+                  "options": provider_options(fx, "alpaca", feed="iex", http={"read_timeout": 60.0, "deadline": 120.0})}
+        config = load_config(write_config(tmp_path, {"us": market}))  # no partition_grain: quarters for 5m
+        assert BarsPartitioning("us", Timeframe.M5, config.markets["us"]).date_keys() == ["2024-01-01", "2024-04-01"]
+        result = run_bars(config, instance, start="2024-01-01|NEWCO", end="2024-04-01|SPY", market="us", timeframe="5m")
+    assert result.success
+    meta = run_metadata(result)
+    assert (meta["partitions_with_bars"], meta["partitions_valid_empty"], meta["partitions_failed"]) == (3, 1, 0)
+    days = dict(query(config, "SELECT symbol, count(DISTINCT ts::DATE) FROM bars GROUP BY ALL"))
+    # 1 Mar to 14 Jun 2024: 74 sessions (Good Friday, Memorial Day and weekends closed); NEWCO's ten.
+    assert days == {"SPY": 74, "NEWCO": 10}
+    assert query(config, "SELECT count(*) FROM bars WHERE dayofweek(ts) IN (0, 6) "
+                         "OR ts::DATE IN (DATE '2024-03-29', DATE '2024-05-27')") == [(0,)]
