@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,7 +137,11 @@ def definitions_fingerprint(config: Any, bars_keys: Sequence[dg.AssetKey]) -> st
     each file's path, size and modification time)."""
     import jutsu_pipeline
 
-    parts = [config.model_dump_json(), dg.__version__, *(key.to_user_string() for key in bars_keys)]
+    try:
+        settings = config.model_dump_json()
+    except ValueError:  # a value pydantic cannot serialise: never equal, so always evaluated
+        settings = f"{id(config)}:{os.getpid()}:{time.time_ns()}"
+    parts = [settings, dg.__version__, *(key.to_user_string() for key in bars_keys)]
     roots = [Path(jutsu_pipeline.__file__).parent]
     for name in config.plugins:
         module_file = getattr(sys.modules.get(name), "__file__", None)
