@@ -61,7 +61,7 @@ def test_sync_is_quiet_shows_a_plan_a_line_per_run_and_a_summary(tmp_path: Path)
     # Nothing happened since that evaluation requested nothing: the third decides it without loading the
     # definitions (asset modules, pandera, the sync engine).
     probe = "import sys\nfrom jutsu_pipeline.cli import main\ncode = main(['sync'])\n" \
-            "print(code, sorted(m for m in ('jutsu_pipeline.definitions', 'jutsu_pipeline.assets', 'pandera') " \
+            "print(code, sorted(m for m in ('jutsu_pipeline.definitions', 'jutsu_pipeline.assets.bars', 'pandera') " \
             "if m in sys.modules))"
     third = _jutsu(tmp_path, "-c", probe, program=sys.executable)
     assert third.returncode == 0, third.stderr
