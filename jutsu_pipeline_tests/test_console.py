@@ -42,6 +42,7 @@ def _jutsu(tmp_path: Path, *args: str, config: Path | None = None, program: str 
                           timeout=600)
 
 
+@pytest.mark.slow  # two `jutsu sync` processes, the whole chain of runs (end-to-end)
 def test_sync_is_quiet_shows_a_plan_a_line_per_run_and_a_summary(tmp_path: Path) -> None:
     write_config(tmp_path, {"us_stocks": SMALL_MARKET})
     first = _jutsu(tmp_path, "sync")

@@ -25,7 +25,8 @@ from jutsu_pipeline_tests.lake import postgres_lake
 MARKET = {**SAMPLE_MARKET, "start": "2012-06-01", "end": "2013-03-01"}  # AAPL, FB, GOOG, IBM, MSFT
 BARS = "SELECT * EXCLUDE (ingested_at) FROM bars ORDER BY symbol, timeframe, ts"
 
-pytestmark = pytest.mark.xdist_group("lake_parallel")
+# Writer processes racing and killed mid-commit (end-to-end, ~30 s): `make test-slow` and .ci/run.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("lake_parallel")]
 
 
 def _writer(config_path: Path, first: str, last: str, times: int = 1) -> subprocess.Popen:

@@ -19,6 +19,10 @@ URL_VAR = "JUTSU_TEST_POSTGRES_URL"
 TEMPLATE = Path(__file__).parents[1] / "data" / "dagster_home" / "dagster.yaml"
 
 
+# The whole pipeline on a Postgres server (end-to-end): `make test-slow` and .ci/run, which start the server.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture
 def postgres_instance(tmp_path: Path):  # noqa: ANN201 - Iterator[dg.DagsterInstance]
     """The checked-in instance template with Postgres run/event/schedule storage at $JUTSU_TEST_POSTGRES_URL."""

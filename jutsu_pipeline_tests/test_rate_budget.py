@@ -58,6 +58,7 @@ def test_budget_file_location_and_key(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "secret-key-id" not in key and key != budget_key("alpaca", "https://data.alpaca.markets", "requests", "other")
 
 
+@pytest.mark.slow  # two real processes against the fake exchange (end-to-end)
 def test_two_processes_stay_within_the_exchange_limit_together(tmp_path: Path) -> None:
     """Each process may use the whole 10 req/s alone; sharing the budget, both together never exceed it.
 

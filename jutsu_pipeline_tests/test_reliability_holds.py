@@ -72,6 +72,7 @@ def test_short_retry_after_is_waited_and_sets_no_hold(fx: FakeExchange, tmp_path
     assert [r.status for r in fx.requests("binance")][:2] == [429, 200]
 
 
+@pytest.mark.slow  # a second `jutsu sync` process (end-to-end)
 def test_the_hold_stops_another_process(fx: FakeExchange, tmp_path: Path) -> None:
     """`jutsu sync` in a new process on the same DAGSTER_HOME sends nothing while the hold lasts."""
     home = tmp_path / "home"

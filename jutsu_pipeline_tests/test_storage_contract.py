@@ -36,9 +36,11 @@ VOLATILE = {"ingested_at", "computed_at", "last_ingested_at", "data_snapshot"}  
 UTC = dt.timezone.utc
 
 pytestmark = pytest.mark.xdist_group("storage_contract")
+# DuckLake on the Postgres server .ci/run starts: with the slow end-to-end tests (`make test-slow`).
+ON_POSTGRES = pytest.param("ducklake_postgres", marks=pytest.mark.slow)
 
 
-@pytest.fixture(params=["duckdb", "ducklake_file", "ducklake_postgres"])
+@pytest.fixture(params=["duckdb", "ducklake_file", ON_POSTGRES])
 def config(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JutsuConfig]:
     with ExitStack() as stack:
         storage = {"duckdb": lambda: {"kind": "duckdb", "path": str(tmp_path / "jutsu.duckdb")},
@@ -88,7 +90,7 @@ def reference(reference_file: JutsuConfig) -> dict:
 
 
 # The reference is the DuckDB file backend itself: each other backend runs the pipeline and must match it.
-@pytest.mark.parametrize("config", ["ducklake_file", "ducklake_postgres"], indirect=True)
+@pytest.mark.parametrize("config", ["ducklake_file", ON_POSTGRES], indirect=True)
 def test_same_tables_views_and_rows_on_every_backend(config: JutsuConfig, instance, reference: dict) -> None:
     _run_pipeline(config, instance)
     dumped = _dump(config)
@@ -199,7 +201,7 @@ def test_processes_creating_a_new_catalog_at_once_all_get_it(tmp_path: Path) -> 
             assert con.execute("SELECT count(*) FROM bars").fetchone()[0] == 0
 
 
-@pytest.mark.parametrize("kind", ["ducklake_file", "ducklake_postgres"])
+@pytest.mark.parametrize("kind", ["ducklake_file", ON_POSTGRES])
 def test_migrate_a_duckdb_file_into_ducklake(kind: str, tmp_path: Path, reference_file: JutsuConfig, reference: dict,
                                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     from jutsu_pipeline.cli import main

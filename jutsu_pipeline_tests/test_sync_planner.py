@@ -112,6 +112,7 @@ def test_sync_stores_computes_and_then_has_nothing_to_do(desk, instance, capsys)
     assert loader.loads == 1 and "Downstream (indicators, backtests, leaderboards): up to date." in capsys.readouterr().out
 
 
+@pytest.mark.slow  # several `jutsu sync`s with their downstream runs (end-to-end, ~15 s)
 def test_a_failed_partition_holds_back_only_its_symbol_and_is_retried(desk, instance, capsys) -> None:
     files, build = desk
     _write_bars(files, "BBB", "2024-01-02", "2024-03-28", bad_day="2024-02-14")
@@ -133,6 +134,7 @@ def test_a_failed_partition_holds_back_only_its_symbol_and_is_retried(desk, inst
     assert instance.get_materialized_partitions(BACKTEST) == set(SYMBOLS)
 
 
+@pytest.mark.slow  # several `jutsu sync`s with their downstream runs (end-to-end, ~15 s)
 def test_a_rematerialisation_from_another_path_makes_that_symbol_stale(desk, instance, capsys) -> None:
     files, build = desk
     config, defs = build()
@@ -153,6 +155,7 @@ def test_a_rematerialisation_from_another_path_makes_that_symbol_stale(desk, ins
     assert after[0][1] == pytest.approx(2 * before[0][1]) and after[1:] == before[1:]
 
 
+@pytest.mark.slow  # several `jutsu sync`s with their downstream runs (end-to-end, ~15 s)
 def test_a_moved_end_inside_a_stored_window_resyncs_it(desk, instance, capsys) -> None:
     _, build = desk
     config, defs = build(end="2024-03-15")
