@@ -69,8 +69,8 @@ def prices_positive() -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=True)
 
 
-def test_planned_events_of_a_run_with_checks_are_batched(instance, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A check's planned event among the partitions' planned events must not send them one by one."""
+def _events_stored_one_by_one(instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch) -> list:
+    """The event types the storage is asked to store singly (not in a batch) from now on."""
     storage = instance.event_log_storage
     single: list[dg.DagsterEventType | None] = []
     store_event = storage.store_event
@@ -80,6 +80,12 @@ def test_planned_events_of_a_run_with_checks_are_batched(instance, monkeypatch: 
         store_event(event)
 
     monkeypatch.setattr(storage, "store_event", counting)
+    return single
+
+
+def test_planned_events_of_a_run_with_checks_are_batched(instance, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check's planned event among the partitions' planned events must not send them one by one."""
+    single = _events_stored_one_by_one(instance, monkeypatch)
     ok = dg.materialize([prices, prices_positive], instance=instance,
                         tags=dict(zip(RANGE, ("2020-01-01|A", "2024-01-01|C"))))
     assert ok.success
@@ -127,17 +133,9 @@ def test_postgres_event_log_batches_the_planned_events(tmp_path: Path, monkeypat
         return dg.AssetCheckResult(passed=True)
 
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        storage = instance.event_log_storage
-        assert isinstance(storage, instance_storage.BatchingPostgresEventLogStorage)
+        assert isinstance(instance.event_log_storage, instance_storage.BatchingPostgresEventLogStorage)
         assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "1000"
-        single: list[dg.DagsterEventType | None] = []
-        store_event = storage.store_event
-
-        def counting(event):  # noqa: ANN001, ANN202
-            single.append(event.dagster_event_type)
-            store_event(event)
-
-        monkeypatch.setattr(storage, "store_event", counting)
+        single = _events_stored_one_by_one(instance, monkeypatch)
         ok = dg.materialize([own_prices, own_positive], instance=instance,
                             tags=dict(zip(RANGE, ("2020-01-01|A", "2024-01-01|C"))))
         assert ok.success
@@ -149,5 +147,5 @@ def test_postgres_event_log_batches_the_planned_events(tmp_path: Path, monkeypat
         assert len(instance.get_materialized_partitions(own_prices.key)) == 15
         [entry] = instance.get_asset_records([own_prices.key])
         assert entry.asset_entry.last_run_id == ok.run_id
-        evaluation = storage.get_latest_asset_check_execution_by_key([own_positive.check_key])
+        evaluation = instance.event_log_storage.get_latest_asset_check_execution_by_key([own_positive.check_key])
         assert evaluation[own_positive.check_key].event.asset_check_evaluation.passed
