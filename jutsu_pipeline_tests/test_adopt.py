@@ -56,3 +56,41 @@ def test_adopt_records_only_complete_valid_windows(tmp_path: Path, instance) -> 
     # Adopting again finds nothing new: it never re-records.
     [again] = adopt(yearly, instance, [p], NOW, lines.append)
     assert again.adopted == [] and sorted(again.refused) == sorted(report.refused)
+
+
+def test_adopt_intraday_sessions_into_quarters(tmp_path: Path, instance, monkeypatch) -> None:
+    """5-minute bars stored one session per partition (the old layout) are adopted as one quarter, unless a
+    session inside the quarter is missing."""
+    from jutsu_fake_exchange import FakeExchange
+    from jutsu_fake_exchange.testing import credential_env, provider_options
+
+    with FakeExchange() as fx:
+        for name, value in credential_env(fx, tmp_path / "tokens.json").items():
+            monkeypatch.setenv(name, value)
+        fx.clock.set(dt.datetime(2024, 7, 1, tzinfo=dt.UTC))
+        market = {"provider": "alpaca", "calendar": "XNYS", "timeframes": ["5m"], "start": "2024-03-01",
+                  "end": "2024-03-28", "symbols": ["MSFT", "SPY"],  # Good Friday 29 March: closed
+                  "options": provider_options(fx, "alpaca", feed="iex", http={"read_timeout": 60.0, "deadline": 120.0})}
+        by_session = load_config(write_config(tmp_path, {"us": {**market, "partition_grain": {"5m": "session"}}}))
+        sessions = partitioning(by_session, "us", "5m")
+        assert sessions.grain is Grain.SESSION and len(sessions.date_keys()) == 20
+        assert run_bars(by_session, instance, start="2024-03-01|MSFT", end="2024-03-28|SPY",
+                        market="us", timeframe="5m").success
+    with duckdb.connect(str(by_session.database)) as con:  # one session of SPY lost since
+        con.execute("DELETE FROM bars WHERE symbol = 'SPY' AND ts::DATE = DATE '2024-03-12'")
+
+    quarters = load_config(write_config(tmp_path, {"us": market}))  # the new default: quarters for 5m
+    p = partitioning(quarters, "us", "5m")
+    assert p.grain is Grain.QUARTER and p.date_keys() == ["2024-01-01"]
+    lines: list[str] = []
+    [report] = adopt(quarters, instance, [p], NOW, lines.append)
+    assert report.adopted == ["2024-01-01|MSFT"]
+    assert list(report.refused) == ["2024-01-01|SPY"]
+    assert "missing" in report.refused["2024-01-01|SPY"], report.refused
+    key = dg.AssetKey(["us", "bars_5m"])
+    [record] = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=["2024-01-01|MSFT"]), limit=1).records
+    meta = record.asset_materialization.metadata
+    assert meta["adopted"].value is True and meta["bars_stored"].value == 20 * 78
+    plan = plan_sync(p, partition_status(instance, key, p), NOW)
+    assert plan.missing == ["2024-01-01|SPY"] and plan.moved == [], plan  # only the refused quarter is synced
