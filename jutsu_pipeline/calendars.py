@@ -1,7 +1,8 @@
 """Trading sessions from real exchange calendars (exchange_calendars), or every day for 24/7 markets.
 
 The one calendar facade: everything that needs sessions, opens, closes or trading weekdays asks a
-`SessionCalendar`; the exchange_calendars objects are built (and cached) only here."""
+`SessionCalendar`; the exchange_calendars objects are built (and cached) only here. pandas, polars and
+exchange_calendars load when sessions are first asked for: reading the configuration needs none of them."""
 
 from __future__ import annotations
 
@@ -10,15 +11,16 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import pandas as pd
-import polars as pl
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
 
 UTC = dt.timezone.utc
 ALWAYS_OPEN = "24/7"  # the calendar code of markets that trade every day (crypto)
-TS = pl.Datetime("us", "UTC")
 # exchange_calendars only covers ~20 years unless given a start; ask for what the market needs.
 _LOOKAHEAD_DAYS = 366
 
@@ -39,6 +41,8 @@ class SessionCalendar:
     def timezone(self) -> ZoneInfo:
         if self.always_open:
             return ZoneInfo("UTC")
+        if _installed("exchange_calendars") == _TABLE_VERSION and self.code in _TIMEZONES:
+            return ZoneInfo(_TIMEZONES[self.code])
         return ZoneInfo(str(_class_attribute(self.code, "tz", lambda: self._exchange().tz)))
 
     def _exchange(self):  # noqa: ANN202 - exchange_calendars.ExchangeCalendar
@@ -60,6 +64,8 @@ class SessionCalendar:
 
     def _session_index(self, lo: dt.date, hi: dt.date) -> pd.DatetimeIndex:
         """Sessions in [lo, hi] (slicing, so bounds that are not sessions themselves are fine)."""
+        import pandas as pd
+
         sessions = self._exchange().sessions
         return sessions[(sessions >= pd.Timestamp(lo)) & (sessions <= pd.Timestamp(hi))]
 
@@ -67,6 +73,8 @@ class SessionCalendar:
         """Weekdays that are not sessions (holidays and ad-hoc closures such as 9/11)."""
         if self.always_open:
             return []
+        import pandas as pd
+
         weekdays = pd.bdate_range(self.first, self.last)
         return [ts.date() for ts in weekdays.difference(self._session_index(self.first, self.last))]
 
@@ -89,6 +97,8 @@ class SessionCalendar:
         if self.always_open:
             start = dt.datetime.combine(day, dt.time(), UTC)
             return start, start + dt.timedelta(days=1)
+        import pandas as pd
+
         exchange = self._exchange()
         session = pd.Timestamp(day)
         return (
@@ -118,11 +128,15 @@ class SessionCalendar:
 
 def session_table(calendar: SessionCalendar, first: dt.date, last: dt.date) -> pl.DataFrame:
     """session (date), open, close (UTC) of every session in [first, last]; early closes honoured."""
+    import pandas as pd
+    import polars as pl
+
     sessions = calendar.sessions(first, last)
     if calendar.always_open or not sessions:
         opens = [dt.datetime.combine(day, dt.time(), UTC) for day in sessions]
         return pl.DataFrame({"session": sessions, "open": opens, "close": [o + dt.timedelta(days=1) for o in opens]},
-                            schema={"session": pl.Date, "open": TS, "close": TS})
+                            schema={"session": pl.Date, "open": pl.Datetime("us", "UTC"),
+                                    "close": pl.Datetime("us", "UTC")})
     exchange = calendar._exchange()  # noqa: SLF001 - same module
     index = pd.DatetimeIndex(sessions)
     return pl.DataFrame({
@@ -133,6 +147,8 @@ def session_table(calendar: SessionCalendar, first: dt.date, last: dt.date) -> p
 
 
 def _utc(times: pd.Series) -> pl.Series:
+    import polars as pl
+
     series = pl.from_pandas(times.reset_index(drop=True))
     assert isinstance(series, pl.Series)  # a pandas Series converts to a Series
     assert isinstance(series.dtype, pl.Datetime)  # session opens/closes are timestamps
@@ -158,6 +174,7 @@ def _class_attribute(code: str, name: str, built: Callable[[], Any]) -> Any:
 @lru_cache(maxsize=32)
 def _exchange_calendar(code: str, first: dt.date, last: dt.date):  # noqa: ANN202
     import exchange_calendars as xc
+    import pandas as pd
 
     return xc.get_calendar(code, start=pd.Timestamp(first), end=pd.Timestamp(last))
 
@@ -172,10 +189,55 @@ def calendar_for(code: str, start: dt.date, end: dt.date | None) -> SessionCalen
     return SessionCalendar(code, first, last)
 
 
+# exchange_calendars 4.13.2's codes and aliases (`get_calendar_names(include_aliases=True)`) with each
+# calendar's timezone: validating a configuration and planning a sync check a calendar and cut its
+# partitions without importing the library (and pandas). Another installed version is asked directly;
+# test_config.py pins this table to the library.
+_TABLE_VERSION = "4.13.2"
+_TIMEZONES = {
+    "24/5": "UTC", "24/7": "UTC", "AIXK": "Asia/Almaty", "ARCX": "America/New_York", "ASEX": "Europe/Athens",
+    "ASX": "Australia/Sydney", "BATS": "America/New_York", "BMF": "America/Sao_Paulo", "BSE": "Asia/Kolkata",
+    "BVB": "Europe/Bucharest", "BVMF": "America/Sao_Paulo", "CBOT": "America/Chicago", "CFE": "America/Chicago",
+    "CME": "America/Chicago", "CMES": "America/Chicago", "COMEX": "America/Chicago", "FWB": "Europe/Berlin",
+    "HKEX": "Asia/Hong_Kong", "ICE": "America/New_York", "ICEUS": "America/New_York", "IEPA":
+    "America/New_York", "JKT": "Asia/Jakarta", "JPX": "Asia/Tokyo", "LSE": "Europe/London", "LUXSE":
+    "Europe/Luxembourg", "NASDAQ": "America/New_York", "NYFE": "America/New_York", "NYMEX": "America/Chicago",
+    "NYSE": "America/New_York", "OOTC": "America/New_York", "OSE": "Europe/Oslo", "SIX": "Europe/Zurich", "SSE":
+    "Asia/Shanghai", "TASE": "Asia/Tel_Aviv", "TSX": "America/Toronto", "XAMS": "Europe/Amsterdam", "XASE":
+    "America/New_York", "XASX": "Australia/Sydney", "XBDA": "Atlantic/Bermuda", "XBEL": "Europe/Belgrade",
+    "XBKK": "Asia/Bangkok", "XBOG": "America/New_York", "XBOM": "Asia/Kolkata", "XBRA": "Europe/Bratislava",
+    "XBRU": "Europe/Brussels", "XBSE": "Europe/Bucharest", "XBUD": "Europe/Budapest", "XBUE":
+    "America/Argentina/Buenos_Aires", "XCBF": "America/Chicago", "XCSE": "Europe/Copenhagen", "XCYS":
+    "Asia/Nicosia", "XDUB": "Europe/Dublin", "XDUS": "Europe/Brussels", "XEEE": "Europe/Berlin", "XETR":
+    "Europe/Berlin", "XEUR": "Europe/Berlin", "XFRA": "Europe/Berlin", "XHAM": "Europe/Brussels", "XHEL":
+    "Europe/Helsinki", "XHKG": "Asia/Hong_Kong", "XICE": "Atlantic/Reykjavik", "XIDX": "Asia/Jakarta", "XIST":
+    "Europe/Istanbul", "XJSE": "Africa/Johannesburg", "XKAR": "Asia/Karachi", "XKLS": "Asia/Kuala_Lumpur",
+    "XKRX": "Asia/Seoul", "XLIM": "America/Lima", "XLIS": "Europe/Lisbon", "XLIT": "Europe/Vilnius", "XLJU":
+    "Europe/Ljubljana", "XLON": "Europe/London", "XLUX": "Europe/Luxembourg", "XMAD": "Europe/Madrid", "XMEX":
+    "America/Mexico_City", "XMIL": "Europe/Rome", "XMOS": "Europe/Moscow", "XNAS": "America/New_York", "XNYS":
+    "America/New_York", "XNZE": "Pacific/Auckland", "XOSL": "Europe/Oslo", "XPAR": "Europe/Paris", "XPHS":
+    "Asia/Manila", "XPRA": "Europe/Prague", "XRIS": "Europe/Riga", "XSAU": "Asia/Riyadh", "XSES":
+    "Asia/Singapore", "XSGO": "America/Santiago", "XSHG": "Asia/Shanghai", "XSTO": "Europe/Stockholm", "XSTU":
+    "Europe/Berlin", "XSWX": "Europe/Zurich", "XTAE": "Asia/Tel_Aviv", "XTAI": "Asia/Taipei", "XTAL":
+    "Europe/Tallinn", "XTKS": "Asia/Tokyo", "XTSE": "America/Toronto", "XTSX": "America/Toronto", "XWAR":
+    "Europe/Warsaw", "XWBO": "Europe/Vienna", "XZAG": "Europe/Zagreb", "us_futures": "America/New_York"
+}
+
+
+@lru_cache(maxsize=1)
+def _installed(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def known_calendar(code: str) -> bool:
     """`code` is 24/7 or an exchange_calendars code (aliases included)."""
     if code == ALWAYS_OPEN:
         return True
+    if _installed("exchange_calendars") == _TABLE_VERSION:
+        return code in _TIMEZONES
     import exchange_calendars as xc
 
     return code in xc.get_calendar_names(include_aliases=True)

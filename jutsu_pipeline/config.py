@@ -9,7 +9,7 @@ import re
 import warnings
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import (
@@ -38,9 +38,11 @@ from jutsu_pipeline.configfile import (  # noqa: F401 - re-exported: the configu
 )
 from jutsu_pipeline.indicators.params import IndicatorParams
 from jutsu_pipeline.providers import registry as providers
-from jutsu_pipeline.storage.backend import LakeTarget
 from jutsu_pipeline.storage.settings import DuckDBStorage, DuckLakeStorage, StorageSettings
 from jutsu_pipeline.timeframes import DEFAULT_GRAINS, PARTITION_LIMIT, Grain, Timeframe, estimate_windows
+
+if TYPE_CHECKING:  # its module imports DuckDB and tenacity; a DuckDB-file configuration never needs them
+    from jutsu_pipeline.storage.backend import LakeTarget
 
 DAGSTER_HOME_ENV_VAR = "DAGSTER_HOME"
 

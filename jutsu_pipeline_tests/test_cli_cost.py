@@ -1,5 +1,6 @@
 """What the cheap paths load: `jutsu coverage` reads the DuckDB file without Dagster or the market
-libraries, and definitions with coarse grains never build an exchange calendar (structural, no timing)."""
+libraries; reading the configuration and a `jutsu sync` with nothing to do import none of the market
+libraries; definitions with coarse grains never build an exchange calendar (structural, no timing)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from jutsu_pipeline_tests.conftest import DEFAULT_GRAIN_MARKET, write_config
+from jutsu_pipeline_tests.conftest import DEFAULT_GRAIN_MARKET, fresh_home, write_config
 
-HEAVY = ("dagster", "pandas", "polars", "talib", "pandera", "exchange_calendars", "httpx", "sqlalchemy")
+REPO = Path(__file__).parents[1]
+# Each import was measured on the way of a cheap path (`python -X importtime`, docs/performance.md).
+MARKET_LIBRARIES = ("pandas", "polars", "numpy", "pyarrow", "talib", "pandera", "exchange_calendars", "httpx",
+                    "tenacity", "matplotlib")
+HEAVY = ("dagster", "sqlalchemy", *MARKET_LIBRARIES)
 PROBE = """
 import json, sys
 from jutsu_pipeline.cli import main
@@ -91,3 +96,51 @@ def test_definitions_of_a_large_minute_market_build_no_long_exchange_calendar(tm
     assert len(partitioning.all_partition_keys()) == 500 * 40  # ten years of quarters
     schedule = next(s for s in defs.get_repository_def().schedule_defs if s.name.startswith("big_bars_1m"))
     assert schedule.execution_timezone == "America/New_York"
+
+
+def test_reading_the_configuration_imports_no_market_library(tmp_path: Path) -> None:
+    """Every provider's options, indicators and strategies are validated from tables and pydantic models:
+    TA-Lib, pandas, polars, httpx, tenacity, exchange_calendars, DuckDB and Dagster load only when used."""
+    daily = {"timeframes": ["1d"], "start": "2020-01-02", "end": "2020-12-31"}
+    markets = {
+        "stocks": {**daily, "provider": "files", "options": {"path": "csv"}, "calendar": "XNYS", "symbols": ["IBM"],
+                   "indicators": {"sma_period": 10}, "strategies": [
+                       {"name": "cross", "type": "sma_cross", "params": {"fast": 5, "slow": 20}},
+                       {"name": "rsi", "type": "rsi_reversion"}, {"name": "bands", "type": "bollinger_reversion"}]},
+        "crypto": {**daily, "provider": "binance", "options": {"market": "usdm_futures", "http": {"burst": 2}},
+                   "calendar": "24/7", "symbols": ["BTCUSDT"]},
+        "alpaca": {**daily, "provider": "alpaca", "options": {"feed": "iex"}, "calendar": "XNAS", "symbols": ["AAPL"]},
+        "yahoo": {**daily, "provider": "yahoo", "calendar": "XTKS", "symbols": ["7203.T"]},
+        "schwab": {**daily, "provider": "schwab", "calendar": "XNYS", "symbols": ["MSFT"]},
+        "sample": {**daily, "provider": "sample", "calendar": "NYSE", "symbols": ["GOOG"]},
+    }
+    config = write_config(tmp_path, markets)
+    probe = ("import json, sys\nfrom jutsu_pipeline.config import load_config\nconfig = load_config(sys.argv[1])\n"
+             "print(json.dumps([len(config.markets), sorted({n.split('.')[0] for n in sys.modules} & set(sys.argv[2:]))]))")
+    result = subprocess.run([sys.executable, "-c", probe, str(config), *HEAVY, "duckdb"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [6, []]
+
+
+def test_a_sync_with_nothing_to_do_imports_no_market_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steady state (everything stored and computed, Dagster's automation evaluated once since): the plan
+    reads the instance's partition status with Dagster and SQLAlchemy only; the configuration, the
+    partitions' timezone and the downstream decision need no market library and no definitions."""
+    market = {**DEFAULT_GRAIN_MARKET, "start": "2012-01-03", "end": "2012-02-29", "symbols": ["IBM"]}
+    config = write_config(tmp_path, {"us_stocks": market})
+    home = fresh_home(tmp_path, (REPO / "data" / "dagster_home" / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the probe's instance (the shipped instance class)
+    from jutsu_pipeline.cli import run_sync
+    from jutsu_pipeline.config import load_config
+    from jutsu_pipeline.definitions import build_definitions
+    from jutsu_pipeline.instance import open_instance
+
+    loaded = load_config(config)
+    defs, instance = build_definitions(loaded), open_instance(home)
+    assert run_sync(loaded, defs, instance) == 0  # stores the bars, then what Dagster's automation requests
+    assert run_sync(loaded, defs, instance) == 0  # evaluates once more: requests nothing, which is remembered
+    instance.dispose()
+    outcome, printed, _ = _probe(tmp_path, config, "sync")
+    assert outcome == {"code": 0, "loaded": ["dagster", "sqlalchemy"]}, outcome
+    assert "nothing to fetch" in printed and "Downstream (indicators, backtests, leaderboards): up to date." in printed

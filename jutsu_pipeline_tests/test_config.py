@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,35 @@ def test_provider_options_are_typed() -> None:
               "options": {"market": "usdm_futures", "page_limit": "1500"}}
     options = parse_config({"markets": {"m": market}}).markets["m"].options
     assert (options.market, options.page_limit) == ("usdm_futures", 1500)
+
+
+@pytest.mark.parametrize(("indicators", "words"), [
+    ({"sma_periodd": 5}, "unknown indicator parameter 'sma_periodd'; known: "),
+    ({"macd_fast": 30}, "macd_fast (30) must be below macd_slow (26)"),
+    ({"rsi_period": 1}, "rsi_period must be >= 2"),
+])
+def test_bad_indicator_keys_are_named(indicators: dict, words: str) -> None:
+    """Checked against the registry when the configuration loads (TA-Lib itself is not imported then)."""
+    message = _error({"m": {**SAMPLE_MARKET, "indicators": indicators}})
+    assert "markets.m.indicators:" in message and words in message
+
+
+def test_the_calendar_table_agrees_with_exchange_calendars(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calendar codes and timezones come from a table of one exchange_calendars release, so that loading a
+    configuration needs no pandas: for that release it is the library's list; for any other the library
+    is asked."""
+    import exchange_calendars as xc
+
+    from jutsu_pipeline import calendars
+    from jutsu_pipeline.calendars import SessionCalendar, known_calendar
+
+    codes = set(xc.get_calendar_names(include_aliases=True))
+    if xc.__version__ == calendars._TABLE_VERSION:
+        assert set(calendars._TIMEZONES) == codes
+        for code, zone in calendars._TIMEZONES.items():
+            # the calendar class's own timezone (reading it builds no calendar)
+            assert zone == str(calendars._class_attribute(code, "tz", lambda code=code: xc.get_calendar(code).tz)), code
+    assert all(known_calendar(code) for code in codes) and not known_calendar("XXXX")
+    monkeypatch.setattr(calendars, "_TABLE_VERSION", "0.0")  # as if another release were installed
+    assert known_calendar("XNYS") and not known_calendar("XXXX")
+    assert str(SessionCalendar("XTKS", dt.date(2024, 1, 4), dt.date(2024, 2, 1)).timezone) == "Asia/Tokyo"

@@ -391,3 +391,26 @@ def test_warmups_cover_the_lookback_and_the_decay() -> None:
     macd = specs["macd"].warmup_bars() - specs["macd"].lookback()
     assert (1 - 2 / 27) ** macd <= DECAY and (1 - 2 / 10) ** macd <= DECAY
     assert IndicatorSpec("sma", (("period", 20),)).indicator.warmup is not None
+
+
+def test_the_talib_function_table_agrees_with_talib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registering an indicator checks its function against a table of one TA-Lib release (so that reading
+    the configuration imports no TA-Lib): for that release it is TA-Lib's list; any other is asked."""
+    from importlib.metadata import version
+
+    from jutsu_pipeline.indicators import talib_functions
+    from jutsu_pipeline.indicators.talib_functions import TALIB_FUNCTIONS, TALIB_VERSION, talib_has
+
+    if version("ta-lib") == TALIB_VERSION:
+        assert TALIB_FUNCTIONS == set(talib.get_functions())
+    assert all(talib_has(name) for name in talib.get_functions()) and not talib_has("SMAA")
+    monkeypatch.setattr(talib_functions, "TALIB_VERSION", "0.0")  # as if another release were installed
+    assert talib_has("SMA") and not talib_has("SMAA")
+
+
+def test_an_indicator_on_a_function_talib_lacks_is_refused_clearly() -> None:
+    from jutsu_pipeline.indicators.registry import INDICATORS, Indicator, register
+
+    with pytest.raises(ValueError, match=r"TA-Lib has no function 'SMAA' \(indicator 'smaa'\); use one of "):
+        register(Indicator("smaa", "SMAA", ("close",), ("smaa",)))
+    assert "smaa" not in INDICATORS

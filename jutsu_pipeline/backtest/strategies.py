@@ -10,12 +10,14 @@ import builtins
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from jutsu_pipeline.indicators import IndicatorSpec
+
+if TYPE_CHECKING:  # numpy loads with the first signal evaluated: reading the configuration needs only the params
+    import numpy as np
 
 #: FractionalBacktest's default unit: fractional mode trades whole multiples of 1e-8 shares.
 FRACTIONAL_UNIT = 1 / 100e6
@@ -32,6 +34,8 @@ class Bars:
 
     def previous(self, values: np.ndarray) -> np.ndarray:
         """values[t-1] within the same symbol (NaN on a symbol's first bar)."""
+        import numpy as np
+
         out = np.empty_like(values, dtype=np.float64)
         out[1:], out[:1] = values[:-1], np.nan
         out[self.first] = np.nan
@@ -39,6 +43,8 @@ class Bars:
 
     def crossover(self, a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
         """``backtesting.lib.crossover(a, b)`` on every bar: a[t-1] < b[t-1] and a[t] > b[t]."""
+        import numpy as np
+
         a_now, b_now = np.broadcast_arrays(np.asarray(a, float), np.asarray(b, float), self.close)[:2]
         return (self.previous(a_now) < self.previous(b_now)) & (a_now > b_now)
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-import talib
-from talib import abstract
+from jutsu_pipeline.indicators.talib_functions import talib_has
+from jutsu_pipeline.storage.identifiers import IDENTIFIER
 
-from jutsu_pipeline.storage.scope import IDENTIFIER
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_PERIOD = 100_000  # TA-Lib's own upper bound for every period
 DECIMALS = 4  # multipliers appear in column names: 2.5 -> "2_5"
@@ -109,11 +110,15 @@ class Indicator:
 
     def lookback(self, values: Mapping[str, float]) -> int:
         """TA-Lib's lookback: the number of leading NULL bars of every output."""
+        from talib import abstract  # here, not at import: reading the configuration needs no TA-Lib
+
         function = abstract.Function(self.function)  # type: ignore[attr-defined]  # missing from TA-Lib's abstract.pyi
         function.set_parameters(self.kwargs(values))
         return int(function.lookback)
 
     def compute(self, arrays: Mapping[str, np.ndarray], values: Mapping[str, float]) -> tuple[np.ndarray, ...]:
+        import talib
+
         result = getattr(talib, self.function)(*(arrays[name] for name in self.inputs), **self.kwargs(values))
         return result if isinstance(result, tuple) else (result,)
 
@@ -127,8 +132,9 @@ def register(indicator: Indicator) -> Indicator:
         raise ValueError(f"indicator {indicator.name!r} is already registered")
     if not all(COLUMN_PATTERN.match(n) for n in (indicator.name, *indicator.outputs)):
         raise ValueError(f"indicator and output names must match {COLUMN_PATTERN.pattern}: {indicator}")
-    if not hasattr(talib, indicator.function):
-        raise ValueError(f"TA-Lib has no function {indicator.function!r}")
+    if not talib_has(indicator.function):
+        raise ValueError(f"TA-Lib has no function {indicator.function!r} (indicator {indicator.name!r}); "
+                         "use one of talib.get_functions(), e.g. 'SMA'")
     INDICATORS[indicator.name] = indicator
     return indicator
 

@@ -1,18 +1,14 @@
 """Bars providers behind one interface (`BarsProvider`), built by name from a market's config.
 
-Each provider module declares a `SPEC` (options model, credentials, local or not, factory); the tuple
-below registers the built-in ones. docs/extending.md shows how to add one.
+A provider declares a `SPEC` (options model, credentials, local or not, factory); the built-in ones are
+in `builtin` (options only: each factory imports its provider's module, so reading the configuration
+loads no polars or httpx) and registered below. docs/extending.md shows how to add one.
 """
 
-from typing import Any
+from jutsu_pipeline.providers.builtin import BUILT_IN
+from jutsu_pipeline.providers.registry import build_provider, is_local, register
 
-from jutsu_pipeline.providers import alpaca, binance, files, sample, schwab, yahoo
-from jutsu_pipeline.providers.registry import ProviderSpec, build_provider, is_local, register
-
-_BUILT_IN: tuple[ProviderSpec[Any], ...] = (  # each spec has its own options model
-    sample.SPEC, files.SPEC, binance.SPEC, alpaca.SPEC, schwab.SPEC, yahoo.SPEC,
-)
-for _spec in _BUILT_IN:
+for _spec in BUILT_IN:
     register(_spec)
 
 __all__ = ["build_provider", "is_local", "register"]

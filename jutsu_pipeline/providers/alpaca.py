@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
-from pydantic import Field
 
 from jutsu_pipeline.actions.model import DIVIDEND, SPLIT, actions_frame
 from jutsu_pipeline.providers.base import (
@@ -17,33 +16,23 @@ from jutsu_pipeline.providers.base import (
     SymbolHistory,
     UnknownSymbolError,
 )
+from jutsu_pipeline.providers.builtin import ALPACA as SPEC  # noqa: F401 - its spec (options, factory)
+from jutsu_pipeline.providers.builtin import ALPACA_PAGE_LIMIT as PAGE_LIMIT  # noqa: F401 - re-exported
+from jutsu_pipeline.providers.builtin import AlpacaOptions
 from jutsu_pipeline.providers.http.errors import AuthExpired, MalformedPayload, NotEntitled, RequestContext
 from jutsu_pipeline.providers.http.frames import query_window
 from jutsu_pipeline.providers.http.provider import HttpProvider, read_secret
-from jutsu_pipeline.providers.http.settings import HttpOptions, HttpSettings
-from jutsu_pipeline.providers.registry import Credential, ProviderSpec
+from jutsu_pipeline.providers.http.settings import HttpSettings
 from jutsu_pipeline.timeframes import Timeframe
 
 UTC = dt.timezone.utc
-PAGE_LIMIT = 10_000
 TIMEFRAMES = {Timeframe.M1: "1Min", Timeframe.M5: "5Min", Timeframe.H1: "1Hour", Timeframe.D1: "1Day"}
-ACTIONS_PATH = "/v1/corporate-actions"
 ACTION_TYPES = "forward_split,reverse_split,cash_dividend"
 _ENTITLEMENT_HINTS = ("subscription", "too late", "not permit")
 
 
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class AlpacaOptions(HttpOptions):
-    feed: Literal["sip", "iex", "delayed_sip"] = "sip"
-    adjustment: Literal["raw", "split", "dividend", "all"] = "raw"  # stored as delivered
-    delay_minutes: float | None = Field(default=None, ge=0)  # default: 15 with feed sip, else 0
-    page_limit: int = Field(default=PAGE_LIMIT, ge=1, le=PAGE_LIMIT)
-    key_id_env: str = "APCA_API_KEY_ID"  # names of the environment variables holding the keys
-    secret_key_env: str = "APCA_API_SECRET_KEY"
-    actions_path: str = ACTIONS_PATH  # the corporate-actions endpoint
 
 
 class AlpacaProvider(HttpProvider):
@@ -197,9 +186,3 @@ def _zone(name: str) -> dt.tzinfo:
 
     return ZoneInfo(name)
 
-
-SPEC = ProviderSpec(
-    "alpaca", AlpacaOptions, lambda options, context: AlpacaProvider(options, context.timezone, context.secrets),
-    credentials=(Credential("alpaca_key_id", "APCA_API_KEY_ID", "Alpaca API key id"),
-                 Credential("alpaca_secret_key", "APCA_API_SECRET_KEY", "Alpaca API secret key")),
-    description="Alpaca market data v2 stock bars")

@@ -4,12 +4,10 @@ page) or of USD-M futures (`/fapi/v1/klines`, 1500 bars a page), chosen by `opti
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import polars as pl
-from pydantic import Field, model_validator
 
 from jutsu_pipeline.providers.base import (
     FetchRequest,
@@ -18,10 +16,12 @@ from jutsu_pipeline.providers.base import (
     SymbolHistory,
     UnknownSymbolError,
 )
+from jutsu_pipeline.providers.builtin import BINANCE as SPEC  # noqa: F401 - its spec (options, factory)
+from jutsu_pipeline.providers.builtin import BINANCE_MARKETS as MARKETS
+from jutsu_pipeline.providers.builtin import BinanceOptions, Market  # noqa: F401 - Market re-exported
 from jutsu_pipeline.providers.http.errors import MalformedPayload, RequestContext
 from jutsu_pipeline.providers.http.provider import HttpProvider, epoch_ms
-from jutsu_pipeline.providers.http.settings import HttpOptions, HttpSettings
-from jutsu_pipeline.providers.registry import ProviderSpec
+from jutsu_pipeline.providers.http.settings import HttpSettings
 from jutsu_pipeline.timeframes import Timeframe
 
 UTC = dt.timezone.utc
@@ -33,40 +33,6 @@ def _map_error(status: int, text: str, context: RequestContext) -> ProviderError
         return UnknownSymbolError(f"{context.describe()}: Binance does not know this symbol ({text[:120]}). "
                                   "Use the exchange's pair name, e.g. BTCUSDT or BTC/USDT, or remove it")
     return None
-
-
-@dataclass(frozen=True)
-class Market:
-    """One Binance klines API: host, path, page cap, per-minute weight budget and request weight by limit."""
-
-    base_url: str
-    klines_path: str
-    max_limit: int
-    weight_per_minute: float
-    weights: tuple[tuple[int, int], ...]  # (largest limit, weight), ascending
-
-    def weight(self, limit: int) -> int:
-        return next(weight for upto, weight in self.weights if limit <= upto)
-
-
-MARKETS = {
-    "spot": Market("https://data-api.binance.vision", "/api/v3/klines", 1000, 6000.0, ((1000, 2),)),
-    "usdm_futures": Market("https://fapi.binance.com", "/fapi/v1/klines", 1500, 2400.0,
-                           ((99, 1), (499, 2), (1000, 5), (1500, 10))),
-}
-
-
-class BinanceOptions(HttpOptions):
-    market: Literal["spot", "usdm_futures"] = "spot"
-    page_limit: int | None = Field(default=None, ge=1, le=1500)  # default: the market's maximum
-    symbols: dict[str, str] = Field(default_factory=dict)  # explicit name map, e.g. {BTC/USDT: BTCUSDT}
-
-    @model_validator(mode="after")
-    def _limit_within_market(self) -> BinanceOptions:
-        cap = MARKETS[self.market].max_limit
-        if self.page_limit is not None and self.page_limit > cap:
-            raise ValueError(f"page_limit {self.page_limit} is above the {self.market} maximum of {cap}")
-        return self
 
 
 class BinanceProvider(HttpProvider):
@@ -166,6 +132,3 @@ class BinanceProvider(HttpProvider):
             first = dt.datetime.combine(first.date(), dt.time(), UTC)
         return SymbolHistory(first_ts=first)
 
-
-SPEC = ProviderSpec("binance", BinanceOptions, lambda options, context: BinanceProvider(options, context.timezone),
-                    description="Binance spot or USD-M futures klines (public)")

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from jutsu_pipeline.providers.builtin import FILES as SPEC  # noqa: F401 - its spec (options, factory)
 from jutsu_pipeline.providers.local_files import LocalFilesProvider
-from jutsu_pipeline.providers.registry import BuildContext, ProviderOptions, ProviderSpec
-
-
-class FilesOptions(ProviderOptions):
-    path: Path  # the folder with <SYMBOL>.csv or .parquet files (relative: to the config file)
 
 
 class FilesProvider(LocalFilesProvider):
@@ -17,9 +11,3 @@ class FilesProvider(LocalFilesProvider):
 
     name = "files"
 
-
-def _build(options: FilesOptions, context: BuildContext) -> FilesProvider:
-    return FilesProvider(context.resolve(options.path), context.timezone)
-
-
-SPEC = ProviderSpec("files", FilesOptions, _build, local=True, description="your CSV or Parquet files")

@@ -7,11 +7,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from jutsu_pipeline.providers.base import BarsProvider
+if TYPE_CHECKING:  # the protocol's module imports polars; the registry only names it
+    from jutsu_pipeline.providers.base import BarsProvider
 
 
 class ProviderOptions(BaseModel):

@@ -5,15 +5,11 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
+from jutsu_pipeline.providers.builtin import SAMPLE as SPEC  # noqa: F401 - its spec (options, factory)
 from jutsu_pipeline.providers.local_files import LocalFilesProvider
-from jutsu_pipeline.providers.registry import BuildContext, ProviderOptions, ProviderSpec
 from jutsu_pipeline.timeframes import Timeframe
 
 SAMPLE_DIR = Path(str(files("jutsu_pipeline") / "sample_data"))
-
-
-class SampleOptions(ProviderOptions):
-    path: Path | None = None  # another folder laid out like the bundled one
 
 
 class SampleProvider(LocalFilesProvider):
@@ -25,9 +21,3 @@ class SampleProvider(LocalFilesProvider):
     def __init__(self, path: Path = SAMPLE_DIR, timezone: str = "America/New_York") -> None:
         super().__init__(path, timezone, timeframes=frozenset({Timeframe.D1}))
 
-
-def _build(options: SampleOptions, context: BuildContext) -> SampleProvider:
-    return SampleProvider(context.resolve(options.path) if options.path else SAMPLE_DIR, context.timezone)
-
-
-SPEC = ProviderSpec("sample", SampleOptions, _build, local=True, description="bundled daily bars of five US stocks")

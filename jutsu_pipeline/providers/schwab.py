@@ -19,16 +19,16 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import polars as pl
-from pydantic import Field
 
 from jutsu_pipeline.providers.base import FetchRequest, FetchStats, ProviderCapabilities, ProviderError
+from jutsu_pipeline.providers.builtin import SCHWAB as SPEC  # noqa: F401 - its spec (options, factory)
+from jutsu_pipeline.providers.builtin import SchwabOptions
 from jutsu_pipeline.providers.http.client import HttpClient
 from jutsu_pipeline.providers.http.errors import AuthExpired, MalformedPayload, RequestContext, Unauthorized
 from jutsu_pipeline.providers.http.frames import query_window
 from jutsu_pipeline.providers.http.oauth import TokenFile, Tokens
 from jutsu_pipeline.providers.http.provider import HttpProvider, epoch_ms, read_secret
-from jutsu_pipeline.providers.http.settings import HttpOptions, HttpSettings
-from jutsu_pipeline.providers.registry import Credential, ProviderSpec
+from jutsu_pipeline.providers.http.settings import HttpSettings
 from jutsu_pipeline.timeframes import Timeframe
 
 DEFAULT_BASE_URL = "https://api.schwabapi.com"
@@ -42,15 +42,6 @@ FREQUENCIES = {
 }
 AUTHORIZE_HINT = ("re-authorise once: `python -m jutsu_pipeline.providers.schwab authorize-url`, log in, then "
                   "`python -m jutsu_pipeline.providers.schwab authorize --redirect-url '<the URL you landed on>'`")
-
-
-class SchwabOptions(HttpOptions):
-    client_id_env: str = "SCHWAB_CLIENT_ID"  # names of the environment variables holding the credentials
-    client_secret_env: str = "SCHWAB_CLIENT_SECRET"
-    token_file_env: str = "SCHWAB_TOKEN_FILE"
-    refresh_leeway_seconds: float = Field(default=300, ge=0)  # refresh the access token this long before expiry
-    delay_minutes: float = Field(default=0, ge=0)
-    daily_timezone: str = "America/Chicago"  # daily candles are stamped at this zone's midnight
 
 
 def _token_error(status: int, text: str, context: RequestContext) -> ProviderError | None:
@@ -177,15 +168,6 @@ class SchwabProvider(HttpProvider):
             raise MalformedPayload(context, f"a candle lacks a field ({type(error).__name__})", "report it",
                                    transient=False) from None
         return self.finalize(request, instants, columns)
-
-
-SPEC = ProviderSpec(
-    "schwab", SchwabOptions, lambda options, context: SchwabProvider(options, context.timezone, context.secrets),
-    credentials=(Credential("schwab_client_id", "SCHWAB_CLIENT_ID", "Schwab app key"),
-                 Credential("schwab_client_secret", "SCHWAB_CLIENT_SECRET", "Schwab app secret"),
-                 Credential("schwab_token_file", "SCHWAB_TOKEN_FILE", "path of the Schwab OAuth token JSON file",
-                            secret=False)),
-    description="Charles Schwab price history (OAuth2)")
 
 
 # -- one-time authorisation ----------------------------------------------------------------------

@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import quote
 
 import polars as pl
-from pydantic import Field
 
 from jutsu_pipeline.actions.model import DIVIDEND, SPLIT, actions_frame
 from jutsu_pipeline.providers.base import (
@@ -19,12 +18,13 @@ from jutsu_pipeline.providers.base import (
     SymbolHistory,
     UnknownSymbolError,
 )
+from jutsu_pipeline.providers.builtin import YAHOO as SPEC  # noqa: F401 - its spec (options, factory)
+from jutsu_pipeline.providers.builtin import YahooOptions
 from jutsu_pipeline.providers.http.errors import MalformedPayload, RequestContext, Unauthorized
 from jutsu_pipeline.providers.http.frames import query_window
 from jutsu_pipeline.providers.http.provider import HttpProvider
 from jutsu_pipeline.providers.http.secrets import Secret
-from jutsu_pipeline.providers.http.settings import HttpOptions, HttpSettings
-from jutsu_pipeline.providers.registry import ProviderSpec
+from jutsu_pipeline.providers.http.settings import HttpSettings
 from jutsu_pipeline.timeframes import Timeframe
 
 UTC = dt.timezone.utc
@@ -46,12 +46,6 @@ def _map_error(status: int, text: str, context: RequestContext) -> ProviderError
         return UnknownSymbolError(f"{context.describe()}: Yahoo has no data for this symbol (may be delisted); "
                                   "check the ticker (Yahoo style, e.g. BRK-B, BTC-USD) or remove it")
     return None
-
-
-class YahooOptions(HttpOptions):
-    cookie_url: str = "https://fc.yahoo.com"
-    user_agent: str = "Mozilla/5.0 (jutsu-pipeline)"
-    delay_minutes: float = Field(default=0, ge=0)
 
 
 class YahooProvider(HttpProvider):
@@ -193,6 +187,3 @@ def _zone_info(name: str) -> dt.tzinfo:
 
     return ZoneInfo(name)
 
-
-SPEC = ProviderSpec("yahoo", YahooOptions, lambda options, context: YahooProvider(options, context.timezone),
-                    description="Yahoo chart v8 (experimental, unofficial)")

@@ -7,16 +7,16 @@ Every reader of `bars`, `bars_adjusted`, `indicators` and the result tables sele
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Mapping
 
 import duckdb
 import pyarrow as pa
 
+from jutsu_pipeline.storage.identifiers import IDENTIFIER  # noqa: F401 - re-exported: readers check names with it
+
 BAR_COLUMNS = ("open", "high", "low", "close", "volume", "adj_close")
 OHLCV = BAR_COLUMNS[:5]  # what `bars_adjusted` has besides the keys (no adj_close)
 RELATIONS = ("bars", "bars_adjusted", "indicators")
-IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # the only column names formatted into SQL
 EARLIEST = dt.datetime(1, 1, 1, tzinfo=dt.timezone.utc)  # before any bar
 ROW_HASH = "hash(ts, open, high, low, close, volume)"  # a bar's content (indicator_inputs, data versions)
 

@@ -1,25 +1,30 @@
-"""The shared HTTP layer of the market-data providers (httpx + tenacity, breaker, rate limiter)."""
+"""The shared HTTP layer of the market-data providers (httpx + tenacity, breaker, rate limiter).
 
-from jutsu_pipeline.providers.http.client import HttpClient, Reply, parse_retry_after
-from jutsu_pipeline.providers.http.errors import (
-    AuthExpired,
-    Banned,
-    CircuitOpen,
-    MalformedPayload,
-    NotEntitled,
-    RateLimited,
-    RequestContext,
-    RequestRejected,
-    TransientServerError,
-    Unauthorized,
-    UnknownSymbolError,
-)
-from jutsu_pipeline.providers.http.limits import CircuitBreaker, TokenBucket
-from jutsu_pipeline.providers.http.secrets import Secret, redact
-from jutsu_pipeline.providers.http.settings import HttpSettings
+Names load on first use, so reading the configuration (which needs only `settings.HttpOptions`) does not
+import httpx and tenacity.
+"""
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_WHERE = {
+    "HttpClient": "client", "Reply": "client", "parse_retry_after": "client",
+    **dict.fromkeys(("AuthExpired", "Banned", "CircuitOpen", "MalformedPayload", "NotEntitled", "RateLimited",
+                     "RequestContext", "RequestRejected", "TransientServerError", "Unauthorized",
+                     "UnknownSymbolError"), "errors"),
+    "CircuitBreaker": "limits", "TokenBucket": "limits", "Secret": "secrets", "redact": "secrets",
+    "HttpSettings": "settings",
+}
 __all__ = [
     "AuthExpired", "Banned", "CircuitBreaker", "CircuitOpen", "HttpClient", "HttpSettings", "MalformedPayload",
     "NotEntitled", "RateLimited", "Reply", "RequestContext", "RequestRejected", "Secret", "TokenBucket",
     "TransientServerError", "Unauthorized", "UnknownSymbolError", "parse_retry_after", "redact",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)

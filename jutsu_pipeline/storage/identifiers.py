@@ -1,0 +1,10 @@
+"""The only column names formatted into SQL (DDL and scoped reads) match IDENTIFIER.
+
+Its own module so that the indicator registry checks its column names without importing DuckDB and pyarrow.
+"""
+
+from __future__ import annotations
+
+import re
+
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
