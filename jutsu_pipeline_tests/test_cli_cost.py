@@ -144,3 +144,31 @@ def test_a_sync_with_nothing_to_do_imports_no_market_library(tmp_path: Path, mon
     outcome, printed, _ = _probe(tmp_path, config, "sync")
     assert outcome == {"code": 0, "loaded": ["dagster", "sqlalchemy"]}, outcome
     assert "nothing to fetch" in printed and "Downstream (indicators, backtests, leaderboards): up to date." in printed
+
+
+# What runs inside an asset, check or run, never while the definitions build.
+ENGINES = ("jutsu_pipeline.sync.engine", "jutsu_pipeline.quality.stored", "jutsu_pipeline.quality.expressions",
+           "jutsu_pipeline.indicators.compute", "jutsu_pipeline.backtest.runner", "jutsu_pipeline.report.page",
+           "jutsu_pipeline.derive.engine", "jutsu_pipeline.providers.base")
+
+
+def test_building_the_definitions_imports_no_engine(tmp_path: Path) -> None:
+    """As a code server loads them: the sync engine, the checks' logic, pandera, polars, TA-Lib, httpx and
+    the charts load inside the assets' bodies. (pandas and exchange_calendars do load: the bars assets'
+    freshness policy reads the calendar's recent sessions.)"""
+    minute = {"provider": "files", "options": {"path": "csv"}, "calendar": "XNYS", "timeframes": ["1m"],
+              "derive": ["1h"], "start": "2015-01-02", "end": "2024-12-31",
+              "symbols": [f"S{i:03d}" for i in range(500)]}
+    daily = {**DEFAULT_GRAIN_MARKET, "strategies": [{"name": "cross", "type": "sma_cross",
+                                                     "params": {"fast": 5, "slow": 20}}]}
+    config = write_config(tmp_path, {"big": minute, "us_stocks": daily})
+    probe = ("import json, sys\nfrom jutsu_pipeline.definitions import defs\nrepository = defs.get_repository_def()\n"
+             "print(json.dumps([len(repository.assets_defs_by_key), "
+             "sorted(n for n in sys.argv[1:] if n in sys.modules or n in {m.split('.')[0] for m in sys.modules})]))")
+    heavy = ("polars", "pandera", "talib", "httpx", "matplotlib")
+    result = subprocess.run([sys.executable, "-c", probe, *heavy, *ENGINES], cwd=tmp_path,
+                            env={**os.environ, "JUTSU_CONFIG": str(config)}, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assets, loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert assets >= 8 and loaded == [], loaded  # bars, derived, actions, indicators, backtests, leaderboard, report

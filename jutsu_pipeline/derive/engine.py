@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from jutsu_pipeline.derive import sql
+from jutsu_pipeline.derive import derived_source, sql
 from jutsu_pipeline.partitions import BarsPartitioning, split_partition_key
 from jutsu_pipeline.quality.grid import session_table
 from jutsu_pipeline.storage.ddl import ensure_schema
@@ -19,11 +19,6 @@ from jutsu_pipeline.timeframes import Timeframe
 UTC = dt.timezone.utc
 TS = pl.Datetime("us", "UTC")
 US_PER_DAY = 86_400_000_000
-
-
-def derived_source(base: Timeframe) -> str:
-    """The `source` of bars derived from `base` bars, e.g. `derived:1m`."""
-    return f"derived:{base.value}"
 
 
 @dataclass(frozen=True)

@@ -7,27 +7,11 @@ from collections.abc import Iterable
 import numpy as np
 import polars as pl
 
-from jutsu_pipeline.indicators.params import IndicatorParams
+from jutsu_pipeline.indicators.params import IndicatorParams, as_specs, column_names
 from jutsu_pipeline.indicators.registry import IndicatorSpec
 
 KEY_COLUMNS = ("symbol", "ts")
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
-
-
-def as_specs(params: IndicatorParams | Iterable[IndicatorSpec]) -> tuple[IndicatorSpec, ...]:
-    """The specs of a config block or a list of specs, each column computed once."""
-    specs = params.specs() if isinstance(params, IndicatorParams) else tuple(params)
-    seen: set[str] = set()
-    unique = []
-    for spec in specs:
-        if not seen.issuperset(spec.columns()):
-            unique.append(spec)
-            seen.update(spec.columns())
-    return tuple(unique)
-
-
-def column_names(specs: Iterable[IndicatorSpec]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(c for spec in specs for c in spec.columns()))
 
 
 def _sorted_bars(bars: pl.DataFrame) -> pl.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import namedtuple
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -54,3 +55,19 @@ class IndicatorParams(BaseModel):
     def lookbacks(self) -> dict[str, int]:
         """TA-Lib lookback per column: the number of leading NULL bars (= first valid bar index)."""
         return {column: spec.lookback() for spec in self.specs() for column in spec.columns()}
+
+
+def as_specs(params: IndicatorParams | Iterable[IndicatorSpec]) -> tuple[IndicatorSpec, ...]:
+    """The specs of a config block or a list of specs, each column computed once."""
+    specs = params.specs() if isinstance(params, IndicatorParams) else tuple(params)
+    seen: set[str] = set()
+    unique = []
+    for spec in specs:
+        if not seen.issuperset(spec.columns()):
+            unique.append(spec)
+            seen.update(spec.columns())
+    return tuple(unique)
+
+
+def column_names(specs: Iterable[IndicatorSpec]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(c for spec in specs for c in spec.columns()))

@@ -8,17 +8,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
 from jutsu_pipeline.config import Profile
 from jutsu_pipeline.quality.profiles import Severity
-from jutsu_pipeline.quality.report import CheckReport
 from jutsu_pipeline.quality.rules import RULES
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # polars and the reports load when a check is evaluated: declaring one needs neither
     import duckdb
+    import polars as pl
 
     from jutsu_pipeline.partitions import BarsPartitioning
+    from jutsu_pipeline.quality.report import CheckReport
 
 
 WHOLE_HISTORY = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
@@ -34,6 +33,8 @@ class Changed:
 
     def frame(self) -> pl.DataFrame:
         """symbol, since: the `changed_scope` relation the scoped reads join."""
+        import polars as pl
+
         return pl.DataFrame({"symbol": list(self.since), "since": list(self.since.values())},
                             schema={"symbol": pl.String, "since": pl.Datetime("us", "UTC")})
 
@@ -78,6 +79,8 @@ class Check:
         return not self.never_blocking and any(RULES[r].severity(profile) is Severity.ERROR for r in self.rules)
 
     def empty_report(self) -> CheckReport:
+        from jutsu_pipeline.quality.report import CheckReport
+
         return CheckReport(self.name, self.rules, 0, 0)
 
 

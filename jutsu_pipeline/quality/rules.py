@@ -1,17 +1,17 @@
 """The named OHLCV rules: their class, and one polars expression each (True = valid row).
 
 Shared by the pre-write pandera schemas (`schema.py`) and the asset checks on the stored table
-(`stored.py`). Names appear in errors, check metadata and docs/data-quality.md.
+(`stored.py`). Names appear in errors, check metadata and docs/data-quality.md. The expressions live in
+`expressions.py` and load on first use: the definitions declare checks by rule names and classes only.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
 
-import polars as pl
-
-from jutsu_pipeline.config import Profile, QualityConfig
+from jutsu_pipeline.config import Profile
 from jutsu_pipeline.quality.profiles import RuleClass, Severity, severity
 
 WINDOW_COLUMN = "_partition"  # the date key of the partition window a bar falls in (null: none)
@@ -20,8 +20,12 @@ GRID_COLUMN = "_on_grid"  # whether an intraday bar starts on its timeframe's gr
 PRICE_COLUMNS = ("open", "high", "low", "close")
 VALUE_COLUMNS = (*PRICE_COLUMNS, "volume", "adj_close")
 
-_ts = pl.col("ts")
-_by_symbol = "symbol"
+# The rules `expressions.STORED_ROW_RULES` evaluates on nothing but the stored bars (a test holds them equal).
+STORED_ROW_RULE_NAMES = ("ohlcv_not_null", "high_ge_low", "high_ge_open_close", "low_le_open_close", "low_positive",
+                         "volume_non_negative", "adj_close_positive")
+_EXPRESSIONS = ("previous", "adjustment_factor", "open_gap", "factor_change", "adjusted_gap", "corporate_action",
+                "price_jump", "STORED_ROW_RULES", "ROW_RULES", "DAILY_RULES", "INTRADAY_RULES", "suspicious_rules",
+                "row_rules", "blocking_rules")
 
 
 @dataclass(frozen=True)
@@ -75,98 +79,8 @@ def add_rule(rule: Rule) -> Rule:
     return rule
 
 
-def previous(column: str | pl.Expr) -> pl.Expr:
-    """The previous row's value within the same symbol (a symbol's rows are contiguous and in time order)."""
-    expr = pl.col(column) if isinstance(column, str) else column
-    same_symbol = pl.col(_by_symbol) == pl.col(_by_symbol).shift(1)
-    return pl.when(same_symbol).then(expr.shift(1))
 
-
-def adjustment_factor() -> pl.Expr:
-    """The provider's adjustment factor adj_close / close (null without adj_close)."""
-    return pl.col("adj_close") / pl.col("close")
-
-
-def open_gap() -> pl.Expr:
-    """open / previous close - 1 within a symbol (rows in time order); null on a symbol's first row."""
-    return (pl.col("open") / previous("close") - 1).fill_nan(None)
-
-
-def factor_change() -> pl.Expr:
-    """Relative change of the adjustment factor against the previous bar (null without adj_close)."""
-    factor = adjustment_factor()
-    return (factor / previous(factor) - 1).fill_nan(None)
-
-
-def adjusted_gap() -> pl.Expr:
-    """The open gap measured on adjusted prices: what is left of a jump once the factor change is applied."""
-    factor = adjustment_factor()
-    return (pl.col("open") * factor / (previous("close") * previous(factor)) - 1).fill_nan(None)
-
-
-def corporate_action(quality: QualityConfig) -> pl.Expr:
-    """A jump explained by a change of the adjustment factor (split, reverse split, big dividend)."""
-    return (
-        (factor_change().abs() > quality.min_factor_change) & (adjusted_gap().abs() <= quality.max_open_gap)
-    ).fill_null(False)
-
-
-def price_jump(quality: QualityConfig) -> pl.Expr:
-    """True where the bar is NOT an unexplained jump."""
-    jump = (open_gap().abs() > quality.max_open_gap).fill_null(False)
-    return ~jump | corporate_action(quality)
-
-
-def _flat() -> pl.Expr:
-    close = pl.col("close")
-    return (pl.col("open") == close) & (pl.col("high") == close) & (pl.col("low") == close) & (close == previous("close"))
-
-
-STORED_ROW_RULES: dict[str, pl.Expr] = {  # need nothing but the bars themselves
-    "ohlcv_not_null": pl.all_horizontal(
-        pl.col(c).is_not_null() & pl.col(c).is_not_nan() for c in (*PRICE_COLUMNS, "volume")
-    ),
-    "high_ge_low": pl.col("high") >= pl.col("low"),
-    "high_ge_open_close": pl.col("high") >= pl.max_horizontal("open", "close"),
-    "low_le_open_close": pl.col("low") <= pl.min_horizontal("open", "close"),
-    "low_positive": pl.col("low") > 0,
-    "volume_non_negative": pl.col("volume") >= 0,
-    "adj_close_positive": pl.col("adj_close").is_null() | (pl.col("adj_close") > 0),
-}
-ROW_RULES: dict[str, pl.Expr] = {
-    **STORED_ROW_RULES,
-    "ts_unique": (_ts.is_first_distinct() & _ts.is_last_distinct()).over(_by_symbol),
-    "ts_increasing": (_ts.diff().fill_null(dt.timedelta(microseconds=1)) > dt.timedelta(0)).over(_by_symbol),
-    "inside_partition": pl.col(WINDOW_COLUMN).is_not_null(),
-    "on_session": pl.col(SESSION_COLUMN),
-}
-DAILY_RULES: dict[str, pl.Expr] = {
-    "daily_at_midnight": _ts.dt.time() == dt.time(0),
-}
-INTRADAY_RULES: dict[str, pl.Expr] = {
-    "on_grid": pl.col(GRID_COLUMN),
-}
-
-
-def suspicious_rules(quality: QualityConfig) -> dict[str, pl.Expr]:
-    """Row rules for legal but unusual bars (need the rows of a symbol in time order)."""
-    return {
-        "price_jump": price_jump(quality),
-        "zero_volume": (pl.col("volume") != 0).fill_null(True),
-        "constant_price": ~_flat().fill_null(False),
-    }
-
-
-def row_rules(daily: bool, quality: QualityConfig | None = None) -> dict[str, pl.Expr]:
-    """Every row-wise rule that applies to a timeframe."""
-    quality = quality or QualityConfig()
-    return {**ROW_RULES, **(DAILY_RULES if daily else INTRADAY_RULES), **suspicious_rules(quality)}
-
-
-def blocking_rules(daily: bool, quality: QualityConfig | None = None) -> dict[str, pl.Expr]:
-    """The row-wise rules that are errors under the quality profile: what the pre-write gate enforces."""
-    quality = quality or QualityConfig()
-    return {
-        name: expr for name, expr in row_rules(daily, quality).items()
-        if RULES[name].severity(quality.profile) is Severity.ERROR
-    }
+def __getattr__(name: str) -> Any:
+    if name not in _EXPRESSIONS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module("jutsu_pipeline.quality.expressions"), name)

@@ -3,6 +3,8 @@
 Each function reads the table with the SQL of `sql.py` (set logic stays in DuckDB) or loads the asset's
 rows once and applies the rule expressions of `rules.py` (the ones the pre-write gate uses), and returns
 a `CheckReport` with per-symbol counts. They work on any connection and are what the benchmark times.
+The checks themselves are declared in `builtin_checks.py` (imported here, so importing this module still
+registers them).
 """
 
 from __future__ import annotations
@@ -14,30 +16,23 @@ from contextlib import contextmanager
 from typing import cast
 
 import duckdb
-import pandera.polars as pa
 import polars as pl
 
 from jutsu_pipeline.calendars import session_table
 from jutsu_pipeline.partitions import BarsPartitioning
-from jutsu_pipeline.quality import sql
-from jutsu_pipeline.quality.checks import Changed, Check, register
+from jutsu_pipeline.quality import builtin_checks, sql  # builtin_checks also registers the checks
+from jutsu_pipeline.quality.checks import Changed
+from jutsu_pipeline.quality.expressions import DAILY_RULES, STORED_ROW_RULES, open_gap, previous, suspicious_rules
 from jutsu_pipeline.quality.grid import calendar_grid, materialized_frame
 from jutsu_pipeline.quality.report import MAX_SAMPLES, CheckReport, Markdown, empty_per_symbol, markdown_table
-from jutsu_pipeline.quality.rules import (
-    DAILY_RULES,
-    STORED_ROW_RULES,
-    VALUE_COLUMNS,
-    open_gap,
-    previous,
-    suspicious_rules,
-)
+from jutsu_pipeline.quality.rules import VALUE_COLUMNS
 from jutsu_pipeline.storage.ddl import relation_exists
 from jutsu_pipeline.storage.scope import CHANGED_RELATION, JUDGED, read_bars, read_changed_bars, scope_params
 
 UTC = dt.timezone.utc
 MAX_CORPORATE_ACTIONS = 25
 
-_SCHEMA_RULES = ("column_types", *STORED_ROW_RULES, "daily_at_midnight")
+_SCHEMA_RULES = builtin_checks.SCHEMA_RULES
 
 
 def _params(p: BarsPartitioning) -> dict:
@@ -138,6 +133,8 @@ def flag_rows(frame: pl.DataFrame, flags: dict[str, pl.Expr], ts_format: str,
 
 
 def _column_type_problems(frame: pl.DataFrame) -> list[str]:
+    import pandera.polars as pa  # here: the definitions register this check without importing pandera
+
     columns = {"symbol": pa.Column(pl.String), "ts": pa.Column(pl.Datetime("us", "UTC")),
                **{name: pa.Column(pl.Float64, nullable=True) for name in VALUE_COLUMNS}}
     try:
@@ -178,7 +175,7 @@ def check_anomalies(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed
     """price_anomalies: jumps not explained by a stored corporate action, zero volume, flat stale bars."""
     quality = p.config.quality
     frame = with_actions(load_changed_bars(con, p, changed), load_actions(con, p))
-    report = CheckReport("price_anomalies", ANOMALIES.rules, *_judged_height(frame))
+    report = CheckReport("price_anomalies", builtin_checks.ANOMALIES.rules, *_judged_height(frame))
     if frame.is_empty():
         return report
     rules = _judged_only({**suspicious_rules(quality), "price_jump": explained_jump(quality)}, frame)
@@ -256,14 +253,14 @@ def check_duplicates(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, change
     if changed is not None:
         with changed_scope(con, p, changed):
             params = {"timeframe": p.timeframe.value}
-            report = CheckReport("no_duplicates", DUPLICATES.rules, *_row_count(con, p, changed))
+            report = CheckReport("no_duplicates", builtin_checks.DUPLICATES.rules, *_row_count(con, p, changed))
             report.per_symbol = pl.concat([
                 _sql_per_symbol(con, sql.DUPLICATE_KEYS_CHANGED, "ts_unique", params),
                 _sql_per_symbol(con, sql.OUT_OF_ORDER_CHANGED, "ts_increasing", params),
             ])
         return report
     params = _params(p)
-    report = CheckReport("no_duplicates", DUPLICATES.rules, *_row_count(con, p))
+    report = CheckReport("no_duplicates", builtin_checks.DUPLICATES.rules, *_row_count(con, p))
     report.per_symbol = pl.concat([
         _sql_per_symbol(con, sql.DUPLICATE_KEYS, "ts_unique", params),
         _sql_per_symbol(con, sql.OUT_OF_ORDER, "ts_increasing", params),
@@ -289,7 +286,7 @@ def check_calendar(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, material
     con.register("materialized", parts.to_arrow())
     try:
         with changed_scope(con, p, changed):
-            report = CheckReport("calendar_complete", CALENDAR.rules, *_row_count(con, p, changed))
+            report = CheckReport("calendar_complete", builtin_checks.CALENDAR.rules, *_row_count(con, p, changed))
             report.per_symbol = pl.concat([
                 _sql_per_symbol(con, missing, "calendar_missing", params),
                 _sql_per_symbol(con, unexpected, "calendar_unexpected", params),
@@ -322,7 +319,7 @@ def check_fresh(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, now: dt.dat
     now = now or dt.datetime.now(UTC)
     session, expected = last_closed_bar(p, now)
     latest = con.execute(sql.LATEST_BARS, _params(p)).fetchall()
-    report = CheckReport("fresh", FRESH.rules, *_row_count(con, p))
+    report = CheckReport("fresh", builtin_checks.FRESH.rules, *_row_count(con, p))
     fmt = _ts_format(p)
     stale = [
         (symbol, "stale", 1, f"last bar {last.strftime(fmt) if last else 'none'}, expected {expected.strftime(fmt)}")
@@ -334,30 +331,3 @@ def check_fresh(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, now: dt.dat
     if lasts:
         report.extra["oldest_last_bar"] = min(lasts)
     return report
-
-
-# -- the built-in checks ---------------------------------------------------------------------------
-
-SCHEMA = register(Check(
-    "ohlcv_schema", _SCHEMA_RULES,
-    "Stored bars satisfy the OHLCV schema: column types, no nulls/NaN, high/low invariants, positive prices, "
-    "non-negative volume (counts per rule, sample rows).",
-    lambda i: check_schema(i.con, i.partitioning, i.changed), incremental=True))
-DUPLICATES = register(Check(
-    "no_duplicates", ("ts_unique", "ts_increasing"),
-    "No two stored bars share (symbol, timeframe, ts), and each ingestion stored its rows in increasing ts order.",
-    lambda i: check_duplicates(i.con, i.partitioning, i.changed), incremental=True))
-CALENDAR = register(Check(
-    "calendar_complete", ("calendar_missing", "calendar_unexpected"),
-    "For every materialised partition, the stored bars match the calendar's sessions exactly (within each "
-    "symbol's stored life); missing and unexpected timestamps per symbol.",
-    lambda i: check_calendar(i.con, i.partitioning, i.materialized(), changed=i.changed), incremental=True))
-ANOMALIES = register(Check(
-    "price_anomalies", ("price_jump", "zero_volume", "constant_price"),
-    "Open-vs-previous-close jumps not explained by a stored corporate action, zero-volume bars, flat stale "
-    "bars; jumps on an action's ex-date are labelled with the action.",
-    lambda i: check_anomalies(i.con, i.partitioning, i.changed), incremental=True))
-FRESH = register(Check(
-    "fresh", ("stale",), "Each symbol's latest stored bar is no older than the last closed session.",
-    lambda i: check_fresh(i.con, i.partitioning, i.now), never_blocking=True,
-    applies=lambda market: market.end is None))  # a market with an end never gets new bars

@@ -1,5 +1,27 @@
-"""A self-contained HTML page per market: coverage, price with indicators, leaderboard curves."""
+"""A self-contained HTML page per market: coverage, price with indicators, leaderboard curves.
 
-from jutsu_pipeline.report.page import ReportSummary, build_report, report_path, write_report
+The page's names load on first use: the definitions need only `report_path` (the page's modules import
+polars and numpy).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jutsu_pipeline.config import JutsuConfig
 
 __all__ = ["ReportSummary", "build_report", "report_path", "write_report"]
+
+
+def report_path(config: JutsuConfig, market: str) -> Path:
+    """`<reports_dir>/<market>/report.html`."""
+    return config.resolve(config.reports_dir) / market / "report.html"
+
+
+def __getattr__(name: str) -> Any:
+    if name not in ("ReportSummary", "build_report", "write_report"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.page"), name)

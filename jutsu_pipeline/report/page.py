@@ -22,7 +22,7 @@ import duckdb
 
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
-from jutsu_pipeline.report import data
+from jutsu_pipeline.report import data, report_path
 from jutsu_pipeline.report.data import PartitionStatus
 
 CHART_LIBRARY = "lightweight-charts.standalone.production.js"
@@ -41,11 +41,6 @@ class ReportSummary:
     coverage_counts: dict[str, dict[str, int]]  # timeframe -> Cell code -> partitions
     price_bars: int  # bars embedded in the price charts, all symbols and timeframes
     leaderboard_rows: int
-
-
-def report_path(config: JutsuConfig, market: str) -> Path:
-    """`<reports_dir>/<market>/report.html`."""
-    return config.resolve(config.reports_dir) / market / "report.html"
 
 
 def _static(name: str) -> str:

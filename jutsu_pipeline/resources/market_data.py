@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 from pydantic import Field
 
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.providers import build_provider
-from jutsu_pipeline.providers.base import BarsProvider
 from jutsu_pipeline.resources.credentials import ProviderCredentials
+
+if TYPE_CHECKING:  # the protocol's module imports polars: the provider's own module loads it when built
+    from jutsu_pipeline.providers.base import BarsProvider
 
 
 class MarketDataResource(dg.ConfigurableResource):

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
 
 from jutsu_pipeline.storage.identifiers import IDENTIFIER  # noqa: F401 - re-exported: readers check names with it
+
+if TYPE_CHECKING:  # the readers return DuckDB's Arrow tables; pyarrow itself loads with them
+    import pyarrow as pa
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume", "adj_close")
 OHLCV = BAR_COLUMNS[:5]  # what `bars_adjusted` has besides the keys (no adj_close)

@@ -2,31 +2,26 @@
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 
+# The engine, polars and the charts are imported inside the asset bodies: building the definitions needs none.
+
 import time
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import dagster as dg
-import polars as pl
 
 from jutsu_pipeline.assets.backtest.metadata import embedded_images, results_table
 from jutsu_pipeline.assets.bars.assets import writer_pool
 from jutsu_pipeline.assets.conditions import downstream_condition
 from jutsu_pipeline.assets.indicators.assets import indicators_asset_key, symbol_partitions
 from jutsu_pipeline.assets.tables import table_metadata, table_name
-from jutsu_pipeline.backtest import run_backtests
-from jutsu_pipeline.backtest.report import (
-    leaderboard_markdown,
-    rank_by_sharpe,
-    write_best_curves_chart,
-    write_equity_chart,
-)
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
-from jutsu_pipeline.report import report_path
 from jutsu_pipeline.resources import JutsuDuckDBResource
-from jutsu_pipeline.storage.backtests import read_equity, read_performance, replace_leaderboard
 from jutsu_pipeline.storage.versions import combined_version
+
+if TYPE_CHECKING:
+    import polars as pl
 
 LEADERBOARD_TOP = 5
 
@@ -62,6 +57,8 @@ def build_backtest_asset(config: JutsuConfig, partitioning: BarsPartitioning) ->
         metadata=table_name("backtest_performance"),
     )
     def backtest(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
+        from jutsu_pipeline.backtest import run_backtests
+
         symbols = list(context.partition_keys)
         started = time.perf_counter()
         with duckdb.get_connection() as con:
@@ -108,6 +105,12 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
         metadata=table_name("backtest_leaderboard"),
     )
     def leaderboard(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
+        import polars as pl
+
+        from jutsu_pipeline.backtest.report import leaderboard_markdown, rank_by_sharpe, write_best_curves_chart
+        from jutsu_pipeline.report import report_path
+        from jutsu_pipeline.storage.backtests import read_equity, read_performance, replace_leaderboard
+
         with duckdb.get_connection() as con:
             performance = cast(pl.DataFrame, pl.from_arrow(read_performance(con, strategies=strategies,
                                                                              symbols=settings.symbols)))
@@ -140,14 +143,16 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
     return leaderboard
 
 
-def _chart(equity: pl.DataFrame, key: tuple[str, str, str], directory: Path) -> Path:
+def _chart(equity: "pl.DataFrame", key: tuple[str, str, str], directory: Path) -> Path:
     """The equity chart of one leaderboard row, drawn from the stored curve (~90 ms)."""
+    from jutsu_pipeline.backtest.report import write_equity_chart
+
     strategy, symbol, timeframe = key
     curve = equity.filter(strategy=strategy, symbol=symbol, timeframe=timeframe)
     return write_equity_chart(curve, strategy=strategy, symbol=symbol, timeframe=timeframe, directory=directory)
 
 
-def _snapshot_metadata(performance: pl.DataFrame) -> dict[str, dg.MetadataValue]:
+def _snapshot_metadata(performance: "pl.DataFrame") -> dict[str, dg.MetadataValue]:
     """On DuckLake: the catalog snapshot the bars were read at (query it with AT (VERSION => n))."""
     snapshots = performance["data_snapshot"].drop_nulls().unique().to_list() if performance.height else []
     return {"data_snapshot": dg.MetadataValue.int(int(snapshots[0]))} if len(snapshots) == 1 else {}

@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def _number(value: object) -> str:

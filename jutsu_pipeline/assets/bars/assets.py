@@ -17,7 +17,6 @@ from jutsu_pipeline.providers import is_local
 from jutsu_pipeline.providers.http.hold import instance_state
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
 from jutsu_pipeline.storage.backend import current_snapshot
-from jutsu_pipeline.sync.engine import BarsSync
 from jutsu_pipeline.sync.planner import REFRESH_TAG, TAIL
 
 DUCKDB_WRITER_POOL = "duckdb_writer"
@@ -84,6 +83,8 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
     def bars(
         context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource, market_data: MarketDataResource
     ) -> dg.MaterializeResult:
+        from jutsu_pipeline.sync.engine import BarsSync  # polars and pandera load in the run, not with the definitions
+
         started = time.perf_counter()
         with instance_state(context.instance.root_directory):  # provider holds are shared by the instance's runs
             provider = market_data.provider_for(config, market, str(partitioning.calendar.timezone))

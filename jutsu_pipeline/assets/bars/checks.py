@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
@@ -22,11 +22,13 @@ from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_C
 from jutsu_pipeline.assets.bars.assets import bars_asset_key, writer_pool
 from jutsu_pipeline.config import JutsuConfig, Profile
 from jutsu_pipeline.partitions import BarsPartitioning, split_partition_key
-from jutsu_pipeline.quality import stored  # also registers the built-in checks
+from jutsu_pipeline.quality import builtin_checks  # noqa: F401 - registers the built-in checks
 from jutsu_pipeline.quality.checks import Changed, Check, CheckInputs, checks_for
 from jutsu_pipeline.quality.profiles import Severity
-from jutsu_pipeline.quality.report import CheckReport, Markdown, MetadataValue
 from jutsu_pipeline.resources import JutsuDuckDBResource
+
+if TYPE_CHECKING:  # the checks' logic (polars, pandera) loads when they are evaluated, not with the definitions
+    from jutsu_pipeline.quality.report import CheckReport, MetadataValue
 
 
 def check_names(config: JutsuConfig, market: str) -> list[str]:
@@ -52,6 +54,8 @@ def _build_checks(checks: list[Check], p: BarsPartitioning, pool: str | None) ->
     @dg.multi_asset_check(specs=specs, name=f"{key.to_python_identifier()}_checks", can_subset=True, pool=pool,
                           description=f"The data-quality checks of {key.to_user_string()}.")
     def _checks(context: dg.AssetCheckExecutionContext, duckdb: JutsuDuckDBResource) -> Iterator[dg.AssetCheckResult]:
+        from jutsu_pipeline.quality import stored
+
         selected = [check for check in checks if dg.AssetCheckKey(key, check.name) in context.selected_asset_check_keys]
         if not duckdb.exists():
             yield from (check_result(check.empty_report(), profile, key, check.name) for check in selected)
@@ -134,7 +138,7 @@ def changed_since_last(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey
     return Changed(since, reason).with_symbols(s for s in failing if s in symbols)
 
 
-def check_result(report: CheckReport, profile: Profile, asset_key: dg.AssetKey | None = None,
+def check_result(report: "CheckReport", profile: Profile, asset_key: dg.AssetKey | None = None,
                  check_name: str | None = None) -> dg.AssetCheckResult:
     """The report as a Dagster result: plottable numbers, markdown tables, the profile's severity (for one
     of several checks in a step: name its asset and check)."""
@@ -148,7 +152,9 @@ def check_result(report: CheckReport, profile: Profile, asset_key: dg.AssetKey |
     )
 
 
-def metadata_value(value: MetadataValue) -> dg.MetadataValue:
+def metadata_value(value: "MetadataValue") -> dg.MetadataValue:
+    from jutsu_pipeline.quality.report import Markdown
+
     if isinstance(value, Markdown):
         return dg.MetadataValue.md(value)
     if isinstance(value, dt.datetime):

@@ -11,7 +11,7 @@ from jutsu_pipeline.assets.conditions import downstream_condition
 from jutsu_pipeline.assets.partitions import bars_partitions_def
 from jutsu_pipeline.assets.tables import declared_schema, table_metadata, table_name
 from jutsu_pipeline.config import JutsuConfig
-from jutsu_pipeline.derive import derive_partitions, derived_source
+from jutsu_pipeline.derive import derived_source
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.resources import JutsuDuckDBResource
 
@@ -44,6 +44,8 @@ def build_derived_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning
                   "derived_from": base.value},
     )
     def derived_bars(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
+        from jutsu_pipeline.derive import derive_partitions  # polars loads in the run
+
         keys = list(context.partition_keys)
         stored = context.instance.get_materialized_partitions(base_key)
         missing = [k for k in keys if k not in stored]

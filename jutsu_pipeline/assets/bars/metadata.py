@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
-from jutsu_pipeline.sync.engine import SyncOutcome
+if TYPE_CHECKING:  # the engine (polars, pandera) loads when a run syncs, not when the definitions build
+    from jutsu_pipeline.sync.engine import SyncOutcome
 
 MAX_TABLE_ROWS = 25
 # A range run's metadata is copied into every partition's materialisation event: keep it small.

@@ -15,9 +15,7 @@ from jutsu_pipeline.assets.conditions import downstream_condition
 from jutsu_pipeline.assets.tables import declared_schema, table_metadata, table_name
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import SYMBOL_DIM
-from jutsu_pipeline.providers.base import ActionsProvider, ProviderError
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
-from jutsu_pipeline.storage.actions import read_actions, record_actions
 from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 
 UTC = dt.timezone.utc
@@ -54,6 +52,10 @@ def build_corporate_actions_asset(config: JutsuConfig, market: str) -> dg.Assets
     )
     def corporate_actions(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource,
                           market_data: MarketDataResource) -> dg.MaterializeResult:
+        # polars and the providers' frames load in the run, not with the definitions
+        from jutsu_pipeline.providers.base import ActionsProvider, ProviderError
+        from jutsu_pipeline.storage.actions import read_actions, record_actions
+
         symbols = list(context.partition_keys)
         provider = market_data.provider_for(config, market, "UTC" if settings.always_open else
                                             _timezone(settings.calendar))

@@ -12,8 +12,7 @@ from jutsu_pipeline.assets.conditions import downstream_condition
 from jutsu_pipeline.assets.corporate_actions import corporate_actions_asset_key
 from jutsu_pipeline.assets.tables import table_metadata, table_name
 from jutsu_pipeline.config import JutsuConfig
-from jutsu_pipeline.indicators import compute_indicators
-from jutsu_pipeline.indicators.frame import as_specs, column_names
+from jutsu_pipeline.indicators.params import as_specs, column_names
 from jutsu_pipeline.partitions import SYMBOL_DIM, BarsPartitioning
 from jutsu_pipeline.resources import JutsuDuckDBResource
 from jutsu_pipeline.storage.versions import bars_versions, combined_version
@@ -58,6 +57,8 @@ def build_indicators_asset(config: JutsuConfig, partitioning: BarsPartitioning) 
         metadata={**table_name("indicators"), "view": "bars_with_indicators", "source": source},
     )
     def indicators(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
+        from jutsu_pipeline.indicators import compute_indicators  # polars and TA-Lib load in the run
+
         symbols = list(context.partition_keys)
         started = time.perf_counter()
         with duckdb.get_connection() as con:

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 
 import time
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -12,27 +13,27 @@ from jutsu_pipeline.assets.indicators.assets import indicators_asset_key
 from jutsu_pipeline.assets.partitions import bars_partitions_def
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
-from jutsu_pipeline.report import build_report, report_path, write_report
-from jutsu_pipeline.report.data import Cell, PartitionStatus
+from jutsu_pipeline.report import report_path
 from jutsu_pipeline.resources import JutsuDuckDBResource
 
-_STATUS = {
-    "MATERIALIZED": PartitionStatus.MATERIALIZED,
-    "FAILED": PartitionStatus.FAILED,
-    "IN_PROGRESS": PartitionStatus.IN_PROGRESS,
-}
+if TYPE_CHECKING:  # the page's modules (polars, numpy) load when the report is built, not the definitions
+    from jutsu_pipeline.report.data import PartitionStatus
 
 
 def report_asset_key(market: str) -> dg.AssetKey:
     return dg.AssetKey([market, "report"])
 
 
-def partition_statuses(instance: dg.DagsterInstance, partitioning: BarsPartitioning) -> dict[str, PartitionStatus | None]:
+def partition_statuses(instance: dg.DagsterInstance, partitioning: BarsPartitioning
+                       ) -> "dict[str, PartitionStatus | None]":
     """Each bars partition's status as the instance records it (the coverage record)."""
+    from jutsu_pipeline.report.data import PartitionStatus
+
     key = bars_asset_key(partitioning.market, partitioning.timeframe.value)
     keys = partitioning.all_partition_keys()
     found = instance.get_status_by_partition(key, keys, bars_partitions_def(partitioning)) or {}
-    return {k: _STATUS.get(status.name) if status is not None else None for k, status in found.items()}
+    known = {status.name: status for status in PartitionStatus}  # Dagster's names: MATERIALIZED, FAILED, IN_PROGRESS
+    return {k: known.get(status.name) if status is not None else None for k, status in found.items()}
 
 
 def build_report_asset(config: JutsuConfig, partitionings: list[BarsPartitioning]) -> dg.AssetsDefinition:
@@ -61,6 +62,8 @@ def build_report_asset(config: JutsuConfig, partitionings: list[BarsPartitioning
         metadata={"path": dg.MetadataValue.path(str(path))},
     )
     def report(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
+        from jutsu_pipeline.report import build_report, write_report
+
         started = time.perf_counter()
         statuses = {p.timeframe.value: partition_statuses(context.instance, p) for p in partitionings}
         with duckdb.get_connection() as con:
@@ -82,6 +85,8 @@ def build_report_asset(config: JutsuConfig, partitionings: list[BarsPartitioning
 
 def coverage_markdown(counts: dict[str, dict[str, int]]) -> str:
     """Partitions per state and timeframe, as a markdown table."""
+    from jutsu_pipeline.report.data import Cell
+
     header = "| timeframe | " + " | ".join(cell.name.lower() for cell in Cell) + " |"
     lines = [header, "|---" * (len(Cell) + 1) + "|"]
     for timeframe, by_cell in counts.items():
