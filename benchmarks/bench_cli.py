@@ -4,7 +4,9 @@
 - `jutsu sync` with nothing to do (the first one evaluates Dagster's automation, the next ones know nothing
   happened since) against `python -c "import dagster"`;
 - the definitions of a 500-symbol x 10-year 1m market (default grain: quarters, 20,000 partitions),
-  as a code server loads them, against `python -c "import dagster"`.
+  as a code server loads them, against `python -c "import dagster"`;
+- where the steady no-op sync's and the definitions' imports go (`python -X importtime`, self time summed
+  per top-level package, and the share of the whole: less load-dependent than the wall times).
 
 The sample market is synced once first (shipped instance class, temporary DAGSTER_HOME and DuckDB file).
 Run: .venv/bin/python benchmarks/bench_cli.py [repeats]      (default 3)
@@ -37,6 +39,21 @@ def _wall(command: list[str], env: dict[str, str], cwd: Path) -> float:
         if result.returncode != 0:
             raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
     return best
+
+
+def _imports(command: list[str], env: dict[str, str], cwd: Path, top: int = 8) -> str:
+    """`python -X importtime` of `command`: total import time and the packages taking the most of it."""
+    result = subprocess.run([sys.executable, "-X", "importtime", *command], env=env, cwd=cwd, capture_output=True,
+                            text=True, timeout=900)
+    per_package: dict[str, int] = {}
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:") and "self [us]" not in line:
+            own, _, name = line.removeprefix("import time:").split("|")
+            package = name.strip().split(".")[0]
+            per_package[package] = per_package.get(package, 0) + int(own)
+    total = sum(per_package.values())
+    ranked = sorted(per_package.items(), key=lambda item: -item[1])[:top]
+    return f"{total / 1e6:.2f} s of imports: " + ", ".join(f"{name} {us / total:.0%}" for name, us in ranked)
 
 
 def _row(label: str, seconds: float, baseline: float, target: str) -> None:
@@ -83,6 +100,7 @@ def main() -> None:
         steady = _wall([str(BIN / "jutsu"), "sync"], env, folder)
         _row("jutsu sync, nothing to do (steady state)", steady, import_dagster, "<= 3 s")
         print(f"  {'  (its first run after the sync, which evaluated)':<52} {evaluating:7.2f} s")
+        print(f"    no-op sync: {_imports(['-m', 'jutsu_pipeline.cli', 'sync'], env, folder)}")
 
         big = folder / "big.yaml"
         market = {"provider": "files", "options": {"path": str(folder / "files")}, "calendar": "XNYS",
@@ -103,6 +121,7 @@ def main() -> None:
         partitions = int(built[0][1])
         _row(f"definitions, 500 x 10 y of 1m ({partitions:,} partitions)", definitions, import_dagster, "<= 3 s")
         print(f"  {'  of which reading and building them (modules imported)':<52} {min(float(b[0]) for b in built):7.2f} s")
+        print(f"    definitions: {_imports(['-c', load], big_env, folder)}")
     print(f"bench_cli: load average {os.getloadavg()[0]:.1f} at end")
 
 
