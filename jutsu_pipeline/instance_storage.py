@@ -27,7 +27,7 @@ from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-from dagster._core.storage.sqlalchemy_compat import db_result
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 from dagster._serdes import ConfigurableClassData
 
@@ -82,15 +82,15 @@ class BatchingSqliteEventLogStorage(SqliteEventLogStorage):
             for event in events:
                 self.store_event(event)
             return
-        statements = [self.prepare_insert_event(event) for event in events]
+        # One executemany per shard with the rows `prepare_insert_event` would build: a statement per event
+        # cost SQLAlchemy a compile and cache key each, about half of the batch's time (bench_sync.py profile).
+        rows = [self._event_to_row(event) for event in events]
+        table = SqlEventLogStorageTable
         with self.run_connection(events[0].run_id) as conn:
-            for statement in statements:
-                conn.execute(statement)
+            conn.execute(table.insert(), rows)
         with self.index_transaction() as conn:
-            event_ids = []
-            for statement in statements:
-                with db_result(conn, statement) as result:
-                    event_ids.append(result.inserted_primary_key[0])
+            returning = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+            event_ids = [int(row[0]) for row in conn.execute(returning, rows)]
             self._store_asset_event_tags(conn, list(events), event_ids)
             # The asset-key row holds the latest event of each kind (columns depend on the kind only), so
             # the last event per (asset, kind) leaves it as updating it per event would: one UPDATE, not 10,000.
@@ -150,7 +150,6 @@ def __getattr__(name: str) -> Any:
 @functools.cache
 def _batching_postgres_event_log() -> type:
     from dagster._core.events import DagsterEventType
-    from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
     from dagster_postgres.event_log.event_log import PostgresEventLogStorage
     from dagster_postgres.utils import pg_url_from_config
 

@@ -179,12 +179,16 @@ class BarsSync:
     def _history_if_needed(self, symbol: str, plans: list[FetchPlan], frames: list[pl.DataFrame]) -> SymbolHistory | None:
         """Ask for the symbol's listing range only when some window came back empty."""
         fetched = pl.concat([f.select("ts") for f in frames]) if frames else empty_frame().select("ts")
-        if fetched.schema["ts"] != empty_frame().schema["ts"]:
+        ts_type = empty_frame().schema["ts"]
+        if fetched.schema["ts"] != ts_type:
             return None  # unusable timestamps: validation reports them
-        for plan in plans:
-            for start, end in plan.windows:
-                if fetched.is_empty() or not fetched.filter((pl.col("ts") >= start) & (pl.col("ts") < end)).height:
-                    return self.provider.history(symbol, self.p.timeframe)
+        # Bars per window [start, end) by binary search over the sorted timestamps (one polars filter per
+        # window cost ~0.7 ms: 7 s for a first sync of 10,500 windows).
+        ts = fetched["ts"].drop_nulls().sort()
+        starts = pl.Series([start for plan in plans for start, _ in plan.windows], dtype=ts_type)
+        ends = pl.Series([end for plan in plans for _, end in plan.windows], dtype=ts_type)
+        if (ts.search_sorted(ends, side="left") - ts.search_sorted(starts, side="left") == 0).any():
+            return self.provider.history(symbol, self.p.timeframe)
         return None
 
     # -- validate and write --------------------------------------------------------------------
