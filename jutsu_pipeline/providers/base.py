@@ -105,6 +105,9 @@ def empty_frame() -> pl.DataFrame:
 
 def to_canonical(frame: pl.DataFrame) -> pl.DataFrame:
     """Cast to the canonical columns and dtypes (UTC ts, float64 values), sorted by ts."""
+    if list(frame.schema.items()) == list(CANONICAL_SCHEMA.items()) and not frame["ts"].null_count() \
+            and frame["ts"].is_sorted():
+        return frame  # already canonical (e.g. a window of a local file): 500 symbols re-cast it for nothing
     if "adj_close" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, dtype=pl.Float64).alias("adj_close"))
     ts_dtype = frame.schema["ts"]
