@@ -43,7 +43,10 @@ def test_range_runs_record_materialised_and_failed_partitions(instance) -> None:
     assert ok.success
     events = instance.get_records_for_run(ok.run_id, limit=10_000).records
     kinds = [r.event_log_entry.dagster_event_type for r in events]
-    assert kinds.count(dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED) == 15
+    # One planned event holds the run's 15 partitions (not one per partition); one materialisation each.
+    [planned] = [r.event_log_entry.get_dagster_event() for r in events
+                 if r.event_log_entry.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED]
+    assert len(planned.event_specific_data.partitions_subset.get_partition_keys()) == 15
     assert kinds.count(dg.DagsterEventType.ASSET_MATERIALIZATION) == 15
     assert len(instance.get_materialized_partitions(prices.key)) == 15
     records = instance.fetch_materializations(
@@ -62,6 +65,31 @@ def test_range_runs_record_materialised_and_failed_partitions(instance) -> None:
     status = instance.get_status_by_partition(prices.key, [f"{y}-01-01|D" for y in range(2020, 2025)], PARTS)
     assert set(status.values()) == {dg.AssetPartitionStatus.FAILED}
     assert len(instance.get_materialized_partitions(prices.key)) == 15
+    ok_again = instance.get_status_by_partition(prices.key, ["2022-01-01|B"], PARTS)
+    assert ok_again == {"2022-01-01|B": dg.AssetPartitionStatus.MATERIALIZED}
+
+
+def _range_keys(first: str, last: str) -> list[str]:
+    return PARTS.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
+
+
+def test_a_range_run_s_partitions_are_in_progress_then_failed_when_it_is_killed(instance) -> None:
+    """Partition status comes from the run's one planned event: in progress while the run lives, failed once
+    it is failed (what run monitoring and `jutsu sync` do to a run whose process was killed), materialised
+    by a later run; the rest of the asset is untouched."""
+    job = dg.Definitions(assets=[prices]).resolve_implicit_global_asset_job_def()
+    keys = _range_keys("2020-01-01|A", "2021-01-01|B")  # 2020 A-D, 2021 A-B: six partitions
+    run = instance.create_run_for_job(job, tags=dict(zip(RANGE, (keys[0], keys[-1]))))  # planned, never started
+    status = instance.get_status_by_partition(prices.key, [*keys, "2022-01-01|A"], PARTS)
+    assert status == {**dict.fromkeys(keys, dg.AssetPartitionStatus.IN_PROGRESS), "2022-01-01|A": None}
+    instance.report_run_failed(run, "the run's process was killed")
+    status = instance.get_status_by_partition(prices.key, [*keys, "2022-01-01|A"], PARTS)
+    assert status == {**dict.fromkeys(keys, dg.AssetPartitionStatus.FAILED), "2022-01-01|A": None}
+    retry = _range_keys("2021-01-01|A", "2021-01-01|B")
+    assert dg.materialize([prices], instance=instance, tags=dict(zip(RANGE, (retry[0], retry[-1])))).success
+    status = instance.get_status_by_partition(prices.key, keys, PARTS)
+    assert status == {**dict.fromkeys(keys[:4], dg.AssetPartitionStatus.FAILED),
+                      **dict.fromkeys(retry, dg.AssetPartitionStatus.MATERIALIZED)}
 
 
 @dg.asset_check(asset=prices, blocking=True)
@@ -84,17 +112,16 @@ def _events_stored_one_by_one(instance: dg.DagsterInstance, monkeypatch: pytest.
 
 
 def test_planned_events_of_a_run_with_checks_are_batched(instance, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A check's planned event among the partitions' planned events must not send them one by one."""
+    """A check's planned event beside the asset's must not send the run's materialisations one by one."""
     single = _events_stored_one_by_one(instance, monkeypatch)
     ok = dg.materialize([prices, prices_positive], instance=instance,
                         tags=dict(zip(RANGE, ("2020-01-01|A", "2024-01-01|C"))))
     assert ok.success
     kinds = [r.event_log_entry.dagster_event_type for r in instance.get_records_for_run(ok.run_id, limit=10_000).records]
-    assert kinds.count(dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED) == 15
+    assert kinds.count(dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED) == 1  # with the run's 15 partitions
     assert kinds.count(dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED) == 1
     assert kinds.count(dg.DagsterEventType.ASSET_MATERIALIZATION) == 15
-    assert dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED not in single  # all went through the batch
-    assert dg.DagsterEventType.ASSET_MATERIALIZATION not in single
+    assert dg.DagsterEventType.ASSET_MATERIALIZATION not in single  # all went through the batch
     assert dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED in single  # the check's own path, kept in order
     assert len(instance.get_materialized_partitions(prices.key)) == 15
     evaluation = instance.event_log_storage.get_latest_asset_check_execution_by_key([prices_positive.check_key])
@@ -112,7 +139,7 @@ telemetry: {enabled: false}
 """
 
 
-def test_postgres_event_log_batches_the_planned_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_postgres_event_log_stores_a_range_run_s_partitions_and_their_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if not os.environ.get("JUTSU_TEST_POSTGRES_URL"):
         pytest.skip("JUTSU_TEST_POSTGRES_URL is not set: no Postgres server to test against (.ci/run starts one)")
     import uuid
@@ -135,17 +162,22 @@ def test_postgres_event_log_batches_the_planned_events(tmp_path: Path, monkeypat
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert isinstance(instance.event_log_storage, instance_storage.BatchingPostgresEventLogStorage)
         assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "1000"
-        single = _events_stored_one_by_one(instance, monkeypatch)
         ok = dg.materialize([own_prices, own_positive], instance=instance,
                             tags=dict(zip(RANGE, ("2020-01-01|A", "2024-01-01|C"))))
         assert ok.success
         kinds = [r.event_log_entry.dagster_event_type
                  for r in instance.get_records_for_run(ok.run_id, limit=10_000).records]
-        assert kinds.count(dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED) == 15
+        assert kinds.count(dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED) == 1  # the run's 15 partitions
         assert kinds.count(dg.DagsterEventType.ASSET_MATERIALIZATION) == 15
-        assert dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED not in single
         assert len(instance.get_materialized_partitions(own_prices.key)) == 15
         [entry] = instance.get_asset_records([own_prices.key])
         assert entry.asset_entry.last_run_id == ok.run_id
         evaluation = instance.event_log_storage.get_latest_asset_check_execution_by_key([own_positive.check_key])
         assert evaluation[own_positive.check_key].event.asset_check_evaluation.passed
+        # Failed partitions of a failed (killed) range run are read from its one planned event, as on SQLite.
+        job = dg.Definitions(assets=[own_prices]).resolve_implicit_global_asset_job_def()
+        killed = instance.create_run_for_job(job, tags=dict(zip(RANGE, ("2024-01-01|D", "2024-01-01|D"))))
+        instance.report_run_failed(killed, "the run's process was killed")
+        status = instance.get_status_by_partition(own_prices.key, ["2024-01-01|D", "2023-01-01|A"], PARTS)
+        assert status == {"2024-01-01|D": dg.AssetPartitionStatus.FAILED,
+                          "2023-01-01|A": dg.AssetPartitionStatus.MATERIALIZED}
