@@ -12,6 +12,9 @@ index shard for every event. The shipped data/dagster_home/dagster.yaml selects 
 
 `JutsuInstance` is a plain DagsterInstance whose *default* storage (no `storage:` block) is Dagster's
 SQLite storage in $DAGSTER_HOME with this event log; any configured `storage:` (e.g. Postgres) wins.
+
+Both event logs here (SQLite and `BatchingPostgresEventLogStorage`) also take a range run's planned
+materialisations as one event holding its partition subset (`PlannedSubsetsMixin`).
 """
 
 from __future__ import annotations

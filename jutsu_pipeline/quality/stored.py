@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import cast
+from contextvars import ContextVar
+from typing import TypeVar, cast
 
 import duckdb
 import polars as pl
@@ -31,6 +32,33 @@ from jutsu_pipeline.storage.scope import CHANGED_RELATION, JUDGED, read_bars, re
 
 UTC = dt.timezone.utc
 MAX_CORPORATE_ACTIONS = 25
+T = TypeVar("T")
+_SHARED: ContextVar[dict[Hashable, object] | None] = ContextVar("jutsu_shared_reads", default=None)
+
+
+@contextmanager
+def shared_reads() -> Iterator[None]:
+    """Checks evaluated together on one read-only connection (one check step) read each identical scope once:
+    the row count and the changed rows every check asks for were each a scan of the whole `bars` table."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def _shared(key: Hashable, read: Callable[[], T]) -> T:
+    cache = _SHARED.get()
+    if cache is None:
+        return read()
+    if key not in cache:
+        cache[key] = read()
+    return cast(T, cache[key])
+
+
+def _scope_key(kind: str, con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None) -> Hashable:
+    since = None if changed is None else tuple(sorted(changed.since.items()))
+    return kind, id(con), p.timeframe.value, tuple(p.symbols), since
 
 _SCHEMA_RULES = builtin_checks.SCHEMA_RULES
 
@@ -53,6 +81,10 @@ def load_bars(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> pl.DataFra
 
 
 def _row_count(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None = None) -> tuple[int, int]:
+    return _shared(_scope_key("row_count", con, p, changed), lambda: _count_rows(con, p, changed))
+
+
+def _count_rows(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None) -> tuple[int, int]:
     if changed is None:
         ((rows, symbols),) = con.execute(sql.ROW_COUNT, _params(p)).fetchall()
     else:
@@ -77,10 +109,13 @@ def changed_scope(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: 
 def load_changed_bars(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None) -> pl.DataFrame:
     """`load_bars`, or (given `changed`) its changed rows plus a context row per symbol, `_judged` marking which
     rows are judged."""
-    if changed is None:
-        return load_bars(con, p)
-    with changed_scope(con, p, changed):
-        return cast(pl.DataFrame, pl.from_arrow(read_changed_bars(con, p.timeframe.value)))
+    def read() -> pl.DataFrame:
+        if changed is None:
+            return load_bars(con, p)
+        with changed_scope(con, p, changed):
+            return cast(pl.DataFrame, pl.from_arrow(read_changed_bars(con, p.timeframe.value)))
+
+    return _shared(_scope_key("bars", con, p, changed), read)
 
 
 def _judged_only(flags: dict[str, pl.Expr], frame: pl.DataFrame) -> dict[str, pl.Expr]:

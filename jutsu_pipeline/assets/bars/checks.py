@@ -63,7 +63,7 @@ def _build_checks(checks: list[Check], p: BarsPartitioning, pool: str | None) ->
         instance = context.instance
         cursor = latest_materialization_id(instance, key)  # before reading: later writes are the next run's
         summaries = []
-        with duckdb.get_connection(read_only=True) as con:
+        with duckdb.get_connection(read_only=True) as con, stored.shared_reads():
             if not stored.has_bars_table(con):
                 yield from (check_result(check.empty_report(), profile, key, check.name) for check in selected)
                 return
