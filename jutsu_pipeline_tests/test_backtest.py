@@ -20,6 +20,7 @@ from jutsu_pipeline.backtest import STAT_COLUMNS, StrategyConfig, backtest_bars,
 from jutsu_pipeline.indicators import compute_indicators
 from jutsu_pipeline.providers.sample import SAMPLE_DIR
 from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.storage.versions import bars_versions
 
 SAMPLE = SAMPLE_DIR
 REAL = ("AAPL", "FB", "GOOG", "IBM", "MSFT")
@@ -249,6 +250,8 @@ def test_data_version_tracks_the_bars(tmp_path: Path) -> None:
     second = run_backtests(con, timeframe="1d", symbols=["GOOG", "IBM"], strategies=strategy).performance
     version = {r["symbol"]: r["data_version"] for r in first.iter_rows(named=True)}
     changed = {r["symbol"]: r["data_version"] for r in second.iter_rows(named=True)}
+    # Aggregated from the bars read, it is the documented content hash of the stored bars.
+    assert changed == bars_versions(con, timeframe="1d", symbols=["GOOG", "IBM"])
     assert version["IBM"] == changed["IBM"] and version["GOOG"] != changed["GOOG"]
     # A symbol whose bars are gone loses its stored rows.
     con.execute("DELETE FROM bars WHERE symbol = 'IBM'")

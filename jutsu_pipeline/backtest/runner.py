@@ -22,19 +22,16 @@ from jutsu_pipeline.storage.backend import current_snapshot
 from jutsu_pipeline.storage.backtests import ensure_result_tables, replace_results
 from jutsu_pipeline.storage.ddl import column_names, ensure_schema, missing_relations
 from jutsu_pipeline.storage.files import SAFE_CONFIG
-from jutsu_pipeline.storage.scope import OHLCV, read_bars
+from jutsu_pipeline.storage.scope import OHLCV, ROW_HASH, read_bars
 from jutsu_pipeline.storage.transactions import transaction
-from jutsu_pipeline.storage.versions import CONTENT_HASH
+from jutsu_pipeline.storage.versions import VERSION_OF_PARTS
 
 BAR_COLUMNS = ("symbol", "ts", *OHLCV)
 
-# Content hash of the (adjusted) bars a symbol was backtested on: equal bars <=> equal version.
-DATA_VERSION = f"""
-CREATE OR REPLACE TEMP TABLE _bt_data_version AS
-SELECT symbol, {CONTENT_HASH} AS data_version
-FROM _bt_bars
-GROUP BY symbol
-"""
+# Content hash of the (adjusted) bars a symbol was backtested on: equal bars <=> equal version. The parts
+# (count, first and last ts, bit_xor of the row hashes) come from the bars read; the text is DuckDB's.
+DATA_VERSION = f"CREATE OR REPLACE TEMP TABLE _bt_data_version AS SELECT symbol, {VERSION_OF_PARTS} AS data_version FROM _bt_version_parts"
+ROW_HASH_OF_ARROW = f"SELECT {ROW_HASH} AS row_hash FROM _bt_bars"
 
 # Polars cannot read Arrow intervals: durations leave DuckDB as microseconds.
 PERFORMANCE_RESULT = """
@@ -104,7 +101,8 @@ def run_backtests(
                          f"indicators asset of timeframe {timeframe} (it computes every strategy's indicators)")
     with transaction(con):  # the snapshot id, the bars and the indicators come from one (DuckLake) snapshot
         snapshot = current_snapshot(con)
-        bars = read_bars(con, timeframe, symbols, relation="bars_adjusted" if adjusted else "bars", columns=OHLCV)
+        bars = read_bars(con, timeframe, symbols, relation="bars_adjusted" if adjusted else "bars",
+                         columns=("open", "close"), row_hash=True)
         # Two sorted reads matched by position cost a third of a join.
         loaded = read_bars(con, timeframe, symbols, relation="indicators", columns=needed) if needed else None
     if loaded is not None:
@@ -132,7 +130,10 @@ def backtest_bars(bars: pl.DataFrame, strategies: Sequence[StrategyConfig]) -> B
     frame = frame.hstack(indicator_frame(frame, specs).drop("symbol", "ts").get_columns())
     con = duckdb.connect(config=dict(SAFE_CONFIG))
     try:
-        return _backtest_loaded(con, frame.to_arrow(), strategies)
+        con.register("_bt_bars", frame.select(BAR_COLUMNS).to_arrow())
+        row_hash = con.execute(ROW_HASH_OF_ARROW).to_arrow_table().column("row_hash")
+        table = frame.drop("high", "low", "volume").to_arrow().append_column("row_hash", row_hash)
+        return _backtest_loaded(con, table, strategies)
     finally:
         con.close()
 
@@ -145,7 +146,7 @@ NULL_WHEN_NAN = ("mean_nonzero_drawdown", "covariance", "market_variance")
 
 def _drop_session_objects(con: duckdb.DuckDBPyConnection) -> None:
     """Remove the registered Arrow views and temp tables a run leaves in the caller's connection."""
-    for name in ("_bt_bars", *REGISTERED):
+    for name in ("_bt_bars", "_bt_version_parts", *REGISTERED):
         con.unregister(name)
     for name in TEMP_TABLES:
         con.execute(f"DROP TABLE IF EXISTS temp.{name}")
@@ -162,14 +163,18 @@ def _backtest_loaded(
 ) -> BacktestResult:
     """Signals, simulation and statistics over ``table`` (bars and indicator columns sorted by symbol, ts)."""
     table = table.combine_chunks()
-    con.register("_bt_bars", table.select(list(BAR_COLUMNS)))
-    con.execute(DATA_VERSION)
     runs = pc.run_end_encode(table.column("symbol").combine_chunks())
     symbols = runs.values.to_pylist()
     ends = runs.run_ends.to_numpy().astype(np.int64)
     counts = np.diff(ends, prepend=0)
     ts_us = table.column("ts").cast(pa.int64()).to_numpy()
     starts = ends - counts
+    con.register("_bt_version_parts", pa.table({
+        "symbol": runs.values, "n": counts, "first_ts": table.column("ts").take(starts),
+        "last_ts": table.column("ts").take(ends - 1),
+        "content": np.bitwise_xor.reduceat(table.column("row_hash").to_numpy(), starts) if starts.size else
+                   np.empty(0, np.uint64)}))
+    con.execute(DATA_VERSION)
     first = np.zeros(table.num_rows, dtype=bool)
     first[starts] = True
     local_bar = np.arange(table.num_rows) - np.repeat(starts, counts)

@@ -11,6 +11,9 @@ from jutsu_pipeline.storage.scope import scope_filter, scope_params
 
 # Order-independent content hash of a group of bars (bit_xor of row hashes), plus the count and time range.
 CONTENT_HASH = "md5(concat_ws('|', count(*), min(ts), max(ts), bit_xor(hash(ts, open, high, low, close, volume))))"
+# The same version from its parts, where a reader aggregated them from the rows it read: n = count(*),
+# first_ts/last_ts = min/max(ts) (TIMESTAMPTZ), content = bit_xor of the rows' `scope.ROW_HASH` (UBIGINT).
+VERSION_OF_PARTS = "md5(concat_ws('|', n, first_ts, last_ts, content))"
 BARS_VERSIONS = f"""
 SELECT symbol, {CONTENT_HASH}
 FROM {{source}}
