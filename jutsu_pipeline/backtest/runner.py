@@ -15,7 +15,7 @@ import pyarrow.compute as pc  # noqa: F401 - run_end_encode below
 
 from jutsu_pipeline.backtest.curves import derive_curves, series_aggregates, series_clock
 from jutsu_pipeline.backtest.engine import SimInput, SimResult, simulate
-from jutsu_pipeline.backtest.stats import compute_performance
+from jutsu_pipeline.backtest.stats import DURATION_STATS, compute_performance
 from jutsu_pipeline.backtest.strategies import Bars, StrategyConfig
 from jutsu_pipeline.indicators import indicator_frame
 from jutsu_pipeline.storage.backend import current_snapshot
@@ -24,43 +24,10 @@ from jutsu_pipeline.storage.ddl import column_names, ensure_schema, missing_rela
 from jutsu_pipeline.storage.files import SAFE_CONFIG
 from jutsu_pipeline.storage.scope import OHLCV, ROW_HASH, read_bars
 from jutsu_pipeline.storage.transactions import transaction
-from jutsu_pipeline.storage.versions import VERSION_OF_PARTS
 
 BAR_COLUMNS = ("symbol", "ts", *OHLCV)
 
-# Content hash of the (adjusted) bars a symbol was backtested on: equal bars <=> equal version. The parts
-# (count, first and last ts, bit_xor of the row hashes) come from the bars read; the text is DuckDB's.
-DATA_VERSION = f"CREATE OR REPLACE TEMP TABLE _bt_data_version AS SELECT symbol, {VERSION_OF_PARTS} AS data_version FROM _bt_version_parts"
 ROW_HASH_OF_ARROW = f"SELECT {ROW_HASH} AS row_hash FROM _bt_bars"
-
-# Polars cannot read Arrow intervals: durations leave DuckDB as microseconds.
-PERFORMANCE_RESULT = """
-SELECT
-    s.strategy, s.symbol,
-    p.* EXCLUDE (series_id) REPLACE (
-        epoch_us(duration) AS duration,
-        epoch_us(max_drawdown_duration) AS max_drawdown_duration,
-        epoch_us(avg_drawdown_duration) AS avg_drawdown_duration,
-        epoch_us(max_trade_duration) AS max_trade_duration,
-        epoch_us(avg_trade_duration) AS avg_trade_duration),
-    s.n_bars, s.open_trade, v.data_version
-FROM _bt_performance p JOIN _bt_series s USING (series_id) JOIN _bt_data_version v USING (symbol)
-ORDER BY s.strategy, s.symbol
-"""
-
-TRADES_RESULT = """
-SELECT s.strategy, s.symbol,
-       row_number() OVER (PARTITION BY t.series_id ORDER BY t.entry_bar)::INTEGER AS trade_no,
-       t.* EXCLUDE (series_id)
-FROM _bt_trades t JOIN _bt_series s USING (series_id)
-ORDER BY s.strategy, s.symbol, trade_no
-"""
-
-
-
-DURATION_COLUMNS = (
-    "duration", "max_drawdown_duration", "avg_drawdown_duration", "max_trade_duration", "avg_trade_duration"
-)
 
 
 @dataclass(frozen=True)
@@ -138,18 +105,17 @@ def backtest_bars(bars: pl.DataFrame, strategies: Sequence[StrategyConfig]) -> B
         con.close()
 
 
-REGISTERED = ("_bt_series", "_bt_equity_agg", "_bt_dd_episodes", "_bt_curves", "_bt_period_agg", "_bt_trades")
-TEMP_TABLES = ("_bt_data_version", "_bt_performance")
+# Arrow tables registered in the caller's connection during a run: stats.py's inputs and what is stored.
+REGISTERED = ("_bt_bars", "_bt_version_parts", "_bt_series", "_bt_equity_agg", "_bt_dd_episodes", "_bt_curves",
+              "_bt_period_agg", "_bt_trades", "_bt_performance")
 # Reductions SQL returned as NULL (no non-zero drawdown, fewer than two return pairs): NaN here.
 NULL_WHEN_NAN = ("mean_nonzero_drawdown", "covariance", "market_variance")
 
 
 def _drop_session_objects(con: duckdb.DuckDBPyConnection) -> None:
-    """Remove the registered Arrow views and temp tables a run leaves in the caller's connection."""
-    for name in ("_bt_bars", "_bt_version_parts", *REGISTERED):
+    """Remove the Arrow views a run registers in the caller's connection."""
+    for name in REGISTERED:
         con.unregister(name)
-    for name in TEMP_TABLES:
-        con.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
 
 def _check_unique_names(strategies: Sequence[StrategyConfig]) -> None:
@@ -161,7 +127,9 @@ def _check_unique_names(strategies: Sequence[StrategyConfig]) -> None:
 def _backtest_loaded(
     con: duckdb.DuckDBPyConnection, table: pa.Table, strategies: Sequence[StrategyConfig]
 ) -> BacktestResult:
-    """Signals, simulation and statistics over ``table`` (bars and indicator columns sorted by symbol, ts)."""
+    """Signals, simulation and statistics over ``table`` (symbol, ts, open, close, row_hash and the indicator
+    columns, sorted by symbol, ts); the results stay registered for ``replace_results``."""
+    strategies = sorted(strategies, key=lambda s: s.name)  # every result comes out ordered by strategy, symbol
     table = table.combine_chunks()
     runs = pc.run_end_encode(table.column("symbol").combine_chunks())
     symbols = runs.values.to_pylist()
@@ -174,7 +142,6 @@ def _backtest_loaded(
         "last_ts": table.column("ts").take(ends - 1),
         "content": np.bitwise_xor.reduceat(table.column("row_hash").to_numpy(), starts) if starts.size else
                    np.empty(0, np.uint64)}))
-    con.execute(DATA_VERSION)
     first = np.zeros(table.num_rows, dtype=bool)
     first[starts] = True
     local_bar = np.arange(table.num_rows) - np.repeat(starts, counts)
@@ -191,10 +158,13 @@ def _backtest_loaded(
     sim, series = _assemble(strategies, symbols, counts, signals)
     result = simulate(sim)
     tables = _register_results(con, series, sim, np.tile(ts_us, len(strategies)), result)
-    compute_performance(con)
+    performance = compute_performance(con)
+    con.register("_bt_performance", performance)
+    trades = cast(pl.DataFrame, pl.from_arrow(tables["_bt_trades"].drop_columns(["series_id"])))
     return BacktestResult(
-        performance=con.sql(PERFORMANCE_RESULT).pl().with_columns(pl.col(DURATION_COLUMNS).cast(pl.Duration("us"))),
-        trades=con.sql(TRADES_RESULT).pl(),
+        performance=cast(pl.DataFrame, pl.from_arrow(performance.drop_columns(["params_json"]))).with_columns(
+            pl.col(DURATION_STATS).cast(pl.Duration("us"))),
+        trades=trades.select("strategy", "symbol", "trade_no", pl.exclude("strategy", "symbol", "trade_no")),
         equity=_equity_frame(tables),
     )
 
@@ -347,7 +317,8 @@ def _register_results(
     offsets = pa.array(np.concatenate([[0], sim.ends]).astype(np.int32))  # series are contiguous: no copy
     equity = tables["_bt_equity"]
     tables["_bt_curves"] = pa.table({
-        "series_id": np.arange(n_bars.size),
+        "strategy": pa.array(series["strategy"].tolist(), pa.string()),
+        "symbol": pa.array(series["symbol"].tolist(), pa.string()),
         **{name: pa.ListArray.from_arrays(offsets, equity.column(name).combine_chunks())
            for name in ("ts", "equity")},
     })
@@ -355,6 +326,10 @@ def _register_results(
     exit_idx = np.where(closed, tr.exit_idx, 0)
     tables["_bt_trades"] = pa.table({
         "series_id": tr.series,
+        "strategy": pa.array(series["strategy"][tr.series].tolist(), pa.string()),
+        "symbol": pa.array(series["symbol"][tr.series].tolist(), pa.string()),
+        # Trades come sorted by series, then entry: numbered from 1 within their series.
+        "trade_no": (np.arange(tr.series.size) - np.searchsorted(tr.series, tr.series) + 1).astype(np.int32),
         "entry_bar": tr.entry_idx - sim.starts[tr.series],
         "exit_bar": pa.array(exit_idx - sim.starts[tr.series], mask=~closed),
         "entry_ts": pa.array(ts_us[tr.entry_idx], pa.int64()).cast(ts_type),
@@ -369,5 +344,6 @@ def _register_results(
         "is_open": tr.is_open,
     })
     for name in REGISTERED:
-        con.register(name, tables[name])
+        if name in tables:
+            con.register(name, tables[name])
     return tables

@@ -13,19 +13,22 @@ Inputs (registered in the session by runner.py; reductions of the per-bar curves
 - ``_bt_period_agg(series_id, gmean, variance, downside)``: of the equity resampled to the series'
   period, simple returns: geometric mean (0 if any 1 + r <= 0), sample variance, sqrt(mean(min(r, 0)^2))
 - ``_bt_trades(series_id, entry_bar, exit_bar, entry_ts, exit_ts, pnl, return_pct, commission, is_open)``
+- ``_bt_version_parts(symbol, n, first_ts, last_ts, content)``: the parts of each symbol's data version
 
 The per-bar reductions left SQL for numpy: scanning the 1.26 M-row Arrow curves and returns cost ~0.5-1.3 s
-of a 500 x 2,520 run here. Leaves ``_bt_performance`` (one row per series, the columns of
-``STAT_COLUMNS``). Every formula is backtesting.py's; docs/backtesting.md lists them with the source
+of a 500 x 2,520 run here. Returns one row per series (the columns of ``STAT_COLUMNS``, durations
+in microseconds). Every formula is backtesting.py's; docs/backtesting.md lists them with the source
 subtleties kept. NaN results are stored as NULL; +-inf (e.g. Sortino without a losing period) is kept.
 """
 
 from __future__ import annotations
 
 import duckdb
+import pyarrow as pa
 
-PERFORMANCE = """
-CREATE OR REPLACE TEMP TABLE _bt_performance AS
+from jutsu_pipeline.storage.versions import VERSION_OF_PARTS
+
+_PERFORMANCE = """
 WITH equity AS (
     SELECT * FROM _bt_equity_agg
 ),
@@ -88,7 +91,7 @@ stats AS (
         series_id,
         start_ts AS "start",
         end_ts AS "end",
-        to_microseconds(duration_us) AS duration,
+        duration_us AS duration,
         coalesce(bars_held, 0) / n_bars * 100 AS exposure_time_pct,
         equity_final,
         equity_peak,
@@ -110,23 +113,24 @@ stats AS (
         beta_value AS beta,
         -max_drawdown * 100 AS max_drawdown_pct,
         -(CASE WHEN n_episodes > 0 THEN avg_peak_drawdown ELSE mean_nonzero_drawdown END) * 100 AS avg_drawdown_pct,
-        to_microseconds((max_duration_us + resolution_us - 1) // resolution_us * resolution_us) AS max_drawdown_duration,
-        to_microseconds(((sum_duration_us + n_episodes * resolution_us - 1) // (n_episodes * resolution_us)
-            * resolution_us)::BIGINT) AS avg_drawdown_duration,
+        (max_duration_us + resolution_us - 1) // resolution_us * resolution_us AS max_drawdown_duration,
+        ((sum_duration_us + n_episodes * resolution_us - 1) // (n_episodes * resolution_us)
+            * resolution_us)::BIGINT AS avg_drawdown_duration,
         trades AS n_trades,
         win_rate * 100 AS win_rate_pct,
         best * 100 AS best_trade_pct,
         worst * 100 AS worst_trade_pct,
         gmean_trade * 100 AS avg_trade_pct,
-        to_microseconds((max_trade_us + resolution_us - 1) // resolution_us * resolution_us) AS max_trade_duration,
-        to_microseconds(((sum_trade_us + n_trades * resolution_us - 1) // (n_trades * resolution_us)
-            * resolution_us)::BIGINT) AS avg_trade_duration,
+        (max_trade_us + resolution_us - 1) // resolution_us * resolution_us AS max_trade_duration,
+        ((sum_trade_us + n_trades * resolution_us - 1) // (n_trades * resolution_us)
+            * resolution_us)::BIGINT AS avg_trade_duration,
         gross_win_pct / nullif(gross_loss_pct, 0) AS profit_factor,
         mean_return * 100 AS expectancy_pct,
         sqrt(n_trades) * mean_pnl / nullif(std_pnl, 0) AS sqn,
         win_rate - (1 - win_rate) / (mean_win / -mean_loss) AS kelly_criterion
     FROM base
-)
+),
+result AS (
 SELECT
     series_id, "start", "end", duration, exposure_time_pct, equity_final, equity_peak, commissions,
     return_pct, buy_hold_return_pct, return_ann_pct, volatility_ann_pct, cagr_pct,
@@ -140,9 +144,12 @@ SELECT
     n_trades, win_rate_pct, best_trade_pct, worst_trade_pct, avg_trade_pct, max_trade_duration,
     avg_trade_duration, profit_factor, expectancy_pct, sqn, kelly_criterion
 FROM stats
+)
+SELECT s.strategy, s.symbol, {columns}, s.n_bars, s.open_trade, s.params_json,
+       {version} AS data_version
+FROM result JOIN _bt_series s USING (series_id) JOIN _bt_version_parts v USING (symbol)
+ORDER BY s.strategy, s.symbol
 """
-
-STATS_STATEMENTS = (PERFORMANCE,)
 
 #: Our column -> backtesting.py 0.6.6 ``compute_stats`` key (same definition).
 STAT_COLUMNS: dict[str, str] = {
@@ -180,17 +187,17 @@ STAT_COLUMNS: dict[str, str] = {
     "kelly_criterion": "Kelly Criterion",
 }
 
+#: Stat columns that are durations, in microseconds here (INTERVALs once stored).
+DURATION_STATS = ("duration", "max_drawdown_duration", "avg_drawdown_duration", "max_trade_duration",
+                  "avg_trade_duration")
 #: Stat columns of type DOUBLE (NaN is turned into NULL for these).
-FLOAT_STATS = tuple(
-    c for c in STAT_COLUMNS
-    if c not in {"start", "end", "duration", "max_drawdown_duration", "avg_drawdown_duration",
-                 "max_trade_duration", "avg_trade_duration", "n_trades"}
-)
+FLOAT_STATS = tuple(c for c in STAT_COLUMNS if c not in {"start", "end", "n_trades", *DURATION_STATS})
 
-NAN_TO_NULL = "UPDATE _bt_performance SET " + ", ".join(f"{c} = nullif({c}, 'nan'::DOUBLE)" for c in FLOAT_STATS)
+PERFORMANCE = _PERFORMANCE.format(version=VERSION_OF_PARTS, columns=", ".join(
+    f"nullif(result.{c}, 'nan'::DOUBLE) AS {c}" if c in FLOAT_STATS else f'result."{c}"' for c in STAT_COLUMNS))
 
 
-def compute_performance(con: duckdb.DuckDBPyConnection) -> None:
-    """Compute ``_bt_performance`` from the session's registered inputs (see module docstring)."""
-    for statement in (*STATS_STATEMENTS, NAN_TO_NULL):
-        con.execute(statement)
+def compute_performance(con: duckdb.DuckDBPyConnection) -> pa.Table:
+    """One row per series (strategy, symbol, the statistics, n_bars, open_trade, params_json, data_version),
+    ordered by strategy and symbol, from the session's registered inputs (see module docstring)."""
+    return con.execute(PERFORMANCE).to_arrow_table()

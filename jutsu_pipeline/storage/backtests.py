@@ -108,31 +108,20 @@ DELETE_TRADES = "DELETE FROM backtest_trades" + _SCOPE
 DELETE_EQUITY = "DELETE FROM backtest_equity_curves" + _SCOPE
 DELETE_PERFORMANCE = "DELETE FROM backtest_performance" + _SCOPE
 
+# The session's Arrow results (registered by backtest/runner.py) hold every column but the timeframe.
 INSERT_TRADES = """
-INSERT INTO backtest_trades
-SELECT
-    s.strategy, s.symbol, $timeframe,
-    row_number() OVER (PARTITION BY t.series_id ORDER BY t.entry_bar)::INTEGER,
-    t.entry_ts, t.entry_price, t.exit_ts, t.exit_price, t.mark_price, t.size, t.pnl, t.return_pct,
-    t.commission, t.is_open, t.entry_bar, t.exit_bar, t.exit_ts - t.entry_ts
-FROM _bt_trades t JOIN _bt_series s USING (series_id)
+INSERT INTO backtest_trades BY NAME
+SELECT * EXCLUDE (series_id), $timeframe AS timeframe, exit_ts - entry_ts AS duration FROM _bt_trades
 """
-
-INSERT_EQUITY = """
-INSERT INTO backtest_equity_curves
-SELECT s.strategy, s.symbol, $timeframe, c.ts, c.equity
-FROM _bt_curves c JOIN _bt_series s USING (series_id)
-"""
-
+INSERT_EQUITY = "INSERT INTO backtest_equity_curves BY NAME SELECT *, $timeframe AS timeframe FROM _bt_curves"
 INSERT_PERFORMANCE = """
 INSERT INTO backtest_performance BY NAME
-SELECT
-    p.* EXCLUDE (series_id),
-    s.strategy, s.symbol, $timeframe AS timeframe, s.n_bars, s.open_trade, s.params_json,
-    v.data_version, $data_snapshot::BIGINT AS data_snapshot, $computed_at AS computed_at
-FROM _bt_performance p
-JOIN _bt_series s USING (series_id)
-JOIN _bt_data_version v USING (symbol)
+SELECT * REPLACE (to_microseconds(duration) AS duration, to_microseconds(max_drawdown_duration) AS max_drawdown_duration,
+                  to_microseconds(avg_drawdown_duration) AS avg_drawdown_duration,
+                  to_microseconds(max_trade_duration) AS max_trade_duration,
+                  to_microseconds(avg_trade_duration) AS avg_trade_duration),
+       $timeframe AS timeframe, $data_snapshot::BIGINT AS data_snapshot, $computed_at AS computed_at
+FROM _bt_performance
 """
 
 
@@ -159,7 +148,8 @@ def replace_results(
     computed_at: object,
     data_snapshot: int | None = None,
 ) -> None:
-    """Replace the scope's rows of the three tables by the session's temp results, in one transaction."""
+    """Replace the scope's rows of the three tables by the session's registered results (``_bt_trades``,
+    ``_bt_curves``, ``_bt_performance``), in one transaction."""
     scope = {**scope_params(timeframe, symbols), "strategies": list(strategies)}
 
     def replace() -> None:
