@@ -178,6 +178,10 @@ def _equity_path(
     cost = np.concatenate([np.zeros(live.sum()), entry_s, np.zeros(done.sum())])
     order = np.argsort(at, kind="stable")
     at, cash, held, cost = at[order], cash[order], held[order], cost[order]
-    latest = np.searchsorted(at, np.arange(close_s.size), side="right") - 1
+    # Events sit on distinct bars (a fill is at least one bar after the series start or the previous fill):
+    # the latest event of each bar is a forward fill of event numbers, ~10x cheaper than a searchsorted.
+    numbered = np.zeros(close_s.size, dtype=np.int64)
+    numbered[at] = np.arange(1, at.size + 1)
+    latest = np.maximum.accumulate(numbered) - 1
     held_now = held[latest]
     return cash[latest] + (close_s * held_now - held_now * cost[latest])

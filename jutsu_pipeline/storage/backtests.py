@@ -109,9 +109,13 @@ DELETE_EQUITY = "DELETE FROM backtest_equity_curves" + _SCOPE
 DELETE_PERFORMANCE = "DELETE FROM backtest_performance" + _SCOPE
 
 # The session's Arrow results (registered by backtest/runner.py) hold every column but the timeframe.
+# `exit_ts - entry_ts` of TIMESTAMPTZ goes through ICU's calendar: 0.2-0.4 s for 24 k trades. The same
+# interval (days of 24 h, then the rest) from microseconds costs nothing.
 INSERT_TRADES = """
 INSERT INTO backtest_trades BY NAME
-SELECT * EXCLUDE (series_id), $timeframe AS timeframe, exit_ts - entry_ts AS duration FROM _bt_trades
+SELECT * EXCLUDE (series_id, held_us), $timeframe AS timeframe,
+       to_days((held_us // 86400000000)::INTEGER) + to_microseconds(held_us % 86400000000) AS duration
+FROM (SELECT *, epoch_us(exit_ts) - epoch_us(entry_ts) AS held_us FROM _bt_trades)
 """
 INSERT_EQUITY = "INSERT INTO backtest_equity_curves BY NAME SELECT *, $timeframe AS timeframe FROM _bt_curves"
 INSERT_PERFORMANCE = """
