@@ -11,7 +11,7 @@ import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc  # noqa: F401 - run_end_encode below
+import pyarrow.compute as pc
 
 from jutsu_pipeline.backtest.curves import derive_curves, series_aggregates, series_clock
 from jutsu_pipeline.backtest.engine import SimInput, SimResult, simulate
@@ -27,6 +27,7 @@ from jutsu_pipeline.storage.transactions import transaction
 
 BAR_COLUMNS = ("symbol", "ts", *OHLCV)
 
+# backtest_bars hashes its in-memory bars as `read_bars(..., row_hash=True)` does stored ones (data version).
 ROW_HASH_OF_ARROW = f"SELECT {ROW_HASH} AS row_hash FROM _bt_bars"
 
 
