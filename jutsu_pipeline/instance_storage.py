@@ -29,6 +29,7 @@ import yaml
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.event_log.base import PlannedMaterializationInfo
 from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sql import db
@@ -96,6 +97,30 @@ class PlannedSubsetsMixin:
             if partition not in attempts or attempts[partition][1] < event_id:
                 attempts[partition] = (run_id, event_id)
         return attempts
+
+    def get_latest_planned_materialization_info(
+        self, asset_key: dg.AssetKey, partition: str | None = None
+    ) -> PlannedMaterializationInfo | None:
+        """Also finds a partition's plan inside a run's subset event: the UI's "latest run" of a partition
+        (and Dagster's other per-partition readers) filter planned rows by their partition column."""
+        info = super().get_latest_planned_materialization_info(asset_key, partition)  # type: ignore[misc]
+        if partition is None:
+            return info  # the asset's latest planned event, subset or not: Dagster's own read is right
+        table = SqlEventLogStorageTable
+        query = db_select([table.c.id, table.c.run_id, table.c.event]).where(
+            table.c.asset_key == asset_key.to_string(),
+            table.c.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value,
+            table.c.partition.is_(None),
+            table.c.id > (info.storage_id if info else 0),
+        ).order_by(table.c.id.desc())
+        with self.index_connection() as conn:  # type: ignore[attr-defined]
+            rows = conn.execute(query)
+            for event_id, run_id, body in rows:  # newest first: the first run planning it is the latest
+                subset = getattr(deserialize_value(body, EventLogEntry).get_dagster_event().event_specific_data,
+                                 "partitions_subset", None)
+                if subset is not None and partition in subset:
+                    return PlannedMaterializationInfo(storage_id=event_id, run_id=run_id)
+        return info
 
 
 class BatchingSqliteEventLogStorage(PlannedSubsetsMixin, SqliteEventLogStorage):

@@ -90,6 +90,15 @@ def test_a_range_run_s_partitions_are_in_progress_then_failed_when_it_is_killed(
     status = instance.get_status_by_partition(prices.key, keys, PARTS)
     assert status == {**dict.fromkeys(keys[:4], dg.AssetPartitionStatus.FAILED),
                       **dict.fromkeys(retry, dg.AssetPartitionStatus.MATERIALIZED)}
+    # The UI's "latest run" of a partition: the run whose one planned event holds it.
+    latest = {k: instance.get_latest_planned_materialization_info(prices.key, k) for k in [*keys, "2022-01-01|A"]}
+    assert {k: info.run_id for k, info in latest.items() if info} == {
+        **dict.fromkeys(keys[:4], run.run_id), **dict.fromkeys(retry, _last_run(instance))}
+    assert instance.get_latest_planned_materialization_info(prices.key).run_id == _last_run(instance)
+
+
+def _last_run(instance: dg.DagsterInstance) -> str:
+    return instance.get_runs(limit=1)[0].run_id
 
 
 @dg.asset_check(asset=prices, blocking=True)
