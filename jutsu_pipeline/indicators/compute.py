@@ -73,13 +73,13 @@ def compute_indicators(
             if not scope:
                 return 0
             since = {s: r.warmup_from for s, r in resumed.items()}
-            table = read_bars(con, timeframe, scope, relation=relation, columns=OHLCV, since=since, row_hash=True)
-            bars = cast(pl.DataFrame, pl.from_arrow(table))
+            bars = cast(pl.DataFrame, pl.from_arrow(read_bars(con, timeframe, scope, relation=relation, columns=OHLCV,
+                                                              since=since)))
             frame = indicator_frame(bars, specs)
             if resumed:
                 frame = _continue(con, frame, timeframe, resumed, specs)
             staged = frame.to_arrow()
-            replace_indicators(con, timeframe=timeframe, symbols=scope, staged=staged, bars=table, columns=columns,
+            replace_indicators(con, timeframe=timeframe, symbols=scope, relation=relation, staged=staged, columns=columns,
                                resumed=resumed)
         return staged.num_rows
 

@@ -11,9 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import duckdb
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from jutsu_pipeline.storage.ddl import (
     column_names,
@@ -81,10 +79,16 @@ USING (SELECT unnest($symbols::VARCHAR[]) AS symbol, unnest($after::TIMESTAMPTZ[
 WHERE i.timeframe = $timeframe AND i.symbol = d.symbol AND i.ts > d.after
 """
 DELETE_INPUTS = f"DELETE FROM indicator_inputs WHERE {scope_filter()}"
-# One row per symbol (symbol, bars, last_ts, content), computed by `input_records`.
-INSERT_INPUTS = """
+# One row per symbol: its record of the bars up to `after` (none: 0 bars) combined with the bars after it,
+# aggregated in the write's transaction (the same snapshot the indicators were computed from).
+INSERT_INPUTS = f"""
 INSERT INTO indicator_inputs
-SELECT symbol, $timeframe, $columns, bars, last_ts, content FROM staged_inputs
+SELECT b.symbol, $timeframe, $columns, any_value(p.bars) + count(*), max(b.ts), xor(any_value(p.content), bit_xor({ROW_HASH}))
+FROM {{relation}} AS b
+JOIN (SELECT unnest($symbols::VARCHAR[]) AS symbol, unnest($after::TIMESTAMPTZ[]) AS after,
+             unnest($bars::BIGINT[]) AS bars, unnest($content::UBIGINT[]) AS content) AS p USING (symbol)
+WHERE b.timeframe = $timeframe AND b.ts > p.after
+GROUP BY b.symbol
 """
 
 ADD_COLUMN = 'ALTER TABLE indicators ADD COLUMN "{column}" DOUBLE'
@@ -163,54 +167,29 @@ def stored_at(con: duckdb.DuckDBPyConnection, *, timeframe: str, last_ts: Mappin
         **scope_params(timeframe, symbols), "last_ts": [last_ts[s] for s in symbols]})
 
 
-def input_records(bars: pa.Table, resumed: Mapping[str, Resume]) -> pa.Table:
-    """symbol, bars, last_ts, content of each symbol's bars: the `bars` read (sorted by symbol and ts, with
-    `row_hash`) after a resumed symbol's `last_ts`, combined with its record of the bars up to it."""
-    symbol = bars.column("symbol").combine_chunks()
-    ts = bars.column("ts").combine_chunks()
-    hashes = bars.column("row_hash").to_numpy()
-    runs = pc.run_end_encode(symbol)
-    ends = runs.run_ends.to_numpy().astype(np.int64)
-    starts = np.r_[0, ends[:-1]].astype(np.int64)
-    names = runs.values.to_pylist()
-    after = pa.array([resumed[n].last_ts if n in resumed else EARLIEST for n in names], ts.type)
-    # Rows after `after` (a resumed symbol's slice starts with its warm-up bars, already recorded).
-    new = pc.greater(ts, pc.take(after, pa.array(np.repeat(np.arange(len(names)), ends - starts)))).to_numpy(
-        zero_copy_only=False)
-    counts = np.add.reduceat(new.astype(np.int64), starts) if names else np.empty(0, np.int64)
-    content = np.bitwise_xor.reduceat(np.where(new, hashes, np.uint64(0)), starts) if names else np.empty(0, np.uint64)
-    prior = np.array([resumed[n].bars if n in resumed else 0 for n in names], dtype=np.int64)
-    prior_content = np.array([resumed[n].content if n in resumed else 0 for n in names], dtype=np.uint64)
-    return pa.table({
-        "symbol": names,
-        "bars": prior + counts,
-        "last_ts": pc.take(ts, pa.array(ends - 1)) if names else pa.array([], ts.type),
-        "content": np.bitwise_xor(prior_content, content),
-    })
-
-
-def replace_indicators(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: Sequence[str],
-                       staged: pa.Table, bars: pa.Table, columns: Sequence[str],
-                       resumed: Mapping[str, Resume] | None = None) -> None:
+def replace_indicators(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: Sequence[str], relation: str,
+                       staged: pa.Table, columns: Sequence[str], resumed: Mapping[str, Resume] | None = None) -> None:
     """Replace the rows of `symbols` at `timeframe` by `staged` (symbol, ts, indicator `columns`) and
-    record the `bars` (symbol, ts, row_hash as `read_bars(..., row_hash=True)` returns them) they were
-    computed from. A `resumed` symbol keeps its rows up to its `last_ts` and `staged` holds only the later
-    ones. Run it inside the caller's transaction."""
+    record the bars of `relation` (`bars` or `bars_adjusted`) they were computed from. A `resumed` symbol
+    keeps its rows up to its `last_ts` and `staged` holds only the later ones. Run it inside the caller's
+    transaction, the one that read the bars."""
     resumed = resumed or {}
-    after = {"symbols": list(symbols), "after": [resumed[s].last_ts if s in resumed else EARLIEST for s in symbols]}
+    symbols = list(symbols)
+    prior = [resumed.get(s) for s in symbols]
+    after = {"symbols": symbols, "after": [r.last_ts if r else EARLIEST for r in prior]}
     # DuckDB inserts an Arrow table in parallel per record batch: one 1.26 M-row chunk is one thread
     # (slices, no copy; 1.4-1.6 s instead of 1.8-2.2 s for 500 x 2,520 rows of 13 indicators here).
     staged = pa.Table.from_batches(staged.to_batches(max_chunksize=INSERT_BATCH_ROWS), staged.schema)
     con.register("staged_indicators", staged)
-    con.register("staged_inputs", input_records(bars, resumed))
     try:
         if resumed:
             con.execute(DELETE_AFTER, {"timeframe": timeframe, **after})
         else:  # a full recomputation: the plain scoped DELETE is cheaper than the join
             con.execute(DELETE_SYMBOLS, scope_params(timeframe, symbols))
         con.execute(INSERT_STAGED, {"timeframe": timeframe})
-        con.execute(DELETE_INPUTS, scope_params(timeframe, symbols))
-        con.execute(INSERT_INPUTS, {"timeframe": timeframe, "columns": ",".join(columns)})
     finally:
         con.unregister("staged_indicators")
-        con.unregister("staged_inputs")
+    con.execute(DELETE_INPUTS, scope_params(timeframe, symbols))
+    con.execute(INSERT_INPUTS.format(relation=relation), {
+        "timeframe": timeframe, "columns": ",".join(columns), **after,
+        "bars": [r.bars if r else 0 for r in prior], "content": [r.content if r else 0 for r in prior]})
