@@ -20,7 +20,7 @@ from jutsu_pipeline.backtest.strategies import Bars, StrategyConfig
 from jutsu_pipeline.indicators import indicator_frame
 from jutsu_pipeline.storage.backend import current_snapshot
 from jutsu_pipeline.storage.backtests import ensure_result_tables, replace_results
-from jutsu_pipeline.storage.ddl import column_names, ensure_schema, missing_relations
+from jutsu_pipeline.storage.ddl import column_names, ensure_schema
 from jutsu_pipeline.storage.files import SAFE_CONFIG
 from jutsu_pipeline.storage.scope import OHLCV, ROW_HASH, read_bars
 from jutsu_pipeline.storage.transactions import transaction
@@ -58,8 +58,7 @@ def run_backtests(
     (``data_snapshot``; re-read them with ``AT (VERSION => data_snapshot)``); NULL on a DuckDB file.
     """
     _check_unique_names(strategies)
-    if missing_relations(con, ("bars", "bars_adjusted", "corporate_actions")):
-        ensure_schema(con)
+    ensure_schema(con)
     ensure_result_tables(con)
     needed = list(dict.fromkeys(c for s in strategies for c in s.input_columns().values()))
     stored = set(column_names(con, "indicators"))

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import duckdb
 import pyarrow as pa
 
-from jutsu_pipeline.storage.ddl import column_names, missing_relations, relation_exists, run_ddl
+from jutsu_pipeline.storage.ddl import column_names, relation_exists, relations, run_ddl
 from jutsu_pipeline.storage.scope import fetch_arrow, scope_filter, scope_params
 from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 
@@ -137,7 +137,7 @@ def ensure_result_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create ``backtest_trades``, ``backtest_equity`` and ``backtest_performance`` if missing."""
     if relation_exists(con, "backtest_equity", "BASE TABLE"):  # derived data of an older layout: recomputed
         con.execute("DROP TABLE backtest_equity")
-    if missing_relations(con, RESULT_RELATIONS):
+    if len(relations(con, RESULT_RELATIONS)) < len(RESULT_RELATIONS):
         run_ddl(con, RESULT_TABLES_DDL)
     if "data_snapshot" not in column_names(con, "backtest_performance"):
         retry_conflicts(lambda: con.execute(ADD_SNAPSHOT_COLUMN), "add backtest_performance.data_snapshot")

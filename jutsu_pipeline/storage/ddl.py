@@ -7,7 +7,10 @@ in one transaction) and keeps no macros (they are created per connection there, 
 
 from __future__ import annotations
 
+import hashlib
 import re
+import weakref
+from collections.abc import Iterable, Sequence
 
 import duckdb
 
@@ -167,12 +170,22 @@ SCHEMA_STATEMENTS = (
     CREATE_CORPORATE_ACTIONS_CURRENT,
     CREATE_COVERAGE,
 )
+_TABLE_NAME = re.compile(r"CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+(\w+)", re.IGNORECASE)
+_VIEW_NAME = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+(\w+)", re.IGNORECASE)
+_MACRO = re.compile(r"CREATE\s+OR\s+REPLACE\s+MACRO", re.IGNORECASE)
+SCHEMA_RELATIONS = tuple(m[1] for st in SCHEMA_STATEMENTS if (m := _TABLE_NAME.search(st) or _VIEW_NAME.search(st)))
+# Written as the `coverage` view's comment after the DDL: a file or lake showing it needs none.
+SCHEMA_MARKER = "jutsu-pipeline schema " + hashlib.sha256("".join(SCHEMA_STATEMENTS).encode()).hexdigest()[:16]
 
 
-# Tables and views of the connection's current database and schema (a DuckLake's, when one is in use).
-RELATION_KIND = """
-SELECT table_type FROM information_schema.tables
-WHERE table_catalog = current_database() AND table_schema = current_schema() AND table_name = $name
+# Tables and views among the bound names in the connection's current database and schema (a DuckLake's,
+# when one is in use), with their kind and comment.
+RELATIONS = """
+SELECT table_name, 'BASE TABLE', comment FROM duckdb_tables()
+WHERE database_name = current_database() AND schema_name = current_schema() AND list_contains($names, table_name)
+UNION ALL
+SELECT view_name, 'VIEW', comment FROM duckdb_views()
+WHERE database_name = current_database() AND schema_name = current_schema() AND list_contains($names, view_name)
 """
 COLUMN_NAMES = """
 SELECT column_name FROM duckdb_columns()
@@ -181,10 +194,16 @@ ORDER BY column_index
 """
 
 
+def relations(con: duckdb.DuckDBPyConnection, names: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+    """Kind ("BASE TABLE" or "VIEW") and comment of each table/view of `names` that exists: one catalog
+    query, so that the writers' per-run schema checks issue no DDL."""
+    return {name: (kind, comment) for name, kind, comment in con.execute(RELATIONS, {"names": list(names)}).fetchall()}
+
+
 def relation_exists(con: duckdb.DuckDBPyConnection, name: str, kind: str | None = None) -> bool:
     """A table or view `name` exists (of `kind` "BASE TABLE" or "VIEW" when given)."""
-    kinds = [row[0] for row in con.execute(RELATION_KIND, {"name": name}).fetchall()]
-    return bool(kinds) and kind in (None, kinds[0])
+    found = relations(con, (name,)).get(name)
+    return found is not None and kind in (None, found[0])
 
 
 def column_names(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
@@ -193,16 +212,16 @@ def column_names(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
 
 
 _KEY_CONSTRAINT = re.compile(r",(\s*--[^\n]*)?\s*(PRIMARY\s+KEY|UNIQUE)\s*\([^)]*\)", re.IGNORECASE)
-_VIEW_NAME = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+(\w+)", re.IGNORECASE)
-_MACRO = re.compile(r"CREATE\s+OR\s+REPLACE\s+MACRO", re.IGNORECASE)
-
-
 _LAKE_TABLE = re.compile(r"\b(FROM|JOIN)\s+(bars|corporate_actions)\b", re.IGNORECASE)
 
 
 def _temp_macro(statement: str) -> str:
     """A TEMP macro binds unqualified tables in the temp catalog: point them at the lake's."""
     return _LAKE_TABLE.sub(rf"\1 {LAKE}.\2", _MACRO.sub("CREATE OR REPLACE TEMP MACRO", statement, count=1))
+
+
+# Connections whose TEMP macros exist (DuckLake; a DuckDB file keeps its macros).
+_with_macros: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
 
 
 def session_macros(con: duckdb.DuckDBPyConnection) -> None:
@@ -214,53 +233,35 @@ def session_macros(con: duckdb.DuckDBPyConnection) -> None:
                 con.execute(_temp_macro(statement))
             except duckdb.CatalogException:
                 return
+    _with_macros.add(con)
 
 
-def create_table(con: duckdb.DuckDBPyConnection, statement: str) -> None:
-    """Run a `CREATE TABLE IF NOT EXISTS`; on DuckLake without its table-level key constraints."""
-    con.execute(_KEY_CONSTRAINT.sub("", statement) if is_lake(con) else statement)
+def run_ddl(con: duckdb.DuckDBPyConnection, statements: Sequence[str]) -> None:
+    """Run `statements` (tables, macros, views, comments) on either backend, retrying DuckLake commit
+    conflicts. On DuckLake: no table-level key constraints, TEMP macros, views only when missing (every
+    catalog change is a snapshot, and concurrent writers would conflict on it)."""
+    lake = is_lake(con)
 
-
-def create_view(con: duckdb.DuckDBPyConnection, statement: str, *, replace: bool = False) -> None:
-    """Run a `CREATE OR REPLACE VIEW`. On DuckLake only when missing (or `replace`): every catalog
-    change is a snapshot, and concurrent writers would conflict on it."""
-    if is_lake(con) and not replace:
-        match = _VIEW_NAME.search(statement)
-        if match and relation_exists(con, match[1]):
-            return
-    con.execute(statement)
-
-
-def run_ddl(con: duckdb.DuckDBPyConnection, statements: tuple[str, ...] | list[str]) -> None:
-    """Create tables and views of `statements` on either backend, retrying DuckLake commit conflicts."""
     def create_all() -> None:
+        existing = relations(con, (m[1] for m in map(_VIEW_NAME.search, statements) if m)) if lake else {}
         for statement in statements:
+            view = _VIEW_NAME.search(statement)
             if _MACRO.search(statement):
-                con.execute(_temp_macro(statement) if is_lake(con) else statement)
-            elif _VIEW_NAME.search(statement):
-                create_view(con, statement)
-            else:
-                create_table(con, statement)
+                con.execute(_temp_macro(statement) if lake else statement)
+            elif not (view and view[1] in existing):
+                con.execute(_KEY_CONSTRAINT.sub("", statement) if lake else statement)
+        if lake:
+            _with_macros.add(con)
 
     retry_conflicts(create_all, "create tables")
 
 
-# Tables and views of the current database and schema among the bound names.
-EXISTING_RELATIONS = """
-SELECT table_name FROM duckdb_tables()
-WHERE database_name = current_database() AND schema_name = current_schema() AND list_contains($names, table_name)
-UNION ALL
-SELECT view_name FROM duckdb_views()
-WHERE database_name = current_database() AND schema_name = current_schema() AND list_contains($names, view_name)
-"""
-
-
-def missing_relations(con: duckdb.DuckDBPyConnection, names: tuple[str, ...]) -> set[str]:
-    """The tables/views of `names` that do not exist: one catalog query, so that the writers' per-run
-    schema checks issue no DDL (CREATE OR REPLACE of the macros and views cost 0.1-0.7 s a run here)."""
-    return set(names) - {row[0] for row in con.execute(EXISTING_RELATIONS, {"names": list(names)}).fetchall()}
-
-
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the tables, macros and views if they do not exist (idempotent)."""
-    run_ddl(con, SCHEMA_STATEMENTS)
+    """Create the tables, macros and views unless they exist at this version: one catalog query when
+    they do (the schema version is the `coverage` view's comment, written after the DDL); on DuckLake
+    also this connection's TEMP macros, once."""
+    found = relations(con, SCHEMA_RELATIONS)
+    if len(found) < len(SCHEMA_RELATIONS) or found["coverage"][1] != SCHEMA_MARKER:
+        run_ddl(con, (*SCHEMA_STATEMENTS, f"COMMENT ON VIEW coverage IS '{SCHEMA_MARKER}'"))
+    elif con not in _with_macros and is_lake(con):
+        session_macros(con)

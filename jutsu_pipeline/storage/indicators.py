@@ -13,14 +13,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from jutsu_pipeline.storage.ddl import (
-    column_names,
-    create_table,
-    create_view,
-    ensure_schema,
-    missing_relations,
-    relation_exists,
-)
+from jutsu_pipeline.storage.ddl import column_names, ensure_schema, relation_exists, relations, run_ddl
 from jutsu_pipeline.storage.scope import EARLIEST, IDENTIFIER, ROW_HASH, fetch_arrow, scope_filter, scope_params
 from jutsu_pipeline.storage.transactions import retry_conflicts
 
@@ -118,19 +111,18 @@ def ensure_indicator_table(con: duckdb.DuckDBPyConnection, columns: Iterable[str
     bad = [c for c in wanted if not IDENTIFIER.match(c)]  # formatted into DDL
     if bad:
         raise ValueError(f"invalid indicator column name(s) {bad}")
-    if not missing_relations(con, OWN_RELATIONS) and set(wanted) <= set(column_names(con, "indicators")):
+    if len(relations(con, OWN_RELATIONS)) == len(OWN_RELATIONS) and set(wanted) <= set(column_names(con, "indicators")):
         return []  # the common case: nothing to create, no DDL
     ensure_schema(con)
+    run_ddl(con, (CREATE_INDICATORS, CREATE_INDICATOR_INPUTS))
 
     def migrate() -> list[str]:
-        create_table(con, CREATE_INDICATORS)
-        create_table(con, CREATE_INDICATOR_INPUTS)
         existing = set(column_names(con, "indicators"))  # add only the missing ones: no catalog churn
         added = [c for c in wanted if c not in existing]
         for column in added:
             con.execute(ADD_COLUMN.format(column=column))
         if added or not relation_exists(con, "bars_with_indicators"):  # the view binds its columns when created
-            create_view(con, CREATE_BARS_WITH_INDICATORS, replace=True)
+            con.execute(CREATE_BARS_WITH_INDICATORS)
         return added
 
     return retry_conflicts(migrate, "create indicators")
