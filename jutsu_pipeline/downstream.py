@@ -117,11 +117,6 @@ def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance, bars_keys
     return outcome
 
 
-def failing_blocking_checks(defs: dg.Definitions, instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> list[str]:
-    """Names of the asset's blocking checks whose latest evaluation failed."""
-    return failing_checks(instance, asset_key, blocking_check_names(defs, asset_key))
-
-
 @dataclass(frozen=True)
 class QuietMark:
     """The last evaluation that requested nothing: what it saw and the blocking checks of each bars asset."""
@@ -174,10 +169,6 @@ def quiet_mark(instance: dg.DagsterInstance, fingerprint: str) -> QuietMark | No
 
 def remember_quiet(instance: dg.DagsterInstance, mark: QuietMark) -> None:
     instance.run_storage.set_cursor_values({QUIET_KEY: json.dumps(mark.__dict__)})
-
-
-def forget_quiet(instance: dg.DagsterInstance) -> None:
-    instance.run_storage.set_cursor_values({QUIET_KEY: ""})
 
 
 def blocking_check_names(defs: dg.Definitions, asset_key: dg.AssetKey) -> list[str]:

@@ -80,15 +80,17 @@ def load_bars(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> pl.DataFra
     return cast(pl.DataFrame, pl.from_arrow(read_bars(con, p.timeframe.value, p.symbols)))
 
 
+def _scope(p: BarsPartitioning, changed: Changed | None) -> dict:
+    """What a statement of `quality.sql` keyed by `changed is not None` binds."""
+    return _params(p) if changed is None else {"timeframe": p.timeframe.value}
+
+
 def _row_count(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None = None) -> tuple[int, int]:
     return _shared(_scope_key("row_count", con, p, changed), lambda: _count_rows(con, p, changed))
 
 
 def _count_rows(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None) -> tuple[int, int]:
-    if changed is None:
-        ((rows, symbols),) = con.execute(sql.ROW_COUNT, _params(p)).fetchall()
-    else:
-        ((rows, symbols),) = con.execute(sql.ROW_COUNT_CHANGED, {"timeframe": p.timeframe.value}).fetchall()
+    ((rows, symbols),) = con.execute(sql.ROW_COUNT[changed is not None], _scope(p, changed)).fetchall()
     return int(rows), int(symbols)
 
 
@@ -285,21 +287,13 @@ def _sql_per_symbol(con: duckdb.DuckDBPyConnection, statement: str, rule: str, p
 @_timed
 def check_duplicates(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None = None) -> CheckReport:
     """no_duplicates: primary-key uniqueness and increasing ts within each ingestion."""
-    if changed is not None:
-        with changed_scope(con, p, changed):
-            params = {"timeframe": p.timeframe.value}
-            report = CheckReport("no_duplicates", builtin_checks.DUPLICATES.rules, *_row_count(con, p, changed))
-            report.per_symbol = pl.concat([
-                _sql_per_symbol(con, sql.DUPLICATE_KEYS_CHANGED, "ts_unique", params),
-                _sql_per_symbol(con, sql.OUT_OF_ORDER_CHANGED, "ts_increasing", params),
-            ])
-        return report
-    params = _params(p)
-    report = CheckReport("no_duplicates", builtin_checks.DUPLICATES.rules, *_row_count(con, p))
-    report.per_symbol = pl.concat([
-        _sql_per_symbol(con, sql.DUPLICATE_KEYS, "ts_unique", params),
-        _sql_per_symbol(con, sql.OUT_OF_ORDER, "ts_increasing", params),
-    ])
+    params, key = _scope(p, changed), changed is not None
+    with changed_scope(con, p, changed):
+        report = CheckReport("no_duplicates", builtin_checks.DUPLICATES.rules, *_row_count(con, p, changed))
+        report.per_symbol = pl.concat([
+            _sql_per_symbol(con, sql.DUPLICATE_KEYS[key], "ts_unique", params),
+            _sql_per_symbol(con, sql.OUT_OF_ORDER[key], "ts_increasing", params),
+        ])
     return report
 
 
@@ -308,15 +302,14 @@ def check_calendar(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, material
                    today: dt.date | None = None, changed: Changed | None = None) -> CheckReport:
     """calendar_complete: missing grid timestamps in materialised partitions, and stored bars off the grid
     (given `changed`: from each changed symbol's `since` on)."""
-    params = _params(p) if changed is None else {"timeframe": p.timeframe.value}
+    params = _scope(p, changed)
     grid = calendar_grid(p, today)
     parts = materialized_frame(materialized)
     if changed is not None:
         parts = parts.filter(pl.col("symbol").is_in(list(changed.since)))
         first = min(changed.since.values(), default=None)
         grid = grid if first is None else grid.filter(pl.col("ts") >= first)
-    missing, unexpected = ((sql.CALENDAR_MISSING, sql.CALENDAR_UNEXPECTED) if changed is None
-                           else (sql.CALENDAR_MISSING_CHANGED, sql.CALENDAR_UNEXPECTED_CHANGED))
+    missing, unexpected = sql.CALENDAR_MISSING[changed is not None], sql.CALENDAR_UNEXPECTED[changed is not None]
     con.register("grid", grid.to_arrow())
     con.register("materialized", parts.to_arrow())
     try:
