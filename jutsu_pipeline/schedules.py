@@ -68,9 +68,13 @@ def recent_requests(context: dg.ScheduleEvaluationContext, partitioning: BarsPar
             for i, r in enumerate(plan.ranges)]
 
 
-def _default_status(partitioning: BarsPartitioning) -> dg.DefaultScheduleStatus:
+def _schedule(partitioning: BarsPartitioning, job_name: str, suffix: str, cron: str, tz: ZoneInfo | str,
+              description: str):  # noqa: ANN202 - Dagster's decorator
+    """`@dg.schedule` of `<market>_bars_<tf>_<suffix>`, RUNNING unless `automation.schedule: false`."""
     running = partitioning.config.automation.schedule
-    return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
+    return dg.schedule(name=f"{partitioning.market}_bars_{partitioning.timeframe.value}_{suffix}", cron_schedule=cron,
+                       execution_timezone=str(tz), job_name=job_name, description=description,
+                       default_status=dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED)
 
 
 def market_close_schedule(partitioning: BarsPartitioning, job_name: str) -> dg.ScheduleDefinition:
@@ -80,15 +84,9 @@ def market_close_schedule(partitioning: BarsPartitioning, job_name: str) -> dg.S
     code = partitioning.config.calendar
     cron = close_cron(partitioning, offset)
 
-    @dg.schedule(
-        name=f"{partitioning.market}_bars_{partitioning.timeframe.value}_at_close",
-        cron_schedule=cron,
-        execution_timezone=str(tz),
-        job_name=job_name,
-        default_status=_default_status(partitioning),
-        description=(f"{offset} min after the regular {code} close ({cron} {tz}): one run refreshing the current "
-                     f"{partitioning.grain} of every symbol (tail only when stored). Holidays skip."),
-    )
+    @_schedule(partitioning, job_name, "at_close", cron, tz,
+               f"{offset} min after the regular {code} close ({cron} {tz}): one run refreshing the current "
+               f"{partitioning.grain} of every symbol (tail only when stored). Holidays skip.")
     def _at_close(context: dg.ScheduleEvaluationContext):  # noqa: ANN202
         tick = _tick_time(context, tz)
         day = (tick - dt.timedelta(minutes=offset)).date()  # the session that just closed
@@ -104,14 +102,8 @@ def utc_daily_schedule(partitioning: BarsPartitioning, job_name: str) -> dg.Sche
     offset = partitioning.config.automation.offset_minutes
     cron = f"{offset % 60} {offset // 60} * * *"
 
-    @dg.schedule(
-        name=f"{partitioning.market}_bars_{partitioning.timeframe.value}_daily",
-        cron_schedule=cron,
-        execution_timezone="UTC",
-        job_name=job_name,
-        default_status=_default_status(partitioning),
-        description=f"Daily at {cron} UTC: one run syncing the windows of the previous UTC day for every symbol.",
-    )
+    @_schedule(partitioning, job_name, "daily", cron, "UTC",
+               f"Daily at {cron} UTC: one run syncing the windows of the previous UTC day for every symbol.")
     def _daily(context: dg.ScheduleEvaluationContext):  # noqa: ANN202
         tick = _tick_time(context, UTC)
         day = (tick - dt.timedelta(minutes=offset)).date() - dt.timedelta(days=1)
@@ -137,15 +129,9 @@ def refresh_schedule(partitioning: BarsPartitioning, job_name: str) -> dg.Schedu
     tz = partitioning.calendar.timezone
     cron = refresh_cron(partitioning, minutes)
 
-    @dg.schedule(
-        name=f"{partitioning.market}_bars_{partitioning.timeframe.value}_refresh",
-        cron_schedule=cron,
-        execution_timezone=str(tz),
-        job_name=job_name,
-        default_status=_default_status(partitioning),
-        description=(f"Every {minutes} min ({cron} {tz}) while the market trades: one run fetching only the bars "
-                     "after each symbol's last stored final bar (automation.refresh_minutes)."),
-    )
+    @_schedule(partitioning, job_name, "refresh", cron, tz,
+               f"Every {minutes} min ({cron} {tz}) while the market trades: one run fetching only the bars "
+               "after each symbol's last stored final bar (automation.refresh_minutes).")
     def _refresh(context: dg.ScheduleEvaluationContext):  # noqa: ANN202
         tick = _tick_time(context, tz)
         if not partitioning.calendar.always_open:
