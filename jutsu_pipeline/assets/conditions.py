@@ -7,7 +7,12 @@ is missing, in flight or failed in its latest attempt, or a blocking check upstr
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
+
+from jutsu_pipeline.assets.bars.assets import writer_pool
+from jutsu_pipeline.config import JutsuConfig
 
 AC = dg.AutomationCondition
 
@@ -28,3 +33,10 @@ def downstream_condition() -> dg.AutomationCondition:
         & ~AC.any_deps_match(AC.execution_failed()).with_label("any_deps_failed")
         & AC.all_deps_blocking_checks_passed()
     ).with_label("downstream of valid bars")
+
+
+def downstream_asset(config: JutsuConfig, *, partitioned: bool = True) -> dict[str, Any]:
+    """The `@dg.asset` arguments of every DuckDB table asset downstream of bars: this condition, the
+    writer pool, the `duckdb` kind and (partitioned) one run per backfill."""
+    single_run = {"backfill_policy": dg.BackfillPolicy.single_run()} if partitioned else {}
+    return {**single_run, "automation_condition": downstream_condition(), "pool": writer_pool(config), "kinds": {"duckdb"}}

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, cast
 import dagster as dg
 
 from jutsu_pipeline.assets.backtest.metadata import embedded_images, results_table
-from jutsu_pipeline.assets.bars.assets import writer_pool
-from jutsu_pipeline.assets.conditions import downstream_condition
+from jutsu_pipeline.assets.conditions import downstream_asset
 from jutsu_pipeline.assets.indicators.assets import indicators_asset_key, symbol_partitions
 from jutsu_pipeline.assets.tables import table_metadata, table_name
 from jutsu_pipeline.config import JutsuConfig
@@ -47,10 +46,7 @@ def build_backtest_asset(config: JutsuConfig, partitioning: BarsPartitioning) ->
         group_name=market,
         partitions_def=symbol_partitions(partitioning),
         deps=[indicators_asset_key(market, timeframe)],  # the signals' inputs; same symbol partitions
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        automation_condition=downstream_condition(),
-        pool=writer_pool(config),
-        kinds={"duckdb"},
+        **downstream_asset(config),
         description=(f"Backtests of {', '.join(s.name for s in strategies)} on {market} {timeframe} bars "
                      f"({source} and the indicators table; fills at the next bar's open) in tables "
                      "backtest_performance (one row per strategy x symbol), backtest_trades, backtest_equity."),
@@ -98,9 +94,7 @@ def build_leaderboard_asset(config: JutsuConfig, partitionings: list[BarsPartiti
         key=leaderboard_asset_key(market),
         group_name=market,
         deps=[backtest_asset_key(market, p.timeframe.value) for p in partitionings],
-        automation_condition=downstream_condition(),
-        pool=writer_pool(config),
-        kinds={"duckdb"},
+        **downstream_asset(config, partitioned=False),
         description=f"Backtests of market {market} ranked by Sharpe ratio (table backtest_leaderboard).",
         metadata=table_name("backtest_leaderboard"),
     )

@@ -6,8 +6,8 @@ import time
 
 import dagster as dg
 
-from jutsu_pipeline.assets.bars.assets import bars_asset_key, writer_pool
-from jutsu_pipeline.assets.conditions import downstream_condition
+from jutsu_pipeline.assets.bars.assets import bars_asset_key
+from jutsu_pipeline.assets.conditions import downstream_asset
 from jutsu_pipeline.assets.partitions import bars_partitions_def
 from jutsu_pipeline.assets.tables import declared_schema, table_metadata, table_name
 from jutsu_pipeline.config import JutsuConfig
@@ -31,10 +31,7 @@ def build_derived_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning
         group_name=market,
         partitions_def=bars_partitions_def(partitioning),
         deps=[base_key],
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        automation_condition=downstream_condition(),  # jutsu_pipeline/assets/conditions.py
-        pool=writer_pool(config),
-        kinds={"duckdb"},
+        **downstream_asset(config),
         description=(
             f"{timeframe} bars of market {market} derived in DuckDB from its {base} bars (first open, max high, "
             f"min low, last close, summed volume; buckets anchored to the session's open) in table `bars` with "

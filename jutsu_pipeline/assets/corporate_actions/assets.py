@@ -10,8 +10,8 @@ import datetime as dt
 
 import dagster as dg
 
-from jutsu_pipeline.assets.bars.assets import bars_asset_key, writer_pool
-from jutsu_pipeline.assets.conditions import downstream_condition
+from jutsu_pipeline.assets.bars.assets import bars_asset_key
+from jutsu_pipeline.assets.conditions import downstream_asset
 from jutsu_pipeline.assets.tables import declared_schema, table_metadata, table_name
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import SYMBOL_DIM
@@ -39,10 +39,7 @@ def build_corporate_actions_asset(config: JutsuConfig, market: str) -> dg.Assets
         deps=[dg.AssetDep(bars_asset_key(market, tf.value),
                           partition_mapping=dg.MultiToSingleDimensionPartitionMapping(SYMBOL_DIM))
               for tf in settings.timeframes],
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        automation_condition=downstream_condition(),  # jutsu_pipeline/assets/conditions.py
-        pool=writer_pool(config),
-        kinds={"duckdb"},
+        **downstream_asset(config),
         description=(f"Splits and dividends of market {market}'s symbols in DuckDB table `corporate_actions` "
                      f"(from the {settings.provider} provider's actions, <SYMBOL>.actions.csv for file providers; "
                      "actions inferred from a provider's adj_close are recorded with the bars). "

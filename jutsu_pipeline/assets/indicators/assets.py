@@ -7,8 +7,8 @@ import time
 
 import dagster as dg
 
-from jutsu_pipeline.assets.bars.assets import bars_asset_key, writer_pool
-from jutsu_pipeline.assets.conditions import downstream_condition
+from jutsu_pipeline.assets.bars.assets import bars_asset_key
+from jutsu_pipeline.assets.conditions import downstream_asset
 from jutsu_pipeline.assets.corporate_actions import corporate_actions_asset_key
 from jutsu_pipeline.assets.tables import table_metadata, table_name
 from jutsu_pipeline.config import JutsuConfig
@@ -46,12 +46,9 @@ def build_indicators_asset(config: JutsuConfig, partitioning: BarsPartitioning) 
                           partition_mapping=dg.MultiToSingleDimensionPartitionMapping(SYMBOL_DIM))]
         # A new split or dividend re-adjusts the bars they read: the symbol's indicators become stale.
         + ([corporate_actions_asset_key(market)] if settings.actions_enabled and settings.adjusted_prices else []),
-        backfill_policy=dg.BackfillPolicy.single_run(),
         # Re-run a symbol whenever any of its bars partitions is updated, once all of them are valid.
-        automation_condition=downstream_condition(),
-        pool=writer_pool(config),
+        **downstream_asset(config),
         code_version=combined_version({}, columns),  # another column set: the UI shows the asset stale
-        kinds={"duckdb"},
         description=(f"TA-Lib indicators of {market} {timeframe} bars (from `{source}`) in DuckDB table "
                      f"`indicators`, joined with the bars in view `bars_with_indicators`. Columns: {columns}."),
         metadata={**table_name("indicators"), "view": "bars_with_indicators", "source": source},
