@@ -96,7 +96,7 @@ def _count_rows(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Ch
 
 @contextmanager
 def changed_scope(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None) -> Iterator[None]:
-    """Register `changed` (limited to the asset's symbols) as the relation the `*_CHANGED` statements join."""
+    """Register `changed` (limited to the asset's symbols) as the relation the statements keyed `True` join."""
     if changed is None:
         yield
         return
