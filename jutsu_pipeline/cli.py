@@ -230,8 +230,11 @@ def _print_query(title: str, sql: str) -> int:
     if not isinstance(location, Path):  # a DuckLake: readers never wait for its writers
         from jutsu_pipeline.storage.backend import connect_lake
 
+        from jutsu_pipeline.storage.ddl import session_macros
+
         where = location.describe()
         con = connect_lake(location, read_only=True)
+        session_macros(con)  # the lake keeps no macros: `bars_adjusted` and the `*_as_of` macros need them
     else:
         database = location
         where = str(database)

@@ -178,6 +178,22 @@ def test_jutsu_sql_prints_rows_and_reports_bad_sql_in_one_line(tmp_path: Path) -
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
 
 
+def test_jutsu_sql_on_a_ducklake_has_the_views_and_macros(tmp_path: Path) -> None:
+    """DuckLake stores no macros: `jutsu sql` creates them for its connection, so `bars_adjusted` (a view
+    over a macro) and the point-in-time macros answer there as on a DuckDB file."""
+    from jutsu_pipeline_tests.lake import file_lake
+
+    write_config(tmp_path, {"us_stocks": SMALL_MARKET}, storage=file_lake(tmp_path))
+    # The tables as the first sync creates them, in another process (a catalog file is held by one process).
+    setup = ("from jutsu_pipeline.config import load_config; from jutsu_pipeline.resources import JutsuDuckDBResource; "
+             "from jutsu_pipeline.storage.ddl import ensure_schema\n"
+             "with JutsuDuckDBResource.for_config(load_config()).get_connection() as con: ensure_schema(con)")
+    assert _jutsu(tmp_path, "-c", setup, program=sys.executable).returncode == 0
+    for sql in ("SELECT count(*) AS n FROM bars_adjusted", "SELECT count(*) AS n FROM bars_as_of(now())"):
+        result = _jutsu(tmp_path, "sql", sql)
+        assert result.returncode == 0 and result.stdout.splitlines() == ["n", "0"], (sql, result.stderr)
+
+
 def test_instance_dir_env_wins_else_config_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "conf" / "jutsu.yaml"
     path.parent.mkdir()
