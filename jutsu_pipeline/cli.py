@@ -229,7 +229,6 @@ def _print_query(title: str, sql: str) -> int:
         location = config.lake_target() if config.is_lake else config.database
     if not isinstance(location, Path):  # a DuckLake: readers never wait for its writers
         from jutsu_pipeline.storage.backend import connect_lake
-
         from jutsu_pipeline.storage.ddl import session_macros
 
         where = location.describe()
