@@ -101,15 +101,19 @@ def run_sync(config, defs, instance, market: str | None = None, timeframe: str |
     selected = _select(config, market, timeframe)
     failures = 0
     bars_keys = []
+    unchanged = {}  # the status read for planning, where this sync ran nothing for those bars
     for partitioning in selected:
         key = bars_asset_key(partitioning.market, partitioning.timeframe.value)
         bars_keys.append(key)
         name = key.to_user_string()
         job_name = bars_job_name(partitioning)
-        plan = plan_sync(partitioning, partition_status(instance, key, partitioning, job_name))
+        status = partition_status(instance, key, partitioning, job_name)
+        plan = plan_sync(partitioning, status)
         if plan.in_flight:
             print(f"{name}: skipping {len(plan.in_flight)} partition(s) another live run is syncing now.")
         if not plan.ranges:
+            if not plan.in_flight:  # nothing ran or runs for these bars: their status stands (downstream runs never change it)
+                unchanged[key] = status
             print(f"{name}: nothing else to fetch." if plan.in_flight else
                   f"{name}: all {plan.total} partitions are materialised and final; nothing to fetch.")
             continue
@@ -149,7 +153,7 @@ def run_sync(config, defs, instance, market: str | None = None, timeframe: str |
 
     held_any = False
     for partitioning, key in zip(selected, bars_keys):
-        status = partition_status(instance, key, partitioning)
+        status = unchanged.get(key) or partition_status(instance, key, partitioning)
         held = held_symbols(partitioning, status)
         checks = failing_checks(instance, key, blocking[key.to_user_string()])
         if checks:
