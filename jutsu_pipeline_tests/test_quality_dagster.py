@@ -164,3 +164,36 @@ def test_a_changed_quality_setting_judges_the_whole_table_again(tmp_path, instan
     anomalies = _evaluations(result)["price_anomalies"]
     assert anomalies.metadata["scope"].value == "the whole stored table"
     assert anomalies.passed  # the 2000-09-29 jump is within the new threshold
+
+
+def test_a_later_end_rejudges_from_the_old_ends_window_and_an_earlier_end_everything(tmp_path, instance) -> None:
+    """Moving `end` later (a fixed-`end` market's daily close) keeps the checks incremental: they read every
+    symbol from the window that held the old `end` (its grid grew), not the whole table; moving it earlier
+    judges everything, since stored bars after the new `end` are then off the calendar anywhere."""
+    def config(end: str) -> JutsuConfig:
+        return load_config(write_config(tmp_path, {"us_stocks": {**SAMPLE_MARKET, "end": end}}))
+
+    first, _ = _run_with_checks(config("2012-01-20"), instance, "2011-11-01|IBM", "2012-01-01|MSFT")
+    assert all(e.passed for e in _evaluations(first).values())
+    assert _evaluations(first)["ohlcv_schema"].metadata["scope"].value == "the whole stored table"
+
+    later = config("2012-02-10")
+    second, _ = _run_with_checks(later, instance, "2012-01-01|IBM", "2012-02-01|IBM")
+    window = query(later, "SELECT count(*), count(DISTINCT symbol) FROM bars WHERE ts >= '2012-01-01'")[0]
+    whole = query(later, "SELECT count(*) FROM bars")[0][0]
+    assert window[1] == 2 and window[0] < whole  # IBM's and MSFT's January (MSFT's up to the old end)
+    for name, evaluation in _evaluations(second).items():
+        assert evaluation.passed, name
+        if name != "fresh":
+            scope = evaluation.metadata["scope"].value
+            assert "every symbol from 2012-01-01 (end moved from 2012-01-20 to 2012-02-10)" in scope, name
+            assert evaluation.metadata["rows_checked"].value == window[0], name
+
+    # MSFT's January now ends at 2012-01-20 inside a window reaching 2012-01-31: the grown grid is judged.
+    assert query(later, "SELECT max(ts) FROM bars WHERE symbol = 'MSFT'")[0][0].date() == dt.date(2012, 1, 20)
+    third, _ = _run_with_checks(later, instance, "2012-02-01|IBM", "2012-02-01|IBM")
+    assert _evaluations(third)["calendar_complete"].passed  # unchanged end: only IBM's February judged
+    rejudged, _ = _run_with_checks(config("2012-01-25"), instance, "2012-01-01|IBM", "2012-01-01|IBM")
+    earlier = _evaluations(rejudged)
+    assert earlier["calendar_complete"].metadata["scope"].value == "the whole stored table"
+    assert not earlier["calendar_complete"].passed  # IBM's bars after the new end are off the calendar

@@ -77,6 +77,7 @@ def _build_checks(checks: list[Check], p: BarsPartitioning, pool: str | None) ->
                     "scope": changed.reason if changed is not None else "the whole stored table",
                     "scope_cursor": cursor,
                     "scope_fingerprint": fingerprint,
+                    "scope_end": scope_end(p),
                 })
                 summaries.append(report.summary(profile) + f" in {report.seconds:.2f} s")
                 yield check_result(report, profile, key, check.name)
@@ -85,17 +86,39 @@ def _build_checks(checks: list[Check], p: BarsPartitioning, pool: str | None) ->
     return _checks
 
 
-SCOPE_VERSION = 1  # bump when an incremental check's logic changes: the next evaluation judges everything
+SCOPE_VERSION = 2  # bump when an incremental check's logic changes: the next evaluation judges everything
+OPEN_END = ""  # `scope_end` of a market without `end`
 
 
 def scope_fingerprint(check: Check, p: BarsPartitioning) -> str:
-    """What a previous verdict depends on besides the bars: the check's rules, the quality settings, the
-    history bounds and the grain. A different fingerprint means the next evaluation judges everything."""
+    """What a previous verdict depends on besides the bars and the market's `end` (`scope_end`): the check's
+    rules, the quality settings, the history's start and the grain. A different fingerprint means the next
+    evaluation judges everything."""
     cfg = p.config
     settings = {"version": SCOPE_VERSION, "check": check.name, "rules": list(check.rules),
-                "quality": cfg.quality.model_dump(mode="json"), "start": cfg.start.isoformat(),
-                "end": cfg.end.isoformat() if cfg.end else None, "grain": str(p.grain)}
+                "quality": cfg.quality.model_dump(mode="json"), "start": cfg.start.isoformat(), "grain": str(p.grain)}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def scope_end(p: BarsPartitioning) -> str:
+    """The market's `end` a verdict was reached under (`OPEN_END` when it has none)."""
+    return p.config.end.isoformat() if p.config.end else OPEN_END
+
+
+def _end_moved_since(p: BarsPartitioning, previous: object) -> dt.datetime | None | bool:
+    """Where the verdicts reached under `end` = `previous` stop holding: False when `end` is unchanged, the
+    start of the window that held the old `end` when it moved later (only that window's grid and the ones
+    after it differ: a bar there may now be expected, or missing), None (judge everything) otherwise (an
+    earlier `end` makes stored bars unexpected anywhere after it)."""
+    current = scope_end(p)
+    if previous == current:
+        return False
+    if not isinstance(previous, str) or previous == OPEN_END:
+        return None
+    old_end = dt.date.fromisoformat(previous)
+    if current != OPEN_END and dt.date.fromisoformat(current) <= old_end:
+        return None
+    return p.window(p.date_key_for(old_end))[0]
 
 
 def latest_materialization_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> int:
@@ -116,6 +139,9 @@ def changed_since_last(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey
     cursor = metadata.get("scope_cursor")
     if metadata.get("scope_fingerprint") != fingerprint or not isinstance(cursor, int):
         return None
+    end_moved = _end_moved_since(p, metadata.get("scope_end"))
+    if end_moved is None:
+        return None
     failing: dict[str, Any] = {}
     if not evaluation.passed:
         listed = metadata.get("per_symbol") or {}
@@ -133,8 +159,11 @@ def changed_since_last(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey
                 since[symbol] = min(since.get(symbol, start), start)
     except ValueError:  # a key this layout cannot place: judge everything
         return None
-    reason = (f"changed since the last evaluation: {len(partitions)} partition(s) of {len(since)} symbol(s)"
-              + (f", and the whole history of {len(failing)} symbol(s) failing then" if failing else ""))
+    reason = f"changed since the last evaluation: {len(partitions)} partition(s) of {len(since)} symbol(s)"
+    if end_moved:  # the market's `end` moved later: every symbol from the window that held the old one
+        since = {s: min(since.get(s, end_moved), end_moved) for s in p.symbols}
+        reason += f", and every symbol from {end_moved:%Y-%m-%d} (end moved from {metadata['scope_end']} to {scope_end(p) or 'open'})"
+    reason += f", and the whole history of {len(failing)} symbol(s) failing then" if failing else ""
     return Changed(since, reason).with_symbols(s for s in failing if s in symbols)
 
 
