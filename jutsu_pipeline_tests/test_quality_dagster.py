@@ -197,3 +197,13 @@ def test_a_later_end_rejudges_from_the_old_ends_window_and_an_earlier_end_everyt
     earlier = _evaluations(rejudged)
     assert earlier["calendar_complete"].metadata["scope"].value == "the whole stored table"
     assert not earlier["calendar_complete"].passed  # IBM's bars after the new end are off the calendar
+
+
+def test_where_a_moved_end_stops_a_verdict_holding(tmp_path) -> None:
+    from jutsu_pipeline.assets.bars.checks import _end_moved_since
+
+    p = partitioning(load_config(write_config(tmp_path, {"us_stocks": {**SAMPLE_MARKET, "end": "2012-02-10"}})))
+    assert _end_moved_since(p, "2012-02-10") is False  # unchanged
+    assert _end_moved_since(p, "2012-01-20") == dt.datetime(2012, 1, 1, tzinfo=UTC)  # later: the old end's month
+    for previous in ("2012-03-01", "", None, "not a date"):  # earlier, was open-ended, absent, unreadable
+        assert _end_moved_since(p, previous) is None, previous

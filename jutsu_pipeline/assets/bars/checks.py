@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import COMPLETED_ASSET_CHECK_EXECUTION_RECORD_STATUSES
@@ -105,7 +105,7 @@ def scope_end(p: BarsPartitioning) -> str:
     return p.config.end.isoformat() if p.config.end else OPEN_END
 
 
-def _end_moved_since(p: BarsPartitioning, previous: object) -> dt.datetime | None | bool:
+def _end_moved_since(p: BarsPartitioning, previous: object) -> dt.datetime | None | Literal[False]:
     """Where the verdicts reached under `end` = `previous` stop holding: False when `end` is unchanged, the
     start of the window that held the old `end` when it moved later (only that window's grid and the ones
     after it differ: a bar there may now be expected, or missing), None (judge everything) otherwise (an
@@ -115,10 +115,13 @@ def _end_moved_since(p: BarsPartitioning, previous: object) -> dt.datetime | Non
         return False
     if not isinstance(previous, str) or previous == OPEN_END:
         return None
-    old_end = dt.date.fromisoformat(previous)
-    if current != OPEN_END and dt.date.fromisoformat(current) <= old_end:
+    try:
+        old_end = dt.date.fromisoformat(previous)
+        if current != OPEN_END and dt.date.fromisoformat(current) <= old_end:
+            return None
+        return p.window(p.date_key_for(old_end))[0]
+    except ValueError:  # unreadable, or a session grain whose old `end` was no session: judge everything
         return None
-    return p.window(p.date_key_for(old_end))[0]
 
 
 def latest_materialization_id(instance: dg.DagsterInstance, key: dg.AssetKey) -> int:
