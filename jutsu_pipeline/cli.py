@@ -133,7 +133,7 @@ def run_sync(config, defs, instance, market: str | None = None, timeframe: str |
             # land are judged (blocking checks gate their downstream) and the failed ones are held back.
             checks = job.get_subset(asset_selection=set(),
                                     asset_check_selection=set(job.asset_layer.asset_graph.asset_check_keys))
-            _run(checks, instance, {}, key, f"checks of {name}")
+            _run(checks, instance, {}, key, "checks of the stored partitions")
         failures += failed_runs
 
     fingerprint = definitions_fingerprint(config, bars_keys)
