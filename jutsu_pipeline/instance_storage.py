@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -63,25 +63,13 @@ class PlannedSubsetsMixin:
     ) -> Mapping[str, tuple[str, int]]:
         attempts = dict(super().get_latest_asset_partition_materialization_attempts_without_materializations(  # type: ignore[misc]
             asset_key, after_storage_id=after_storage_id))
-        table = SqlEventLogStorageTable
-        planned_query = db_select([table.c.id, table.c.run_id, table.c.event]).where(
-            table.c.asset_key == asset_key.to_string(),
-            table.c.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value,
-            table.c.partition.is_(None),
-            table.c.id > (after_storage_id or 0),
-        ).order_by(table.c.id.asc())
-        with self.index_connection() as conn:  # type: ignore[attr-defined]
-            planned_rows = conn.execute(planned_query).fetchall()
         latest: dict[str, tuple[str, int]] = {}
-        for event_id, run_id, body in planned_rows:
-            data = deserialize_value(body, EventLogEntry).get_dagster_event().event_specific_data
-            subset = getattr(data, "partitions_subset", None)
-            if subset is None:
-                continue
+        for event_id, run_id, subset in self._planned_subsets(asset_key, after_storage_id or 0, newest_first=False):
             for partition in subset.get_partition_keys():
                 latest[partition] = (run_id, event_id)  # ascending ids: the last one wins
         if not latest:
             return attempts
+        table = SqlEventLogStorageTable
         first = min(event_id for _, event_id in latest.values())
         materialized_query = db_select([table.c.partition, db.func.max(table.c.id)]).where(
             table.c.asset_key == asset_key.to_string(),
@@ -106,21 +94,28 @@ class PlannedSubsetsMixin:
         info = super().get_latest_planned_materialization_info(asset_key, partition)  # type: ignore[misc]
         if partition is None:
             return info  # the asset's latest planned event, subset or not: Dagster's own read is right
+        for event_id, run_id, subset in self._planned_subsets(asset_key, info.storage_id if info else 0):
+            if partition in subset:  # newest first: the first run planning it is the latest
+                return PlannedMaterializationInfo(storage_id=event_id, run_id=run_id)
+        return info
+
+    def _planned_subsets(self, asset_key: dg.AssetKey, after_storage_id: int,
+                         newest_first: bool = True) -> Iterator[tuple[int, str, Any]]:
+        """(storage id, run id, partitions subset) of the asset's subset planned events after a storage id."""
         table = SqlEventLogStorageTable
         query = db_select([table.c.id, table.c.run_id, table.c.event]).where(
             table.c.asset_key == asset_key.to_string(),
             table.c.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value,
             table.c.partition.is_(None),
-            table.c.id > (info.storage_id if info else 0),
-        ).order_by(table.c.id.desc())
+            table.c.id > after_storage_id,
+        ).order_by(table.c.id.desc() if newest_first else table.c.id.asc())
         with self.index_connection() as conn:  # type: ignore[attr-defined]
-            rows = conn.execute(query)
-            for event_id, run_id, body in rows:  # newest first: the first run planning it is the latest
-                subset = getattr(deserialize_value(body, EventLogEntry).get_dagster_event().event_specific_data,
-                                 "partitions_subset", None)
-                if subset is not None and partition in subset:
-                    return PlannedMaterializationInfo(storage_id=event_id, run_id=run_id)
-        return info
+            rows = conn.execute(query).fetchall()
+        for event_id, run_id, body in rows:  # deserialised lazily: a caller may stop at the first match
+            data = deserialize_value(body, EventLogEntry).get_dagster_event().event_specific_data
+            subset = getattr(data, "partitions_subset", None)
+            if subset is not None:
+                yield event_id, run_id, subset
 
 
 class BatchingSqliteEventLogStorage(PlannedSubsetsMixin, SqliteEventLogStorage):
