@@ -205,7 +205,7 @@ def child(symbols_n: int, months: int, tmp: Path) -> None:
     sync_runs = []
     for request in requests:
         close.execute("close sync", sync, request.tags)
-        sync_runs.append(instance.get_runs(limit=1)[0].run_id)
+        sync_runs.append(close.runs[-1][2])
     bars_stored = time.perf_counter() - started
     close.follow()
     wall = time.perf_counter() - started
@@ -249,7 +249,7 @@ def main() -> None:
     print(f"Daily close; {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, load average "
           f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} CPUs")
     sys.path.insert(0, str(Path(__file__).parent))
-    from bench_sync import POSTGRES_ENV, _fresh_postgres, _instance_yaml
+    from bench_sync import CASE_URL_ENV, POSTGRES_ENV, _fresh_postgres, _instance_yaml
 
     for kind in ["sqlite"] + (["postgres"] if os.environ.get(POSTGRES_ENV) else []):
         print("SQLite, shipped dagster.yaml:" if kind == "sqlite" else "Postgres, batching event log (docs/operations.md):")
@@ -260,7 +260,7 @@ def main() -> None:
             env = {**os.environ, "DAGSTER_HOME": str(tmp / "dagster_home")}
             env.pop("DAGSTER_EVENT_BATCH_SIZE", None)
             if kind == "postgres":
-                env["JUTSU_BENCH_CASE_POSTGRES_URL"] = _fresh_postgres(os.environ[POSTGRES_ENV])
+                env[CASE_URL_ENV] = _fresh_postgres(os.environ[POSTGRES_ENV])
                 env["DAGSTER_EVENT_BATCH_SIZE"] = "1000"
             done = subprocess.run([sys.executable, __file__, "--child", str(args.symbols), str(args.months), str(tmp)],
                                   env=env, capture_output=True, text=True, check=False)

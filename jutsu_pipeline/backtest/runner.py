@@ -281,8 +281,6 @@ def _register_results(
     open_trade = np.zeros(n_bars.size, dtype=bool)
     open_trade[tr.series[tr.is_open]] = True
     ts_type = pa.timestamp("us", tz="UTC")
-    first = np.zeros(ts_us.size, dtype=bool)
-    first[sim.starts[n_bars > 0]] = True
     base = sim.starts + series["warmup"]
     tables = {
         "_bt_series": pa.table({

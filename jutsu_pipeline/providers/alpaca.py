@@ -16,8 +16,6 @@ from jutsu_pipeline.providers.base import (
     SymbolHistory,
     UnknownSymbolError,
 )
-from jutsu_pipeline.providers.builtin import ALPACA as SPEC  # noqa: F401 - its spec (options, factory)
-from jutsu_pipeline.providers.builtin import ALPACA_PAGE_LIMIT as PAGE_LIMIT  # noqa: F401 - re-exported
 from jutsu_pipeline.providers.builtin import AlpacaOptions
 from jutsu_pipeline.providers.http.errors import AuthExpired, MalformedPayload, NotEntitled, RequestContext
 from jutsu_pipeline.providers.http.frames import query_window

@@ -16,9 +16,8 @@ from jutsu_pipeline.providers.base import (
     SymbolHistory,
     UnknownSymbolError,
 )
-from jutsu_pipeline.providers.builtin import BINANCE as SPEC  # noqa: F401 - its spec (options, factory)
 from jutsu_pipeline.providers.builtin import BINANCE_MARKETS as MARKETS
-from jutsu_pipeline.providers.builtin import BinanceOptions, Market  # noqa: F401 - Market re-exported
+from jutsu_pipeline.providers.builtin import BinanceOptions
 from jutsu_pipeline.providers.http.errors import MalformedPayload, RequestContext
 from jutsu_pipeline.providers.http.provider import HttpProvider, epoch_ms
 from jutsu_pipeline.providers.http.settings import HttpSettings

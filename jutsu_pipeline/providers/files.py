@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from jutsu_pipeline.providers.builtin import FILES as SPEC  # noqa: F401 - its spec (options, factory)
 from jutsu_pipeline.providers.local_files import LocalFilesProvider
 
 

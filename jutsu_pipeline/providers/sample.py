@@ -5,7 +5,6 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from jutsu_pipeline.providers.builtin import SAMPLE as SPEC  # noqa: F401 - its spec (options, factory)
 from jutsu_pipeline.providers.local_files import LocalFilesProvider
 from jutsu_pipeline.timeframes import Timeframe
 

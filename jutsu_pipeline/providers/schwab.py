@@ -21,7 +21,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import polars as pl
 
 from jutsu_pipeline.providers.base import FetchRequest, FetchStats, ProviderCapabilities, ProviderError
-from jutsu_pipeline.providers.builtin import SCHWAB as SPEC  # noqa: F401 - its spec (options, factory)
 from jutsu_pipeline.providers.builtin import SchwabOptions
 from jutsu_pipeline.providers.http.client import HttpClient
 from jutsu_pipeline.providers.http.errors import AuthExpired, MalformedPayload, RequestContext, Unauthorized

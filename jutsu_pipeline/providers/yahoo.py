@@ -18,7 +18,6 @@ from jutsu_pipeline.providers.base import (
     SymbolHistory,
     UnknownSymbolError,
 )
-from jutsu_pipeline.providers.builtin import YAHOO as SPEC  # noqa: F401 - its spec (options, factory)
 from jutsu_pipeline.providers.builtin import YahooOptions
 from jutsu_pipeline.providers.http.errors import MalformedPayload, RequestContext, Unauthorized
 from jutsu_pipeline.providers.http.frames import query_window

@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 
 import duckdb
 
-from jutsu_pipeline.storage.scope import scope_filter, scope_params
+from jutsu_pipeline.storage.scope import ROW_HASH, scope_filter, scope_params
 
 # Order-independent content hash of a group of bars (bit_xor of row hashes), plus the count and time range.
-CONTENT_HASH = "md5(concat_ws('|', count(*), min(ts), max(ts), bit_xor(hash(ts, open, high, low, close, volume))))"
+CONTENT_HASH = f"md5(concat_ws('|', count(*), min(ts), max(ts), bit_xor({ROW_HASH})))"
 # The same version from its parts, where a reader aggregated them from the rows it read: n = count(*),
 # first_ts/last_ts = min/max(ts) (TIMESTAMPTZ), content = bit_xor of the rows' `scope.ROW_HASH` (UBIGINT).
 VERSION_OF_PARTS = "md5(concat_ws('|', n, first_ts, last_ts, content))"
