@@ -33,11 +33,7 @@ def split_partition_key(key: str) -> tuple[str, str]:
     return date_key, symbol
 
 
-def _midnight_utc(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(), UTC)
-
-
-def _midnight(day: dt.date, tz: dt.tzinfo) -> dt.datetime:
+def _midnight(day: dt.date, tz: dt.tzinfo = UTC) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(), tz)
 
 
@@ -131,7 +127,7 @@ class BarsPartitioning:
         if self.grain is Grain.SESSION:
             if intraday:
                 return self.calendar.session_bounds(day)
-            return _midnight_utc(day), _midnight_utc(day + dt.timedelta(days=1))
+            return _midnight(day), _midnight(day + dt.timedelta(days=1))
         lo = max(day, start)
         hi = self.grain.next_period_start(day)
         if end is not None:
@@ -141,7 +137,7 @@ class BarsPartitioning:
             sessions = self.calendar.sessions(lo, hi - dt.timedelta(days=1))
             if sessions:
                 return self.calendar.session_bounds(sessions[0])[0], self.calendar.session_bounds(sessions[-1])[1]
-        return _midnight_utc(lo), _midnight_utc(max(lo, hi))
+        return _midnight(lo), _midnight(max(lo, hi))
 
     def sessions(self, date_key: str) -> list[dt.date]:
         """Sessions inside a partition's window (the session itself for the session grain)."""
