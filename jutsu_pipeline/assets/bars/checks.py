@@ -11,9 +11,10 @@ failure anywhere keeps failing (and blocking) until that symbol's bars are fixed
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 
 import datetime as dt
+import functools
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
@@ -63,14 +64,17 @@ def _build_checks(checks: list[Check], p: BarsPartitioning, pool: str | None) ->
         instance = context.instance
         cursor = latest_materialization_id(instance, key)  # before reading: later writes are the next run's
         summaries = []
+        # The checks of one step usually share their last cursor: read the partitions after it once.
+        partitions_after = functools.cache(
+            lambda after: instance.event_log_storage.get_materialized_partitions(key, after_cursor=after))
         with duckdb.get_connection(read_only=True) as con, stored.shared_reads():
             if not stored.has_bars_table(con):
                 yield from (check_result(check.empty_report(), profile, key, check.name) for check in selected)
                 return
             for check in selected:
                 fingerprint = scope_fingerprint(check, p)
-                changed = changed_since_last(instance, dg.AssetCheckKey(key, check.name), p, fingerprint) \
-                    if check.incremental else None
+                changed = changed_since_last(instance, dg.AssetCheckKey(key, check.name), p, fingerprint,
+                                             partitions_after) if check.incremental else None
                 report = check.evaluate(CheckInputs(con, p, lambda: instance.get_materialized_partitions(key),
                                                     changed=changed))
                 report.extra.update({
@@ -130,7 +134,8 @@ def latest_materialization_id(instance: dg.DagsterInstance, key: dg.AssetKey) ->
 
 
 def changed_since_last(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, p: BarsPartitioning,
-                       fingerprint: str) -> Changed | None:
+                       fingerprint: str, partitions_after: Callable[[int], Collection[str]] | None = None
+                       ) -> Changed | None:
     """What to re-judge: the windows of the partitions materialised since the check's last evaluation, and
     the symbols it failed on then (whole history). None (judge everything) without a usable last verdict."""
     history = instance.event_log_storage.get_asset_check_execution_history(
@@ -152,7 +157,8 @@ def changed_since_last(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey
             return None  # the failing symbols were not all listed
         failing = listed
     since: dict[str, dt.datetime] = {}
-    partitions = instance.event_log_storage.get_materialized_partitions(check_key.asset_key, after_cursor=cursor)
+    partitions = partitions_after(cursor) if partitions_after else \
+        instance.event_log_storage.get_materialized_partitions(check_key.asset_key, after_cursor=cursor)
     symbols = set(p.symbols)
     try:
         for partition in partitions:
