@@ -235,12 +235,11 @@ def _batching_postgres_event_log() -> type:
     from dagster_postgres.event_log.event_log import PostgresEventLogStorage
     from dagster_postgres.utils import pg_url_from_config
 
-    planned = DagsterEventType.ASSET_MATERIALIZATION_PLANNED
-
     class BatchingPostgresEventLogStorage(PlannedSubsetsMixin, PostgresEventLogStorage):
-        """dagster-postgres's event log, which batches materialisations but writes a range run's planned
-        events (one per partition, before the run starts) one statement and commit each: batched here too.
-        Configure it as the `event_log_storage` (docs/operations.md); it sets `DAGSTER_EVENT_BATCH_SIZE`."""
+        """dagster-postgres's event log, which batches materialisations but wrote a range run's planned
+        events (one per partition, before the run starts) one statement and commit each: here a run plans
+        each asset in one event (the mixin). Configure it as the `event_log_storage` (docs/operations.md);
+        it sets `DAGSTER_EVENT_BATCH_SIZE` so materialisations are batched in every process."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -251,37 +250,6 @@ def _batching_postgres_event_log() -> type:
                               config_value: Mapping[str, Any]) -> BatchingPostgresEventLogStorage:
             return cls(inst_data=inst_data, postgres_url=pg_url_from_config(config_value),
                        should_autocreate_tables=config_value.get("should_autocreate_tables", True))
-
-        def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-            # Consecutive planned events in one INSERT; every other stretch as dagster-postgres stores it.
-            group: list[EventLogEntry] = []
-            for event in events:
-                if group and _is_planned(group[0]) != _is_planned(event):
-                    self._store_group(group)
-                    group = []
-                group.append(event)
-            if group:
-                self._store_group(group)
-
-        def _store_group(self, events: list[EventLogEntry]) -> None:
-            if not _is_planned(events[0]) or len(events) < 2 or len({e.run_id for e in events}) != 1:
-                super().store_event_batch(events)
-                return
-            statement = self.prepare_insert_event_batch(events).returning(SqlEventLogStorageTable.c.id)
-            with self._connect() as conn:
-                event_ids = [int(row[0]) for row in conn.execute(statement).fetchall()]
-            with self.index_transaction() as conn:
-                self._store_asset_event_tags(conn, events, event_ids)
-                last: dict[str, tuple[EventLogEntry, int]] = {}
-                for event, event_id in zip(events, event_ids, strict=True):
-                    key = str(event.get_dagster_event().asset_key)
-                    last.pop(key, None)
-                    last[key] = (event, event_id)
-                for event, event_id in last.values():
-                    self._store_asset_event(conn, event, event_id)
-
-    def _is_planned(event: EventLogEntry) -> bool:
-        return event.dagster_event_type == planned and event.get_dagster_event().asset_key is not None
 
     BatchingPostgresEventLogStorage.__module__ = __name__
     BatchingPostgresEventLogStorage.__qualname__ = BatchingPostgresEventLogStorage.__name__
