@@ -58,24 +58,20 @@ def test_adopt_records_only_complete_valid_windows(tmp_path: Path, instance) -> 
     assert again.adopted == [] and sorted(again.refused) == sorted(report.refused)
 
 
-def test_adopt_intraday_sessions_into_quarters(tmp_path: Path, instance, monkeypatch) -> None:
+def test_adopt_intraday_sessions_into_quarters(tmp_path: Path, instance, fx) -> None:
     """5-minute bars stored one session per partition (the old layout) are adopted as one quarter, unless a
     session inside the quarter is missing."""
-    from jutsu_fake_exchange import FakeExchange
-    from jutsu_fake_exchange.testing import credential_env, provider_options
+    from jutsu_fake_exchange.testing import provider_options
 
-    with FakeExchange() as fx:
-        for name, value in credential_env(fx, tmp_path / "tokens.json").items():
-            monkeypatch.setenv(name, value)
-        fx.clock.set(dt.datetime(2024, 7, 1, tzinfo=dt.UTC))
-        market = {"provider": "alpaca", "calendar": "XNYS", "timeframes": ["5m"], "start": "2024-03-01",
-                  "end": "2024-03-28", "symbols": ["MSFT", "SPY"],  # Good Friday 29 March: closed
-                  "options": provider_options(fx, "alpaca", feed="iex", http={"read_timeout": 60.0, "deadline": 120.0})}
-        by_session = load_config(write_config(tmp_path, {"us": {**market, "partition_grain": {"5m": "session"}}}))
-        sessions = partitioning(by_session, "us", "5m")
-        assert sessions.grain is Grain.SESSION and len(sessions.date_keys()) == 20
-        assert run_bars(by_session, instance, start="2024-03-01|MSFT", end="2024-03-28|SPY",
-                        market="us", timeframe="5m").success
+    fx.clock.set(dt.datetime(2024, 7, 1, tzinfo=dt.UTC))
+    market = {"provider": "alpaca", "calendar": "XNYS", "timeframes": ["5m"], "start": "2024-03-01",
+              "end": "2024-03-28", "symbols": ["MSFT", "SPY"],  # Good Friday 29 March: closed
+              "options": provider_options(fx, "alpaca", feed="iex", http={"read_timeout": 60.0, "deadline": 120.0})}
+    by_session = load_config(write_config(tmp_path, {"us": {**market, "partition_grain": {"5m": "session"}}}))
+    sessions = partitioning(by_session, "us", "5m")
+    assert sessions.grain is Grain.SESSION and len(sessions.date_keys()) == 20
+    assert run_bars(by_session, instance, start="2024-03-01|MSFT", end="2024-03-28|SPY",
+                    market="us", timeframe="5m").success
     with duckdb.connect(str(by_session.database)) as con:  # one session of SPY lost since
         con.execute("DELETE FROM bars WHERE symbol = 'SPY' AND ts::DATE = DATE '2024-03-12'")
 

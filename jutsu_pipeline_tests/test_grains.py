@@ -94,20 +94,16 @@ def test_the_earlier_layout_is_a_pinned_grain_and_large_markets_warn() -> None:
 
 
 def test_quarterly_intraday_sync_skips_closed_days_and_the_quarter_before_listing_is_valid_empty(
-        tmp_path: Path, instance, monkeypatch: pytest.MonkeyPatch) -> None:
-    from jutsu_fake_exchange import FakeExchange
-    from jutsu_fake_exchange.testing import credential_env, provider_options
+        tmp_path: Path, instance, fx) -> None:
+    from jutsu_fake_exchange.testing import provider_options
 
-    with FakeExchange() as fx:
-        for name, value in credential_env(fx, tmp_path / "tokens.json").items():
-            monkeypatch.setenv(name, value)
-        fx.clock.set(dt.datetime(2024, 7, 1, tzinfo=dt.UTC))
-        market = {"provider": "alpaca", "calendar": "XNYS", "timeframes": ["5m"], "start": "2024-03-01",
-                  "end": "2024-06-14", "symbols": ["NEWCO", "SPY"],  # NEWCO lists on 2024-06-03
-                  "options": provider_options(fx, "alpaca", feed="iex", http={"read_timeout": 60.0, "deadline": 120.0})}
-        config = load_config(write_config(tmp_path, {"us": market}))  # no partition_grain: quarters for 5m
-        assert BarsPartitioning("us", Timeframe.M5, config.markets["us"]).date_keys() == ["2024-01-01", "2024-04-01"]
-        result = run_bars(config, instance, start="2024-01-01|NEWCO", end="2024-04-01|SPY", market="us", timeframe="5m")
+    fx.clock.set(dt.datetime(2024, 7, 1, tzinfo=dt.UTC))
+    market = {"provider": "alpaca", "calendar": "XNYS", "timeframes": ["5m"], "start": "2024-03-01",
+              "end": "2024-06-14", "symbols": ["NEWCO", "SPY"],  # NEWCO lists on 2024-06-03
+              "options": provider_options(fx, "alpaca", feed="iex", http={"read_timeout": 60.0, "deadline": 120.0})}
+    config = load_config(write_config(tmp_path, {"us": market}))  # no partition_grain: quarters for 5m
+    assert BarsPartitioning("us", Timeframe.M5, config.markets["us"]).date_keys() == ["2024-01-01", "2024-04-01"]
+    result = run_bars(config, instance, start="2024-01-01|NEWCO", end="2024-04-01|SPY", market="us", timeframe="5m")
     assert result.success
     meta = run_metadata(result)
     assert (meta["partitions_with_bars"], meta["partitions_valid_empty"], meta["partitions_failed"]) == (3, 1, 0)
