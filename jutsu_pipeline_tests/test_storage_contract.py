@@ -22,7 +22,7 @@ from jutsu_pipeline.config import JutsuConfig, load_config
 from jutsu_pipeline.resources import JutsuDuckDBResource
 from jutsu_pipeline.storage.backend import current_snapshot, is_lake
 from jutsu_pipeline.storage.bars import WindowReplacement, replace_windows
-from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.storage.ddl import column_names, ensure_schema
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, write_config
 from jutsu_pipeline_tests.helpers import partitioning, run_backtest, run_bars, run_indicators, run_metadata
 from jutsu_pipeline_tests.lake import file_lake, postgres_lake
@@ -226,3 +226,19 @@ def test_migrate_refuses_a_duckdb_target(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("JUTSU_CONFIG", str(write_config(tmp_path, {"us_stocks": MARKET})))
     assert main(["migrate-to-ducklake", str(tmp_path / "other.duckdb")]) == 2
     assert "storage kind is duckdb" in capsys.readouterr().err
+
+
+def test_a_lake_made_by_another_version_gets_this_versions_views(tmp_path: Path) -> None:
+    """A lake's views are created once, not on every connection; a new release's views replace the old."""
+    resource = JutsuDuckDBResource.for_config(load_config(write_config(tmp_path, {"us_stocks": MARKET},
+                                                                       storage=file_lake(tmp_path))))
+    with resource.get_connection() as con:
+        ensure_schema(con)
+        current = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'coverage'").fetchone()[0]
+        # What an older release left: another definition under another version's marker.
+        con.execute("CREATE OR REPLACE VIEW coverage AS SELECT 1 AS stale")
+        con.execute("COMMENT ON VIEW coverage IS 'jutsu-pipeline schema 0000000000000000'")
+    with resource.get_connection() as con:
+        ensure_schema(con)
+        assert con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'coverage'").fetchone()[0] == current
+        assert "stale" not in column_names(con, "coverage")

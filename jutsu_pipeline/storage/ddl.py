@@ -236,14 +236,15 @@ def session_macros(con: duckdb.DuckDBPyConnection) -> None:
     _with_macros.add(con)
 
 
-def run_ddl(con: duckdb.DuckDBPyConnection, statements: Sequence[str]) -> None:
+def run_ddl(con: duckdb.DuckDBPyConnection, statements: Sequence[str], *, replace_views: bool = False) -> None:
     """Run `statements` (tables, macros, views, comments) on either backend, retrying DuckLake commit
-    conflicts. On DuckLake: no table-level key constraints, TEMP macros, views only when missing (every
-    catalog change is a snapshot, and concurrent writers would conflict on it)."""
+    conflicts. On DuckLake: no table-level key constraints, TEMP macros, views only when missing or
+    `replace_views` (every catalog change is a snapshot, and concurrent writers would conflict on it)."""
     lake = is_lake(con)
 
     def create_all() -> None:
-        existing = relations(con, (m[1] for m in map(_VIEW_NAME.search, statements) if m)) if lake else {}
+        views = (m[1] for m in map(_VIEW_NAME.search, statements) if m)
+        existing = relations(con, views) if lake and not replace_views else {}
         for statement in statements:
             view = _VIEW_NAME.search(statement)
             if _MACRO.search(statement):
@@ -262,6 +263,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     also this connection's TEMP macros, once."""
     found = relations(con, SCHEMA_RELATIONS)
     if len(found) < len(SCHEMA_RELATIONS) or found["coverage"][1] != SCHEMA_MARKER:
-        run_ddl(con, (*SCHEMA_STATEMENTS, f"COMMENT ON VIEW coverage IS '{SCHEMA_MARKER}'"))
+        # Another version's views are replaced, a lake's too (its missing ones are created either way).
+        stale = "coverage" in found and found["coverage"][1] != SCHEMA_MARKER
+        run_ddl(con, (*SCHEMA_STATEMENTS, f"COMMENT ON VIEW coverage IS '{SCHEMA_MARKER}'"), replace_views=stale)
     elif con not in _with_macros and is_lake(con):
         session_macros(con)
