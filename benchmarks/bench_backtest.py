@@ -24,13 +24,13 @@ import argparse
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import polars as pl
+from _util import timed
 
 from jutsu_pipeline.backtest import StrategyConfig, backtest_bars, run_backtests
 from jutsu_pipeline.indicators import compute_indicators
@@ -175,12 +175,6 @@ def main() -> None:
     print("ours / vectorbt warm (target <= 1.0 with DuckDB I/O):")
     for label, ours in (("in memory", t_mem), ("with DuckDB I/O", t_db), ("I/O + SMAs stored", t_db + t_sma)):
         print(f"  {label:18s}: {ours / t_vbt:6.2f}x   (backtesting.py / ours: {t_bt / ours:5.0f}x)")
-
-
-def timed(fn: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 if __name__ == "__main__":

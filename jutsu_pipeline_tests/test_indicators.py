@@ -17,6 +17,7 @@ from jutsu_pipeline.indicators import IndicatorParams, compute_indicators, ensur
 from jutsu_pipeline.indicators.registry import DECAY, IndicatorSpec
 from jutsu_pipeline.providers.sample import SAMPLE_DIR
 from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.storage.scope import ROW_HASH
 
 SAMPLE_SYMBOLS = ("AAPL", "FB", "GOOG", "IBM", "MSFT")
 ATOL = 1e-8
@@ -333,6 +334,14 @@ def hold_back(con: duckdb.DuckDBPyConnection, sessions: int) -> None:
     con.execute("DELETE FROM bars WHERE (symbol, ts) IN (SELECT (symbol, ts) FROM held)")
 
 
+def assert_inputs_record_the_bars(con: duckdb.DuckDBPyConnection) -> None:
+    """Each symbol's input record (folded in memory, extended by each close) is its bars' SQL aggregate."""
+    recorded = con.execute("SELECT symbol, bars, last_ts, content FROM indicator_inputs ORDER BY symbol").fetchall()
+    assert recorded == con.execute(
+        f"SELECT symbol, count(*), max(ts), bit_xor({ROW_HASH}) FROM bars_adjusted GROUP BY symbol ORDER BY symbol"
+    ).fetchall()
+
+
 @pytest.mark.parametrize("params", [DEFAULT, CUSTOM], ids=["default", "custom"])
 def test_incremental_close_equals_full_history_talib(sample_db: Path, tmp_path: Path, params: IndicatorParams) -> None:
     path = tmp_path / "copy.duckdb"
@@ -342,6 +351,7 @@ def test_incremental_close_equals_full_history_talib(sample_db: Path, tmp_path: 
         hold_back(con, 3)
         first = compute_indicators(con, timeframe="1d", symbols=symbols, params=params, incremental=True)
         assert first == con.execute("SELECT count(*) FROM bars").fetchone()[0]  # nothing stored: every bar
+        assert_inputs_record_the_bars(con)
         assert compute_indicators(con, timeframe="1d", symbols=symbols, params=params, incremental=True) == 0
         before = stored_indicators(con, params)
         for day in range(3):  # three daily closes, one bar per symbol each
@@ -349,6 +359,7 @@ def test_incremental_close_equals_full_history_talib(sample_db: Path, tmp_path: 
                         "(PARTITION BY symbol ORDER BY ts) AS n FROM held) WHERE n = $day", {"day": day + 1})
             written = compute_indicators(con, timeframe="1d", symbols=symbols, params=params, incremental=True)
             assert written == len(symbols)  # only the new rows
+            assert_inputs_record_the_bars(con)
         after = stored_indicators(con, params)
         assert after.join(before, on=["symbol", "ts"], how="semi").equals(before, null_equal=True)  # kept as stored
         assert_close_to_talib(adjusted_bars(con, SAMPLE_SYMBOLS), after, params)
@@ -376,6 +387,7 @@ def test_incremental_recomputes_a_changed_history_whole(sample_db: Path, tmp_pat
         specs = [*DEFAULT.specs(), IndicatorSpec.of("sma", period=10)]
         assert compute_indicators(con, timeframe="1d", symbols=["AAPL"], params=specs, incremental=True) == count["AAPL"]
         assert compute_indicators(con, timeframe="1d", symbols=symbols, params=DEFAULT, incremental=True) == count["AAPL"]
+        assert_inputs_record_the_bars(con)
         assert_close_to_talib(adjusted_bars(con, SAMPLE_SYMBOLS), stored_indicators(con, DEFAULT), DEFAULT)
 
 

@@ -3,11 +3,13 @@ history, or (incremental) only the bars after the stored ones, from a warm-up wi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 
 import duckdb
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from jutsu_pipeline.indicators.frame import as_specs, column_names, indicator_frame
 from jutsu_pipeline.indicators.params import IndicatorParams
@@ -19,7 +21,7 @@ from jutsu_pipeline.storage.indicators import (
     replace_indicators,
     stored_at,
 )
-from jutsu_pipeline.storage.scope import OHLCV, bars_relation, read_bars
+from jutsu_pipeline.storage.scope import EARLIEST, OHLCV, bars_relation, read_bars
 from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 
 
@@ -74,16 +76,35 @@ def compute_indicators(
                 return 0
             since = {s: r.warmup_from for s, r in resumed.items()}
             bars = cast(pl.DataFrame, pl.from_arrow(read_bars(con, timeframe, scope, relation=relation, columns=OHLCV,
-                                                              since=since)))
+                                                              since=since, row_hash=True, resolved=True)))
             frame = indicator_frame(bars, specs)
             if resumed:
                 frame = _continue(con, frame, timeframe, resumed, specs)
             staged = frame.to_arrow()
-            replace_indicators(con, timeframe=timeframe, symbols=scope, relation=relation, staged=staged, columns=columns,
-                               resumed=resumed)
+            replace_indicators(con, timeframe=timeframe, symbols=scope, staged=staged, inputs=_inputs(bars, resumed),
+                               columns=columns, resumed=resumed)
         return staged.num_rows
 
     return retry_conflicts(replace, f"indicators {timeframe}")
+
+
+def _inputs(bars: pl.DataFrame, resumed: Mapping[str, Resume]) -> pa.Table:
+    """Per symbol of `bars` (sorted by symbol and ts, with `row_hash`), the record of the bars its rows now
+    describe: the bars after a resumed symbol's `last_ts` added to its stored record, every bar otherwise."""
+    lengths = bars.get_column("symbol").rle().struct.field("len").to_numpy().astype(np.int64)
+    starts = np.cumsum(lengths) - lengths
+    symbols = bars.get_column("symbol").gather(starts)
+    ts = bars.get_column("ts")
+    prior = [resumed.get(s) for s in symbols.to_list()]
+    after = pl.Series([r.last_ts if r else EARLIEST for r in prior], dtype=ts.dtype).to_numpy()
+    new = ts.to_numpy() > np.repeat(after, lengths)  # the bars the stored record lacks
+    hashes = np.where(new, bars.get_column("row_hash").to_numpy(), np.uint64(0))
+    return pa.table({
+        "symbol": symbols.to_arrow(),
+        "bars": np.array([r.bars if r else 0 for r in prior], np.int64) + np.add.reduceat(new, starts, dtype=np.int64),
+        "last_ts": ts.gather(starts + lengths - 1).to_arrow(),
+        "content": np.array([r.content if r else 0 for r in prior], np.uint64) ^ np.bitwise_xor.reduceat(hashes, starts),
+    }) if lengths.size else pa.table({"symbol": [], "bars": [], "last_ts": [], "content": []})
 
 
 def _continue(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, timeframe: str, resumed: dict[str, Resume],

@@ -72,16 +72,9 @@ USING (SELECT unnest($symbols::VARCHAR[]) AS symbol, unnest($after::TIMESTAMPTZ[
 WHERE i.timeframe = $timeframe AND i.symbol = d.symbol AND i.ts > d.after
 """
 DELETE_INPUTS = f"DELETE FROM indicator_inputs WHERE {scope_filter()}"
-# One row per symbol: its record of the bars up to `after` (none: 0 bars) combined with the bars after it,
-# aggregated in the write's transaction (the same snapshot the indicators were computed from).
-INSERT_INPUTS = f"""
+INSERT_INPUTS = """
 INSERT INTO indicator_inputs
-SELECT b.symbol, $timeframe, $columns, any_value(p.bars) + count(*), max(b.ts), xor(any_value(p.content), bit_xor({ROW_HASH}))
-FROM {{relation}} AS b
-JOIN (SELECT unnest($symbols::VARCHAR[]) AS symbol, unnest($after::TIMESTAMPTZ[]) AS after,
-             unnest($bars::BIGINT[]) AS bars, unnest($content::UBIGINT[]) AS content) AS p USING (symbol)
-WHERE b.timeframe = $timeframe AND b.ts > p.after
-GROUP BY b.symbol
+SELECT symbol, $timeframe, $columns, bars, last_ts, content FROM staged_inputs
 """
 
 ADD_COLUMN = 'ALTER TABLE indicators ADD COLUMN "{column}" DOUBLE'
@@ -159,29 +152,28 @@ def stored_at(con: duckdb.DuckDBPyConnection, *, timeframe: str, last_ts: Mappin
         **scope_params(timeframe, symbols), "last_ts": [last_ts[s] for s in symbols]})
 
 
-def replace_indicators(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: Sequence[str], relation: str,
-                       staged: pa.Table, columns: Sequence[str], resumed: Mapping[str, Resume] | None = None) -> None:
-    """Replace the rows of `symbols` at `timeframe` by `staged` (symbol, ts, indicator `columns`) and
-    record the bars of `relation` (`bars` or `bars_adjusted`) they were computed from. A `resumed` symbol
+def replace_indicators(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: Sequence[str], staged: pa.Table,
+                       inputs: pa.Table, columns: Sequence[str], resumed: Mapping[str, Resume] | None = None) -> None:
+    """Replace the rows of `symbols` at `timeframe` by `staged` (symbol, ts, indicator `columns`) and their
+    input records by `inputs` (symbol, bars, last_ts, content: see `indicator_inputs`). A `resumed` symbol
     keeps its rows up to its `last_ts` and `staged` holds only the later ones. Run it inside the caller's
     transaction, the one that read the bars."""
     resumed = resumed or {}
     symbols = list(symbols)
-    prior = [resumed.get(s) for s in symbols]
-    after = {"symbols": symbols, "after": [r.last_ts if r else EARLIEST for r in prior]}
     # DuckDB inserts an Arrow table in parallel per record batch: one 1.26 M-row chunk is one thread
     # (slices, no copy; 1.4-1.6 s instead of 1.8-2.2 s for 500 x 2,520 rows of 13 indicators here).
     staged = pa.Table.from_batches(staged.to_batches(max_chunksize=INSERT_BATCH_ROWS), staged.schema)
     con.register("staged_indicators", staged)
+    con.register("staged_inputs", inputs)
     try:
         if resumed:
-            con.execute(DELETE_AFTER, {"timeframe": timeframe, **after})
+            con.execute(DELETE_AFTER, {"timeframe": timeframe, "symbols": symbols,
+                                       "after": [resumed[s].last_ts if s in resumed else EARLIEST for s in symbols]})
         else:  # a full recomputation: the plain scoped DELETE is cheaper than the join
             con.execute(DELETE_SYMBOLS, scope_params(timeframe, symbols))
         con.execute(INSERT_STAGED, {"timeframe": timeframe})
+        con.execute(DELETE_INPUTS, scope_params(timeframe, symbols))
+        con.execute(INSERT_INPUTS, {"timeframe": timeframe, "columns": ",".join(columns)})
     finally:
         con.unregister("staged_indicators")
-    con.execute(DELETE_INPUTS, scope_params(timeframe, symbols))
-    con.execute(INSERT_INPUTS.format(relation=relation), {
-        "timeframe": timeframe, "columns": ",".join(columns), **after,
-        "bars": [r.bars if r else 0 for r in prior], "content": [r.content if r else 0 for r in prior]})
+        con.unregister("staged_inputs")

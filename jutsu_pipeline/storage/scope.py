@@ -70,16 +70,17 @@ def bars_relation(con: duckdb.DuckDBPyConnection, symbols: Iterable[str], relati
 
 def read_bars(con: duckdb.DuckDBPyConnection, timeframe: str, symbols: Iterable[str], *,
               relation: str = "bars", columns: Iterable[str] = BAR_COLUMNS,
-              since: Mapping[str, dt.datetime] | None = None, row_hash: bool = False) -> pa.Table:
+              since: Mapping[str, dt.datetime] | None = None, row_hash: bool = False, resolved: bool = False) -> pa.Table:
     """symbol, ts and `columns` of the asset's rows in `relation`, sorted by symbol and ts; with `since`,
     only a symbol's rows from its `since` ts on (symbols absent from it: every row); with `row_hash`, a
-    last column `row_hash`, DuckDB's `hash(ts, open, high, low, close, volume)` of each bar."""
+    last column `row_hash`, DuckDB's `hash(ts, open, high, low, close, volume)` of each bar. `resolved`: the
+    caller passes what `bars_relation` returned in this transaction (not asked again)."""
     columns = tuple(columns)
     symbols = list(symbols)
     allowed = BAR_COLUMNS if relation != "indicators" else columns
     if relation not in RELATIONS or not all(c in allowed and IDENTIFIER.match(c) for c in columns):
         raise ValueError(f"read_bars reads {RELATIONS} (bars: columns {BAR_COLUMNS}), not {relation} {columns}")
-    relation = bars_relation(con, symbols, relation)
+    relation = relation if resolved else bars_relation(con, symbols, relation)
     selected = "".join(f', "{c}"' for c in columns) + (f", {ROW_HASH} AS row_hash" if row_hash else "")
     if not since:
         statement = f"SELECT symbol, ts{selected} FROM {relation} WHERE {scope_filter()} ORDER BY symbol, ts"
