@@ -12,7 +12,8 @@ from jutsu_pipeline.config import ConfigError, Profile, QualityConfig, parse_con
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.providers.base import FetchRequest
 from jutsu_pipeline.providers.sample import SampleProvider
-from jutsu_pipeline.quality.rules import RULES, blocking_rules
+from jutsu_pipeline.quality.expressions import blocking_rules
+from jutsu_pipeline.quality.rules import RULES
 from jutsu_pipeline.quality.schema import validate_bars
 from jutsu_pipeline.timeframes import Timeframe
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET

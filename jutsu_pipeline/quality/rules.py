@@ -2,14 +2,12 @@
 
 Shared by the pre-write pandera schemas (`schema.py`) and the asset checks on the stored table
 (`stored.py`). Names appear in errors, check metadata and docs/data-quality.md. The expressions live in
-`expressions.py` and load on first use: the definitions declare checks by rule names and classes only.
+`expressions.py`: the definitions declare checks by rule names and classes only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import import_module
-from typing import Any
 
 from jutsu_pipeline.config import Profile
 from jutsu_pipeline.quality.profiles import RuleClass, Severity, severity
@@ -23,9 +21,6 @@ VALUE_COLUMNS = (*PRICE_COLUMNS, "volume", "adj_close")
 # The rules `expressions.STORED_ROW_RULES` evaluates on nothing but the stored bars (a test holds them equal).
 STORED_ROW_RULE_NAMES = ("ohlcv_not_null", "high_ge_low", "high_ge_open_close", "low_le_open_close", "low_positive",
                          "volume_non_negative", "adj_close_positive")
-_EXPRESSIONS = ("previous", "adjustment_factor", "open_gap", "factor_change", "adjusted_gap", "corporate_action",
-                "price_jump", "STORED_ROW_RULES", "ROW_RULES", "DAILY_RULES", "INTRADAY_RULES", "suspicious_rules",
-                "row_rules", "blocking_rules")
 
 
 @dataclass(frozen=True)
@@ -78,9 +73,3 @@ def add_rule(rule: Rule) -> Rule:
     RULES[rule.name] = rule
     return rule
 
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPRESSIONS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module("jutsu_pipeline.quality.expressions"), name)

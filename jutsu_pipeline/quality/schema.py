@@ -18,13 +18,13 @@ import pandera.polars as pa
 import polars as pl
 
 from jutsu_pipeline.config import QualityConfig
+from jutsu_pipeline.quality.expressions import blocking_rules
 from jutsu_pipeline.quality.rules import (
     GRID_COLUMN,
     RULES,
     SESSION_COLUMN,
     VALUE_COLUMNS,
     WINDOW_COLUMN,
-    blocking_rules,
 )
 
 ROW_ID = "_row"
