@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from jutsu_pipeline.config import Profile
 from jutsu_pipeline.quality.profiles import Severity
 from jutsu_pipeline.quality.rules import RULES
+from jutsu_pipeline.storage.scope import EARLIEST
 
 if TYPE_CHECKING:  # polars and the reports load when a check is evaluated: declaring one needs neither
     import duckdb
@@ -20,13 +21,10 @@ if TYPE_CHECKING:  # polars and the reports load when a check is evaluated: decl
     from jutsu_pipeline.quality.report import CheckReport
 
 
-WHOLE_HISTORY = dt.datetime(1900, 1, 1, tzinfo=dt.timezone.utc)
-
-
 @dataclass(frozen=True)
 class Changed:
     """What may have changed since a check's last evaluation: per symbol, the first instant to re-judge
-    (`WHOLE_HISTORY` for all of it); symbols not named are unchanged and passed then."""
+    (`EARLIEST` for all of it); symbols not named are unchanged and passed then."""
 
     since: Mapping[str, dt.datetime]
     reason: str = ""
@@ -40,7 +38,7 @@ class Changed:
 
     def with_symbols(self, symbols: Iterable[str]) -> Changed:
         """Plus the whole history of `symbols`."""
-        return Changed({**self.since, **dict.fromkeys(symbols, WHOLE_HISTORY)}, self.reason)
+        return Changed({**self.since, **dict.fromkeys(symbols, EARLIEST)}, self.reason)
 
 
 @dataclass(frozen=True)
