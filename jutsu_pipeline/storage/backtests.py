@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import duckdb
 import pyarrow as pa
 
-from jutsu_pipeline.storage.ddl import column_names, relation_exists, relations, run_ddl
+from jutsu_pipeline.storage.ddl import RELATIONS, run_ddl
 from jutsu_pipeline.storage.scope import fetch_arrow, scope_filter, scope_params
 from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 
@@ -133,13 +133,26 @@ FROM _bt_performance
 ADD_SNAPSHOT_COLUMN = "ALTER TABLE backtest_performance ADD COLUMN IF NOT EXISTS data_snapshot BIGINT"
 
 
+# The result relations that exist (name, kind, comment) and whether backtest_performance has data_snapshot.
+RESULT_CATALOG = f"""
+SELECT r.*, EXISTS (SELECT 1 FROM duckdb_columns() WHERE database_name = current_database()
+                    AND schema_name = current_schema() AND table_name = 'backtest_performance'
+                    AND column_name = 'data_snapshot')
+FROM ({RELATIONS}) AS r
+"""
+
+
 def ensure_result_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create ``backtest_trades``, ``backtest_equity`` and ``backtest_performance`` if missing."""
-    if relation_exists(con, "backtest_equity", "BASE TABLE"):  # derived data of an older layout: recomputed
+    """Create ``backtest_trades``, ``backtest_equity`` and ``backtest_performance`` if missing (one catalog
+    query when they exist)."""
+    found = con.execute(RESULT_CATALOG, {"names": list(RESULT_RELATIONS)}).fetchall()
+    kinds = {name: kind for name, kind, *_ in found}
+    if kinds.get("backtest_equity") == "BASE TABLE":  # derived data of an older layout: recomputed
         con.execute("DROP TABLE backtest_equity")
-    if len(relations(con, RESULT_RELATIONS)) < len(RESULT_RELATIONS):
+        del kinds["backtest_equity"]
+    if len(kinds) < len(RESULT_RELATIONS):
         run_ddl(con, RESULT_TABLES_DDL)
-    if "data_snapshot" not in column_names(con, "backtest_performance"):
+    if "backtest_performance" in kinds and not found[0][-1]:  # a table created before the column existed
         retry_conflicts(lambda: con.execute(ADD_SNAPSHOT_COLUMN), "add backtest_performance.data_snapshot")
 
 
