@@ -7,9 +7,11 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import dagster as dg
 import duckdb
+import polars as pl
 import pytest
 
 from jutsu_pipeline.actions.model import actions_frame
@@ -17,16 +19,20 @@ from jutsu_pipeline.assets.bars.checks import build_bars_checks, check_names, ch
 from jutsu_pipeline.config import JutsuConfig, Profile, load_config, parse_config
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.quality.checks import get
+from jutsu_pipeline.quality.expressions import DAILY_RULES, STORED_ROW_RULES
 from jutsu_pipeline.quality.report import CheckReport
+from jutsu_pipeline.quality.sql import ROW_RULE_SUSPECTS
 from jutsu_pipeline.quality.stored import (
     check_anomalies,
     check_calendar,
     check_duplicates,
     check_fresh,
     check_schema,
+    flag_rows,
 )
 from jutsu_pipeline.storage.actions import record_actions
 from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.storage.scope import read_bars, scope_params
 from jutsu_pipeline.timeframes import Timeframe
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, write_config
 from jutsu_pipeline_tests.helpers import run_bars
@@ -241,3 +247,40 @@ def test_fresh_exists_only_for_markets_without_an_end(tmp_path) -> None:
     checks = build_bars_checks(config, p)
     keys = {key.name for check in checks for key in check.check_keys}
     assert keys == {"ohlcv_schema", "no_duplicates", "calendar_complete", "price_anomalies", "fresh"}
+
+
+ROW_DEFECTS: dict[str, tuple[str, bool]] = {  # bad row written into IBM -> (SQL, whether a daily check flags it)
+    "none": ("SELECT 1", False),
+    "high below low": (f"UPDATE bars SET high = low - 1 WHERE {IBM}", True),
+    "open above high": (f"UPDATE bars SET open = high + 1 WHERE {IBM}", True),
+    "close below low": (f"UPDATE bars SET close = low - 1 WHERE {IBM}", True),
+    "zero low": (f"UPDATE bars SET low = 0, open = 0 WHERE {IBM}", True),
+    "negative volume": (f"UPDATE bars SET volume = -1 WHERE {IBM}", True),
+    "null open": (f"UPDATE bars SET open = NULL WHERE {IBM}", True),
+    "NaN high": (f"UPDATE bars SET high = 'NaN'::DOUBLE WHERE {IBM}", True),
+    "NaN volume": (f"UPDATE bars SET volume = 'NaN'::DOUBLE WHERE {IBM}", True),
+    "zero adj_close": (f"UPDATE bars SET adj_close = 0 WHERE {IBM}", True),
+    "null adj_close": (f"UPDATE bars SET adj_close = NULL WHERE {IBM}", False),
+    "NaN adj_close": (f"UPDATE bars SET adj_close = 'NaN'::DOUBLE WHERE {IBM}", False),  # NaN > 0 in both
+    "daily bar off midnight": (f"UPDATE bars SET ts = ts + INTERVAL 1 HOUR WHERE {IBM}", True),
+}
+
+
+@pytest.mark.parametrize("daily", [True, False], ids=["daily", "intraday"])
+def test_the_row_rule_suspects_sql_agrees_with_the_polars_rules(daily: bool, stored_2012, tmp_path) -> None:
+    """ROW_RULE_SUSPECTS (one SQL scan) finds exactly the symbols the polars row rules flag on the same bars."""
+    path = shutil.copy(stored_2012[0], tmp_path / "bars.duckdb")
+    symbols = ["AAPL", "FB", "IBM"]
+    flags = {**STORED_ROW_RULES, **(DAILY_RULES if daily else {})}
+    with _connect(path) as con:
+        for statement in LEGACY_TABLE:  # no NOT NULL constraints: a null price can be stored
+            con.execute(statement)
+        for defect, (statement, flagged) in ROW_DEFECTS.items():
+            con.execute("BEGIN")
+            con.execute(statement)
+            suspects = {s for (s,) in con.execute(ROW_RULE_SUSPECTS, {**scope_params("1d", symbols), "daily": daily}).fetchall()}
+            frame = cast(pl.DataFrame, pl.from_arrow(read_bars(con, "1d", symbols)))
+            per_symbol, _ = flag_rows(frame, flags, "%Y-%m-%d")
+            con.execute("ROLLBACK")
+            expected = {"IBM"} if flagged and (daily or defect != "daily bar off midnight") else set()
+            assert suspects == set(per_symbol.get_column("symbol")) == expected, defect

@@ -27,8 +27,8 @@ ROW_COUNT = {c: f"SELECT count(*), count(DISTINCT b.symbol) FROM bars AS b {_joi
 
 # Symbols with a stored row breaking a row rule of the pre-write schema: the whole table in one scan, so
 # rows changed outside any run (an UPDATE in the DuckDB file) are found too; `ohlcv_schema` then judges
-# those symbols' rows with the rules' polars expressions (this mirrors `rules.STORED_ROW_RULES`, a superset
-# where NaN is involved, and `DAILY_RULES` when $daily).
+# those symbols' rows with the rules' polars expressions (this mirrors `expressions.STORED_ROW_RULES`, and
+# `DAILY_RULES` when $daily: a test holds the two equal on stored bars with bad rows written into them).
 ROW_RULE_SUSPECTS = f"""
 SELECT DISTINCT symbol
 FROM bars
