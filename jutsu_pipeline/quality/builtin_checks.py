@@ -38,9 +38,8 @@ def _fresh(i: CheckInputs) -> CheckReport:
     return _stored().check_fresh(i.con, i.partitioning, i.now)
 
 
-SCHEMA_RULES = ("column_types", *STORED_ROW_RULE_NAMES, "daily_at_midnight")
 SCHEMA = register(Check(
-    "ohlcv_schema", SCHEMA_RULES,
+    "ohlcv_schema", ("column_types", *STORED_ROW_RULE_NAMES, "daily_at_midnight"),
     "Stored bars satisfy the OHLCV schema: column types, no nulls/NaN, high/low invariants, positive prices, "
     "non-negative volume (counts per rule, sample rows).",
     _schema, incremental=True))

@@ -60,8 +60,6 @@ def _scope_key(kind: str, con: duckdb.DuckDBPyConnection, p: BarsPartitioning, c
     since = None if changed is None else tuple(sorted(changed.since.items()))
     return kind, id(con), p.timeframe.value, tuple(p.symbols), since
 
-_SCHEMA_RULES = builtin_checks.SCHEMA_RULES
-
 
 def _params(p: BarsPartitioning) -> dict:
     return scope_params(p.timeframe.value, p.symbols)
@@ -186,7 +184,7 @@ def _column_type_problems(frame: pl.DataFrame) -> list[str]:
 def check_schema(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None = None) -> CheckReport:
     """ohlcv_schema: the row rules of the pre-write schema, counted per symbol over all stored bars (given
     `changed`: over its rows and every symbol a whole-table SQL scan finds a suspect row in)."""
-    rules = tuple(r for r in _SCHEMA_RULES if r != "daily_at_midnight" or not p.timeframe.is_intraday)
+    rules = tuple(r for r in builtin_checks.SCHEMA.rules if r != "daily_at_midnight" or not p.timeframe.is_intraday)
     if changed is not None:
         suspects = con.execute(sql.ROW_RULE_SUSPECTS, {**_params(p), "daily": not p.timeframe.is_intraday}).fetchall()
         changed = changed.with_symbols(symbol for (symbol,) in suspects)
