@@ -55,8 +55,7 @@ class AlpacaProvider(HttpProvider):
         self.feed, self.adjustment = options.feed, options.adjustment
         delay = options.delay_minutes if options.delay_minutes is not None else 15 if self.feed == "sip" else 0
         self.page_limit = options.page_limit
-        self.capabilities = ProviderCapabilities(timeframes=frozenset(TIMEFRAMES), max_bars_per_request=self.page_limit,
-                                                 delay=dt.timedelta(minutes=delay))
+        self.capabilities = ProviderCapabilities(timeframes=frozenset(TIMEFRAMES), delay=dt.timedelta(minutes=delay))
 
     def _map_error(self, status: int, text: str, context: RequestContext) -> ProviderError | None:
         if status in (401, 403, 422) and any(hint in text.lower() for hint in _ENTITLEMENT_HINTS):

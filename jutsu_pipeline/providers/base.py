@@ -46,7 +46,6 @@ class ProviderCapabilities:
     """What a provider can do; the sync engine plans requests with it."""
 
     timeframes: frozenset[Timeframe]
-    max_bars_per_request: int | None = None  # None: no page limit (local data)
     delay: dt.timedelta = dt.timedelta(0)  # how long after its end a bar becomes final
     has_adj_close: bool = False
     static_history: bool = False  # True for local files: no bars will ever appear beyond the last one

@@ -47,7 +47,7 @@ class BinanceProvider(HttpProvider):
                                              weight_per_minute=self.market.weight_per_minute)
         super().__init__(options, timezone, error_mapper=_map_error)
         self.page_limit = options.page_limit or self.market.max_limit
-        self.capabilities = ProviderCapabilities(timeframes=frozenset(INTERVALS), max_bars_per_request=self.page_limit)
+        self.capabilities = ProviderCapabilities(timeframes=frozenset(INTERVALS))
 
     def day_timezone(self) -> str:
         return "UTC"
