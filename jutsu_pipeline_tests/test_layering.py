@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).parents[1] / "jutsu_pipeline"
 # Lower layers first; a module may import its own layer's peers only where listed in PEERS, and any lower layer.
 LAYERS: list[set[str]] = [
-    {"timeframes", "faultpoints", "storage", "scripts"},
+    {"timeframes", "faultpoints", "storage", "scripts", "lazy"},
     {"calendars", "providers", "indicators", "backtest", "actions", "configfile"},
     {"config"},
     {"partitions"},
@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
 # The Dagster layer: Dagster definitions, instance access, the CLI over them.
 DAGSTER_LAYER = LAYERS[-1]
 # The domain packages, usable without Dagster (a notebook, a test, another orchestrator).
-DAGSTER_FREE = {"timeframes", "storage", "calendars", "providers", "indicators", "backtest", "config", "configfile",
+DAGSTER_FREE = {"lazy", "timeframes", "storage", "calendars", "providers", "indicators", "backtest", "config", "configfile",
                 "partitions", "quality", "report", "sync", "derive", "actions"}
 PEERS = {("sync", "quality"), ("report", "quality"), ("cli", "console"), ("definitions", "console"),
          ("assets", "resources"), ("assets", "instance"), ("sensors", "instance"),

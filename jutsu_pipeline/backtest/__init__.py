@@ -6,17 +6,11 @@ import polars, DuckDB and the engine (`jutsu coverage` stays fast).
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from jutsu_pipeline.lazy import lazy_names
 
 _WHERE = {
     "BacktestResult": "runner", "backtest_bars": "runner", "run_backtests": "runner",
     "STAT_COLUMNS": "stats", "StrategyConfig": "strategies",
 }
 __all__ = ["STAT_COLUMNS", "BacktestResult", "StrategyConfig", "backtest_bars", "run_backtests"]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+__getattr__ = lazy_names(__name__, _WHERE)

@@ -5,8 +5,9 @@ The engine's names load on first use: the definitions need only `derived_source`
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from jutsu_pipeline.lazy import lazy_names
 
 if TYPE_CHECKING:
     from jutsu_pipeline.timeframes import Timeframe
@@ -19,7 +20,4 @@ def derived_source(base: Timeframe) -> str:
     return f"derived:{base.value}"
 
 
-def __getattr__(name: str) -> Any:
-    if name not in ("DeriveOutcome", "derive_partitions"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.engine"), name)
+__getattr__ = lazy_names(__name__, dict.fromkeys(("DeriveOutcome", "derive_partitions"), "engine"))

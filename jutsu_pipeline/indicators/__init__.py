@@ -6,8 +6,7 @@ model) does not import the DuckDB computation and the storage layer.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from jutsu_pipeline.lazy import lazy_names
 
 _WHERE = {
     "INDICATORS": "registry", "Indicator": "registry", "IndicatorSpec": "registry", "Param": "registry",
@@ -25,9 +24,4 @@ __all__ = [
     "ensure_indicator_schema",
     "indicator_frame",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+__getattr__ = lazy_names(__name__, _WHERE)

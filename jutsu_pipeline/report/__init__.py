@@ -6,9 +6,10 @@ polars and numpy).
 
 from __future__ import annotations
 
-from importlib import import_module
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from jutsu_pipeline.lazy import lazy_names
 
 if TYPE_CHECKING:
     from jutsu_pipeline.config import JutsuConfig
@@ -21,7 +22,4 @@ def report_path(config: JutsuConfig, market: str) -> Path:
     return config.resolve(config.reports_dir) / market / "report.html"
 
 
-def __getattr__(name: str) -> Any:
-    if name not in ("ReportSummary", "build_report", "write_report"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.page"), name)
+__getattr__ = lazy_names(__name__, dict.fromkeys(("ReportSummary", "build_report", "write_report"), "page"))

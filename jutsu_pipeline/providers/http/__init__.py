@@ -6,8 +6,7 @@ import httpx and tenacity.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from jutsu_pipeline.lazy import lazy_names
 
 _WHERE = {
     "HttpClient": "client", "Reply": "client", "parse_retry_after": "client",
@@ -22,9 +21,4 @@ __all__ = [
     "NotEntitled", "RateLimited", "Reply", "RequestContext", "RequestRejected", "Secret", "TokenBucket",
     "TransientServerError", "Unauthorized", "UnknownSymbolError", "parse_retry_after", "redact",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+__getattr__ = lazy_names(__name__, _WHERE)
