@@ -63,7 +63,6 @@ class SymbolHistory:
 class FetchStats:
     """Counters a provider keeps for metadata and benchmarks."""
 
-    calls: int = 0  # fetch() calls
     requests: int = 0  # underlying requests (HTTP pages, file reads)
     bars: int = 0
     extra: dict[str, int] = field(default_factory=dict)

@@ -153,7 +153,6 @@ class LocalFilesProvider:
         return frame.filter(end <= self.clock().astimezone(dt.timezone.utc))
 
     def fetch(self, request: FetchRequest) -> pl.DataFrame:
-        self.stats.calls += 1
         frame = self._load(request.symbol, request.timeframe)
         window = self._final(frame.filter((pl.col("ts") >= request.start) & (pl.col("ts") < request.end)),
                              request.timeframe)

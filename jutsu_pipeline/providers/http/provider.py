@@ -67,7 +67,6 @@ class HttpProvider:
     # -- the BarsProvider protocol ---------------------------------------------------------------
     def fetch(self, request: FetchRequest) -> pl.DataFrame:
         """Final bars of the window; any page failing after retries raises (nothing partial is returned)."""
-        self.stats.calls += 1
         if request.timeframe not in self.capabilities.timeframes:
             raise ProviderError(f"{self.context(request).describe()}: {self.name} does not serve "
                                 f"{request.timeframe.value} bars; use one of "
