@@ -14,13 +14,13 @@ import polars as pl
 import pytest
 import talib
 
-from jutsu_pipeline.assets.bars.checks import build_bars_checks, check_names, check_result
+from jutsu_pipeline.assets.bars.checks import build_bars_checks, check_result
 from jutsu_pipeline.backtest import backtest_bars
 from jutsu_pipeline.config import ConfigError, JutsuConfig, load_config
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.providers import registry
 from jutsu_pipeline.quality import checks
-from jutsu_pipeline.quality.checks import CheckInputs
+from jutsu_pipeline.quality.checks import CheckInputs, checks_for
 from jutsu_pipeline.timeframes import Timeframe
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, query, write_config
 from jutsu_pipeline_tests.helpers import run_backtest, run_bars, run_indicators
@@ -63,7 +63,8 @@ def test_toy_provider_options_are_typed(toys, tmp_path: Path) -> None:
 @pytest.mark.parametrize(("start_price", "passed"), [(100.0, True), (5000.0, False)])
 def test_toy_provider_syncs_and_toy_check_judges_it(toys, tmp_path: Path, start_price: float, passed: bool) -> None:
     config = _config(tmp_path, start_price=start_price)
-    assert check_names(config, "walk")[-1] == "price_cap" and "price_cap" not in check_names(config, "us_stocks")
+    names = {market: [c.name for c in checks_for(config.markets[market])] for market in ("walk", "us_stocks")}
+    assert names["walk"][-1] == "price_cap" and "price_cap" not in names["us_stocks"]
     instance = dg.DagsterInstance.ephemeral()
     try:
         result = run_bars(config, instance, start="2020-01-01|AAA", end="2020-01-01|BBB", market="walk")

@@ -15,10 +15,10 @@ import polars as pl
 import pytest
 
 from jutsu_pipeline.actions.model import actions_frame
-from jutsu_pipeline.assets.bars.checks import build_bars_checks, check_names, check_result
+from jutsu_pipeline.assets.bars.checks import build_bars_checks, check_result
 from jutsu_pipeline.config import JutsuConfig, Profile, load_config, parse_config
 from jutsu_pipeline.partitions import BarsPartitioning
-from jutsu_pipeline.quality.checks import get
+from jutsu_pipeline.quality.checks import checks_for, get
 from jutsu_pipeline.quality.expressions import DAILY_RULES, STORED_ROW_RULES
 from jutsu_pipeline.quality.report import CheckReport
 from jutsu_pipeline.quality.sql import ROW_RULE_SUSPECTS
@@ -242,7 +242,8 @@ def test_fresh_flags_symbols_behind_the_last_closed_session(timeframe, fresh_las
 
 def test_fresh_exists_only_for_markets_without_an_end(tmp_path) -> None:
     config = load_config(write_config(tmp_path, {"us_stocks": SAMPLE_MARKET, "live": OPEN_ENDED | {"symbols": ["SPY"]}}))
-    assert "fresh" not in check_names(config, "us_stocks") and "fresh" in check_names(config, "live")
+    names = {market: [c.name for c in checks_for(config.markets[market])] for market in ("us_stocks", "live")}
+    assert "fresh" not in names["us_stocks"] and "fresh" in names["live"]
     p = BarsPartitioning("live", Timeframe.D1, config.markets["live"])
     checks = build_bars_checks(config, p)
     keys = {key.name for check in checks for key in check.check_keys}

@@ -32,11 +32,6 @@ if TYPE_CHECKING:  # the checks' logic (polars, pandera) loads when they are eva
     from jutsu_pipeline.quality.report import CheckReport, MetadataValue
 
 
-def check_names(config: JutsuConfig, market: str) -> list[str]:
-    """The checks of a market's bars assets (`fresh` only when the market has no `end`)."""
-    return [check.name for check in checks_for(config.markets[market])]
-
-
 def build_bars_checks(config: JutsuConfig, partitioning: BarsPartitioning) -> list[dg.AssetChecksDefinition]:
     """The data-quality checks of one `<market>/bars_<tf>` asset, evaluated in one step (one connection,
     one set of step events instead of one per check; each check can still be run alone)."""
