@@ -37,7 +37,6 @@ def test_buckets_on_one_file_share_tokens_holds_and_feedback(tmp_path: Path) -> 
     assert a.acquire() == pytest.approx(0.1)
     assert other.acquire() == 0  # another server or credential has its own budget
     b.hold(5.0)  # a Retry-After seen by one process stops the others too
-    assert a.held_for() == pytest.approx(5.0)
     assert a.acquire() == pytest.approx(5.0)
     clock.now += 10
     a.limit_available(0)  # used-weight feedback: nothing left right now

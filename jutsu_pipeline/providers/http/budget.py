@@ -115,11 +115,5 @@ class SharedTokenBucket:
         """Block every process's acquisitions for `seconds` (Retry-After, a ban, a window reset)."""
         self._update(lambda now, tokens, held: (tokens, max(held, now + seconds), None))
 
-    def held_for(self) -> float:
-        """Seconds until acquisitions may resume (0 when not held)."""
-        with self._lock:
-            row = self._con.execute("SELECT held_until FROM budget WHERE key = ?", (self.key,)).fetchone()
-        return max((row[0] if row else 0.0) - self._clock(), 0.0)
-
     def close(self) -> None:
         self._con.close()
