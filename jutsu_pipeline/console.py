@@ -137,6 +137,7 @@ class _RunListener(logging.Handler):
         self.progress_key = PROGRESS_EXTRA
         self.symbols_total = 0
         self.symbols_done = 0
+        self.run_totals: dict[str, Any] = {}
 
     def _update(self, **fields: Any) -> None:
         if self.progress is not None and self.task is not None:
@@ -164,7 +165,9 @@ class _RunListener(logging.Handler):
             if materialization.asset_key != self.asset_key:
                 return
             self.report.partitions += 1
-            self.report.metadata = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+            # A bars run's totals come once (its "done" record); a partition's event holds that partition's facts.
+            self.report.metadata = {**{k: getattr(v, "value", v) for k, v in materialization.metadata.items()},
+                                    **self.run_totals}
             self._update(advance=1)
         elif kind == "ASSET_CHECK_EVALUATION":
             description = (data.description or "").removeprefix(f"{data.check_name}: ")
@@ -186,6 +189,9 @@ class _RunListener(logging.Handler):
             self.symbols_total = int(progress["symbols"])
             windows = int(progress["windows"])
             self._update(total=windows, total_text=str(windows), completed=0, detail=f" · 0/{self.symbols_total} sym")
+        elif progress.get("phase") == "done":  # the run's totals (jutsu_pipeline.assets.bars.metadata.run_totals)
+            self.run_totals = {k: v for k, v in progress.items() if k != "phase"}
+            self.report.metadata.update(self.run_totals)
         elif progress.get("phase") == "fetched":  # every few symbols: running totals
             self.symbols_done = int(progress["symbols_done"])
             self.report.bars = int(progress["bars_so_far"])

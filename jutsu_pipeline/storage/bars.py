@@ -103,6 +103,29 @@ def last_final_bars(con: duckdb.DuckDBPyConnection, *, timeframe: str, windows: 
     return {(symbol, date_key): last_ts.astimezone(dt.timezone.utc) for symbol, date_key, last_ts in rows}
 
 
+WINDOW_STATS = """
+SELECT w.symbol, w.date_key, count(*) AS bars, min(b.ts) AS first_ts, max(b.ts) AS last_ts
+FROM stat_windows AS w
+JOIN bars AS b ON b.symbol = w.symbol AND b.timeframe = $timeframe AND b.ts >= w.start AND b.ts < w."end"
+GROUP BY w.symbol, w.date_key
+"""
+
+
+def window_stats(con: duckdb.DuckDBPyConnection, *, timeframe: str,
+                 windows: pl.DataFrame) -> dict[tuple[str, str], tuple[int, dt.datetime, dt.datetime]]:
+    """(symbol, date_key) -> (stored bars, first and last bar start) of each window of `windows` (symbol,
+    date_key, start, end); windows without bars are absent."""
+    if windows.is_empty() or not relation_exists(con, "bars"):
+        return {}
+    con.register("stat_windows", windows.to_arrow())
+    try:
+        rows = con.execute(WINDOW_STATS, {"timeframe": timeframe}).fetchall()
+    finally:
+        con.unregister("stat_windows")
+    utc = dt.timezone.utc
+    return {(symbol, key): (int(n), first.astimezone(utc), last.astimezone(utc)) for symbol, key, n, first, last in rows}
+
+
 def read_symbol_bars(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbol: str) -> pl.DataFrame:
     """Every stored bar of one symbol × timeframe (canonical columns, ts in UTC), oldest first."""
     schema = pl.Schema({"ts": pl.Datetime("us", "UTC"), **{c: pl.Float64() for c in BAR_COLUMNS}})

@@ -15,7 +15,7 @@ import polars as pl
 
 from jutsu_pipeline import faultpoints
 from jutsu_pipeline.actions.infer import record_inferred_actions
-from jutsu_pipeline.partitions import BarsPartitioning, Window, partition_key
+from jutsu_pipeline.partitions import BarsPartitioning, Window, partition_key, split_partition_key
 from jutsu_pipeline.providers.base import (
     BarsProvider,
     FetchRequest,
@@ -26,7 +26,7 @@ from jutsu_pipeline.providers.base import (
 )
 from jutsu_pipeline.quality.rules import GRID_COLUMN, SESSION_COLUMN, WINDOW_COLUMN
 from jutsu_pipeline.quality.schema import RuleFailure, validate_bars
-from jutsu_pipeline.storage.bars import WindowReplacement, last_final_bars, replace_windows
+from jutsu_pipeline.storage.bars import WindowReplacement, last_final_bars, replace_windows, window_stats
 from jutsu_pipeline.sync.plan import FetchPlan, plan_fetches, windows_frame
 
 UTC = dt.timezone.utc
@@ -43,7 +43,9 @@ PROGRESS_EXTRA = "jutsu_progress"  # structured progress in a log record's `extr
 class SyncOutcome:
     """What a run did, per partition key."""
 
-    written: dict[str, int] = field(default_factory=dict)  # key -> bars stored
+    written: dict[str, int] = field(default_factory=dict)  # key -> bars stored by this run
+    # key -> the partition's bars after the run, first and last bar start (a tail refresh writes only the tail)
+    stored: dict[str, tuple[int, dt.datetime, dt.datetime]] = field(default_factory=dict)
     empty: dict[str, str] = field(default_factory=dict)  # key -> why it is valid with no bars
     failed: dict[str, str] = field(default_factory=dict)  # key -> what went wrong
     bars_fetched: int = 0
@@ -217,6 +219,8 @@ class BarsSync:
         with self.connect() as con:
             written = replace_windows(con, timeframe=self.p.timeframe.value, source=self.provider.name,
                                       replacements=replacements, in_transaction=infer)
+            if self.tail:  # tailed windows kept their earlier bars: count what each window holds now
+                self._restat(con, replacements)
         faultpoints.reach("after_commit")
         self.outcome.symbols_done.extend(symbols)
         self.log.info(f"{self._where}: stored {written} bars for {len(symbols)} symbol(s) in one transaction "
@@ -256,7 +260,7 @@ class BarsSync:
                 else:
                     rows = rows.drop("symbol", WINDOW_COLUMN)
                     self.outcome.written[key] = rows.height
-                    self._track_range(rows)
+                    self.outcome.stored[key] = (rows.height, *self._track_range(rows))
                     frames.append(rows)
                 windows.append(window)
         frame = pl.concat(frames) if frames else item.frame.head(0).drop("symbol")
@@ -294,13 +298,27 @@ class BarsSync:
         hi = end.date()
         return self.p.calendar.sessions(lo, hi)
 
-    def _track_range(self, rows: pl.DataFrame) -> None:
+    def _track_range(self, rows: pl.DataFrame) -> tuple[dt.datetime, dt.datetime]:
         first, last = rows["ts"].min(), rows["ts"].max()
         assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)  # a non-empty Datetime column
         if self.outcome.first_ts is None or first < self.outcome.first_ts:
             self.outcome.first_ts = first
         if self.outcome.last_ts is None or last > self.outcome.last_ts:
             self.outcome.last_ts = last
+        return first, last
+
+    def _restat(self, con: duckdb.DuckDBPyConnection, replacements: list[WindowReplacement]) -> None:
+        """The stored bars of the windows a tail refresh wrote (their whole window, not just the tail)."""
+        keys = {r.symbol: set() for r in replacements}
+        for key in self.outcome.stored:
+            date_key, symbol = split_partition_key(key)
+            if symbol in keys:
+                keys[symbol].add(date_key)
+        rows = [(symbol, d, *self.p.window(d)) for symbol, dates in keys.items() for d in sorted(dates)]
+        frame = pl.DataFrame(rows, orient="row", schema={"symbol": pl.String, "date_key": pl.String,
+                                                         "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")})
+        for (symbol, date_key), stats in window_stats(con, timeframe=self.p.timeframe.value, windows=frame).items():
+            self.outcome.stored[partition_key(date_key, symbol)] = stats
 
     def _fail_symbol(self, symbol: str, plans: list[FetchPlan], message: str) -> None:
         keys = [partition_key(k, symbol) for plan in plans for k in plan.date_keys]

@@ -5,12 +5,14 @@
 
 import datetime as dt
 import time
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
+from dagster._core.execution.context.metadata_logging import AssetMetadataHandle, OutputMetadataAccumulator
 
-from jutsu_pipeline.assets.bars.metadata import outcome_metadata
+from jutsu_pipeline.assets.bars.metadata import failure_metadata, partition_metadata, run_totals, summary_line
 from jutsu_pipeline.assets.partitions import bars_asset_key, bars_partitions_def
-from jutsu_pipeline.assets.tables import declared_schema, table_metadata, table_name
+from jutsu_pipeline.assets.tables import declared_schema, table_name
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.providers import is_local
@@ -83,57 +85,81 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
     def bars(
         context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource, market_data: MarketDataResource
     ) -> dg.MaterializeResult:
-        from jutsu_pipeline.sync.engine import BarsSync  # polars and pandera load in the run, not with the definitions
+        # polars and pandera load in the run, not with the definitions
+        from jutsu_pipeline.sync.engine import PROGRESS_EXTRA, BarsSync
 
         started = time.perf_counter()
         with instance_state(context.instance.root_directory):  # provider holds are shared by the instance's runs
             provider = market_data.provider_for(config, market, str(partitioning.calendar.timezone))
         # Planned refreshes of stored windows fetch only their tail; any other run replaces windows whole.
         tail = context.run.tags.get(REFRESH_TAG) == TAIL
+        keys = context.partition_keys  # a range run's keys are listed by Dagster on each access
         try:
-            outcome = BarsSync(partitioning, provider, duckdb.get_connection, context.log, tail=tail).run(
-                context.partition_keys)
+            outcome = BarsSync(partitioning, provider, duckdb.get_connection, context.log, tail=tail).run(keys)
         finally:
             provider.close()
-        metadata = outcome_metadata(outcome, provider.name, time.perf_counter() - started)
-        with duckdb.get_connection() as con:
-            # The column schema is definition metadata: this metadata is copied into every partition's event.
-            metadata.update(table_metadata(con, "bars", timeframe=timeframe.value, symbols=settings.symbols,
-                                           columns=False))
-        metadata["refresh"] = dg.MetadataValue.text(TAIL if tail else "whole windows")
-        # The history bounds the windows were cut with: a later start/end change inside a window makes it stale.
-        metadata["history_start"] = dg.MetadataValue.text(settings.start.isoformat())
-        metadata["history_end"] = dg.MetadataValue.text(settings.end.isoformat() if settings.end else "")
-        metadata["partition_grain"] = dg.MetadataValue.text(str(partitioning.grain))
-        metadata["provider_requests"] = dg.MetadataValue.int(provider.stats.requests)  # HTTP pages, file reads
-        if provider.stats.extra.get("duplicates_dropped"):  # identical repeats (page overlaps), not conflicts
-            metadata["duplicates_dropped"] = dg.MetadataValue.int(provider.stats.extra["duplicates_dropped"])
+        # What is true of every partition of the run; Dagster copies it into each partition's event.
+        common: dict[str, dg.MetadataValue] = {
+            # The history bounds the windows were cut with: a later start/end change inside a window makes it stale.
+            "history_start": dg.MetadataValue.text(settings.start.isoformat()),
+            "history_end": dg.MetadataValue.text(settings.end.isoformat() if settings.end else ""),
+            "partition_grain": dg.MetadataValue.text(str(partitioning.grain)),
+        }
+        if tail:
+            common["refresh"] = dg.MetadataValue.text(TAIL)  # absent: the window was replaced whole
         if duckdb.lake is not None:  # the lake version these partitions can be re-read at
             with duckdb.get_connection(read_only=True) as con:
-                metadata["ducklake_snapshot"] = dg.MetadataValue.int(current_snapshot(con) or 0)
+                common["ducklake_snapshot"] = dg.MetadataValue.int(current_snapshot(con) or 0)
+        per_partition = partition_metadata(outcome)
+        totals = run_totals(outcome, provider.name, time.perf_counter() - started, provider.stats.requests,
+                            int(provider.stats.extra.get("duplicates_dropped") or 0))
+        # The run's totals once, in its log (and `jutsu sync`'s summary reads them from this record).
+        context.log.info(summary_line(key.to_user_string(), totals, tail), extra={PROGRESS_EXTRA: {"phase": "done", **totals}})
         if outcome.failed:
-            _record_successes(context, key, outcome.succeeded_keys, metadata)
+            _record_successes(context, key, per_partition, common)
             first = next(iter(outcome.failed.values()))
             raise BarsSyncFailed(
                 description=(
-                    f"{len(outcome.failed)} of {len(context.partition_keys)} partition(s) of {key.to_user_string()} "
+                    f"{len(outcome.failed)} of {len(keys)} partition(s) of {key.to_user_string()} "
                     f"were not stored (nothing of them was written); {len(outcome.succeeded_keys)} were. "
                     f"First error: {first}. Fix the source data (or the provider options) and re-materialise the "
                     "failed partitions (listed in this step's metadata); the stored ones stay as they are."
                 ),
-                metadata=metadata,
+                metadata=failure_metadata(outcome, totals),
             )
-        context.log.info(
-            f"{key.to_user_string()}: {len(outcome.written)} partition(s) with {outcome.bars_written} bars, "
-            f"{len(outcome.empty)} valid-empty, {outcome.provider_calls} provider call(s)"
-        )
-        return dg.MaterializeResult(metadata=metadata)
+        set_partition_metadata(context, key, keys, per_partition)
+        return dg.MaterializeResult(metadata=common)
 
     return bars
 
 
-def _record_successes(context: dg.AssetExecutionContext, key: dg.AssetKey, keys: list[str],
-                      metadata: dict[str, dg.MetadataValue]) -> None:
+def set_partition_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey, run_keys: Sequence[str],
+                           per_partition: Mapping[str, Mapping[str, dg.MetadataValue]]) -> None:
+    """Give each partition's materialisation its own metadata (merged over the returned metadata).
+
+    `context.add_asset_metadata(..., partition_key=k)` is Dagster's way, but each call lists the run's whole
+    partition range and copies every partition's metadata gathered so far: quadratic, hours for the 10,500
+    partitions of a first sync. The same accumulator is filled here in one step; if Dagster's internals
+    change, the public call is used (test_bars_metadata.py holds the contract either way).
+    """
+    unknown = set(per_partition) - set(run_keys)
+    if unknown:
+        raise ValueError(f"metadata for partitions this run does not materialise: {sorted(unknown)[:3]}")
+    step = getattr(context.op_execution_context, "_step_execution_context", None)
+    accumulator = getattr(step, "_metadata_accumulator", None)
+    if isinstance(accumulator, OutputMetadataAccumulator):
+        step._metadata_accumulator = OutputMetadataAccumulator(per_output_metadata={  # type: ignore[union-attr]
+            **accumulator.per_output_metadata,
+            **{AssetMetadataHandle(asset_key=key, partition_key=k): m for k, m in per_partition.items()},
+        })
+        return
+    for partition, metadata in per_partition.items():
+        context.add_asset_metadata(metadata, asset_key=key, partition_key=partition)
+
+
+def _record_successes(context: dg.AssetExecutionContext, key: dg.AssetKey,
+                      per_partition: Mapping[str, Mapping[str, dg.MetadataValue]],
+                      common: Mapping[str, dg.MetadataValue]) -> None:
     """A failing step records no materialisations, so record the partitions that did land explicitly."""
-    for partition in keys:
-        context.log_event(dg.AssetMaterialization(asset_key=key, partition=partition, metadata=metadata))
+    for partition, metadata in per_partition.items():
+        context.log_event(dg.AssetMaterialization(asset_key=key, partition=partition, metadata={**common, **metadata}))

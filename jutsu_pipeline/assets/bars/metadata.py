@@ -1,8 +1,16 @@
-"""Run metadata of a bars materialisation (per run: partition status itself is the coverage record)."""
+"""What a bars run records: each partition's own facts on its materialisation, the run's totals once.
+
+A range run materialises every partition of its range; Dagster copies whatever metadata the asset returns
+into each of those events (10,500 for a first sync of 500 symbols × 20 years). So the returned metadata holds
+only what is true of every partition of the run (the history bounds and grain the planner compares), each
+partition gets its own facts (rows, first and last bar, why it is empty), and the run's totals go to the
+run's log (one summary line) and to `jutsu sync`'s summary, or to the step failure's metadata.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -10,8 +18,9 @@ if TYPE_CHECKING:  # the engine (polars, pandera) loads when a run syncs, not wh
     from jutsu_pipeline.sync.engine import SyncOutcome
 
 MAX_TABLE_ROWS = 25
-# A range run's metadata is copied into every partition's materialisation event: keep it small.
 MAX_SYMBOL_NAMES = 25
+ROW_COUNT = "dagster/row_count"  # the partition's stored bars
+EMPTY_BECAUSE = "empty_because"  # why a valid-empty partition has no bars
 
 
 def _names(symbols: list[str]) -> str:
@@ -29,24 +38,58 @@ def _markdown_table(rows: dict[str, str], header: tuple[str, str]) -> str:
     return "\n".join(lines)
 
 
-def outcome_metadata(outcome: SyncOutcome, provider: str, seconds: float) -> dict[str, dg.MetadataValue]:
-    """Numbers Dagster can plot plus readable tables of empty and failed partitions."""
-    metadata: dict[str, dg.MetadataValue] = {
-        "bars_written": dg.MetadataValue.int(outcome.bars_written),
-        "bars_fetched": dg.MetadataValue.int(outcome.bars_fetched),
-        "partitions_with_bars": dg.MetadataValue.int(len(outcome.written)),
-        "partitions_valid_empty": dg.MetadataValue.int(len(outcome.empty)),
-        "partitions_failed": dg.MetadataValue.int(len(outcome.failed)),
-        "provider": dg.MetadataValue.text(provider),
-        "provider_calls": dg.MetadataValue.int(outcome.provider_calls),
-        "symbols": dg.MetadataValue.text(_names(outcome.symbols_done)),
-        "seconds": dg.MetadataValue.float(round(seconds, 3)),
+def partition_metadata(outcome: SyncOutcome) -> dict[str, dict[str, dg.MetadataValue]]:
+    """partition key -> its own facts: stored bars (`dagster/row_count`) with the first and last bar, or
+    the reason it is valid with no bars. Failed partitions are absent (they are not materialised)."""
+    per: dict[str, dict[str, dg.MetadataValue]] = {}
+    for key, (rows, first, last) in outcome.stored.items():
+        per[key] = {ROW_COUNT: dg.MetadataValue.int(rows), "first_ts": dg.MetadataValue.timestamp(first),
+                    "last_ts": dg.MetadataValue.timestamp(last)}
+    zero = dg.MetadataValue.int(0)
+    for key, reason in outcome.empty.items():
+        per[key] = {ROW_COUNT: zero, EMPTY_BECAUSE: dg.MetadataValue.text(reason)}
+    return per
+
+
+def run_totals(outcome: SyncOutcome, provider: str, seconds: float, requests: int,
+               duplicates_dropped: int = 0) -> dict[str, Any]:
+    """The run's totals (plain values): its summary line, `jutsu sync`'s summary, a failure's metadata."""
+    totals: dict[str, Any] = {
+        "partitions_with_bars": len(outcome.written),
+        "partitions_valid_empty": len(outcome.empty),
+        "partitions_failed": len(outcome.failed),
+        "bars_written": outcome.bars_written,
+        "bars_fetched": outcome.bars_fetched,
+        "provider": provider,
+        "provider_calls": outcome.provider_calls,
+        "provider_requests": requests,  # HTTP pages, file reads
+        "seconds": round(seconds, 3),
     }
-    if outcome.first_ts is not None and outcome.last_ts is not None:
-        metadata["first_ts"] = dg.MetadataValue.timestamp(outcome.first_ts)
-        metadata["last_ts"] = dg.MetadataValue.timestamp(outcome.last_ts)
+    if duplicates_dropped:  # identical repeats (page overlaps), not conflicts
+        totals["duplicates_dropped"] = duplicates_dropped
+    return totals
+
+
+def summary_line(asset: str, totals: Mapping[str, Any], tail: bool) -> str:
+    """One line for the run's log: what the run did in total."""
+    line = (f"{asset}: {totals['partitions_with_bars']} partition(s) with {totals['bars_written']:,} bars written "
+            f"({totals['bars_fetched']:,} fetched), {totals['partitions_valid_empty']} valid-empty, "
+            f"{totals['partitions_failed']} failed; {totals['provider_calls']} provider call(s), "
+            f"{totals['provider_requests']} request(s) to {totals['provider']}")
+    if totals.get("duplicates_dropped"):
+        line += f", {totals['duplicates_dropped']} identical duplicate bar(s) dropped"
+    return line + f"; {'tail refresh' if tail else 'whole windows'}; {totals['seconds']:.1f} s"
+
+
+def failure_metadata(outcome: SyncOutcome, totals: Mapping[str, Any]) -> dict[str, dg.MetadataValue]:
+    """The step failure's metadata (once per run): the totals and readable tables of failed and empty partitions."""
+    metadata: dict[str, dg.MetadataValue] = {
+        name: dg.MetadataValue.text(value) if isinstance(value, str)
+        else dg.MetadataValue.float(value) if isinstance(value, float) else dg.MetadataValue.int(value)
+        for name, value in totals.items()
+    }
+    metadata["symbols"] = dg.MetadataValue.text(_names(outcome.symbols_done))
     if outcome.empty:
         metadata["valid_empty_partitions"] = dg.MetadataValue.md(_markdown_table(outcome.empty, ("partition", "why empty")))
-    if outcome.failed:
-        metadata["failed_partitions"] = dg.MetadataValue.md(_markdown_table(outcome.failed, ("partition", "error")))
+    metadata["failed_partitions"] = dg.MetadataValue.md(_markdown_table(outcome.failed, ("partition", "error")))
     return metadata
