@@ -46,6 +46,26 @@ def run_metadata(result: dg.ExecuteInProcessResult) -> dict:
     return {k: v.value for k, v in events[-1].materialization.metadata.items()}
 
 
+def partition_facts(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    """partition -> metadata values of its materialisation in this run."""
+    return {str(e.materialization.partition): {k: v.value for k, v in e.materialization.metadata.items()}
+            for e in result.get_asset_materialization_events()}
+
+
+def partition_counts(result: dg.ExecuteInProcessResult) -> tuple[int, int]:
+    """(partitions with bars, valid-empty partitions) a bars run materialised."""
+    facts = partition_facts(result).values()
+    return sum(1 for f in facts if f["dagster/row_count"] > 0), sum(1 for f in facts if "empty_because" in f)
+
+
+def run_summary(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> str:
+    """The bars run's one summary line in its log (its totals)."""
+    lines = [e.user_message for e in instance.all_logs(result.run_id)
+             if e.dagster_event is None and " bars written (" in e.user_message]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
 def step_error(result: dg.ExecuteInProcessResult) -> str:
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     return failure.event_specific_data.error.message

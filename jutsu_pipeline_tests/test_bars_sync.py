@@ -15,7 +15,14 @@ from jutsu_pipeline.resources import MarketDataResource
 from jutsu_pipeline.status import partition_status
 from jutsu_pipeline.sync.planner import plan_ranges, plan_sync
 from jutsu_pipeline_tests.conftest import query
-from jutsu_pipeline_tests.helpers import partitioning, run_bars, run_metadata, step_error
+from jutsu_pipeline_tests.helpers import (
+    partition_counts,
+    partition_facts,
+    partitioning,
+    run_bars,
+    run_summary,
+    step_error,
+)
 
 BARS_KEY = dg.AssetKey(["us_stocks", "bars_1d"])
 UTC = dt.timezone.utc
@@ -31,9 +38,8 @@ def sample_bars(symbol: str, first: str, last: str) -> int:
 def test_range_of_12_months_for_2_symbols_makes_exactly_2_provider_calls(sample_config, instance) -> None:
     result = run_bars(sample_config, instance, start="2005-01-01|AAPL", end="2005-12-01|FB")
     assert result.success
-    meta = run_metadata(result)
-    assert meta["provider_calls"] == 2
-    assert meta["partitions_with_bars"] == 12 and meta["partitions_valid_empty"] == 12  # FB listed in 2012
+    assert "; 2 provider call(s), " in run_summary(instance, result)
+    assert partition_counts(result) == (12, 12)  # FB listed in 2012
     assert len(instance.get_materialized_partitions(BARS_KEY)) == 24
     rows = query(sample_config, "SELECT symbol, count(*) FROM bars GROUP BY symbol")
     assert rows == [("AAPL", sample_bars("AAPL", "2005-01-01", "2005-12-31"))] == [("AAPL", 252)]
@@ -69,10 +75,10 @@ def test_only_missing_partitions_are_planned_after_a_partial_backfill(sample_con
 def test_symbol_listed_after_start_has_valid_empty_windows_with_the_reason(sample_config, instance) -> None:
     result = run_bars(sample_config, instance, start="2012-04-01|FB", end="2012-06-01|FB")
     assert result.success
-    meta = run_metadata(result)
-    assert meta["partitions_valid_empty"] == 1 and meta["partitions_with_bars"] == 2
-    assert "2012-04-01|FB" in meta["valid_empty_partitions"]
-    assert "before the symbol's first available bar (2012-05-18)" in meta["valid_empty_partitions"]
+    assert partition_counts(result) == (2, 1)
+    facts = partition_facts(result)["2012-04-01|FB"]
+    assert facts["empty_because"] == "before the symbol's first available bar (2012-05-18)"
+    assert facts["dagster/row_count"] == 0
     assert query(sample_config, "SELECT min(ts)::DATE FROM bars WHERE symbol = 'FB'") == [(dt.date(2012, 5, 18),)]
 
 
@@ -117,7 +123,7 @@ def test_invalid_bars_store_nothing_for_their_partition_and_name_the_rule(sample
 @pytest.mark.slow
 def test_a_whole_history_run_stores_every_sample_bar(sample_config, instance) -> None:
     result = run_bars(sample_config, instance, start="2000-03-01|AAPL", end="2013-03-01|MSFT")
-    assert result.success and run_metadata(result)["provider_calls"] == 5
+    assert result.success and "; 5 provider call(s), " in run_summary(instance, result)
     coverage = query(sample_config, "SELECT symbol, first_ts::DATE, last_ts::DATE, bars FROM coverage ORDER BY symbol")
     assert coverage == [
         ("AAPL", dt.date(2000, 3, 1), dt.date(2013, 3, 1), 3270),

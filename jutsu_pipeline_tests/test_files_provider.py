@@ -14,7 +14,7 @@ from jutsu_pipeline.providers.base import FetchRequest, UnknownSymbolError
 from jutsu_pipeline.providers.files import FilesProvider
 from jutsu_pipeline.timeframes import Timeframe
 from jutsu_pipeline_tests.conftest import query, write_config
-from jutsu_pipeline_tests.helpers import run_bars, run_metadata, step_error
+from jutsu_pipeline_tests.helpers import partition_facts, run_bars, step_error
 
 UTC = dt.timezone.utc
 DAILY = pl.DataFrame({
@@ -39,7 +39,7 @@ def test_csv_round_trips_exactly(tmp_path: Path, instance) -> None:
     DAILY.write_csv(tmp_path / "csv" / "SPX.csv")
     config = load_config(write_config(tmp_path, {"my_csvs": _market(tmp_path / "csv")}))
     result = run_bars(config, instance, key="2024-01-01|SPX", market="my_csvs")
-    assert result.success and run_metadata(result)["bars_written"] == 5
+    assert result.success and partition_facts(result)["2024-01-01|SPX"]["dagster/row_count"] == 5
     rows = query(config, "SELECT ts, open, high, low, close, volume, adj_close, source FROM bars ORDER BY ts")
     expected = [
         (dt.datetime.fromisoformat(d).replace(tzinfo=UTC), o, h, lo, c, float(v), a, "files")

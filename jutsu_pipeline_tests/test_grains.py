@@ -13,7 +13,7 @@ from jutsu_pipeline.config import PartitionCountWarning, load_config, parse_conf
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.timeframes import DEFAULT_GRAINS, EARLIER_GRAINS, Grain, Timeframe
 from jutsu_pipeline_tests.conftest import DEFAULT_GRAIN_MARKET, SAMPLE_MARKET, query, write_config
-from jutsu_pipeline_tests.helpers import run_bars, run_metadata
+from jutsu_pipeline_tests.helpers import partition_counts, run_bars
 
 BIG = {"provider": "sample", "calendar": "XNYS", "timeframes": ["1d", "1h", "5m", "1m"], "start": "2006-01-03",
        "end": "2025-12-31", "symbols": [f"S{i:03d}" for i in range(500)]}
@@ -78,10 +78,8 @@ def test_yearly_daily_sync_has_no_missing_days_and_listing_years_are_valid_empty
     config = load_config(write_config(tmp_path, {"us_stocks": DEFAULT_GRAIN_MARKET}))  # one partition per symbol-year
     result = run_bars(config, instance, start="2000-01-01|AAPL", end="2013-01-01|MSFT")
     assert result.success
-    meta = run_metadata(result)
     # FB listed 2012-05-18 and GOOG 2004-08-19: their earlier years are valid-empty, not failures.
-    assert meta["partitions_valid_empty"] == 12 + 4 and meta["partitions_failed"] == 0
-    assert meta["partitions_with_bars"] == 14 * 5 - 16
+    assert partition_counts(result) == (14 * 5 - 16, 12 + 4)
     assert query(config, "SELECT count(*) FROM bars") == [(12_154,)]  # the same bars as the monthly layout
     assert query(config, "SELECT count(*) FROM bars WHERE dayofweek(ts) IN (0, 6)") == [(0,)]
 
@@ -105,8 +103,7 @@ def test_quarterly_intraday_sync_skips_closed_days_and_the_quarter_before_listin
     assert BarsPartitioning("us", Timeframe.M5, config.markets["us"]).date_keys() == ["2024-01-01", "2024-04-01"]
     result = run_bars(config, instance, start="2024-01-01|NEWCO", end="2024-04-01|SPY", market="us", timeframe="5m")
     assert result.success
-    meta = run_metadata(result)
-    assert (meta["partitions_with_bars"], meta["partitions_valid_empty"], meta["partitions_failed"]) == (3, 1, 0)
+    assert partition_counts(result) == (3, 1)
     days = dict(query(config, "SELECT symbol, count(DISTINCT ts::DATE) FROM bars GROUP BY ALL"))
     # 1 Mar to 14 Jun 2024: 74 sessions (Good Friday, Memorial Day and weekends closed); NEWCO's ten.
     assert days == {"SPY": 74, "NEWCO": 10}

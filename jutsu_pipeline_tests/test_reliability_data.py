@@ -4,6 +4,7 @@ completeness of pages, duplicates, off-grid bars, naive timestamps, finality of 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,7 +22,7 @@ from jutsu_pipeline.providers.files import FilesProvider
 from jutsu_pipeline.providers.http import MalformedPayload
 from jutsu_pipeline.timeframes import Timeframe
 from jutsu_pipeline_tests.conftest import query, write_config
-from jutsu_pipeline_tests.helpers import run_bars, run_metadata, step_error
+from jutsu_pipeline_tests.helpers import run_bars, run_summary, step_error
 
 UTC = dt.timezone.utc
 SNAPSHOT = "SELECT symbol, ts, open, high, low, close, volume FROM bars ORDER BY ALL"
@@ -95,7 +96,8 @@ def test_identical_duplicates_are_dropped_and_counted(fx: FakeExchange, tmp_path
     result = run_hourly(config, instance)
     assert result.success
     assert query(config, SNAPSHOT) == clean_hourly
-    assert run_metadata(result)["duplicates_dropped"] > 0
+    dropped = re.search(r"(\d+) identical duplicate bar\(s\) dropped", run_summary(instance, result))
+    assert dropped is not None and int(dropped.group(1)) > 0
 
 
 def test_off_grid_intraday_bar_fails_its_partition_under_standard(fx: FakeExchange, tmp_path: Path, instance) -> None:

@@ -65,6 +65,9 @@ def test_tail_fetches_only_after_the_last_final_bar_and_picks_up_a_revision(fx, 
     assert max(after) >= dt.datetime(2024, 3, 10, 14, tzinfo=UTC)
     hours = int((max(after) - min(after)).total_seconds() // 3600) + 1
     assert len(after) == hours  # every hour once: nothing lost or doubled at the seam
+    # The window's recorded facts (its materialisation metadata) are the whole window's, not the tail's.
+    assert refresh.written[KEY] < len(after)
+    assert refresh.stored[KEY] == (len(after), min(after), max(after))
 
 
 def test_a_window_without_stored_bars_is_fetched_whole_even_in_tail_mode(fx, tmp_path: Path) -> None:
