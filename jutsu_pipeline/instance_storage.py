@@ -245,6 +245,24 @@ def _batching_postgres_event_log() -> type:
             super().__init__(*args, **kwargs)
             os.environ.setdefault(BATCH_ENV, str(DEFAULT_BATCH_SIZE))
 
+        def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+            """dagster-postgres's batch write, with one cached executemany instead of an INSERT of 1,000
+            VALUES rows that SQLAlchemy compiled anew for every batch (a third of the batch's time, py-spy
+            over bench_sync.py); the same rows, tags and asset-key update."""
+            kinds = {event.get_dagster_event().event_type for event in events}
+            plain = kinds in ({DagsterEventType.ASSET_MATERIALIZATION}, {DagsterEventType.ASSET_OBSERVATION})
+            if not plain or any(e.get_dagster_event().is_asset_failed_to_materialize for e in events):
+                super().store_event_batch(events)
+                return
+            table = SqlEventLogStorageTable
+            rows = [self._event_to_row(event) for event in events]
+            with self._connect() as conn:
+                returning = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+                event_ids = [int(row[0]) for row in conn.execute(returning, rows)]
+            with self.index_transaction() as conn:
+                self._store_asset_event_tags(conn, events, event_ids)
+                self._store_asset_event(conn, events[-1], event_ids[-1])  # the asset row holds the latest
+
         @classmethod
         def from_config_value(cls, inst_data: ConfigurableClassData | None,
                               config_value: Mapping[str, Any]) -> BatchingPostgresEventLogStorage:

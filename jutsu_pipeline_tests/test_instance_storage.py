@@ -168,8 +168,16 @@ def test_postgres_event_log_stores_a_range_run_s_partitions_and_their_failure(tm
     def own_positive() -> dg.AssetCheckResult:
         return dg.AssetCheckResult(passed=True)
 
+    from dagster_postgres.event_log.event_log import PostgresEventLogStorage
+
+    def one_statement_per_batch(*_args: object) -> None:
+        raise AssertionError("the batch went through dagster-postgres's one-INSERT-of-all-rows path")
+
+    # Dagster stores a batch that raised one event at a time: counted below.
+    monkeypatch.setattr(PostgresEventLogStorage, "prepare_insert_event_batch", one_statement_per_batch)
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert isinstance(instance.event_log_storage, instance_storage.BatchingPostgresEventLogStorage)
+        single = _events_stored_one_by_one(instance, monkeypatch)
         assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "1000"
         ok = dg.materialize([own_prices, own_positive], instance=instance,
                             tags=dict(zip(RANGE, ("2020-01-01|A", "2024-01-01|C"))))
@@ -178,9 +186,16 @@ def test_postgres_event_log_stores_a_range_run_s_partitions_and_their_failure(tm
                  for r in instance.get_records_for_run(ok.run_id, limit=10_000).records]
         assert kinds.count(dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED) == 1  # the run's 15 partitions
         assert kinds.count(dg.DagsterEventType.ASSET_MATERIALIZATION) == 15
+        assert dg.DagsterEventType.ASSET_MATERIALIZATION not in single  # all went through the batch
         assert len(instance.get_materialized_partitions(own_prices.key)) == 15
         [entry] = instance.get_asset_records([own_prices.key])
         assert entry.asset_entry.last_run_id == ok.run_id
+        # The batch's rows, ids and indexed tags as dagster-postgres writes them (one executemany here).
+        records = instance.fetch_materializations(own_prices.key, limit=100).records
+        assert entry.asset_entry.last_materialization_record.storage_id == max(r.storage_id for r in records)
+        tagged = instance.event_log_storage.get_event_tags_for_asset(
+            own_prices.key, filter_tags={"dagster/partition/symbol": "B"})
+        assert len(tagged) == 5 and all(t["dagster/partition/symbol"] == "B" for t in tagged)
         evaluation = instance.event_log_storage.get_latest_asset_check_execution_by_key([own_positive.check_key])
         assert evaluation[own_positive.check_key].event.asset_check_evaluation.passed
         # Failed partitions of a failed (killed) range run are read from its one planned event, as on SQLite.

@@ -309,7 +309,7 @@ class BarsSync:
 
     def _restat(self, con: duckdb.DuckDBPyConnection, replacements: list[WindowReplacement]) -> None:
         """The stored bars of the windows a tail refresh wrote (their whole window, not just the tail)."""
-        keys = {r.symbol: set() for r in replacements}
+        keys: dict[str, set[str]] = {r.symbol: set() for r in replacements}
         for key in self.outcome.stored:
             date_key, symbol = split_partition_key(key)
             if symbol in keys:
