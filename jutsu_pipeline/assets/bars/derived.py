@@ -6,13 +6,14 @@ import time
 
 import dagster as dg
 
-from jutsu_pipeline.assets.bars.assets import bars_asset_key
+from jutsu_pipeline.assets.bars.assets import bars_asset_key, set_partition_metadata
+from jutsu_pipeline.assets.bars.metadata import ROW_COUNT
 from jutsu_pipeline.assets.conditions import downstream_asset
 from jutsu_pipeline.assets.partitions import bars_partitions_def
-from jutsu_pipeline.assets.tables import declared_schema, table_metadata, table_name
+from jutsu_pipeline.assets.tables import declared_schema, table_name
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.derive import derived_source
-from jutsu_pipeline.partitions import BarsPartitioning
+from jutsu_pipeline.partitions import BarsPartitioning, split_partition_key
 from jutsu_pipeline.resources import JutsuDuckDBResource
 
 
@@ -42,6 +43,7 @@ def build_derived_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning
     )
     def derived_bars(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
         from jutsu_pipeline.derive import derive_partitions  # polars loads in the run
+        from jutsu_pipeline.storage.bars import window_stats
 
         keys = list(context.partition_keys)
         stored = context.instance.get_materialized_partitions(base_key)
@@ -55,18 +57,44 @@ def build_derived_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning
         started = time.perf_counter()
         with duckdb.get_connection() as con:
             outcome = derive_partitions(con, partitioning, base, keys)
-            rows = table_metadata(con, "bars", timeframe=timeframe.value, symbols=config.markets[market].symbols,
-                                  columns=False)
+            stored = window_stats(con, timeframe=timeframe.value, windows=_windows(partitioning, keys))
         seconds = time.perf_counter() - started
-        context.log.info(f"{key.to_user_string()}: {outcome.bars} bars ({outcome.incomplete} incomplete) from "
-                         f"{base} bars of {len(keys)} partition(s) in {seconds:.2f} s")
-        return dg.MaterializeResult(metadata={
-            "bars_written": dg.MetadataValue.int(outcome.bars),
-            "bars_incomplete": dg.MetadataValue.int(outcome.incomplete),
-            "partitions": dg.MetadataValue.int(len(keys)),
-            "source": dg.MetadataValue.text(derived_source(base)),
-            "seconds": dg.MetadataValue.float(round(seconds, 3)),
-            **rows,
-        })
+        # The run's totals once, in its log; each partition's event holds its own rows (a range run's returned
+        # metadata is copied into every partition's event).
+        context.log.info(f"{key.to_user_string()}: {outcome.bars} bars written ({outcome.incomplete} incomplete) "
+                         f"from {base} bars of {len(keys)} partition(s) in {seconds:.2f} s")
+        per_partition: dict[str, dict[str, dg.MetadataValue]] = {}
+        for partition in keys:
+            date_key, symbol = split_partition_key(partition)
+            rows = stored.get((symbol, date_key))
+            per_partition[partition] = {ROW_COUNT: dg.MetadataValue.int(rows[0] if rows else 0)}
+            if rows:
+                per_partition[partition].update(first_ts=dg.MetadataValue.timestamp(rows[1]),
+                                                last_ts=dg.MetadataValue.timestamp(rows[2]))
+        set_partition_metadata(context, key, keys, per_partition)
+        return dg.MaterializeResult(metadata={"source": dg.MetadataValue.text(derived_source(base))})
 
     return derived_bars
+
+
+def _windows(partitioning: BarsPartitioning, keys: list[str]):  # noqa: ANN202 - a polars frame, loaded in the run
+    """symbol, date_key and the [start, end) the partition's derived bars occupy: from its first session's
+    midnight (daily) or open to its last session's next midnight or close, as the derivation places them."""
+    import datetime as dt
+
+    import polars as pl
+
+    daily = not partitioning.timeframe.is_intraday
+    rows = []
+    for date_key, symbol in map(split_partition_key, keys):
+        sessions = partitioning.sessions(date_key)
+        if not sessions:
+            continue
+        if daily:
+            start = dt.datetime.combine(sessions[0], dt.time(), dt.UTC)
+            end = dt.datetime.combine(sessions[-1] + dt.timedelta(days=1), dt.time(), dt.UTC)
+        else:
+            start, end = partitioning.calendar.session_bounds(sessions[0])[0], partitioning.calendar.session_bounds(sessions[-1])[1]
+        rows.append((symbol, date_key, start, end))
+    return pl.DataFrame(rows, orient="row", schema={"symbol": pl.String, "date_key": pl.String,
+                                                    "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")})
