@@ -1,4 +1,5 @@
-"""Sync a run's partitions: fetch per symbol, validate all before writing, replace atomically per batch."""
+"""Sync a run's partitions: fetch per symbol, validate everything before writing, then replace every
+validated window of the run in one transaction."""
 
 from __future__ import annotations
 
@@ -32,7 +33,11 @@ from jutsu_pipeline.sync.plan import FetchPlan, plan_fetches, windows_frame
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
-FLUSH_ROWS = 250_000  # write (and validate) in batches of about this many bars
+FLUSH_ROWS = 250_000  # validate in batches of about this many bars
+# Validated bars held for the run's one write; only a run holding more is written in several transactions
+# (each still whole windows). Ten 250,000-bar transactions cost ~2x one: every commit maintains and persists
+# the primary-key index of `bars` again (2026-12-02, 500 x 20 y daily).
+WRITE_ROWS = 10_000_000
 # Progress lines per run: each Dagster log line is an event-log row written on its own (no batching),
 # ~10-30 ms on SQLite, so a 500-symbol close logs every 25th symbol instead of each one.
 PROGRESS_LINES = 20
@@ -91,6 +96,8 @@ class BarsSync:
         self.log = log
         self.now = now or dt.datetime.now(UTC)
         self.outcome = SyncOutcome()
+        self._pending: list[WindowReplacement] = []  # validated, not yet written
+        self._pending_rows = 0
         self._where = f"{partitioning.market}/bars_{partitioning.timeframe}"
 
     def run(self, partition_keys: Iterable[str]) -> SyncOutcome:
@@ -110,10 +117,13 @@ class BarsSync:
             batch.append(fetched)
             buffered += fetched.frame.height
             if buffered >= FLUSH_ROWS:
-                self._validate_and_write(batch)
+                self._validate(batch)
                 batch, buffered = [], 0
+                if self._pending_rows >= WRITE_ROWS:
+                    self._write()
         if batch:
-            self._validate_and_write(batch)
+            self._validate(batch)
+        self._write()
         return self.outcome
 
     # -- tail refresh --------------------------------------------------------------------------
@@ -196,7 +206,8 @@ class BarsSync:
 
     # -- validate and write --------------------------------------------------------------------
 
-    def _validate_and_write(self, batch: list[_SymbolFetch]) -> None:
+    def _validate(self, batch: list[_SymbolFetch]) -> None:
+        """Validate a batch of fetched symbols; their valid windows wait for the run's write."""
         frame = pl.concat([item.frame for item in batch], how="vertical")
         windows = windows_frame(plan for item in batch for plan in item.plans)
         sessions = None if self.p.calendar.always_open else self._sessions(windows)
@@ -212,6 +223,12 @@ class BarsSync:
             replacement = self._replacement(item, bad, groups)
             if replacement.windows:
                 replacements.append(replacement)
+                self._pending_rows += replacement.frame.height
+        self._pending.extend(replacements)
+
+    def _write(self) -> None:
+        """Replace every pending window in one transaction: all of them land, or none."""
+        replacements, self._pending, self._pending_rows = self._pending, [], 0
         if not replacements:
             return
         symbols = [r.symbol for r in replacements]
@@ -223,8 +240,9 @@ class BarsSync:
                 self._restat(con, replacements)
         faultpoints.reach("after_commit")
         self.outcome.symbols_done.extend(symbols)
+        shown = ", ".join(symbols[:20]) + (f" and {len(symbols) - 20} more" if len(symbols) > 20 else "")
         self.log.info(f"{self._where}: stored {written} bars for {len(symbols)} symbol(s) in one transaction "
-                      f"({', '.join(symbols)})")
+                      f"({shown})")
 
     def _infer_actions(self, symbols: list[str]) -> Callable[[duckdb.DuckDBPyConnection], None] | None:
         """Daily bars with the provider's adjusted close imply splits and dividends: record them with the bars."""
