@@ -31,7 +31,8 @@ from jutsu_pipeline.quality.stored import (
     flag_rows,
 )
 from jutsu_pipeline.storage.actions import record_actions
-from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.storage.ddl import BARS_KEY as PRIMARY_KEY
+from jutsu_pipeline.storage.ddl import ensure_schema, has_primary_key
 from jutsu_pipeline.storage.scope import read_bars, scope_params
 from jutsu_pipeline.timeframes import Timeframe
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, write_config
@@ -125,6 +126,20 @@ def test_the_synced_sample_passes_every_check(stored_2012) -> None:
         report, result = _evaluate(path, keys, check, Profile.STRICT)
         assert result.passed, (check, report.per_symbol)
         assert report.rows_checked == 250 * 2 + 155 and report.symbols_checked == 3  # FB listed 2012-05-18
+
+
+def test_the_duplicate_scan_is_left_out_only_where_the_primary_key_enforces_uniqueness(stored_2012, tmp_path) -> None:
+    path, keys = stored_2012
+    copy = tmp_path / "bars.duckdb"
+    shutil.copy(path, copy)
+    with _connect(copy) as con:
+        assert has_primary_key(con, "bars", PRIMARY_KEY)
+        assert not has_primary_key(con, "bars", ("symbol", "ts")) and not has_primary_key(con, "nothing", PRIMARY_KEY)
+        with pytest.raises(duckdb.ConstraintException):  # what makes the scan redundant there
+            con.execute(f"INSERT INTO bars SELECT * FROM bars WHERE {IBM}")
+        for statement in LEGACY_TABLE:
+            con.execute(statement)
+        assert not has_primary_key(con, "bars", PRIMARY_KEY)  # scanned (the defect test below finds duplicates)
 
 
 @pytest.mark.parametrize("defect", list(DEFECTS))

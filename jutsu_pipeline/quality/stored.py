@@ -27,7 +27,7 @@ from jutsu_pipeline.quality.expressions import DAILY_RULES, STORED_ROW_RULES, op
 from jutsu_pipeline.quality.grid import calendar_grid, materialized_frame
 from jutsu_pipeline.quality.report import MAX_SAMPLES, CheckReport, Markdown, empty_per_symbol, markdown_table
 from jutsu_pipeline.quality.rules import VALUE_COLUMNS
-from jutsu_pipeline.storage.ddl import relation_exists
+from jutsu_pipeline.storage.ddl import BARS_KEY, has_primary_key, relation_exists
 from jutsu_pipeline.storage.scope import CHANGED_RELATION, JUDGED, read_bars, read_changed_bars, scope_params
 
 UTC = dt.timezone.utc
@@ -286,10 +286,13 @@ def _sql_per_symbol(con: duckdb.DuckDBPyConnection, statement: str, rule: str, p
 def check_duplicates(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None = None) -> CheckReport:
     """no_duplicates: primary-key uniqueness and increasing ts within each ingestion."""
     params, key = _scope(p, changed), changed is not None
+    # A table whose primary key is (symbol, timeframe, ts) cannot hold a duplicate: its scan (1.1 s of a
+    # first evaluation over 2.5 M bars) is left out. A DuckLake or a table made without the key is scanned.
+    enforced = has_primary_key(con, "bars", BARS_KEY)
     with changed_scope(con, p, changed):
         report = CheckReport("no_duplicates", builtin_checks.DUPLICATES.rules, *_row_count(con, p, changed))
         report.per_symbol = pl.concat([
-            _sql_per_symbol(con, sql.DUPLICATE_KEYS[key], "ts_unique", params),
+            *([] if enforced else [_sql_per_symbol(con, sql.DUPLICATE_KEYS[key], "ts_unique", params)]),
             _sql_per_symbol(con, sql.OUT_OF_ORDER[key], "ts_increasing", params),
         ])
     return report

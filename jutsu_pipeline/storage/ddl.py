@@ -206,6 +206,20 @@ def relation_exists(con: duckdb.DuckDBPyConnection, name: str, kind: str | None 
     return found is not None and kind in (None, found[0])
 
 
+BARS_KEY = ("symbol", "timeframe", "ts")  # CREATE_BARS's primary key
+PRIMARY_KEYS = """
+SELECT constraint_column_names FROM duckdb_constraints()
+WHERE database_name = current_database() AND schema_name = current_schema() AND table_name = $name
+  AND constraint_type = 'PRIMARY KEY'
+"""
+
+
+def has_primary_key(con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[str]) -> bool:
+    """Table `name` enforces a primary key on exactly `columns` (a DuckDB file's `bars`: yes; a DuckLake's or a
+    table made by another tool: no)."""
+    return any(list(key) == list(columns) for (key,) in con.execute(PRIMARY_KEYS, {"name": name}).fetchall())
+
+
 def column_names(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:
     """The columns of table or view `name` in order; none when it does not exist."""
     return [row[0] for row in con.execute(COLUMN_NAMES, {"name": name}).fetchall()]
