@@ -82,3 +82,17 @@ def test_a_hole_inside_the_symbols_life_is_an_error_not_a_silent_gap(tmp_path: P
     assert "no bars in partition 2024-02-01|SPX although the calendar has 20 session(s)" in step_error(result)
     status = instance.get_materialized_partitions(dg.AssetKey(["my_csvs", "bars_1d"]))
     assert status == {"2024-01-01|SPX", "2024-03-01|SPX"}  # February stays missing, loudly
+
+
+def test_a_quoted_header_after_a_byte_order_mark_is_read_with_the_given_types(tmp_path: Path) -> None:
+    """The header is read apart (csv module) to give polars every column's type; a BOM or quotes change nothing."""
+    body = DAILY.write_csv()
+    header, rest = body.split("\n", 1)
+    quoted = ",".join(f'"{name}"' for name in header.split(","))
+    (tmp_path / "SPX.csv").write_bytes(b"\xef\xbb\xbf" + f"{quoted}\n{rest}".encode())
+    provider = FilesProvider(tmp_path, "America/New_York", clock=lambda: dt.datetime(2024, 3, 1, tzinfo=UTC))
+    frame = provider.fetch(FetchRequest("SPX", Timeframe.D1, dt.datetime(2024, 1, 1, tzinfo=UTC),
+                                        dt.datetime(2024, 2, 1, tzinfo=UTC)))
+    assert frame["ts"].dt.date().to_list() == [dt.date(2024, 1, d) for d in (2, 3, 4, 5, 8)]
+    assert frame["open"].to_list() == DAILY["OPEN"].to_list() and frame["adj_close"].to_list() == DAILY["Adj Close"].to_list()
+    assert frame["volume"].dtype == pl.Float64
