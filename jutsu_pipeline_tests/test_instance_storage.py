@@ -205,3 +205,91 @@ def test_postgres_event_log_stores_a_range_run_s_partitions_and_their_failure(tm
         status = instance.get_status_by_partition(own_prices.key, ["2024-01-01|D", "2023-01-01|A"], PARTS)
         assert status == {"2024-01-01|D": dg.AssetPartitionStatus.FAILED,
                           "2023-01-01|A": dg.AssetPartitionStatus.MATERIALIZED}
+
+
+def _log_line(run_id: str, message: str):  # noqa: ANN202 - an EventLogEntry
+    import time
+
+    from dagster._core.events.log import EventLogEntry
+
+    return EventLogEntry(error_info=None, level=20, user_message=message, run_id=run_id, timestamp=time.time(),
+                         step_key="step", job_name="job", dagster_event=None)
+
+
+def _pragma(storage: BatchingSqliteEventLogStorage, shard: str, name: str) -> int:
+    import sqlalchemy as sa
+
+    with storage._connect(shard) as conn:  # noqa: SLF001 - the connection a write of that shard uses
+        return conn.execute(sa.text(f"PRAGMA {name}")).scalar_one()
+
+
+def test_sqlite_event_log_reuses_its_connections_and_other_processes_see_every_event(instance) -> None:
+    """A run's events go through one connection per shard in this process (not one per event); each is
+    committed at once, so another instance on the same folder (the webserver, the daemon) reads them all."""
+    import sqlalchemy as sa
+
+    storage = instance.event_log_storage
+    ok = dg.materialize([prices], instance=instance, tags=dict(zip(RANGE, ("2020-01-01|A", "2020-01-01|B"))))
+    connects: list[str] = []
+    engine = storage._shard_engine(ok.run_id)  # noqa: SLF001
+    sa.event.listen(engine, "connect", lambda *_: connects.append("run"))
+    for number in range(20):
+        storage.store_event(_log_line(ok.run_id, f"line {number}"))
+        # Another instance (its own connections) sees each line as soon as store_event returned.
+        with dg.DagsterInstance.from_config(instance.root_directory) as other:
+            messages = [e.user_message for e in other.all_logs(ok.run_id) if not e.is_dagster_event]
+        assert messages[-1] == f"line {number}"
+    assert connects == []  # the run shard's one connection, opened by the run, served all twenty
+    # The run's own shard trades fsync-per-commit for WAL's NORMAL; the index shard (asset records) keeps FULL.
+    assert _pragma(storage, ok.run_id, "synchronous") == 1
+    assert _pragma(storage, "index", "synchronous") == 2
+    assert len(instance.get_materialized_partitions(prices.key)) == 2
+
+
+def test_sqlite_event_log_opens_its_own_connections_after_a_fork_and_after_a_wipe(instance, monkeypatch) -> None:
+    storage = instance.event_log_storage
+    ok = dg.materialize([prices], instance=instance, tags=dict(zip(RANGE, ("2020-01-01|A", "2020-01-01|A"))))
+    parent = storage._shard_engine(ok.run_id)  # noqa: SLF001
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # what a forked child sees: another process id
+    child = storage._shard_engine(ok.run_id)  # noqa: SLF001
+    assert child is not parent
+    storage.store_event(_log_line(ok.run_id, "from the child"))
+    assert [e.user_message for e in instance.all_logs(ok.run_id)][-1] == "from the child"
+    # At most MAX_OPEN_SHARDS run shards stay open, the latest used.
+    runs = [dg.materialize([prices], instance=instance, tags=dict(zip(RANGE, (k, k)))).run_id
+            for k in ("2021-01-01|A", "2022-01-01|A", "2023-01-01|A", "2024-01-01|A", "2021-01-01|B")]
+    assert [s for s in storage._jutsu_engines if s != "index"] == runs[-storage.MAX_OPEN_SHARDS:]  # noqa: SLF001
+    instance.wipe()  # deletes the run shards' files: their connections are closed first
+    again = dg.materialize([prices], instance=instance, tags=dict(zip(RANGE, ("2020-01-01|C", "2020-01-01|C"))))
+    assert again.success
+    assert instance.get_materialized_partitions(prices.key) == {"2020-01-01|C"}
+
+
+def test_postgres_event_log_keeps_a_connection_and_survives_its_loss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dagster-postgres connected anew for every event; the batching event log keeps one connection per
+    process, and a connection the server dropped (restart, idle timeout) is replaced, not an error."""
+    if not os.environ.get("JUTSU_TEST_POSTGRES_URL"):
+        pytest.skip("JUTSU_TEST_POSTGRES_URL is not set: no Postgres server to test against (.ci/run starts one)")
+    import uuid
+
+    import sqlalchemy as sa
+
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    (tmp_path / "dagster.yaml").write_text(POSTGRES_INSTANCE)
+    run_id = str(uuid.uuid4())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        storage = instance.event_log_storage
+        connects: list[int] = []
+        sa.event.listen(storage._engine, "connect", lambda *_: connects.append(1))  # noqa: SLF001
+        for number in range(10):
+            storage.store_event(_log_line(run_id, f"line {number}"))
+        assert len(connects) <= 1  # one connection for ten events (each still committed on its own)
+        with storage._connect() as conn:  # noqa: SLF001 - the server drops the pooled connection
+            pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        with sa.create_engine(os.environ["JUTSU_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT").connect() as admin:
+            assert admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+        storage.store_event(_log_line(run_id, "after the server dropped it"))
+        with dg.DagsterInstance.from_config(str(tmp_path)) as other:  # another process's view: all committed
+            messages = [e.user_message for e in other.all_logs(run_id)]
+        assert messages == [f"line {n}" for n in range(10)] + ["after the server dropped it"]
+        storage.delete_events(run_id)
