@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 import yaml
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
@@ -45,7 +46,7 @@ from dagster._core.storage.sqlalchemy_compat import db_select
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 from dagster._serdes import ConfigurableClassData
 from dagster_shared.serdes import deserialize_value
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
@@ -161,7 +162,7 @@ class ReusedSqliteConnections:
             engine = create_engine(self.conn_string_for_shard(shard), poolclass=StaticPool,  # type: ignore[attr-defined]
                                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
             if shard != INDEX_SHARD_NAME:
-                event.listen(engine, "connect", _relaxed_sync)
+                sa.event.listen(engine, "connect", _relaxed_sync)
             if shard not in self._initialized_dbs:  # type: ignore[attr-defined]
                 self._initdb(engine)  # type: ignore[attr-defined]
                 self._initialized_dbs.add(shard)  # type: ignore[attr-defined]

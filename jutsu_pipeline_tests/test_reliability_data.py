@@ -172,3 +172,27 @@ def test_files_provider_serves_only_final_bars_by_its_clock(tmp_path: Path) -> N
     now = dt.datetime(2024, 1, 8, 10, 59, tzinfo=new_york)  # the 10:00 bar ends at 11:00
     day = FetchRequest("SPX", Timeframe.H1, dt.datetime(2024, 1, 8, tzinfo=UTC), dt.datetime(2024, 1, 9, tzinfo=UTC))
     assert FilesProvider(tmp_path, "America/New_York", clock=lambda: now).fetch(day).height == 1
+
+
+def test_files_provider_final_bars_at_the_edges_from_a_parquet_date_column(tmp_path: Path) -> None:
+    """The same final-bar rule for a Parquet file with a Date column (read without per-row timezone work):
+    a daily bar is final from the market's next local midnight on, an hourly bar at its end."""
+    DAILY.with_columns(pl.col("date").str.to_date()).write_parquet(tmp_path / "SPX.parquet")
+    new_york = ZoneInfo("America/New_York")
+    january = FetchRequest("SPX", Timeframe.D1, dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2024, 2, 1, tzinfo=UTC))
+
+    def days(now: dt.datetime) -> list[dt.date]:
+        return FilesProvider(tmp_path, "America/New_York", clock=lambda: now).fetch(january)["ts"].dt.date().to_list()
+
+    assert days(dt.datetime(2024, 1, 8, 23, 59, 59, tzinfo=new_york))[-1] == dt.date(2024, 1, 5)
+    assert days(dt.datetime(2024, 1, 9, 0, 0, tzinfo=new_york))[-1] == dt.date(2024, 1, 8)  # 05:00 UTC
+    assert days(dt.datetime(2024, 1, 9, 4, 59, tzinfo=UTC))[-1] == dt.date(2024, 1, 5)  # still the 8th in New York
+    frame = FilesProvider(tmp_path, "America/New_York", clock=lambda: dt.datetime(2024, 2, 1, tzinfo=UTC)).fetch(january)
+    assert frame.schema["ts"] == pl.Datetime("us", "UTC") and frame["close"].to_list() == DAILY["close"].to_list()
+    hourly = pl.DataFrame({"ts": ["2024-01-08 09:00", "2024-01-08 10:00", "2024-01-08 11:00"], "open": [1.0] * 3,
+                           "high": [1.0] * 3, "low": [1.0] * 3, "close": [1.0] * 3, "volume": [1] * 3})
+    (tmp_path / "1h").mkdir()
+    hourly.write_parquet(tmp_path / "1h" / "SPX.parquet")
+    day = FetchRequest("SPX", Timeframe.H1, dt.datetime(2024, 1, 8, tzinfo=UTC), dt.datetime(2024, 1, 9, tzinfo=UTC))
+    at_eleven = FilesProvider(tmp_path, "America/New_York", clock=lambda: dt.datetime(2024, 1, 8, 11, tzinfo=new_york))
+    assert at_eleven.fetch(day).height == 2  # 09:00 and 10:00 have ended, 11:00 has not
