@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
@@ -86,7 +87,7 @@ class LocalFilesProvider:
         # read itself (10 s against 1 s for 500 files of 20 years). Values are float64 (what to_canonical
         # casts to), the time column is parsed by `_timestamps`, other columns stay text (they are dropped).
         types: dict[str, pl.DataType] = {}
-        for column in pl.read_csv(path, n_rows=0).columns:
+        for column in _csv_header(path):
             canonical = _ALIASES.get(column.strip().lower())
             types[column] = pl.Float64() if canonical and canonical not in ("date", "ts") else pl.String()
         return pl.read_csv(path, schema_overrides=types)
@@ -212,6 +213,12 @@ class LocalFilesProvider:
     def close(self) -> None:
         self._cache.clear()
         self._epochs.clear()
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The column names of a CSV file from its first line (a polars read of zero rows cost ~1.5 ms a file)."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        return next(csv.reader(handle), [])
 
 
 def _epoch_us(moment: dt.datetime) -> int:
