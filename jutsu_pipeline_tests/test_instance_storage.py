@@ -293,3 +293,25 @@ def test_postgres_event_log_keeps_a_connection_and_survives_its_loss(tmp_path: P
             messages = [e.user_message for e in other.all_logs(run_id)]
         assert messages == [f"line {n}" for n in range(10)] + ["after the server dropped it"]
         storage.delete_events(run_id)
+
+
+def test_latest_materialisation_per_partition_is_read_for_the_planner(instance) -> None:
+    """The planner's recorded bounds come from each partition's latest materialisation, whichever run and
+    however many earlier ones (the daily close re-materialises the current window every day)."""
+    from jutsu_pipeline.status import _latest_per_partition
+
+    @dg.asset(key="prices", partitions_def=PARTS, backfill_policy=dg.BackfillPolicy.single_run())
+    def stamped(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"history_end": context.run.tags["end"]})
+
+    for end, (first, last) in [("2024-01-05", ("2024-01-01|A", "2024-01-01|D")),
+                               ("2024-01-08", ("2024-01-01|A", "2024-01-01|B")),
+                               ("2024-01-09", ("2024-01-01|B", "2024-01-01|B")),
+                               ("2024-01-10", ("2023-01-01|A", "2023-01-01|A"))]:
+        assert dg.materialize([stamped], instance=instance, tags={**dict(zip(RANGE, (first, last))), "end": end}).success
+    keys = [f"2024-01-01|{s}" for s in "ABCD"] + ["2022-01-01|A"]  # the last one was never materialised
+    found = _latest_per_partition(instance, stamped.key, keys)
+    assert {k: m["history_end"].value for k, m in found.items()} == {
+        "2024-01-01|A": "2024-01-08", "2024-01-01|B": "2024-01-09", "2024-01-01|C": "2024-01-05",
+        "2024-01-01|D": "2024-01-05"}
+    assert _latest_per_partition(instance, stamped.key, []) == {}
