@@ -76,3 +76,40 @@ def test_a_window_without_stored_bars_is_fetched_whole_even_in_tail_mode(fx, tmp
     starts = [int(r.params["startTime"]) for r in fx.requests("binance")]
     assert starts[0] == int(dt.datetime(2024, 3, 1, tzinfo=UTC).timestamp() * 1000)
     assert outcome.bars_written == 4 * 24  # March 1st to 4th, every hour
+
+
+def _progress_lines(tmp_path: Path, clock) -> list[int]:  # noqa: ANN001 - a () -> float
+    """symbols_done of each `fetched` progress line of a 40-symbol files sync under `clock`."""
+    import polars as pl
+
+    from jutsu_pipeline.sync.engine import PROGRESS_EXTRA
+
+    symbols = [f"S{i:02d}" for i in range(40)]
+    (tmp_path / "bars").mkdir(parents=True)
+    for symbol in symbols:
+        pl.DataFrame({"date": [dt.date(2024, 1, 2)], "open": [1.0], "high": [1.0], "low": [1.0], "close": [1.0],
+                      "volume": [1.0]}).write_parquet(tmp_path / "bars" / f"{symbol}.parquet")
+    market = {"provider": "files", "options": {"path": str(tmp_path / "bars")}, "calendar": "XNYS", "timeframes": ["1d"],
+              "start": "2024-01-02", "end": "2024-01-02", "symbols": symbols, "partition_grain": {"1d": "year"}}
+    config = parse_config({"duckdb_path": str(tmp_path / "jutsu.duckdb"), "markets": {"m": market}})
+    p = BarsPartitioning("m", Timeframe.D1, config.markets["m"])
+    records: list[logging.LogRecord] = []
+    logger = logging.getLogger(f"test.progress.{id(clock)}")
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    provider = build_provider("files", market["options"], "America/New_York", Path)
+    outcome = BarsSync(p, provider, lambda: duckdb.connect(str(tmp_path / "jutsu.duckdb")), logger,
+                       now=dt.datetime(2024, 1, 10, tzinfo=UTC), clock=clock).run([f"2024-01-01|{s}" for s in symbols])
+    assert len(outcome.written) == 40
+    return [getattr(r, PROGRESS_EXTRA)["symbols_done"] for r in records
+            if getattr(r, PROGRESS_EXTRA, {}).get("phase") == "fetched"]
+
+
+def test_progress_lines_are_spaced_in_time_and_bounded_in_number(tmp_path: Path) -> None:
+    """A fast run logs its last symbol only (each line is an event-log row); a slow one every 2nd symbol
+    of 40 (PROGRESS_LINES = 20), never more."""
+    assert _progress_lines(tmp_path / "fast", lambda: 0.0) == [40]
+    ticks = iter(range(0, 10_000, 10))  # ten seconds pass between any two looks at the clock
+    assert _progress_lines(tmp_path / "slow", lambda: float(next(ticks))) == list(range(2, 41, 2))

@@ -38,9 +38,11 @@ FLUSH_ROWS = 250_000  # validate in batches of about this many bars
 # (each still whole windows). Ten 250,000-bar transactions cost ~2x one: every commit maintains and persists
 # the primary-key index of `bars` again (2026-12-02, 500 x 20 y daily).
 WRITE_ROWS = 10_000_000
-# Progress lines per run: each Dagster log line is an event-log row written on its own (no batching),
-# ~10-30 ms on SQLite, so a 500-symbol close logs every 25th symbol instead of each one.
+# Progress lines per run: each Dagster log line is an event-log row written on its own (no batching), so
+# a run logs at most PROGRESS_LINES of them, and none sooner than PROGRESS_SECONDS after the previous one
+# (a daily close fetches 500 symbols in about a second: one line, not twenty); the last symbol always logs.
 PROGRESS_LINES = 20
+PROGRESS_SECONDS = 2.0
 PROGRESS_EXTRA = "jutsu_progress"  # structured progress in a log record's `extra` (jutsu_pipeline.console reads it)
 
 
@@ -88,6 +90,7 @@ class BarsSync:
         log: logging.Logger | logging.LoggerAdapter,
         now: dt.datetime | None = None,
         tail: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.p = partitioning
         self.tail = tail
@@ -98,6 +101,8 @@ class BarsSync:
         self.outcome = SyncOutcome()
         self._pending: list[WindowReplacement] = []  # validated, not yet written
         self._pending_rows = 0
+        self.clock = clock  # seconds, for the spacing of progress lines
+        self._progress_at = clock()
         self._where = f"{partitioning.market}/bars_{partitioning.timeframe}"
 
     def run(self, partition_keys: Iterable[str]) -> SyncOutcome:
@@ -180,7 +185,9 @@ class BarsSync:
             return None
         frame = pl.concat(frames) if frames else empty_frame()
         self.outcome.bars_fetched += frame.height
-        if number == total or number % -(-total // PROGRESS_LINES) == 0:
+        if number == total or (number % -(-total // PROGRESS_LINES) == 0
+                               and self.clock() - self._progress_at >= PROGRESS_SECONDS):
+            self._progress_at = self.clock()
             self.log.info(
                 f"{self._where} {symbol} ({number}/{total} symbols): fetched {frame.height} bars for "
                 f"{windows} window(s) in {len(frames)} provider call(s), {time.perf_counter() - started:.2f} s; "
