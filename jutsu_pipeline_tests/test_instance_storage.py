@@ -288,7 +288,10 @@ def test_postgres_event_log_keeps_a_connection_and_survives_its_loss(tmp_path: P
             pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
         with sa.create_engine(os.environ["JUTSU_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT").connect() as admin:
             assert admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+        # A connection is pinged before use once it has been idle `idle_ping_seconds` (here: always).
+        monkeypatch.setattr(storage, "idle_ping_seconds", 0.0)
         storage.store_event(_log_line(run_id, "after the server dropped it"))
+        assert len(connects) == 2  # the dead one replaced, once
         with dg.DagsterInstance.from_config(str(tmp_path)) as other:  # another process's view: all committed
             messages = [e.user_message for e in other.all_logs(run_id)]
         assert messages == [f"line {n}" for n in range(10)] + ["after the server dropped it"]
