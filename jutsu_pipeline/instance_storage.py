@@ -15,8 +15,9 @@ SQLite storage in $DAGSTER_HOME with this event log; any configured `storage:` (
 
 Both event logs here (SQLite and `BatchingPostgresEventLogStorage`) also take a range run's planned
 materialisations as one event holding its partition subset (`PlannedSubsetsMixin`), and keep their database
-connections open within a process instead of opening one per event (`ReusedSqliteConnections`,
-`_pooled_engine`): every event is still its own committed transaction, visible to other processes at once.
+connections open within a process instead of opening one per event (`ReusedSqliteConnections`, and a pool in
+`BatchingPostgresEventLogStorage`): every event is still its own committed transaction, visible to other
+processes at once.
 """
 
 from __future__ import annotations
@@ -138,16 +139,17 @@ class ReusedSqliteConnections:
     WAL database checkpoints it (writes the pages back and fsyncs), so each of a run's ~50 step, log and
     check events cost a connection, a commit and a checkpoint (~20 ms each under load, bench_close.py).
     Here a process keeps one connection per shard it used recently (the index shard and the latest
-    `MAX_OPEN_SHARDS` run shards): each call is still its own transaction, committed (and fsynced) before it
-    returns, so other processes (webserver, daemon, run monitoring) see every event as soon as before, and a
+    `MAX_OPEN_SHARDS` run shards): each call is still its own transaction, committed before it returns, so
+    other processes (webserver, daemon, run monitoring) see every event as soon as before, and a
     crash of the process loses nothing committed. Connections are never shared across a fork: a child process
     opens its own.
 
     A run's own shard (its step, log and check events; not the run's status, which is the run storage's, nor
     the asset records, which are the index shard's) is written with `synchronous=NORMAL`, SQLite's setting for
-    WAL databases: a commit is not fsynced on its own but with the next checkpoint, so a power loss or OS crash
-    (not a process crash) may drop a run's last log lines, never corrupt the file. The index shard, which holds
-    the materialisations that are the coverage record, keeps Dagster's `FULL`.
+    WAL databases (only in WAL mode, which Dagster sets on every shard it creates): a commit is not fsynced on
+    its own but with the next checkpoint, so a power loss or OS crash (not a process crash) may drop a run's
+    last log lines, never corrupt the file. The index shard, which holds the materialisations that are the
+    coverage record, keeps Dagster's `FULL`.
     """
 
     MAX_OPEN_SHARDS = 4  # run shards kept open besides the index shard (a process writes one run at a time)
@@ -162,11 +164,13 @@ class ReusedSqliteConnections:
             # One connection per shard, used under the storage's lock (so from any thread, one at a time).
             engine = create_engine(self.conn_string_for_shard(shard), poolclass=StaticPool,  # type: ignore[attr-defined]
                                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
-            if shard != INDEX_SHARD_NAME:
-                sa.event.listen(engine, "connect", _relaxed_sync)
             if shard not in self._initialized_dbs:  # type: ignore[attr-defined]
                 self._initdb(engine)  # type: ignore[attr-defined]
                 self._initialized_dbs.add(shard)  # type: ignore[attr-defined]
+            if shard != INDEX_SHARD_NAME:  # the pool's one connection keeps the setting
+                with engine.connect() as conn:
+                    if conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal":
+                        conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
             engines[shard] = engine
             runs = [name for name in engines if name != INDEX_SHARD_NAME]
             for name in runs[:-self.MAX_OPEN_SHARDS]:
@@ -194,10 +198,6 @@ class ReusedSqliteConnections:
         with self._db_lock:  # type: ignore[attr-defined]
             self._close_shards()
         super().dispose()  # type: ignore[misc]
-
-
-def _relaxed_sync(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 class BatchingSqliteEventLogStorage(ReusedSqliteConnections, PlannedSubsetsMixin, SqliteEventLogStorage):
