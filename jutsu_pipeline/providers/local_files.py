@@ -129,9 +129,9 @@ class LocalFilesProvider:
         # The canonical columns (`to_canonical`) from Series casts: each polars query (select, sort, filter) costs
         # ~0.5 ms however small the file, and a close reads 500 files.
         adj = frame["adj_close"] if "adj_close" in frame.columns else pl.Series([None] * frame.height)
-        canonical = pl.DataFrame([ts.alias("ts"), *(frame[name].cast(pl.Float64) for name in _REQUIRED),
-                                  adj.cast(pl.Float64).alias("adj_close")])
-        return canonical if ts.is_sorted() else canonical.sort("ts")
+        bars = pl.DataFrame([ts.alias("ts"), *(frame[name].cast(pl.Float64) for name in _REQUIRED),
+                             adj.cast(pl.Float64).alias("adj_close")])
+        return bars if ts.is_sorted() else bars.sort("ts")
 
     def _timestamps(self, column: pl.Series, timeframe: Timeframe, path: Path) -> pl.Series:
         if column.dtype == pl.String:
