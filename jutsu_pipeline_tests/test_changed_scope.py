@@ -10,9 +10,9 @@ import duckdb
 import polars as pl
 import pytest
 
-from jutsu_pipeline.quality.checks import WHOLE_HISTORY, Changed
+from jutsu_pipeline.quality.checks import Changed
 from jutsu_pipeline.storage.ddl import ensure_schema
-from jutsu_pipeline.storage.scope import CHANGED_RELATION, CONTEXT_LOOKBACK, JUDGED, read_changed_bars
+from jutsu_pipeline.storage.scope import CHANGED_RELATION, CONTEXT_LOOKBACK, EARLIEST, JUDGED, read_changed_bars
 
 UTC = dt.timezone.utc
 SINCE = dt.datetime(2024, 1, 1, tzinfo=UTC)
@@ -71,4 +71,4 @@ def test_changed_rows_come_with_their_previous_bar_however_far_back(tmp_path: Pa
     assert context == {"NEAR": dt.date(2023, 12, 31), "GAP": dt.date(2023, 5, 31), "LATER": dt.date(2024, 2, 29)}
     assert dt.date(2023, 12, 31) - dt.date(2023, 5, 31) > CONTEXT_LOOKBACK  # GAP's is beyond the near lookup
     assert got.filter(pl.col("symbol") == "FAILING").height == (len(history) if failing else 0)
-    assert WHOLE_HISTORY < history[0]
+    assert EARLIEST < history[0]

@@ -185,7 +185,6 @@ class LocalFilesProvider:
         return frame.slice(lo, max(0, hi - lo))
 
     def fetch(self, request: FetchRequest) -> pl.DataFrame:
-        self.stats.calls += 1
         window = self._rows(request.symbol, request.timeframe, request.start, request.end)
         self.stats.bars += window.height
         return window
