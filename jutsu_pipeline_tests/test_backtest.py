@@ -413,3 +413,41 @@ def test_stored_equity_view_equals_the_run(db, ours) -> None:
     assert stored["symbol"].to_list() == mine["symbol"].to_list()
     np.testing.assert_array_equal(stored["equity"].to_numpy(), mine["equity"].to_numpy())
     np.testing.assert_array_equal(stored["drawdown_pct"].to_numpy(), mine["drawdown_pct"].to_numpy())
+
+
+def test_equity_view_marks_each_result_to_the_bars_it_read(tmp_path: Path) -> None:
+    """With a split stored, the same strategy on adjusted and on raw prices trades differently; the view
+    derives each one's curve from its own trades and bars, bit for bit."""
+    con = duckdb.connect(str(tmp_path / "a.duckdb"))
+    _load(con, {"GOOG": _sample("GOOG")}, strategies=())
+    con.execute("INSERT INTO corporate_actions VALUES ('GOOG', '2008-06-02', 'split', 2.0, NULL, 'USD', 'files', now())")
+    _indicators(con, ["GOOG"], STRATEGIES[:1])
+    runs = [run_backtests(con, timeframe="1d", symbols=["GOOG"], strategies=[STRATEGIES[0]]),
+            run_backtests(con, timeframe="1d", symbols=["GOOG"], adjusted=False,
+                          strategies=[STRATEGIES[0].model_copy(update={"name": "sma_raw"})])]
+    stored = con.sql("SELECT strategy, ts, equity, drawdown_pct FROM backtest_equity ORDER BY strategy, ts").pl()
+    mine = pl.concat([r.equity.select(pl.col("strategy").cast(pl.String), "ts", "equity", "drawdown_pct")
+                      for r in runs]).sort("strategy", "ts")
+    assert stored["ts"].to_list() == mine["ts"].to_list()
+    np.testing.assert_array_equal(stored["equity"].to_numpy(), mine["equity"].to_numpy())
+    np.testing.assert_array_equal(stored["drawdown_pct"].to_numpy(), mine["drawdown_pct"].to_numpy())
+    assert runs[0].performance["equity_final"][0] != runs[1].performance["equity_final"][0]
+
+
+def test_a_file_of_the_older_layout_loses_its_stored_curves(tmp_path: Path) -> None:
+    """The curves were stored in `backtest_equity_curves` (and trades without cash): the table goes, the
+    columns come, and the view derives the curves of the next run."""
+    con = duckdb.connect(str(tmp_path / "old.duckdb"))
+    _load(con, {"GOOG": _sample("GOOG")}, strategies=STRATEGIES[:1])
+    run_backtests(con, timeframe="1d", symbols=["GOOG"], strategies=STRATEGIES[:1])
+    con.execute("CREATE TABLE backtest_equity_curves (strategy VARCHAR, symbol VARCHAR, timeframe VARCHAR, "
+                "ts TIMESTAMPTZ[], equity DOUBLE[])")
+    con.execute("CREATE OR REPLACE VIEW backtest_equity AS SELECT * FROM backtest_equity_curves")
+    for table, column in (("backtest_trades", "cash_after_entry"), ("backtest_trades", "cash_after_exit"),
+                          ("backtest_performance", "adjusted")):
+        con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    result = run_backtests(con, timeframe="1d", symbols=["GOOG"], strategies=STRATEGIES[:1])
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'backtest_equity_curves'"
+                       ).fetchall()[0][0] == 0
+    stored = con.sql("SELECT equity FROM backtest_equity ORDER BY ts").fetchnumpy()["equity"]
+    np.testing.assert_array_equal(stored, result.equity["equity"].to_numpy())

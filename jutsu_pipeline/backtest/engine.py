@@ -60,6 +60,8 @@ class SimTrades:
     return_pct: np.ndarray  # fraction, as backtesting.py's ReturnPct
     commission: np.ndarray
     is_open: np.ndarray
+    cash_after_entry: np.ndarray  # cash beside the position after the entry fill
+    cash_after_exit: np.ndarray  # cash after the exit fill (an open trade: after its entry)
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,8 @@ def simulate(sim: SimInput) -> SimResult:
         return_pct=return_pct,
         commission=np.where(closed, commissions, entry_commission),
         is_open=~closed,
+        cash_after_entry=cash_after_entry,
+        cash_after_exit=cash_after_exit,
     )
     order = np.lexsort((trades.entry_idx, trades.series))
     trades = SimTrades(**{k: getattr(trades, k)[order] for k in SimTrades.__dataclass_fields__})

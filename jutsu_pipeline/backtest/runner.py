@@ -80,7 +80,7 @@ def run_backtests(
         result = BacktestResult(result.performance.with_columns(pl.lit(snapshot, pl.Int64).alias("data_snapshot")),
                                 result.trades, result.equity)
         replace_results(con, timeframe=timeframe, strategies=[s.name for s in strategies], symbols=list(symbols),
-                        computed_at=dt.datetime.now(dt.timezone.utc), data_snapshot=snapshot)
+                        computed_at=dt.datetime.now(dt.timezone.utc), adjusted=adjusted, data_snapshot=snapshot)
     finally:
         _drop_session_objects(con)
     return result
@@ -106,8 +106,8 @@ def backtest_bars(bars: pl.DataFrame, strategies: Sequence[StrategyConfig]) -> B
 
 
 # Arrow tables registered in the caller's connection during a run: stats.py's inputs and what is stored.
-REGISTERED = ("_bt_bars", "_bt_version_parts", "_bt_series", "_bt_equity_agg", "_bt_dd_episodes", "_bt_curves",
-              "_bt_period_agg", "_bt_trades", "_bt_performance")
+REGISTERED = ("_bt_bars", "_bt_version_parts", "_bt_series", "_bt_equity_agg", "_bt_dd_episodes", "_bt_period_agg",
+              "_bt_trades", "_bt_performance")
 # Reductions SQL returned as NULL (no non-zero drawdown, fewer than two return pairs): NaN here.
 NULL_WHEN_NAN = ("mean_nonzero_drawdown", "covariance", "market_variance")
 
@@ -157,7 +157,8 @@ def _backtest_loaded(
                         "warmup": np.repeat(warmup, counts)})
     sim, series = _assemble(strategies, symbols, counts, signals)
     result = simulate(sim)
-    tables = _register_results(con, series, sim, np.tile(ts_us, len(strategies)), result)
+    ts_all = np.tile(ts_us, len(strategies))
+    tables, drawdown = _register_results(con, series, sim, ts_all, result)
     performance = compute_performance(con)
     con.register("_bt_performance", performance)
     trades = cast(pl.DataFrame, pl.from_arrow(tables["_bt_trades"].drop_columns(["series_id"])))
@@ -165,7 +166,7 @@ def _backtest_loaded(
         performance=cast(pl.DataFrame, pl.from_arrow(performance.drop_columns(["params_json"]))).with_columns(
             pl.col(DURATION_STATS).cast(pl.Duration("us"))),
         trades=trades.select("strategy", "symbol", "trade_no", pl.exclude("strategy", "symbol", "trade_no")),
-        equity=_equity_frame(tables),
+        equity=_equity_frame(series, ts_all, result.equity, drawdown),
     )
 
 
@@ -214,20 +215,17 @@ def _warmup(inputs: Iterable[np.ndarray], local_bar: np.ndarray, starts: np.ndar
     return warmup
 
 
-def _equity_frame(tables: dict[str, pa.Table]) -> pl.DataFrame:
-    """strategy, symbol (Enum), ts, equity, drawdown_pct of every bar, from the registered Arrow tables."""
-    series = tables["_bt_series"]
-    counts = series.column("n_bars").to_numpy()
-    per_bar = np.repeat(np.arange(counts.size), counts)
+def _equity_frame(series: dict[str, np.ndarray], ts_us: np.ndarray, equity: np.ndarray,
+                  drawdown: np.ndarray) -> pl.DataFrame:
+    """strategy, symbol (Enum), ts, equity, drawdown_pct of every bar."""
+    per_bar = np.repeat(np.arange(series["n_bars"].size), series["n_bars"])
     labels = {}
     for column in ("strategy", "symbol"):
-        values = series.column(column).to_pylist()
-        categories = list(dict.fromkeys(values))
-        position = {v: i for i, v in enumerate(categories)}
-        codes = np.array([position[v] for v in values], dtype=np.int64)
-        labels[column] = pl.Series(column, categories, dtype=pl.Enum(categories)).gather(codes[per_bar])
-    curve = cast(pl.DataFrame, pl.from_arrow(tables["_bt_equity"].select(["ts", "equity", "drawdown"])))
-    return pl.DataFrame(labels).hstack(curve.rename({"drawdown": "drawdown_pct"}).get_columns())
+        categories, codes = np.unique(series[column].astype(str), return_inverse=True)
+        names = categories.tolist()
+        labels[column] = pl.Series(column, names, dtype=pl.Enum(names)).gather(codes[per_bar])
+    return pl.DataFrame({**labels, "ts": pa.array(ts_us, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+                         "equity": equity, "drawdown_pct": drawdown})
 
 
 def _assemble(
@@ -271,8 +269,9 @@ def _assemble(
 
 def _register_results(
     con: duckdb.DuckDBPyConnection, series: dict[str, np.ndarray], sim: SimInput, ts_us: np.ndarray, result: SimResult
-) -> dict[str, pa.Table]:
-    """Expose series, equity curves, period returns and trades to stats.py's SQL (and return them)."""
+) -> tuple[dict[str, pa.Table], np.ndarray]:
+    """Expose series, the curves' reductions and trades to stats.py's SQL (and return them, with the
+    per-bar drawdown)."""
     n_bars = sim.ends - sim.starts
     tr = result.trades
     clock = series_clock(sim.starts, sim.ends, ts_us)
@@ -290,12 +289,6 @@ def _register_results(
             "resolution_us": clock.resolution_us,
             "close_base": sim.close[base] if base.size else np.empty(0),
         }),
-        # Per bar, for the curves table and the returned frame only (stats.py reads the reductions below).
-        "_bt_equity": pa.table({
-            "ts": pa.array(ts_us, pa.int64()).cast(ts_type),
-            "equity": result.equity,
-            "drawdown": curves.drawdown,
-        }),
         "_bt_equity_agg": pa.table({
             "series_id": agg.series_id,
             "start_ts": pa.array(agg.start_us, pa.int64()).cast(ts_type),
@@ -312,14 +305,6 @@ def _register_results(
                                     "variance": pa.array(agg.returns_variance, from_pandas=True),
                                     "downside": agg.returns_downside}),
     }
-    offsets = pa.array(np.concatenate([[0], sim.ends]).astype(np.int32))  # series are contiguous: no copy
-    equity = tables["_bt_equity"]
-    tables["_bt_curves"] = pa.table({
-        "strategy": pa.array(series["strategy"].tolist(), pa.string()),
-        "symbol": pa.array(series["symbol"].tolist(), pa.string()),
-        **{name: pa.ListArray.from_arrays(offsets, equity.column(name).combine_chunks())
-           for name in ("ts", "equity")},
-    })
     closed = ~tr.is_open
     exit_idx = np.where(closed, tr.exit_idx, 0)
     tables["_bt_trades"] = pa.table({
@@ -340,8 +325,10 @@ def _register_results(
         "return_pct": tr.return_pct,
         "commission": tr.commission,
         "is_open": tr.is_open,
+        "cash_after_entry": tr.cash_after_entry,
+        "cash_after_exit": pa.array(tr.cash_after_exit, mask=~closed),
     })
     for name in REGISTERED:
         if name in tables:
             con.register(name, tables[name])
-    return tables
+    return tables, curves.drawdown
