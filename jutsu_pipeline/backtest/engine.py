@@ -23,6 +23,7 @@ as ``scaled / unit``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,38 +71,32 @@ class SimResult:
     trades: SimTrades
 
 
-def _next_true(flags: np.ndarray, ends_per_bar: np.ndarray) -> np.ndarray:
-    """For each flat index i: the first j >= i of the same series with flags[j], else that series' end."""
-    candidate = np.where(flags, np.arange(flags.size, dtype=np.int64), ends_per_bar)
-    # Later series only hold values >= this series' end, so a suffix minimum never leaks across.
-    return np.minimum.accumulate(candidate[::-1])[::-1]
+def _next_true(flags: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A lookup: for flat indices i, the first j >= i with flags[j] (``flags.size`` if none). It may lie in
+    a later series: the callers' ``< end - 1`` tests reject it as they reject a signal on a series' last bar."""
+    positions = np.append(np.flatnonzero(flags), flags.size)
+    return lambda at: positions[np.searchsorted(positions[:-1], at)]
 
 
 def simulate(sim: SimInput) -> SimResult:
     """Run every series; returns the equity curves and the trade list (see module docstring)."""
-    n_bars = sim.open.size
     lengths = sim.ends - sim.starts
-    ends_per_bar = np.repeat(sim.ends, lengths)
-    entry = sim.entry & (np.arange(n_bars) < ends_per_bar - 1)
-    exit_ = sim.exit & ~sim.entry
-    next_entry = np.append(_next_true(entry, ends_per_bar), n_bars)
-    next_exit = np.append(_next_true(exit_, ends_per_bar), n_bars)
-    unit_per_bar = np.repeat(sim.unit, lengths)
-    open_s = sim.open * unit_per_bar
-    close_s = sim.close * unit_per_bar
+    # Signals are sparse (a few % of bars): fills are found by binary search, not by per-bar passes.
+    next_entry = _next_true(sim.entry)
+    next_exit = _next_true(sim.exit & ~sim.entry)
 
     cash = sim.initial_cash.astype(np.float64).copy()
     ptr = sim.starts.astype(np.int64).copy()
     active = np.flatnonzero(lengths > 0)
     rows: list[tuple[np.ndarray, ...]] = []
     while active.size:
-        signal = next_entry[ptr[active]]
+        signal = next_entry(ptr[active])
         live = signal < sim.ends[active] - 1
         active, signal = active[live], signal[live]
         if not active.size:
             break
         fill = signal + 1
-        price = open_s[fill]
+        price = sim.open[fill] * sim.unit[active]
         rate = sim.commission[active]
         budget = cash[active] * FULL_EQUITY
         price_plus_commission = price + ((FULL_EQUITY * price) * rate) / FULL_EQUITY
@@ -113,11 +108,11 @@ def simulate(sim: SimInput) -> SimResult:
         entry_commission = (units * price) * rate
         cash[idx] -= entry_commission
         cash_after_entry = cash[idx].copy()
-        exit_signal = next_exit[fill]
+        exit_signal = next_exit(fill)
         closed = exit_signal < sim.ends[idx] - 1
         exit_fill = np.where(closed, exit_signal + 1, sim.ends[idx] - 1)
-        exit_price = open_s[exit_fill]
-        mark = close_s[exit_fill]
+        exit_price = sim.open[exit_fill] * sim.unit[idx]
+        mark = sim.close[exit_fill] * sim.unit[idx]
         gross = units * (np.where(closed, exit_price, mark) - price)
         exit_commission = np.where(closed, (units * exit_price) * rate, 0.0)
         cash[idx] = np.where(closed, cash[idx] + (gross - exit_commission), cash[idx])
@@ -136,7 +131,7 @@ def simulate(sim: SimInput) -> SimResult:
     exit_idx = exit_idx.astype(np.int64)
     closed = closed.astype(bool)
 
-    equity = _equity_path(sim, close_s, series, entry_idx, exit_idx, units, entry_s,
+    equity = _equity_path(sim, sim.close * np.repeat(sim.unit, lengths), series, entry_idx, exit_idx, units, entry_s,
                           cash_after_entry, cash_after_exit)
     unit = sim.unit[series]
     pnl = gross - commissions
