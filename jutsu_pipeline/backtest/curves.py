@@ -54,7 +54,9 @@ def series_clock(starts: np.ndarray, ends: np.ndarray, ts_us: np.ndarray) -> Clo
         warnings.simplefilter("ignore", RuntimeWarning)  # a series of fewer than two bars has no spacing
         median = np.nanmedian(spacing, axis=1) if n.size else np.empty(0)
     weekday = (ts_us // DAY_US + 3) % 7  # Monday = 0 (1970-01-01 was a Thursday)
-    weekends = np.bincount(np.repeat(np.arange(n.size), n), weights=weekday >= 5, minlength=n.size) / np.maximum(n, 1)
+    weekends = np.zeros(n.size)
+    if ts_us.size:
+        weekends[n > 0] = np.add.reduceat(weekday >= 5, starts[n > 0], dtype=np.float64) / n[n > 0]
     freq_days = np.floor(median / DAY_US).tolist()
     periods = [_PERIODS_BY_DAYS.get(f, 365 if w > 2 / 7 * 0.6 else 252) for f, w in zip(freq_days, weekends.tolist())]
     return Clock(annual_periods=np.asarray(periods, dtype=np.int64),
@@ -72,17 +74,19 @@ def _resolution(period_us: float) -> int:
     return 1
 
 
-def _period_key(ts_us: np.ndarray, rule: np.ndarray) -> np.ndarray:
-    """UTC calendar bucket of each bar for pandas' resample rules D, W (W-SUN), ME and YE."""
-    day = ts_us // DAY_US
-    key = day.copy()
-    week = rule == "W"
-    key[week] = (day[week] + 3) // 7  # Monday-based weeks == bins closed on Sunday
-    stamp = ts_us.astype("datetime64[us]")
-    month = rule == "M"
-    key[month] = stamp[month].astype("datetime64[M]").astype(np.int64)
-    year = rule == "Y"
-    key[year] = stamp[year].astype("datetime64[Y]").astype(np.int64)
+def _period_key(ts_us: np.ndarray, rule: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """UTC calendar bucket of each bar for pandas' resample rules D, W (W-SUN), ME and YE (``rule`` per series)."""
+    rules = np.unique(rule)
+    key = np.empty_like(ts_us)
+    for this in rules.tolist():
+        at = np.repeat(rule == this, lengths) if rules.size > 1 else slice(None)
+        stamp = ts_us[at]
+        if this == "W":
+            key[at] = (stamp // DAY_US + 3) // 7  # Monday-based weeks == bins closed on Sunday
+        elif this in ("M", "Y"):
+            key[at] = stamp.astype("datetime64[us]").astype(f"datetime64[{this}]").astype(np.int64)
+        else:
+            key[at] = stamp // DAY_US
     return key
 
 
@@ -114,11 +118,9 @@ def derive_curves(
     n = ends - starts
     drawdown = 1 - equity / _running_max(equity, n)
 
-    first = np.zeros(equity.size, dtype=bool)
-    first[starts[n > 0]] = True
-    last = np.zeros(equity.size, dtype=bool)
-    last[ends[n > 0] - 1] = True
-    marker = (drawdown == 0) | last
+    first, last = starts[n > 0], ends[n > 0] - 1
+    marker = drawdown == 0
+    marker[last] = True
     # Markers strictly before each bar: a series' first bar is a marker (drawdown 0), so ids never
     # span two series and a group is (previous marker, closing marker].
     episode = _shift(np.cumsum(marker), 0).astype(np.int64)
@@ -131,11 +133,12 @@ def derive_curves(
     eq_lr[first] = np.nan
     mk_lr[first] = np.nan
 
-    series = np.repeat(np.arange(n.size), n)
-    key = _period_key(ts_us, np.repeat(clock.rule, n))
-    period_last = last | (key != _shift(key, 0, forward=True))
-    p_series = series[period_last]
-    p_equity = equity[period_last]
+    key = _period_key(ts_us, clock.rule, n)
+    period_last = key != _shift(key, 0, forward=True)
+    period_last[last] = True
+    at = np.flatnonzero(period_last)
+    p_series = np.searchsorted(ends, at, side="right")
+    p_equity = equity[at]
     same = p_series == _shift(p_series, -1)
     with np.errstate(divide="ignore", invalid="ignore"):
         p_return = p_equity / _shift(p_equity, np.nan) - 1
