@@ -50,11 +50,13 @@ WHERE l.market = $market AND l.rank <= $top
 ORDER BY l.rank
 """
 
-# Equity and drawdown of the leaderboard's top results.
+# Equity and drawdown of the leaderboard's top results ($strategies, $symbols, $timeframes: their keys, as
+# lists so that the filter reaches through the backtest_equity view to its scans).
 LEADERBOARD_CURVES = """
 SELECT l.rank, epoch(e.ts)::BIGINT AS t, e.equity, e.drawdown_pct
 FROM backtest_leaderboard AS l
 JOIN backtest_equity AS e USING (strategy, symbol, timeframe)
-WHERE l.market = $market AND l.rank <= $top
+WHERE l.market = $market AND l.rank <= $top AND list_contains($strategies::VARCHAR[], e.strategy)
+  AND list_contains($symbols::VARCHAR[], e.symbol) AND list_contains($timeframes::VARCHAR[], e.timeframe)
 ORDER BY l.rank, e.ts
 """

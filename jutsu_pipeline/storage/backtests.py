@@ -49,12 +49,11 @@ WITH results AS (
            CASE WHEN json_extract_string(params_json, 'fractional')::BOOLEAN THEN 1 / 100e6 ELSE 1.0 END AS unit
     FROM backtest_performance
 ),
-marked AS (
-    SELECT r.*, b.ts, b.close FROM results AS r JOIN bars AS b USING (symbol, timeframe)
-    WHERE NOT r.adjusted AND b.ts BETWEEN r."start" AND r."end"
-    UNION ALL
-    SELECT r.*, b.ts, b.close FROM results AS r JOIN bars_adjusted AS b USING (symbol, timeframe)
-    WHERE r.adjusted AND b.ts BETWEEN r."start" AND r."end"
+marked AS (  -- bars_adjusted's arithmetic on the result's bars only (the view itself adjusts every bar first)
+    SELECT r.*, b.ts, CASE WHEN r.adjusted THEN b.close * coalesce(f.price_factor, 1.0) ELSE b.close END AS close
+    FROM results AS r
+    JOIN bars AS b ON b.symbol = r.symbol AND b.timeframe = r.timeframe AND b.ts BETWEEN r."start" AND r."end"
+    ASOF LEFT JOIN adjustment_factors_as_of('infinity'::TIMESTAMPTZ) AS f ON b.symbol = f.symbol AND b.ts < f.ex_ts
 ),
 fills AS (
     SELECT strategy, symbol, timeframe, entry_ts AS ts, cash_after_entry AS cash, size AS held, entry_price AS price
@@ -213,11 +212,13 @@ SELECT strategy, symbol, timeframe, sharpe_ratio, return_pct, return_ann_pct, ma
 FROM backtest_performance
 WHERE {scope_filter(timeframe=False)} AND {_STRATEGIES}
 """
-# A superset of the best results' rows; callers pick each (strategy, symbol, timeframe).
-SELECT_EQUITY = f"""
+# A superset of the best results' rows; callers pick each (strategy, symbol, timeframe). list_contains, not
+# `IN (SELECT unnest(...))`: a filter reaches through the view's joins and window to the scans, a semi-join does not.
+SELECT_EQUITY = """
 SELECT strategy, symbol, timeframe, ts, equity, drawdown_pct
 FROM backtest_equity
-WHERE {scope_filter(timeframe=False)} AND {_STRATEGIES} AND timeframe IN (SELECT unnest($timeframes::VARCHAR[]))
+WHERE list_contains($symbols::VARCHAR[], symbol) AND list_contains($strategies::VARCHAR[], strategy)
+  AND list_contains($timeframes::VARCHAR[], timeframe)
 """
 DELETE_LEADERBOARD = "DELETE FROM backtest_leaderboard WHERE market = $market"
 INSERT_LEADERBOARD = """
