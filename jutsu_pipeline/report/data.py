@@ -221,7 +221,8 @@ def leaderboard(con: duckdb.DuckDBPyConnection, market: str, top: int) -> dict:
         return {"rows": [], "curves": {}}
     params = {"market": market, "top": top}
     rows = cast(pl.DataFrame, pl.from_arrow(fetch_arrow(con, sql.LEADERBOARD, params)))
-    keys = {f"{k}s": rows[k].unique().to_list() if rows.height else [] for k in ("strategy", "symbol", "timeframe")}
+    keys = {name: rows[column].unique().to_list() if rows.height else []
+            for name, column in (("strategies", "strategy"), ("symbols", "symbol"), ("timeframes", "timeframe"))}
     curves = cast(pl.DataFrame, pl.from_arrow(fetch_arrow(con, sql.LEADERBOARD_CURVES, {**params, **keys})))
     out_rows = [{k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
                 for row in rows.iter_rows(named=True)]
