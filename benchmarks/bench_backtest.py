@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
-from _util import timed
+from _util import Seconds, timed
 
 from jutsu_pipeline.backtest import StrategyConfig, backtest_bars, run_backtests
 from jutsu_pipeline.indicators import compute_indicators
@@ -187,7 +187,7 @@ def main() -> None:
     start = time.perf_counter()
     vbt_out = run_vectorbt(index, opens, close)
     t_vbt_cold = time.perf_counter() - start
-    times: dict[str, list[float]] = {"mem": [], "sma": [], "db": [], "vbt": [], "vbt_db": []}
+    times: dict[str, list[Seconds]] = {"mem": [], "sma": [], "db": [], "vbt": [], "vbt_db": []}
     with tempfile.TemporaryDirectory() as tmp:
         con = duckdb.connect(str(Path(tmp) / "bench.duckdb"))
         ensure_schema(con)
@@ -238,6 +238,9 @@ def main() -> None:
     for label, ours, theirs in (("in memory", t_mem, t_vbt), ("with DuckDB I/O", t_db, t_vbt_db),
                                 ("ours with I/O / vbt in memory", t_db, t_vbt)):
         print(f"  {label:30s}: {ours / theirs:6.2f}x   (backtesting.py / ours: {t_bt / ours:5.0f}x)")
+    cpu = {k: min(t.cpu for t in times[k]) for k in times}  # every thread's; other processes disturb it less
+    print(f"  in CPU seconds: in memory {cpu['mem']:.3f} / {cpu['vbt']:.3f} = {cpu['mem'] / cpu['vbt']:.2f}x, "
+          f"with DuckDB I/O {cpu['db']:.3f} / {cpu['vbt_db']:.3f} = {cpu['db'] / cpu['vbt_db']:.2f}x")
 
 
 if __name__ == "__main__":
