@@ -2,6 +2,10 @@
 storage, with and without event batching. Each case runs in a fresh process (the batching switch is an
 environment variable). The asset body does nothing, so all of the wall time is Dagster's bookkeeping.
 
+The last two cases compare what each materialisation carries on the shipped instance: a bars run's metadata
+as it was until 2026-12-02 (the run's totals, 15 entries, copied by Dagster into every partition's event) and
+as it is now (the 3 planner keys shared, each partition's own rows and first/last bar).
+
 Run: .venv/bin/python benchmarks/bench_events.py [partitions]   (Postgres cases need JUTSU_TEST_POSTGRES_URL)
 """
 
@@ -18,12 +22,26 @@ from pathlib import Path
 import dagster as dg  # module level: Dagster resolves the asset's annotations here
 
 CASES = {
-    "sqlite (dagster default)": ({}, None),
-    "sqlite + DAGSTER_EVENT_BATCH_SIZE=1000 (no real batch)": ({"DAGSTER_EVENT_BATCH_SIZE": "1000"}, None),
-    "sqlite, JutsuInstance: batching event log (shipped default)": ({}, "batching"),
-    "postgres": ({}, "postgres"),
-    "postgres + DAGSTER_EVENT_BATCH_SIZE=1000": ({"DAGSTER_EVENT_BATCH_SIZE": "1000"}, "postgres"),
+    "sqlite (dagster default)": ({}, None, "none"),
+    "sqlite + DAGSTER_EVENT_BATCH_SIZE=1000 (no real batch)": ({"DAGSTER_EVENT_BATCH_SIZE": "1000"}, None, "none"),
+    "sqlite, JutsuInstance: batching event log (shipped default)": ({}, "batching", "none"),
+    "postgres": ({}, "postgres", "none"),
+    "postgres + DAGSTER_EVENT_BATCH_SIZE=1000": ({"DAGSTER_EVENT_BATCH_SIZE": "1000"}, "postgres", "none"),
+    "shipped, run totals copied into every partition (before)": ({}, "batching", "run"),
+    "shipped, each partition's own facts (bars now)": ({}, "batching", "partition"),
 }
+RUN_TOTALS = {  # the shape of a bars run's metadata until 2026-12-02 (values of a 500 x 20 y first sync)
+    "bars_written": dg.MetadataValue.int(2_516_000), "bars_fetched": dg.MetadataValue.int(2_516_000),
+    "partitions_with_bars": dg.MetadataValue.int(10_500), "partitions_valid_empty": dg.MetadataValue.int(0),
+    "partitions_failed": dg.MetadataValue.int(0), "provider": dg.MetadataValue.text("files"),
+    "provider_calls": dg.MetadataValue.int(500),
+    "symbols": dg.MetadataValue.text(", ".join(f"S{i:04d}" for i in range(25)) + " … and 475 more"),
+    "seconds": dg.MetadataValue.float(21.5), "first_ts": dg.MetadataValue.timestamp(1088640000.0),
+    "last_ts": dg.MetadataValue.timestamp(1719446400.0), "dagster/row_count": dg.MetadataValue.int(2_516_000),
+    "refresh": dg.MetadataValue.text("whole windows"), "provider_requests": dg.MetadataValue.int(500),
+}
+PLANNER_KEYS = {"history_start": dg.MetadataValue.text("2004-07-01"), "history_end": dg.MetadataValue.text("2024-06-27"),
+                "partition_grain": dg.MetadataValue.text("year")}
 
 
 def _instance_yaml(kind: str | None, home: Path) -> str:
@@ -34,7 +52,7 @@ def _instance_yaml(kind: str | None, home: Path) -> str:
     return "telemetry: {enabled: false}\n"
 
 
-def child(partitions: int) -> None:
+def child(partitions: int, style: str = "none") -> None:
     """Materialise `partitions` partitions (symbols × 2 yearly windows) in one range run; print JSON."""
     import resource
 
@@ -48,20 +66,33 @@ def child(partitions: int) -> None:
 
     @dg.asset(partitions_def=parts, backfill_policy=dg.BackfillPolicy.single_run(), key=f"noop_{uuid.uuid4().hex[:8]}")
     def noop(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        return dg.MaterializeResult(metadata={"keys": len(context.partition_keys)})
+        keys = context.partition_keys
+        if style == "run":
+            return dg.MaterializeResult(metadata={**RUN_TOTALS, **PLANNER_KEYS})
+        if style == "partition":
+            from jutsu_pipeline.assets.bars.assets import set_partition_metadata
+
+            facts = {k: {"dagster/row_count": dg.MetadataValue.int(252), "first_ts": dg.MetadataValue.timestamp(1.7e9),
+                         "last_ts": dg.MetadataValue.timestamp(1.73e9)} for k in keys}
+            set_partition_metadata(context, context.assets_def.key, keys, facts)
+            return dg.MaterializeResult(metadata=PLANNER_KEYS)
+        return dg.MaterializeResult(metadata={"keys": len(keys)})
 
     instance = dg.DagsterInstance.get()
     tags = {"dagster/asset_partition_range_start": f"2024-01-01|{symbols[0]}",
             "dagster/asset_partition_range_end": f"2025-01-01|{symbols[-1]}"}
-    started, epoch = time.perf_counter(), time.time()
+    started, epoch, cpu = time.perf_counter(), time.time(), time.process_time()
     result = dg.materialize([noop], instance=instance, tags=tags, raise_on_error=True)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     events = instance.get_records_for_run(result.run_id, limit=1_000_000).records
     planned = sum(1 for r in events if r.event_log_entry.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
     done = sum(1 for r in events if r.event_log_entry.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION)
     run_start = next(r.event_log_entry.timestamp for r in events
                      if r.event_log_entry.dagster_event_type == dg.DagsterEventType.RUN_START)
-    print(json.dumps({"wall": wall, "before_run_start": run_start - epoch, "events": len(events), "planned": planned, "materialized": done,
+    body = max(len(r.event_log_entry.to_json()) for r in events
+               if r.event_log_entry.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION)
+    print(json.dumps({"wall": wall, "cpu": cpu, "event_bytes": body,
+                      "before_run_start": run_start - epoch, "events": len(events), "planned": planned, "materialized": done,
                       "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "storage": type(instance.event_log_storage).__name__}))
 
@@ -70,7 +101,8 @@ def main() -> None:
     partitions = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     print(f"Dagster bookkeeping of one range run over {partitions} partitions (no-op asset body)")
     pg = os.environ.get("JUTSU_TEST_POSTGRES_URL")
-    for label, (env, kind) in CASES.items():
+    walls: dict[str, float] = {}
+    for label, (env, kind, style) in CASES.items():
         if kind == "postgres" and not pg:
             print(f"  {label:<58} skipped: JUTSU_TEST_POSTGRES_URL is not set")
             continue
@@ -79,7 +111,7 @@ def main() -> None:
             run_env = {**os.environ, "DAGSTER_HOME": home, **env}
             if "DAGSTER_EVENT_BATCH_SIZE" not in env:
                 run_env.pop("DAGSTER_EVENT_BATCH_SIZE", None)
-            done = subprocess.run([sys.executable, __file__, "--child", str(partitions)], env=run_env,
+            done = subprocess.run([sys.executable, __file__, "--child", str(partitions), style], env=run_env,
                                   capture_output=True, text=True, check=False)
             if done.returncode:
                 print(f"  {label:<58} FAILED:\n{done.stderr[-2000:]}")
@@ -87,13 +119,19 @@ def main() -> None:
             out = done.stdout.strip().splitlines()[-1]
         data = json.loads(out)
         per = data["wall"] / partitions * 1000
-        print(f"  {label:<58} {data['wall']:>7.1f} s  {per:>6.2f} ms/partition  "
+        walls[style] = data["wall"]
+        print(f"  {label:<58} {data['wall']:>7.1f} s ({data['cpu']:.1f} s CPU)  {per:>6.2f} ms/partition  "
+              f"materialisation event {data['event_bytes']:,} bytes  "
               f"{data['before_run_start']:>6.1f} s before RUN_START  events={data['events']} "
               f"(planned {data['planned']}, materialised {data['materialized']})  peak RSS {data['rss_mb']:.0f} MB")
 
 
+    if "run" in walls and "partition" in walls:
+        print(f"  run totals in every partition / each partition's own facts: {walls['run'] / walls['partition']:.2f}x")
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--child":
-        child(int(sys.argv[2]))
+        child(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "none")
     else:
         main()

@@ -53,6 +53,9 @@ def test_sync_is_quiet_shows_a_plan_a_line_per_run_and_a_summary(tmp_path: Path)
     # The bars run, then the runs Dagster's automation evaluation requests downstream (corporate actions,
     # then the indicators that read them).
     assert "Summary: 4 run(s)" in first.stdout and "2 bars partition(s) recorded" in first.stdout
+    # The bars run's line has the run's totals (its summary record), not one partition's facts.
+    bars_line = next(line for line in out if line.startswith("  us_stocks/bars_1d "))
+    assert "2 partitions with bars" in bars_line and "2 provider calls" in bars_line, bars_line
     assert "Checks: 4 of 4 passed." in first.stdout
     assert len(out) <= 10, first.stdout  # no Dagster event log on the terminal
     assert "DEBUG" not in first.stdout + first.stderr and "RUN_START" not in first.stdout
