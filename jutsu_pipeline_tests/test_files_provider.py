@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from jutsu_pipeline.config import load_config
-from jutsu_pipeline.providers.base import FetchRequest, UnknownSymbolError
+from jutsu_pipeline.providers.base import FetchRequest, ProviderError, UnknownSymbolError
 from jutsu_pipeline.providers.files import FilesProvider
 from jutsu_pipeline.timeframes import Timeframe
 from jutsu_pipeline_tests.conftest import query, write_config
@@ -96,3 +96,24 @@ def test_a_quoted_header_after_a_byte_order_mark_is_read_with_the_given_types(tm
     assert frame["ts"].dt.date().to_list() == [dt.date(2024, 1, d) for d in (2, 3, 4, 5, 8)]
     assert frame["open"].to_list() == DAILY["OPEN"].to_list() and frame["adj_close"].to_list() == DAILY["Adj Close"].to_list()
     assert frame["volume"].dtype == pl.Float64
+
+
+def test_a_bad_csv_cell_is_named_by_line_column_and_value(tmp_path: Path) -> None:
+    provider = FilesProvider(tmp_path, "America/New_York")
+    request = FetchRequest("SPX", Timeframe.D1, dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2024, 2, 1, tzinfo=UTC))
+    DAILY.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("n/a")).otherwise(pl.col("Close").cast(pl.String))
+                       .alias("Close")).write_csv(tmp_path / "SPX.csv")
+    with pytest.raises(ProviderError) as error:
+        provider.fetch(request)
+    message = str(error.value)
+    assert f"{tmp_path / 'SPX.csv'} line 5: column 'Close' has 'n/a', which is not a number" in message
+    assert "infer_schema_length" not in message  # polars' advice about its reader is no use to a user
+
+
+def test_a_bad_csv_date_is_named_by_line_and_value(tmp_path: Path) -> None:
+    provider = FilesProvider(tmp_path, "America/New_York")
+    request = FetchRequest("SPX", Timeframe.D1, dt.datetime(2024, 1, 1, tzinfo=UTC), dt.datetime(2024, 2, 1, tzinfo=UTC))
+    DAILY.with_columns(pl.when(pl.int_range(pl.len()) == 2).then(pl.lit("2024-01-4x")).otherwise(pl.col("Date"))
+                       .alias("Date")).write_csv(tmp_path / "SPX.csv")
+    with pytest.raises(ProviderError, match=r"SPX.csv line 4: time value '2024-01-4x' is not a date or timestamp"):
+        provider.fetch(request)

@@ -90,7 +90,10 @@ class LocalFilesProvider:
         for column in _csv_header(path):
             canonical = _ALIASES.get(column.strip().lower())
             types[column] = pl.Float64() if canonical and canonical not in ("date", "ts") else pl.String()
-        return pl.read_csv(path, schema_overrides=types)
+        try:
+            return pl.read_csv(path, schema_overrides=types)
+        except pl.exceptions.ComputeError as error:
+            raise ProviderError(_bad_number(self.name, path, types) or f"{self.name}: cannot read {path}: {error}") from error
 
     def _load(self, symbol: str, timeframe: Timeframe) -> pl.DataFrame:
         key = (symbol, timeframe)
@@ -143,7 +146,10 @@ class LocalFilesProvider:
             if parsed.null_count() > column.null_count():
                 parsed = column.str.to_datetime(strict=False, time_zone="UTC")
             if parsed.null_count() > column.null_count():
-                raise ProviderError(f"{self.name}: {path} has timestamps that cannot be parsed, e.g. {column[0]!r}")
+                row = (parsed.is_null() & column.is_not_null()).arg_max() or 0
+                raise ProviderError(
+                    f"{self.name}: {path} line {row + 2}: time value {column[row]!r} is not a date or timestamp; "
+                    "write it as 2024-01-02 or 2024-01-02 09:30 (ISO 8601), or remove that row")
             column = parsed
         if column.dtype == pl.Date:
             if timeframe.is_intraday:
@@ -227,3 +233,20 @@ def _epoch_us(moment: dt.datetime) -> int:
 def _as_datetime(value: object) -> dt.datetime:
     assert isinstance(value, dt.datetime)
     return value
+
+
+def _bad_number(name: str, path: Path, types: dict[str, pl.DataType]) -> str | None:
+    """Name the first CSV cell of a price/volume column that is not a number: its line, column and value
+    (polars' own error gives a byte offset and advice about its reader's arguments)."""
+    text = pl.read_csv(path, infer_schema=False)
+    for column, kind in types.items():
+        if kind != pl.Float64() or column not in text.columns:
+            continue
+        values = text[column]
+        bad = values.str.strip_chars().cast(pl.Float64, strict=False).is_null() & values.is_not_null()
+        if bad.any():
+            row = bad.arg_max() or 0
+            return (f"{name}: {path} line {row + 2}: column {column!r} has {values[row]!r}, which is not a number; "
+                    "fix or remove that row (an empty cell is read as missing and rejected by validation)")
+    return None
+
