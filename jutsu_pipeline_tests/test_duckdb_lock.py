@@ -66,3 +66,11 @@ def test_writer_gives_up_after_the_timeout_naming_the_holder(tmp_path: Path) -> 
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_writer_creates_the_files_folder(tmp_path: Path) -> None:
+    """`storage.path` in a folder that does not exist yet (a config outside the repo): created on first write."""
+    path = tmp_path / "new" / "folder" / "jutsu.duckdb"
+    with JutsuDuckDBResource(database=str(path)).get_connection() as con:
+        con.execute("CREATE TABLE t (x INT)")
+    assert path.is_file()

@@ -97,6 +97,10 @@ class JutsuDuckDBResource(DuckDBResource):
             return
         config = duckdb_config(self.connection_config)
         check_database_file(self.database)
+        if not read_only and not self.database.startswith(":memory:"):
+            # DuckDB creates the file but not its folder: a config outside the repo (JUTSU_CONFIG with
+            # DAGSTER_HOME elsewhere) or `storage.path: /srv/x/jutsu.duckdb` would fail with "No such file".
+            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         retrying = Retrying(
             retry=retry_if_exception(_is_lock_error),
             stop=stop_after_delay(self.lock_timeout_seconds),
