@@ -27,8 +27,9 @@ def _instance(config=None):  # noqa: ANN001, ANN202 - JutsuConfig | None, dagste
     from jutsu_pipeline.config import load_config
     from jutsu_pipeline.instance import open_instance, recover_dead_runs
 
-    # also sets DAGSTER_HOME, absolute as Dagster requires
-    instance = open_instance((config or load_config()).instance_dir)
+    # also sets DAGSTER_HOME, absolute as Dagster requires; the config's dagster_home gets the project's settings
+    instance = open_instance((config or load_config()).instance_dir,
+                             seed_settings="DAGSTER_HOME" not in os.environ)
     for run in recover_dead_runs(instance):
         print(f"Recovered run {run.run_id[:8]} ({run.job_name}): its process {run.pid} is gone; marked failed, "
               "pool slots freed, its partitions are missing again.")

@@ -33,6 +33,7 @@ LIVE_STATUSES = [
     dg.DagsterRunStatus.CANCELING,
 ]
 INIT_LOCK = ".jutsu-init.lock"
+DAGSTER_HOME_ENV = "DAGSTER_HOME"
 
 
 @contextlib.contextmanager
@@ -47,11 +48,23 @@ def home_lock(home: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def open_instance(home: str | Path | None = None) -> dg.DagsterInstance:
-    """The instance at `home` (default $DAGSTER_HOME) with its storages created and migrated under a lock."""
+INSTANCE_TEMPLATE = Path(__file__).with_name("instance_template.yaml")  # = data/dagster_home/dagster.yaml
+
+
+def open_instance(home: str | Path | None = None, *, seed_settings: bool = False) -> dg.DagsterInstance:
+    """The instance at `home` (default $DAGSTER_HOME) with its storages created and migrated under a lock.
+
+    `seed_settings`: a home without dagster.yaml gets the project's (pools, run queue, batched event log,
+    run monitoring), as the repository's data/dagster_home has; callers pass it for the config's
+    `dagster_home`, not for a DAGSTER_HOME the user chose."""
     home = Path(home or os.environ["DAGSTER_HOME"]).resolve()
     os.environ["DAGSTER_HOME"] = str(home)
     with home_lock(home):
+        settings = home / "dagster.yaml"
+        if seed_settings and not settings.exists():
+            # Without it Dagster runs unbounded pools (several DuckDB writers at once) and prints its
+            # "no dagster.yaml" and telemetry banners on every command.
+            settings.write_text(INSTANCE_TEMPLATE.read_text())
         instance = dg.DagsterInstance.get()
         # Touch every storage now, inside the lock: SQLite storages create their tables lazily.
         instance.get_runs(limit=1)
@@ -228,7 +241,7 @@ def main() -> None:
     `dagster_home`) once, before several processes use it."""
     from jutsu_pipeline.config import load_config
 
-    instance = open_instance(load_config().instance_dir)
+    instance = open_instance(load_config().instance_dir, seed_settings=DAGSTER_HOME_ENV not in os.environ)
     print(f"Dagster instance ready at {instance.root_directory}")
 
 

@@ -108,3 +108,28 @@ def test_gap_sensor_repairs_a_killed_runs_partitions_and_skips_live_materialize_
                              tags=rng, asset_selection=frozenset({dg.AssetKey(["us_stocks", "bars_1d"])}))
         instance.add_run(live)  # e.g. `dagster asset materialize --partition-range ...` in progress
         assert _spans(_tick(config, instance)) == []
+
+
+def test_the_configs_new_dagster_home_gets_the_project_settings(tmp_path: Path, monkeypatch) -> None:
+    """A jutsu.yaml outside the repo (README: "point JUTSU_CONFIG at your own file") gets an instance with the
+    shipped settings (one DuckDB writer, queued runs, batched events), not Dagster's defaults and banners;
+    a DAGSTER_HOME the user set is left as it is."""
+    from jutsu_pipeline.cli import _instance
+    from jutsu_pipeline.instance import INSTANCE_TEMPLATE
+
+    assert INSTANCE_TEMPLATE.read_text() == SHIPPED.read_text()  # the wheel's copy of the repo's file
+    (tmp_path / "jutsu.yaml").write_text("markets: {m: {provider: sample, calendar: XNYS, timeframes: [1d], "
+                                         "start: 2012-01-01, end: 2012-03-01, symbols: [IBM]}}\n")
+    monkeypatch.setenv("JUTSU_CONFIG", str(tmp_path / "jutsu.yaml"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    instance = _instance()
+    home = tmp_path / "data" / "dagster_home"
+    assert Path(instance.root_directory) == home
+    assert (home / "dagster.yaml").read_text() == SHIPPED.read_text()
+    assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+    assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+
+    mine = tmp_path / "mine"
+    monkeypatch.setenv("DAGSTER_HOME", str(mine))
+    _instance()
+    assert not (mine / "dagster.yaml").exists()
