@@ -324,10 +324,18 @@ _Loader.yaml_implicit_resolvers = {
 
 
 def _format_errors(error: ValidationError) -> str:
+    errors = error.errors()
     lines = []
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+    for item in errors:
+        loc = item["loc"]
+        # `timeframes: [1D]` also fails the list's min_length (its bad item was dropped): say it once
+        if item["type"] == "too_short" and any(other["loc"][:len(loc)] == loc and len(other["loc"]) > len(loc)
+                                               for other in errors):
+            continue
+        key = ".".join(str(part) for part in loc) or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "enum":
+            message += f", not {item['input']!r}"
         lines.append(f"  {key}: {message}")
     return "\n".join(lines)
 

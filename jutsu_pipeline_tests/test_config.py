@@ -124,3 +124,9 @@ def test_the_calendar_table_agrees_with_exchange_calendars(monkeypatch: pytest.M
     monkeypatch.setattr(calendars, "_TABLE_VERSION", "0.0")  # as if another release were installed
     assert known_calendar("XNYS") and not known_calendar("XXXX")
     assert str(SessionCalendar("XTKS", dt.date(2024, 1, 4), dt.date(2024, 2, 1)).timezone) == "Asia/Tokyo"
+
+
+def test_a_mistyped_timeframe_is_one_line_naming_the_value() -> None:
+    message = _error({"us_stocks": {**SAMPLE_MARKET, "timeframes": ["1D"]}})
+    assert "markets.us_stocks.timeframes.0: Input should be '1d', '1h', '15m', '5m' or '1m', not '1D'" in message
+    assert "at least 1 item" not in message  # the list's length follows from its bad item: said once
