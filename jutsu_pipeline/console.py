@@ -219,7 +219,8 @@ class SyncConsole:
 
         from jutsu_pipeline.instance import execute_interruptibly
 
-        report = RunReport(label=f"{asset_key.to_user_string()} {label}")
+        name = asset_key.to_user_string()
+        report = RunReport(label=name if label == name else f"{name} {label}")  # an unpartitioned asset: once
         started = time.perf_counter()
         with self._bar(asset_key.to_user_string(), total, f" {unit}") as (progress, task):
             listener = _RunListener(progress, task, report, asset_key)

@@ -109,7 +109,7 @@ def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance, bars_keys
             for span in spans:
                 tags: dict[str, str] = {} if span is None else {RANGE_START_TAG: span[0], RANGE_END_TAG: span[1]}
                 label = key.to_user_string() if span is None else f"{span[0]}...{span[1]}"
-                report(f"{key.to_user_string()}: computing {label}.")
+                report(f"{key.to_user_string()}: computing" + ("." if span is None else f" {label}."))
                 outcome.runs += 1
                 if not run(subset, tags, key, label):
                     outcome.failed_runs += 1

@@ -230,3 +230,19 @@ def test_definitions_import_without_third_party_notices() -> None:
                             env={k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"})
     assert result.returncode == 0, result.stderr
     assert "BetaWarning" not in result.stderr and "SupersessionWarning" not in result.stderr, result.stderr
+
+
+def test_an_unpartitioned_asset_is_named_once_on_its_run_line() -> None:
+    """`us_stocks/report: done in ...`, not `us_stocks/report us_stocks/report: done in ...`."""
+
+    @dg.asset(key=["desk", "report"])
+    def page() -> None:
+        return None
+
+    job = dg.Definitions(assets=[page]).resolve_implicit_global_asset_job_def()
+    buffer = io.StringIO()
+    console = SyncConsole(verbose=False, console=Console(file=buffer, width=120))
+    with dg.DagsterInstance.ephemeral() as instance:
+        report = console.run(job, instance, {}, page.key, page.key.to_user_string())
+    assert report.success
+    assert "  desk/report: done in " in buffer.getvalue() and "desk/report desk/report" not in buffer.getvalue()
