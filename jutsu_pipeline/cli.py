@@ -365,12 +365,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     sync_parser = commands.add_parser("sync", parents=[verbose_too],
                                       help="materialise every missing partition of the bars assets")
-    sync_parser.add_argument("--market")
-    sync_parser.add_argument("--timeframe")
+    sync_parser.add_argument("--market", help="only this market of jutsu.yaml (default: every market)")
+    sync_parser.add_argument("--timeframe", help="only this timeframe, e.g. 1d (default: every timeframe)")
     adopt_parser = commands.add_parser(
         "adopt", help="after changing partition_grain: record windows already stored and valid as materialised")
-    adopt_parser.add_argument("--market")
-    adopt_parser.add_argument("--timeframe")
+    adopt_parser.add_argument("--market", help="only this market of jutsu.yaml (default: every market)")
+    adopt_parser.add_argument("--timeframe", help="only this timeframe, e.g. 1d (default: every timeframe)")
     commands.add_parser("coverage", help="print what the storage (DuckDB file or DuckLake) holds")
     commands.add_parser("leaderboard", help="print the best five backtests of each market")
     sql_parser = commands.add_parser("sql", help="run a SQL query on the DuckDB file (read-only) and print the rows")
@@ -378,10 +378,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     env_parser = commands.add_parser("env", help="print (or --write) the .env line that points Dagster at the instance")
     env_parser.add_argument("--write", type=Path, metavar="PATH", help="write it into this .env file")
     report_parser = commands.add_parser("report", parents=[verbose_too], help="write each market's HTML report under reports_dir")
-    report_parser.add_argument("--market")
+    report_parser.add_argument("--market", help="only this market of jutsu.yaml (default: every market)")
     migrate_parser = commands.add_parser("migrate-to-ducklake",
                                          help="copy a DuckDB file's tables into the configured DuckLake")
     migrate_parser.add_argument("source", help="the DuckDB file to copy (it is opened read-only)")
+    for choice in commands._choices_actions:  # `jutsu sync --help` says what the command does, too
+        commands.choices[choice.dest].description = choice.help
     args = parser.parse_args(argv)
     verbose = args.verbose or os.environ.get("JUTSU_VERBOSE", "") not in ("", "0")
     try:

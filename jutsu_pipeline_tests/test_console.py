@@ -246,3 +246,13 @@ def test_an_unpartitioned_asset_is_named_once_on_its_run_line() -> None:
         report = console.run(job, instance, {}, page.key, page.key.to_user_string())
     assert report.success
     assert "  desk/report: done in " in buffer.getvalue() and "desk/report desk/report" not in buffer.getvalue()
+
+
+def test_each_subcommands_help_says_what_it_does_and_its_options(capsys) -> None:  # noqa: ANN001
+    from jutsu_pipeline.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["sync", "--help"])
+    shown = capsys.readouterr().out
+    assert "materialise every missing partition of the bars assets" in shown
+    assert "only this market of jutsu.yaml" in shown and "only this timeframe, e.g. 1d" in shown
