@@ -113,4 +113,6 @@ def test_authorize_command_exchanges_the_redirect_code(fx: FakeExchange, tmp_pat
     assert saved["access_token"] not in out and saved["refresh_token"] not in out
     assert provider(fx).fetch(JAN).height == 21
     assert schwab.main(["authorize", "--redirect-url", redirect, "--base-url", fx.url]) == 2  # code used up
-    assert "re-authorise" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "refused the authorisation code" in err and "refresh token" not in err  # the code, not a refresh
+    assert "authorize-url" in err and "--redirect-url" in err

@@ -50,6 +50,17 @@ def _token_error(status: int, text: str, context: RequestContext) -> ProviderErr
     return None
 
 
+def _code_error(status: int, text: str, context: RequestContext) -> ProviderError | None:
+    """The authorisation step: it is the pasted code (or the app's key/secret) that was refused."""
+    if status in (400, 401) and ("invalid_client" in text or "invalid_grant" in text):
+        return AuthExpired(context, f"Schwab refused the authorisation code or the app credentials (HTTP {status}; "
+                           "a code is valid for about 30 seconds and once)",
+                           "open the URL of `python -m jutsu_pipeline.providers.schwab authorize-url` again, log in "
+                           "and run `authorize --redirect-url '<the URL you landed on>'` at once; if it is refused "
+                           "again, check SCHWAB_CLIENT_ID / SCHWAB_CLIENT_SECRET", status=status)
+    return None
+
+
 def _data_error(status: int, text: str, context: RequestContext) -> ProviderError | None:
     if status == 401:
         return Unauthorized(context, "Schwab rejected the access token (HTTP 401) even after a refresh",
@@ -191,7 +202,7 @@ def exchange_code(redirect_url: str, *, options: Mapping[str, Any] | None = None
     client_id = read_secret("schwab", "schwab_client_id", id_env, None, advice)
     client_secret = read_secret("schwab", "schwab_client_secret", secret_env, None, advice)
     client = HttpClient("schwab", settings.base_url or DEFAULT_BASE_URL, HttpSettings(), FetchStats(),
-                        error_mapper=_token_error)
+                        error_mapper=_code_error)
     try:
         reply = client.request(
             "POST", "/v1/oauth/token", RequestContext("schwab", purpose="authorisation"),
