@@ -402,6 +402,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "adopt":
             return adopt(args.market, args.timeframe)
         if args.command == "leaderboard":
+            from jutsu_pipeline.config import load_config
+
+            if not any(market.strategies for market in load_config().markets.values()):
+                print("No market configures `strategies:`, so there are no backtests to rank; add some "
+                      "(docs/backtesting.md#configuration) and run `jutsu sync`.")
+                return 0
             return _print_query("Best backtests by Sharpe", LEADERBOARD_SQL)
         if args.command == "sql":
             return sql(args.query if args.query is not None else sys.stdin.read())

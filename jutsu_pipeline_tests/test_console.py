@@ -256,3 +256,11 @@ def test_each_subcommands_help_says_what_it_does_and_its_options(capsys) -> None
     shown = capsys.readouterr().out
     assert "materialise every missing partition of the bars assets" in shown
     assert "only this market of jutsu.yaml" in shown and "only this timeframe, e.g. 1d" in shown
+
+
+def test_leaderboard_without_strategies_says_how_to_get_backtests(tmp_path: Path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    from jutsu_pipeline.cli import main
+
+    monkeypatch.setenv("JUTSU_CONFIG", str(write_config(tmp_path, {"us_stocks": SMALL_MARKET})))
+    assert main(["leaderboard"]) == 0
+    assert "No market configures `strategies:`" in capsys.readouterr().out
