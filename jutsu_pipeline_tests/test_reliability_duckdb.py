@@ -39,7 +39,7 @@ def test_sync_refuses_a_sqlite_file_as_duckdb_path_offline(tmp_path: Path) -> No
     done = subprocess.run(_offline([sys.executable, "-m", "jutsu_pipeline.cli", "sync"]), env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 2, done.stdout + done.stderr
-    assert f"duckdb_path {database} is not a DuckDB database (it is a SQLite database)" in done.stderr
+    assert f"storage.path {database} is not a DuckDB database (it is a SQLite database)" in done.stderr
     assert "Traceback" not in done.stderr and "extension" not in (done.stdout + done.stderr).lower()
     assert database.read_bytes() == before
 
@@ -59,7 +59,7 @@ def test_duckdb_with_autoload_off_never_tries_to_download_offline(tmp_path: Path
 def test_resource_refuses_files_that_are_not_duckdb(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "bars.duckdb"
     path.write_bytes(content)
-    with pytest.raises(NotADuckDBFileError, match=f"duckdb_path {path} is not a DuckDB database"):
+    with pytest.raises(NotADuckDBFileError, match=f"storage.path {path} is not a DuckDB database"):
         with JutsuDuckDBResource(database=str(path)).get_connection():
             pass
     assert path.read_bytes() == content

@@ -16,7 +16,7 @@ _MAGIC = b"DUCK"  # a DuckDB file's main header carries this at byte offset 8
 
 
 class NotADuckDBFileError(RuntimeError):
-    """`duckdb_path` names a file that exists but is not a DuckDB database."""
+    """`storage.path` (or the old `duckdb_path`) names a file that exists but is not a DuckDB database."""
 
 
 def check_database_file(path: str | Path) -> None:
@@ -27,15 +27,15 @@ def check_database_file(path: str | Path) -> None:
     if not file.exists():
         return
     if file.is_dir():
-        raise NotADuckDBFileError(f"duckdb_path {file} is a directory, not a DuckDB database file; "
-                                  "point duckdb_path in jutsu.yaml at a file (it is created on first sync)")
+        raise NotADuckDBFileError(f"storage.path {file} is a directory, not a DuckDB database file; "
+                                  "point storage.path (or duckdb_path) in jutsu.yaml at a file (it is created on first sync)")
     with file.open("rb") as handle:
         head = handle.read(16)
     if head[8:12] != _MAGIC:
         kind = _guess(head)
         raise NotADuckDBFileError(
-            f"duckdb_path {file} is not a DuckDB database ({kind}); nothing was read or written. "
-            "Point duckdb_path in jutsu.yaml at a DuckDB file (a new path is created on first sync), "
+            f"storage.path {file} is not a DuckDB database ({kind}); nothing was read or written. "
+            "Point storage.path (or duckdb_path) in jutsu.yaml at a DuckDB file (a new path is created on first sync), "
             "or move this file away"
         )
 
