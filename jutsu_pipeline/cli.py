@@ -279,7 +279,10 @@ def _print_query(title: str, sql: str) -> int:
 
 
 def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0]
+    """DuckDB's message on one line, keeping its `Did you mean "bars"?` hint (a misspelt table or column)."""
+    lines = str(error).strip().splitlines()
+    hint = next((line.strip() for line in lines[1:] if line.strip().startswith("Did you mean")), None)
+    return lines[0] + (f" {hint}" if hint else "")
 
 
 def migrate_to_ducklake(source: str) -> int:

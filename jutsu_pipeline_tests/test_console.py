@@ -264,3 +264,14 @@ def test_leaderboard_without_strategies_says_how_to_get_backtests(tmp_path: Path
     monkeypatch.setenv("JUTSU_CONFIG", str(write_config(tmp_path, {"us_stocks": SMALL_MARKET})))
     assert main(["leaderboard"]) == 0
     assert "No market configures `strategies:`" in capsys.readouterr().out
+
+
+def test_jutsu_sql_keeps_duckdbs_did_you_mean_hint(tmp_path: Path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    from jutsu_pipeline.cli import main
+
+    monkeypatch.setenv("JUTSU_CONFIG", str(write_config(tmp_path, {"us_stocks": SMALL_MARKET})))
+    with duckdb.connect(str(tmp_path / "jutsu.duckdb")) as con:
+        con.execute("CREATE TABLE bars AS SELECT 1 AS a")
+    assert main(["sql", "SELECT * FROM bar"]) == 1
+    err = capsys.readouterr().err
+    assert 'Did you mean "bars"?' in err and len(err.strip().splitlines()) == 1
