@@ -48,7 +48,7 @@ def home_lock(home: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-INSTANCE_TEMPLATE = Path(__file__).with_name("instance_template.yaml")  # = data/dagster_home/dagster.yaml
+INSTANCE_TEMPLATE = Path(__file__).with_name("instance_template.yaml")  # data/dagster_home/dagster.yaml links here
 
 
 def open_instance(home: str | Path | None = None, *, seed_settings: bool = False) -> dg.DagsterInstance:

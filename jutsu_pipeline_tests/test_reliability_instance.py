@@ -117,7 +117,7 @@ def test_the_configs_new_dagster_home_gets_the_project_settings(tmp_path: Path, 
     from jutsu_pipeline.cli import _instance
     from jutsu_pipeline.instance import INSTANCE_TEMPLATE
 
-    assert INSTANCE_TEMPLATE.read_text() == SHIPPED.read_text()  # the wheel's copy of the repo's file
+    assert SHIPPED.resolve() == INSTANCE_TEMPLATE.resolve()  # the repo's file is a link to the wheel's
     (tmp_path / "jutsu.yaml").write_text("markets: {m: {provider: sample, calendar: XNYS, timeframes: [1d], "
                                          "start: 2012-01-01, end: 2012-03-01, symbols: [IBM]}}\n")
     monkeypatch.setenv("JUTSU_CONFIG", str(tmp_path / "jutsu.yaml"))
