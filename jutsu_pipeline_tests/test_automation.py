@@ -17,6 +17,7 @@ BARS = dg.AssetKey(["us_stocks", "bars_1d"])
 INDICATORS = dg.AssetKey(["us_stocks", "indicators_1d"])
 BACKTEST = dg.AssetKey(["us_stocks", "backtest_1d"])
 LEADERBOARD = dg.AssetKey(["us_stocks", "backtest_leaderboard"])
+REPORT = dg.AssetKey(["us_stocks", "report"])
 STRATEGY = {"name": "sma_5_20", "type": "sma_cross", "params": {"fast": 5, "slow": 20}}
 
 
@@ -29,7 +30,7 @@ class Automation:
     def tick(self) -> dict[dg.AssetKey, set[str]]:
         """{downstream asset key (of market us_stocks): requested partitions ({"*"}: unpartitioned)}."""
         result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.cursor)
-        self.cursor = result.cursor
+        self.cursor, self.result = result.cursor, result
         requested = {}
         for key in (INDICATORS, BACKTEST, LEADERBOARD):
             mine = dg.AssetKey([self.market, key.path[-1]])
@@ -75,6 +76,22 @@ def test_new_bars_flow_to_indicators_backtest_leaderboard(automation) -> None:
     assert auto.run("indicators_us_stocks_1d", "GOOG").success
     assert auto.run("backtest_us_stocks_1d", "GOOG").success
     assert auto.tick() == {LEADERBOARD: {"*"}}
+
+
+def test_the_report_is_built_once_after_the_leaderboard_not_before_it_too(automation) -> None:
+    """The page shows the leaderboard: requested while one of its inputs is about to be recomputed, it
+    would be built twice per close (once beside the backtests, again after the leaderboard)."""
+    auto = automation
+    assert auto.run("sync_us_stocks_bars_1d", "2012-01-01|AAPL", "2012-12-01|IBM").success
+    reports = []
+    for jobs in ((("indicators_us_stocks_1d", "AAPL", "IBM"), ("backtest_us_stocks_1d", "AAPL", "IBM")),
+                 (("leaderboard_us_stocks", None, None),)):
+        auto.tick()
+        reports.append(auto.result.get_num_requested(REPORT))
+        assert all(auto.run(*job).success for job in jobs)
+    auto.tick()
+    assert reports + [auto.result.get_num_requested(REPORT)] == [0, 0, 1]
+    assert auto.tick() == {} and auto.result.get_num_requested(REPORT) == 0
 
 
 def test_a_failing_blocking_check_stops_everything_downstream(automation, tmp_path: Path) -> None:

@@ -51,9 +51,12 @@ def build_report_asset(config: JutsuConfig, partitionings: list[BarsPartitioning
         group_name=market,
         deps=deps,
         # Follows every update of its inputs, also while partitions are missing or failed: the page shows them.
+        # Not while an input is about to be recomputed (built once per close, after the leaderboard).
         automation_condition=(dg.AutomationCondition.eager()
                               .without(dg.AutomationCondition.in_latest_time_window())
-                              .without(~dg.AutomationCondition.any_deps_missing())),
+                              .without(~dg.AutomationCondition.any_deps_missing())
+                              & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested())
+                              .with_label("no input about to be recomputed")),
         pool=writer_pool(config),
         kinds={"html"},
         description=(f"Self-contained HTML page of market {market} at {path}: coverage (symbols x windows, gaps and "
