@@ -79,8 +79,8 @@ def test_new_bars_flow_to_indicators_backtest_leaderboard(automation) -> None:
 
 
 def test_the_report_is_built_once_after_the_leaderboard_not_before_it_too(automation) -> None:
-    """The page shows the leaderboard: requested while one of its inputs is about to be recomputed, it
-    would be built twice per close (once beside the backtests, again after the leaderboard)."""
+    """The page shows the leaderboard: it is not requested in the tick that requests the leaderboard, but in the
+    tick after the leaderboard was stored."""
     auto = automation
     assert auto.run("sync_us_stocks_bars_1d", "2012-01-01|AAPL", "2012-12-01|IBM").success
     reports = []

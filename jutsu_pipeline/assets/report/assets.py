@@ -51,7 +51,9 @@ def build_report_asset(config: JutsuConfig, partitionings: list[BarsPartitioning
         group_name=market,
         deps=deps,
         # Follows every update of its inputs, also while partitions are missing or failed: the page shows them.
-        # Not while an input is about to be recomputed (built once per close, after the leaderboard).
+        # Not while an input is about to be recomputed in a run it could share (the leaderboard: the page
+        # would show the old one). Dagster's will_be_requested ignores partitioned inputs, so a close still
+        # builds the page once beside the indicators' run and again after the leaderboard.
         automation_condition=(dg.AutomationCondition.eager()
                               .without(dg.AutomationCondition.in_latest_time_window())
                               .without(~dg.AutomationCondition.any_deps_missing())
