@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
+import polars as pl
 
 from jutsu_pipeline.assets.bars.assets import build_bars_asset
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
+from jutsu_pipeline.providers.base import FetchRequest
+from jutsu_pipeline.providers.sample import SampleProvider
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
 from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
 from jutsu_pipeline.timeframes import Timeframe
@@ -95,3 +100,21 @@ def run_backtest(config: JutsuConfig, instance: dg.DagsterInstance, symbols: lis
     from jutsu_pipeline.assets.backtest import build_backtest_asset
 
     return run_per_symbol(build_backtest_asset, config, instance, symbols, **where)
+
+
+def bad_volume_market_data(symbol: str, day: dt.date) -> MarketDataResource:
+    """The sample provider with one bad bar: `symbol`'s volume at midnight UTC of `day` is negative."""
+    bad_ts = dt.datetime.combine(day, dt.time(), dt.timezone.utc)
+
+    class OneBadBar(SampleProvider):
+        def fetch(self, request: FetchRequest) -> pl.DataFrame:
+            frame = super().fetch(request)
+            if request.symbol != symbol:
+                return frame
+            return frame.with_columns(pl.when(pl.col("ts") == bad_ts).then(-1.0).otherwise(pl.col("volume")).alias("volume"))
+
+    class OneBadBarMarketData(MarketDataResource):
+        def provider_for(self, config, market, timezone):  # noqa: ANN001, ANN201
+            return OneBadBar()
+
+    return OneBadBarMarketData()

@@ -6,16 +6,12 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-import polars as pl
 
 from jutsu_pipeline.assets.partitions import bars_partitions_def
-from jutsu_pipeline.providers.base import FetchRequest
-from jutsu_pipeline.providers.sample import SampleProvider
-from jutsu_pipeline.resources import MarketDataResource
 from jutsu_pipeline.status import GRAIN, HISTORY_END, HISTORY_START, partition_status
 from jutsu_pipeline.sync.planner import plan_sync
 from jutsu_pipeline_tests.conftest import query
-from jutsu_pipeline_tests.helpers import partition_facts, partitioning, run_bars, run_summary
+from jutsu_pipeline_tests.helpers import bad_volume_market_data, partition_facts, partitioning, run_bars, run_summary
 
 BARS_KEY = dg.AssetKey(["us_stocks", "bars_1d"])
 UTC = dt.timezone.utc
@@ -55,25 +51,9 @@ def test_each_partition_carries_its_own_rows_and_bounds_and_the_planner_keys(sam
     assert not set(planned) & set(facts)
 
 
-class _OneBadBarProvider(SampleProvider):
-    """The sample provider with one bad bar: GOOG's volume on 2012-05-15 is negative."""
-
-    def fetch(self, request: FetchRequest) -> pl.DataFrame:
-        frame = super().fetch(request)
-        if request.symbol != "GOOG":
-            return frame
-        bad_day = dt.datetime(2012, 5, 15, tzinfo=UTC)
-        return frame.with_columns(pl.when(pl.col("ts") == bad_day).then(-1.0).otherwise(pl.col("volume")).alias("volume"))
-
-
-class _OneBadBarMarketData(MarketDataResource):
-    def provider_for(self, config, market, timezone):  # noqa: ANN001, ANN201
-        return _OneBadBarProvider()
-
-
 def test_a_partly_failed_run_records_the_stored_partitions_facts_and_its_totals_once(sample_config, instance) -> None:
     result = run_bars(sample_config, instance, start="2012-04-01|FB", end="2012-06-01|GOOG",
-                      market_data=_OneBadBarMarketData())
+                      market_data=bad_volume_market_data("GOOG", dt.date(2012, 5, 15)))
     assert not result.success
     # A failed step's recorded partitions reach the instance, not the in-process result's events.
     records = instance.fetch_materializations(BARS_KEY, limit=100).records

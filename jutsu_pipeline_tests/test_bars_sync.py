@@ -9,13 +9,12 @@ import polars as pl
 import pytest
 
 from jutsu_pipeline.assets.partitions import bars_partitions_def
-from jutsu_pipeline.providers.base import FetchRequest
 from jutsu_pipeline.providers.sample import SampleProvider
-from jutsu_pipeline.resources import MarketDataResource
 from jutsu_pipeline.status import partition_status
 from jutsu_pipeline.sync.planner import plan_ranges, plan_sync
 from jutsu_pipeline_tests.conftest import query
 from jutsu_pipeline_tests.helpers import (
+    bad_volume_market_data,
     partition_counts,
     partition_facts,
     partitioning,
@@ -82,27 +81,11 @@ def test_symbol_listed_after_start_has_valid_empty_windows_with_the_reason(sampl
     assert query(sample_config, "SELECT min(ts)::DATE FROM bars WHERE symbol = 'FB'") == [(dt.date(2012, 5, 18),)]
 
 
-class _CorruptingProvider(SampleProvider):
-    """The sample provider with one bad bar: IBM's volume on 2000-04-03 is negative."""
-
-    def fetch(self, request: FetchRequest) -> pl.DataFrame:
-        frame = super().fetch(request)
-        if request.symbol != "IBM":
-            return frame
-        bad_day = dt.datetime(2000, 4, 3, tzinfo=UTC)
-        return frame.with_columns(pl.when(pl.col("ts") == bad_day).then(-1.0).otherwise(pl.col("volume")).alias("volume"))
-
-
-class _CorruptingMarketData(MarketDataResource):
-    def provider_for(self, config, market, timezone):  # noqa: ANN001, ANN201
-        return _CorruptingProvider()
-
-
 def test_invalid_bars_store_nothing_for_their_partition_and_name_the_rule(sample_config, instance) -> None:
     assert run_bars(sample_config, instance, start="2000-03-01|IBM", end="2000-05-01|IBM").success
     before = query(sample_config, "SELECT ts, volume FROM bars WHERE symbol = 'IBM' ORDER BY ts")
     result = run_bars(sample_config, instance, start="2000-03-01|GOOG", end="2000-05-01|MSFT",
-                      market_data=_CorruptingMarketData())
+                      market_data=bad_volume_market_data("IBM", dt.date(2000, 4, 3)))
     assert not result.success
     message = step_error(result)
     for words in ("us_stocks/bars_1d", "2000-04-01|IBM", "volume_non_negative", "volume=-1.0", "re-materialise"):

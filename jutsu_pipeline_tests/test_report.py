@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -16,8 +17,7 @@ from jutsu_pipeline.report import report_path
 from jutsu_pipeline.resources import JutsuDuckDBResource
 from jutsu_pipeline_tests.browser import CHART_PIXELS, open_page
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, query, write_config
-from jutsu_pipeline_tests.helpers import partitioning, run_backtest, run_bars, run_indicators
-from jutsu_pipeline_tests.test_bars_sync import _CorruptingMarketData
+from jutsu_pipeline_tests.helpers import bad_volume_market_data, partitioning, run_backtest, run_bars, run_indicators
 
 SYMBOLS = ["AAPL", "FB", "GOOG", "IBM", "MSFT"]
 
@@ -52,7 +52,7 @@ def _page_data(path: Path) -> tuple[dict, dict[str, dict]]:
 
 def test_coverage_marks_failed_missing_partial_and_empty_windows(sample_config, instance) -> None:
     failed = run_bars(sample_config, instance, start="2000-03-01|AAPL", end="2000-05-01|MSFT",
-                      market_data=_CorruptingMarketData())
+                      market_data=bad_volume_market_data("IBM", dt.date(2000, 4, 3)))
     assert not failed.success  # IBM 2000-04 has a negative volume: that partition fails, the others land
     assert run_bars(sample_config, instance, start="2012-04-01|FB", end="2012-06-01|FB").success
     assert run_indicators(sample_config, instance, ["AAPL"]).success
