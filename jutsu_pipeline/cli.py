@@ -197,7 +197,7 @@ def report(market: str | None) -> int:
     failures = 0
     for name in [market] if market else list(config.markets):
         key = report_asset_key(name)
-        ok = _run(defs.resolve_job_def(report_job_name(name)), instance, {}, key, name, 1, "page")
+        ok = _run(defs.resolve_job_def(report_job_name(name)), instance, {}, key, key.to_user_string(), 1, "page")
         if ok:
             (_console or SyncConsole()).say(f"{key.to_user_string()}: open {report_path(config, name).as_uri()}")
         failures += not ok

@@ -275,3 +275,15 @@ def test_jutsu_sql_keeps_duckdbs_did_you_mean_hint(tmp_path: Path, monkeypatch, 
     assert main(["sql", "SELECT * FROM bar"]) == 1
     err = capsys.readouterr().err
     assert 'Did you mean "bars"?' in err and len(err.strip().splitlines()) == 1
+
+
+def test_jutsu_report_names_the_page_once_and_where_to_open_it(tmp_path: Path) -> None:
+    """`us_stocks/report: done in ...`, then the file to open; not `us_stocks/report us_stocks: ...`."""
+    write_config(tmp_path, {"us_stocks": SMALL_MARKET})
+    result = _jutsu(tmp_path, "report")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("  us_stocks/report: done in ") for line in lines), lines
+    assert "us_stocks/report us_stocks" not in result.stdout
+    assert any(line.startswith(f"us_stocks/report: open {tmp_path.as_uri()}/") and line.endswith("/us_stocks/report.html")
+               for line in lines), lines
