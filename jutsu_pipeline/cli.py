@@ -25,11 +25,9 @@ ORDER BY timeframe, symbol
 def _instance(config=None):  # noqa: ANN001, ANN202 - JutsuConfig | None, dagster.DagsterInstance
     """The project's instance: $DAGSTER_HOME if set, else the config's `dagster_home` (data/dagster_home)."""
     from jutsu_pipeline.config import load_config
-    from jutsu_pipeline.instance import open_instance, recover_dead_runs
+    from jutsu_pipeline.instance import open_configured_instance, recover_dead_runs
 
-    # also sets DAGSTER_HOME, absolute as Dagster requires; the config's dagster_home gets the project's settings
-    instance = open_instance((config or load_config()).instance_dir,
-                             seed_settings="DAGSTER_HOME" not in os.environ)
+    instance = open_configured_instance(config or load_config())  # also sets DAGSTER_HOME, absolute as Dagster requires
     for run in recover_dead_runs(instance):
         print(f"Recovered run {run.run_id[:8]} ({run.job_name}): its process {run.pid} is gone; marked failed, "
               "pool slots freed, its partitions are missing again.")

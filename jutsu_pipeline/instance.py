@@ -23,8 +23,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
+
+if TYPE_CHECKING:
+    from jutsu_pipeline.config import JutsuConfig
 
 PID_TAG = "jutsu/pid"  # the process executing a run launched by `jutsu sync`
 HOST_TAG = "jutsu/host"
@@ -33,7 +37,6 @@ LIVE_STATUSES = [
     dg.DagsterRunStatus.CANCELING,
 ]
 INIT_LOCK = ".jutsu-init.lock"
-DAGSTER_HOME_ENV = "DAGSTER_HOME"
 
 
 @contextlib.contextmanager
@@ -236,12 +239,19 @@ def live_in_flight_keys(instance: dg.DagsterInstance, asset_key: dg.AssetKey, jo
     return keys
 
 
+def open_configured_instance(config: JutsuConfig) -> dg.DagsterInstance:
+    """$DAGSTER_HOME's instance if set, else the config's `dagster_home`, which gets the project's settings."""
+    from jutsu_pipeline.config import DAGSTER_HOME_ENV_VAR
+
+    return open_instance(config.instance_dir, seed_settings=DAGSTER_HOME_ENV_VAR not in os.environ)
+
+
 def main() -> None:
     """`python -m jutsu_pipeline.instance`: initialise the instance ($DAGSTER_HOME, else the config's
     `dagster_home`) once, before several processes use it."""
     from jutsu_pipeline.config import load_config
 
-    instance = open_instance(load_config().instance_dir, seed_settings=DAGSTER_HOME_ENV not in os.environ)
+    instance = open_configured_instance(load_config())
     print(f"Dagster instance ready at {instance.root_directory}")
 
 

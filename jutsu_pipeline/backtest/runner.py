@@ -113,8 +113,8 @@ def backtest_bars(bars: pl.DataFrame, strategies: Sequence[StrategyConfig]) -> B
 
 
 # Arrow tables registered in the caller's connection during a run: stats.py's inputs and what is stored.
-REGISTERED = ("_bt_bars", "_bt_version_parts", "_bt_series", "_bt_equity_agg", "_bt_dd_episodes", "_bt_period_agg",
-              "_bt_trades", "_bt_performance")
+REGISTERED = ("_bt_version_parts", "_bt_series", "_bt_equity_agg", "_bt_dd_episodes", "_bt_period_agg", "_bt_trades",
+              "_bt_performance")
 # Reductions SQL returned as NULL (no non-zero drawdown, fewer than two return pairs): NaN here.
 NULL_WHEN_NAN = ("mean_nonzero_drawdown", "covariance", "market_variance")
 

@@ -129,8 +129,7 @@ def latest_materialization_id(instance: dg.DagsterInstance, key: dg.AssetKey) ->
 
 
 def changed_since_last(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey, p: BarsPartitioning,
-                       fingerprint: str, partitions_after: Callable[[int], Collection[str]] | None = None
-                       ) -> Changed | None:
+                       fingerprint: str, partitions_after: Callable[[int], Collection[str]]) -> Changed | None:
     """What to re-judge: the windows of the partitions materialised since the check's last evaluation, and
     the symbols it failed on then (whole history). None (judge everything) without a usable last verdict."""
     history = instance.event_log_storage.get_asset_check_execution_history(
@@ -152,8 +151,7 @@ def changed_since_last(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey
             return None  # the failing symbols were not all listed
         failing = listed
     since: dict[str, dt.datetime] = {}
-    partitions = partitions_after(cursor) if partitions_after else \
-        instance.event_log_storage.get_materialized_partitions(check_key.asset_key, after_cursor=cursor)
+    partitions = partitions_after(cursor)
     symbols = set(p.symbols)
     try:
         for partition in partitions:

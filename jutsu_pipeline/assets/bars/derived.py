@@ -7,7 +7,7 @@ import time
 import dagster as dg
 
 from jutsu_pipeline.assets.bars.assets import bars_asset_key, set_partition_metadata
-from jutsu_pipeline.assets.bars.metadata import ROW_COUNT
+from jutsu_pipeline.assets.bars.metadata import stored_facts
 from jutsu_pipeline.assets.conditions import downstream_asset
 from jutsu_pipeline.assets.partitions import bars_partitions_def
 from jutsu_pipeline.assets.tables import declared_schema, table_name
@@ -63,14 +63,10 @@ def build_derived_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning
         # metadata is copied into every partition's event).
         context.log.info(f"{key.to_user_string()}: {outcome.bars} bars written ({outcome.incomplete} incomplete) "
                          f"from {base} bars of {len(keys)} partition(s) in {seconds:.2f} s")
-        per_partition: dict[str, dict[str, dg.MetadataValue]] = {}
+        per_partition = {}
         for partition in keys:
             date_key, symbol = split_partition_key(partition)
-            rows = stored.get((symbol, date_key))
-            per_partition[partition] = {ROW_COUNT: dg.MetadataValue.int(rows[0] if rows else 0)}
-            if rows:
-                per_partition[partition].update(first_ts=dg.MetadataValue.timestamp(rows[1]),
-                                                last_ts=dg.MetadataValue.timestamp(rows[2]))
+            per_partition[partition] = stored_facts(stored.get((symbol, date_key)))
         set_partition_metadata(context, key, keys, per_partition)
         return dg.MaterializeResult(metadata={"source": dg.MetadataValue.text(derived_source(base))})
 

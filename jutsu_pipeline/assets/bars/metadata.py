@@ -9,6 +9,7 @@ run's log (one summary line) and to `jutsu sync`'s summary, or to the step failu
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -38,13 +39,19 @@ def _markdown_table(rows: dict[str, str], header: tuple[str, str]) -> str:
     return "\n".join(lines)
 
 
+def stored_facts(stats: tuple[int, dt.datetime, dt.datetime] | None) -> dict[str, dg.MetadataValue]:
+    """A window's stored bars (`dagster/row_count`) with its first and last bar; none stored: a count of 0."""
+    if stats is None:
+        return {ROW_COUNT: dg.MetadataValue.int(0)}
+    rows, first, last = stats
+    return {ROW_COUNT: dg.MetadataValue.int(rows), "first_ts": dg.MetadataValue.timestamp(first),
+            "last_ts": dg.MetadataValue.timestamp(last)}
+
+
 def partition_metadata(outcome: SyncOutcome) -> dict[str, dict[str, dg.MetadataValue]]:
     """partition key -> its own facts: stored bars (`dagster/row_count`) with the first and last bar, or
     the reason it is valid with no bars. Failed partitions are absent (they are not materialised)."""
-    per: dict[str, dict[str, dg.MetadataValue]] = {}
-    for key, (rows, first, last) in outcome.stored.items():
-        per[key] = {ROW_COUNT: dg.MetadataValue.int(rows), "first_ts": dg.MetadataValue.timestamp(first),
-                    "last_ts": dg.MetadataValue.timestamp(last)}
+    per = {key: stored_facts(stats) for key, stats in outcome.stored.items()}
     zero = dg.MetadataValue.int(0)
     for key, reason in outcome.empty.items():
         per[key] = {ROW_COUNT: zero, EMPTY_BECAUSE: dg.MetadataValue.text(reason)}
