@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
+from jutsu_pipeline.calendars import session_table
 from jutsu_pipeline.derive import derived_source, sql
 from jutsu_pipeline.partitions import BarsPartitioning, split_partition_key
-from jutsu_pipeline.quality.grid import session_table
 from jutsu_pipeline.storage.ddl import ensure_schema
 from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 from jutsu_pipeline.timeframes import Timeframe
@@ -25,28 +25,25 @@ US_PER_DAY = 86_400_000_000
 class DeriveOutcome:
     bars: int  # derived bars now stored in the run's partitions
     incomplete: int  # of them marked incomplete
-    sessions: int  # partitions (symbol x session) derived
+    windows: pl.DataFrame  # symbol, date_key, start, end: the span each partition's derived bars occupy
 
 
 def sessions_frame(partitioning: BarsPartitioning, partition_keys: Iterable[str], daily: bool) -> pl.DataFrame:
-    """symbol, session, open, close, start, end of every session inside the run's partitions (one per
-    partition with the session grain; a year's or quarter's sessions, clipped to start/end, otherwise)."""
-    pairs = [(day, symbol) for date_key, symbol in map(split_partition_key, partition_keys)
-             for day in partitioning.sessions(date_key)]
-    if not pairs:
-        return pl.DataFrame(schema={"symbol": pl.String, "session": pl.Date, "open": TS, "close": TS,
-                                    "start": TS, "end": TS})
-    days = sorted({day for day, _ in pairs})
-    table = session_table(partitioning.calendar, days[0], days[-1])
-    keys = pl.DataFrame({"session": [day for day, _ in pairs], "symbol": [s for _, s in pairs]},
-                        schema={"session": pl.Date, "symbol": pl.String})
-    frame = keys.join(table, on="session", how="inner")  # closed days (no session) derive nothing
+    """symbol, date_key, session, open, close and the [start, end) its derived bars occupy (daily: the
+    session date's UTC day) of every session inside the run's partitions."""
+    rows = [(symbol, date_key, day) for date_key, symbol in map(split_partition_key, partition_keys)
+            for day in partitioning.sessions(date_key)]
+    keys = pl.DataFrame(rows, orient="row", schema={"symbol": pl.String, "date_key": pl.String, "session": pl.Date})
+    if keys.is_empty():
+        return keys.with_columns(*(pl.lit(None, TS).alias(c) for c in ("open", "close", "start", "end")))
+    frame = keys.join(session_table(partitioning.calendar, keys["session"].min(), keys["session"].max()),
+                      on="session", how="inner")  # closed days (no session) derive nothing
     if daily:
         start = pl.col("session").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
         frame = frame.with_columns(start.alias("start"), (start + pl.duration(days=1)).alias("end"))
     else:
         frame = frame.with_columns(pl.col("open").alias("start"), pl.col("close").alias("end"))
-    return frame.select("symbol", "session", "open", "close", "start", "end").sort("symbol", "open")
+    return frame.select("symbol", "date_key", "session", "open", "close", "start", "end").sort("symbol", "open")
 
 
 def session_days(sessions: pl.DataFrame) -> pl.DataFrame | None:
@@ -101,4 +98,5 @@ def derive_partitions(con: duckdb.DuckDBPyConnection, partitioning: BarsPartitio
         bars, incomplete = retry_conflicts(derive, f"derive {timeframe.value} bars")  # DuckLake: another writer won
     finally:
         con.unregister("derive_sessions")
-    return DeriveOutcome(int(bars), int(incomplete or 0), sessions.height)
+    windows = sessions.group_by("symbol", "date_key").agg(pl.col("start").min(), pl.col("end").max())
+    return DeriveOutcome(int(bars), int(incomplete or 0), windows)

@@ -92,47 +92,41 @@ def read_bars(con: duckdb.DuckDBPyConnection, timeframe: str, symbols: Iterable[
 
 
 JUDGED = "_judged"  # False on the context row before a symbol's `since`
-
-
 CONTEXT_LOOKBACK = dt.timedelta(days=31)  # a symbol's previous bar is nearly always this close to its `since`
+
+# The context row is looked up within CONTEXT_LOOKBACK of the earliest `since` (a bound DuckDB applies while
+# scanning) and over the whole history only for the symbols without one there (a long gap; a listing has
+# none): aggregating every earlier row read the whole table on each close. With no such symbol the `far`
+# join's build side is empty and DuckDB skips its scan.
+_CHANGED_BARS = f"""
+WITH near AS (
+    SELECT b.symbol, max(b.ts) AS ts FROM bars AS b {changed_join()}
+    WHERE b.timeframe = $timeframe AND b.ts < c.since
+      AND b.ts >= (SELECT min(since) FROM {CHANGED_RELATION}) - $lookback
+    GROUP BY b.symbol
+), far AS (
+    SELECT b.symbol, max(b.ts) AS ts
+    FROM bars AS b JOIN (SELECT * FROM {CHANGED_RELATION} WHERE symbol NOT IN (SELECT symbol FROM near)) AS c
+        ON c.symbol = b.symbol
+    WHERE b.timeframe = $timeframe AND b.ts < c.since
+    GROUP BY b.symbol
+), scope AS (
+    SELECT s.symbol, s.since, coalesce(n.ts, f.ts, s.since) AS first_ts FROM {CHANGED_RELATION} AS s
+    LEFT JOIN near AS n USING (symbol) LEFT JOIN far AS f USING (symbol)
+)
+SELECT b.symbol, b.ts{{selected}}, b.ts >= c.since AS {JUDGED}
+FROM bars AS b JOIN scope AS c ON c.symbol = b.symbol
+WHERE b.timeframe = $timeframe AND b.ts >= c.first_ts AND b.ts >= (SELECT min(first_ts) FROM scope)
+ORDER BY b.symbol, b.ts
+"""
 
 
 def read_changed_bars(con: duckdb.DuckDBPyConnection, timeframe: str, columns: Iterable[str] = BAR_COLUMNS) -> pa.Table:
     """symbol, ts, `columns` and `_judged` of the rows in the registered `changed_scope`, sorted by symbol and
     ts, with each symbol's last row before its `since` as context (`_judged` false): rules comparing a bar
-    with the previous one judge the first changed bar too.
-
-    The context rows are looked up within `CONTEXT_LOOKBACK` before the earliest `since` (a bound DuckDB
-    applies while scanning), and only for symbols without a row there (a gap longer than that, a listing)
-    over their whole history: a daily close read the whole table to find 500 previous bars."""
+    with the previous one judge the first changed bar too."""
     columns = tuple(columns)
     if not all(c in BAR_COLUMNS for c in columns):
         raise ValueError(f"read_changed_bars reads bars columns {BAR_COLUMNS}, not {columns}")
-    ((earliest,),) = con.execute(f"SELECT min(since) FROM {CHANGED_RELATION}").fetchall()
-    before = (f"SELECT b.symbol, max(b.ts) AS ts FROM bars AS b {changed_join()} "
-              "WHERE b.timeframe = $timeframe AND b.ts < c.since{bound} GROUP BY b.symbol")
-    context: dict[str, dt.datetime] = {}
-    if earliest is not None:
-        floor = max(earliest, EARLIEST + CONTEXT_LOOKBACK) - CONTEXT_LOOKBACK
-        context = dict(con.execute(before.format(bound=" AND b.ts >= $floor"),
-                                   {"timeframe": timeframe, "floor": floor}).fetchall())
-        # Symbols with no row in the lookback: the rest of their history (symbols with no row at all before
-        # their `since` have no context, e.g. a listing inside the window).
-        further = [symbol for (symbol,) in con.execute(f"SELECT symbol FROM {CHANGED_RELATION}").fetchall()
-                   if symbol not in context]  # (one row per symbol: `Changed.frame`)
-        if further:
-            context.update(con.execute(before.format(bound=" AND b.symbol IN (SELECT unnest($symbols::VARCHAR[]))"),
-                                       {"timeframe": timeframe, "symbols": further}).fetchall())
-    selected = "".join(f', b."{c}"' for c in columns)
-    statement = f"""
-    SELECT b.symbol, b.ts{selected}, b.ts >= c.since AS {JUDGED}
-    FROM bars AS b JOIN (
-        SELECT s.symbol, s.since, coalesce(p.first_ts, s.since) AS first_ts FROM {CHANGED_RELATION} AS s
-        LEFT JOIN (SELECT unnest($context_symbols::VARCHAR[]) AS symbol, unnest($context_ts::TIMESTAMPTZ[]) AS first_ts)
-            AS p USING (symbol)
-    ) AS c ON c.symbol = b.symbol
-    WHERE b.timeframe = $timeframe AND b.ts >= $lowest AND b.ts >= c.first_ts
-    ORDER BY b.symbol, b.ts"""
-    lowest = min([*context.values(), earliest] if earliest is not None else [EARLIEST])
-    return fetch_arrow(con, statement, {"timeframe": timeframe, "lowest": lowest,
-                                        "context_symbols": list(context), "context_ts": list(context.values())})
+    statement = _CHANGED_BARS.format(selected="".join(f', b."{c}"' for c in columns))
+    return fetch_arrow(con, statement, {"timeframe": timeframe, "lookback": CONTEXT_LOOKBACK})

@@ -57,7 +57,7 @@ def build_derived_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning
         started = time.perf_counter()
         with duckdb.get_connection() as con:
             outcome = derive_partitions(con, partitioning, base, keys)
-            stored = window_stats(con, timeframe=timeframe.value, windows=_windows(partitioning, keys))
+            stored = window_stats(con, timeframe=timeframe.value, windows=outcome.windows)
         seconds = time.perf_counter() - started
         # The run's totals once, in its log; each partition's event holds its own rows (a range run's returned
         # metadata is copied into every partition's event).
@@ -72,25 +72,3 @@ def build_derived_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning
 
     return derived_bars
 
-
-def _windows(partitioning: BarsPartitioning, keys: list[str]):  # noqa: ANN202 - a polars frame, loaded in the run
-    """symbol, date_key and the [start, end) the partition's derived bars occupy: from its first session's
-    midnight (daily) or open to its last session's next midnight or close, as the derivation places them."""
-    import datetime as dt
-
-    import polars as pl
-
-    daily = not partitioning.timeframe.is_intraday
-    rows = []
-    for date_key, symbol in map(split_partition_key, keys):
-        sessions = partitioning.sessions(date_key)
-        if not sessions:
-            continue
-        if daily:
-            start = dt.datetime.combine(sessions[0], dt.time(), dt.UTC)
-            end = dt.datetime.combine(sessions[-1] + dt.timedelta(days=1), dt.time(), dt.UTC)
-        else:
-            start, end = partitioning.calendar.session_bounds(sessions[0])[0], partitioning.calendar.session_bounds(sessions[-1])[1]
-        rows.append((symbol, date_key, start, end))
-    return pl.DataFrame(rows, orient="row", schema={"symbol": pl.String, "date_key": pl.String,
-                                                    "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")})
