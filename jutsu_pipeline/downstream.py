@@ -1,15 +1,11 @@
-"""Downstream of bars as Dagster itself decides it: evaluate the assets' automation conditions (the same
-ones the `jutsu_automation` sensor evaluates under the daemon) and execute what they request.
+"""Downstream of bars as Dagster itself decides it: evaluate the assets' automation conditions (the ones
+the `jutsu_automation` sensor evaluates under the daemon) and execute what they request.
 
-`jutsu sync` keeps its own evaluation cursor in the instance's key-value store, so a bars partition
-re-materialised from any path (UI, `dagster asset materialize`, a schedule) makes its symbol stale for
-the next `jutsu sync` too.
-
-An evaluation that requested nothing is remembered with the event log's high-water mark and a
-fingerprint of what the definitions are built from (`QuietMark`). While neither has moved, evaluating
-again would request nothing again (the conditions read only the event log and the asset graph; any
-materialisation, failure, check, run status change or wipe is a new event), so a `jutsu sync` with
-nothing to do skips loading the definitions.
+`jutsu sync` keeps its own evaluation cursor in the instance, so a bars partition materialised from any
+path makes its symbol stale for the next `jutsu sync` too. An evaluation that requested nothing is
+remembered (`QuietMark`): while the event log and the definitions' fingerprint are unchanged, evaluating
+again would request nothing (the conditions read only the event log and the asset graph), so a `jutsu
+sync` with nothing to do skips loading the definitions.
 """
 
 from __future__ import annotations
@@ -25,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.asset_daemon_cursor import AssetDaemonCursor
 from dagster._serdes import deserialize_value, serialize_value
 
+from jutsu_pipeline.partitions import contiguous_runs
 from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG
 
 CURSOR_KEY = "jutsu/cli_automation_cursor"
@@ -41,15 +39,6 @@ class DownstreamOutcome:
     requested: dict[str, int] = field(default_factory=dict)  # asset -> partitions requested
 
 
-def _load_cursor(instance: dg.DagsterInstance):  # noqa: ANN202 - AssetDaemonCursor | None
-    stored = instance.run_storage.get_cursor_values({CURSOR_KEY}).get(CURSOR_KEY)
-    return deserialize_value(stored) if stored else None
-
-
-def _save_cursor(instance: dg.DagsterInstance, cursor) -> None:  # noqa: ANN001
-    instance.run_storage.set_cursor_values({CURSOR_KEY: serialize_value(cursor)})
-
-
 def _ancestors(graph, key: dg.AssetKey) -> set[dg.AssetKey]:  # noqa: ANN001
     seen: set[dg.AssetKey] = set()
     todo = list(graph.get(key).parent_keys)
@@ -61,19 +50,6 @@ def _ancestors(graph, key: dg.AssetKey) -> set[dg.AssetKey]:  # noqa: ANN001
     return seen
 
 
-def _symbol_spans(order: list[str], keys: set[str]) -> list[tuple[str, str]]:
-    """Adjacent runs of requested keys in partition order, as (first, last)."""
-    spans: list[list[str]] = []
-    for i, key in enumerate(order):
-        if key not in keys:
-            continue
-        if spans and order.index(spans[-1][-1]) == i - 1:
-            spans[-1].append(key)
-        else:
-            spans.append([key])
-    return [(span[0], span[-1]) for span in spans]
-
-
 def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance, bars_keys: list[dg.AssetKey],
                    run: Callable[[dg.JobDefinition, dict[str, str], dg.AssetKey, str], bool],
                    report: Callable[[str], None] = print) -> DownstreamOutcome:
@@ -83,10 +59,11 @@ def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance, bars_keys
     job = defs.resolve_implicit_global_asset_job_def()
     outcome = DownstreamOutcome()
     for _ in range(MAX_ROUNDS):
+        stored = instance.run_storage.get_cursor_values({CURSOR_KEY}).get(CURSOR_KEY)
         result = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection,
-                                                   cursor=_load_cursor(instance))
+                                                   cursor=deserialize_value(stored, AssetDaemonCursor) if stored else None)
         requested = {key for key in selection.resolve(graph) if result.get_num_requested(key)}
-        _save_cursor(instance, result.cursor)
+        instance.run_storage.set_cursor_values({CURSOR_KEY: serialize_value(result.cursor)})
         if not requested:
             break
         # Execute the whole request in dependency order, as the daemon would: a layer requested together
@@ -100,11 +77,9 @@ def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance, bars_keys
             partitions = result.get_requested_partitions(key)
             outcome.requested[key.to_user_string()] = len(partitions)
             partitions_def = graph.get(key).partitions_def
-            spans: Sequence[tuple[str, str] | None]
-            if partitions_def is None:
-                spans = [None]
-            else:
-                spans = _symbol_spans(list(partitions_def.get_partition_keys()), {p for p in partitions if p})
+            spans: Sequence[tuple[str, str] | None] = [None] if partitions_def is None else [
+                (run[0], run[-1]) for run in contiguous_runs([p for p in partitions if p],
+                                                             list(partitions_def.get_partition_keys()))]
             subset = job.get_subset(asset_selection={key})
             for span in spans:
                 tags: dict[str, str] = {} if span is None else {RANGE_START_TAG: span[0], RANGE_END_TAG: span[1]}

@@ -1,13 +1,6 @@
-"""The Dagster instance under many processes: safe first use, recovery of runs whose process died, and
-which partitions live runs are syncing right now.
-
-* `open_instance` initialises DAGSTER_HOME's storages under a file lock, so two processes starting on a
-  fresh home cannot both run its migrations (that corrupted the SQLite storage: "more than one head").
-* `recover_dead_runs` is the CLI's (and the gap sensor's) equivalent of Dagster's run monitoring for
-  runs whose worker was killed: a run whose process is gone is marked failed, its pool slots are freed,
-  and its partitions count as missing again.
-* `live_in_flight_keys` lists the partitions of an asset that live runs are materialising, so a second
-  sync skips them instead of redoing them.
+"""The Dagster instance under many processes: first use under a file lock (two processes migrating a fresh
+home corrupted its SQLite storage), recovery of runs whose process died (Dagster's run monitoring for the
+CLI and the gap sensor), and the partitions live runs are syncing right now.
 """
 
 from __future__ import annotations
@@ -55,11 +48,8 @@ INSTANCE_TEMPLATE = Path(__file__).with_name("instance_template.yaml")  # data/d
 
 
 def open_instance(home: str | Path | None = None, *, seed_settings: bool = False) -> dg.DagsterInstance:
-    """The instance at `home` (default $DAGSTER_HOME) with its storages created and migrated under a lock.
-
-    `seed_settings`: a home without dagster.yaml gets the project's (pools, run queue, batched event log,
-    run monitoring), as the repository's data/dagster_home has; callers pass it for the config's
-    `dagster_home`, not for a DAGSTER_HOME the user chose."""
+    """The instance at `home` (default $DAGSTER_HOME) with its storages created and migrated under a lock;
+    with `seed_settings`, a home without dagster.yaml gets the project's (not done for the user's own home)."""
     home = Path(home or os.environ["DAGSTER_HOME"]).resolve()
     os.environ["DAGSTER_HOME"] = str(home)
     with home_lock(home):
@@ -156,11 +146,9 @@ def recover_dead_runs(instance: dg.DagsterInstance) -> list[Recovered]:
 def fail_run(instance: dg.DagsterInstance, run_id: str, reason: str) -> bool:
     """Mark `run_id` failed (if it is still live) and free its pool slots; True if it was live."""
     run = instance.get_run_by_id(run_id)
-    if run is not None and run.status in LIVE_STATUSES:
+    live = run is not None and run.status in LIVE_STATUSES
+    if run is not None and live:
         instance.report_run_failed(run, reason)
-        live = True
-    else:
-        live = False
     instance.event_log_storage.free_concurrency_slots_for_run(run_id)
     return live
 
@@ -168,11 +156,8 @@ def fail_run(instance: dg.DagsterInstance, run_id: str, reason: str) -> bool:
 def execute_interruptibly(job: dg.JobDefinition, instance: dg.DagsterInstance,
                           tags: dict[str, str], run_config: dict | None = None) -> dg.ExecuteInProcessResult:
     """`job.execute_in_process`, stoppable by SIGTERM/SIGINT at any moment (even while it waits for a pool
-    slot): the run executes in a worker thread; on a signal the main thread marks the run failed, frees its
-    slots and exits the process with 128 + signal number. DuckDB rolls back an uncommitted partition write.
-
-    (In the main thread Dagster defers interrupts to the next user-code boundary, which never comes while
-    a step waits for a pool slot.)"""
+    slot, where Dagster's deferred interrupts never arrive): the run executes in a worker thread; on a signal
+    the main thread marks it failed, frees its slots and exits with 128 + signal number."""
     from dagster._core.utils import make_new_run_id
 
     run_id = make_new_run_id()
@@ -247,8 +232,7 @@ def open_configured_instance(config: JutsuConfig) -> dg.DagsterInstance:
 
 
 def main() -> None:
-    """`python -m jutsu_pipeline.instance`: initialise the instance ($DAGSTER_HOME, else the config's
-    `dagster_home`) once, before several processes use it."""
+    """`python -m jutsu_pipeline.instance`: initialise the instance once, before several processes use it."""
     from jutsu_pipeline.config import load_config
 
     instance = open_configured_instance(load_config())

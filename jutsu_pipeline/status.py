@@ -1,9 +1,5 @@
-"""Read Dagster's partition status of a bars asset into the planner's `PartitionStatus`.
-
-The status is Dagster's own asset status cache (what the UI shows: materialised, failed, in progress),
-plus the live queued/running runs materialising the asset, plus the history bounds recorded in the metadata of
-partitions whose window may have moved since they were stored.
-"""
+"""Dagster's partition status of a bars asset (its status cache, what the UI shows), the live runs
+materialising it and the bounds partitions were stored with, as the planner's `PartitionStatus`."""
 
 from __future__ import annotations
 
@@ -24,6 +20,8 @@ HISTORY_START = "history_start"  # bars materialisation metadata: the market's s
 HISTORY_END = "history_end"
 GRAIN = "partition_grain"  # the grain the partition was stored (or adopted) with
 GRAIN_MARKER = "jutsu/grain_verified"
+
+
 def run_keys(partitioning: BarsPartitioning, tags: Mapping[str, str]) -> set[str]:
     """The partitions a run covers, from its range or partition tag."""
     if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
@@ -42,9 +40,8 @@ def _bounds(metadata: Mapping[str, dg.MetadataValue]) -> Bounds | None:
 
 def _latest_per_partition(instance: dg.DagsterInstance, asset_key: dg.AssetKey,
                           keys: list[str]) -> dict[str, Mapping[str, dg.MetadataValue]]:
-    """partition -> metadata of its latest materialisation, for `keys`: the latest event id per partition (one
-    grouped query), then those events only. Paging through every materialisation of the keys read a year of
-    daily closes (one event per partition each) to find the 500 latest ones."""
+    """partition -> metadata of its latest materialisation: the latest event ids in one grouped query, then
+    those events (paging through every materialisation read a year of closes to find 500)."""
     if not keys:
         return {}
     latest = instance.event_log_storage.get_latest_storage_id_by_partition(
@@ -63,13 +60,9 @@ def _latest_per_partition(instance: dg.DagsterInstance, asset_key: dg.AssetKey,
 
 def stored_layout(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitioning: BarsPartitioning,
                   materialized: set[str]) -> tuple[dict[str, Bounds], frozenset[str]]:
-    """(history bounds of stored partitions whose window could differ under today's start/end,
-    stored partitions recorded under another partition grain).
-
-    Cheap when nothing changed: the latest materialisation's bounds and a grain marker are compared first;
-    only when they differ from the config are the candidate partitions' own latest materialisations read.
-    A key of another grain can coincide with a key of this one (January's month is the year's key).
-    """
+    """(history bounds of stored partitions whose window could differ under today's start/end, stored
+    partitions of another grain: a key can coincide across grains, January's month is the year's key).
+    Partitions' own materialisations are read only when the latest one's bounds or the grain marker differ."""
     cfg = partitioning.config
     latest = instance.get_latest_materialization_event(asset_key)
     # Whether every stored partition was verified to be of this grain (a marker in the instance's KV store,
@@ -121,10 +114,4 @@ def partition_status(instance: dg.DagsterInstance, asset_key: dg.AssetKey, parti
         # Live runs only (a killed run's partitions are missing again: jutsu_pipeline.instance recovers them).
         running = live_in_flight_keys(instance, asset_key, job_name, partial(run_keys, partitioning))
     bounds, other_grain = stored_layout(instance, asset_key, partitioning, materialized)
-    return PartitionStatus(
-        materialized=frozenset(materialized),
-        failed=frozenset(failed),
-        in_flight=frozenset(running),
-        stored_bounds=bounds,
-        other_grain=other_grain,
-    )
+    return PartitionStatus(frozenset(materialized), frozenset(failed), frozenset(running), bounds, other_grain)

@@ -1,11 +1,7 @@
-"""Gap repair: request what the planner (jutsu_pipeline.sync.planner) says must run, as a few range runs.
-
-Each tick plans missing, failed and window-moved partitions from Dagster's partition status (the same
-plan as `jutsu sync`), leaves out partitions in flight (queued or running runs of the sync job), the
-recent windows the schedules refresh, and ranges backing off after failed repair runs, then requests at most
-`automation.max_runs_per_tick` rectangles (contiguous dates per symbol, adjacent symbols merged).
-Failures are tracked in the cursor: a failed repair run holds its still-missing partitions back for
-`retry_base_minutes`, doubling with each further failure up to `retry_max_minutes`.
+"""Gap repair: each tick requests at most `automation.max_runs_per_tick` of the range runs the planner
+(as for `jutsu sync`) plans without the recent windows (the schedules') and the partitions in flight.
+A failed repair run holds its still-missing partitions back for `retry_base_minutes`, doubling with
+each further failure up to `retry_max_minutes` (the cursor keeps the count).
 """
 
 from __future__ import annotations
@@ -91,18 +87,14 @@ def evaluate_gaps(instance: dg.DagsterInstance, partitioning: BarsPartitioning, 
     waiting = [h for h in held if h.retry_at > now]
     blocked = frozenset().union(*(range_keys(partitioning, h.start, h.end) for h in waiting))
     plan = repair_plan(instance, asset_key, partitioning, job_name, when, blocked) if blocked else wanted
-    ranges = plan.ranges
-    todo = plan.keys
-    missing = wanted.keys
     limit = partitioning.config.automation.max_runs_per_tick
-    requests = [dg.RunRequest(tags={**r.tags, GAP_TAG: asset}) for r in ranges[:limit]]
-    report = (f"{asset}: {len(missing)} partition(s) to repair ({wanted.summary()}); {len(todo)} to repair in "
-              f"{len(ranges)} range run(s), {len(requests)} requested now (at most {limit} per tick); "
+    requests = [dg.RunRequest(tags={**r.tags, GAP_TAG: asset}) for r in plan.ranges[:limit]]
+    report = (f"{asset}: {len(wanted.keys)} partition(s) to repair ({wanted.summary()}); {len(plan.keys)} to repair in "
+              f"{len(plan.ranges)} range run(s), {len(requests)} requested now (at most {limit} per tick); "
               f"{len(missing_set & blocked)} backing off")
     if waiting:
         report += ": " + "; ".join(_describe(h, now) for h in waiting[:5])
-    new_cursor = json.dumps({"seen": seen, "held": [asdict(h) for h in held]})
-    return requests, new_cursor, report
+    return requests, json.dumps({"seen": seen, "held": [asdict(h) for h in held]}), report
 
 
 def build_gap_sensor(partitioning: BarsPartitioning, asset_key: dg.AssetKey, job_name: str) -> dg.SensorDefinition:

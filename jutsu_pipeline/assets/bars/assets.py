@@ -26,13 +26,9 @@ FRESHNESS_GRACE_MINUTES = 120  # the close schedule's offset plus time for the r
 
 
 def freshness_policy(partitioning: BarsPartitioning) -> dg.FreshnessPolicy:
-    """How old the latest materialisation may get: the longest gap between sessions plus a grace.
-
-    Dagster's cron policy cannot skip holidays (and accepts at most one cron interval), so the
-    window comes from the calendar (its last 520 sessions): warn after a normal weekend's
-    gap, fail after the longest gap, so holidays never show as late. The calendar-exact verdict
-    per session is the `calendar_complete` asset check.
-    """
+    """How old the latest materialisation may get: warn after a normal weekend's gap between sessions, fail
+    after the longest (of the last 520 sessions), plus a grace. Dagster's cron policy cannot skip holidays;
+    the calendar-exact verdict per session is the `calendar_complete` asset check."""
     grace = dt.timedelta(minutes=FRESHNESS_GRACE_MINUTES)
     if partitioning.calendar.always_open:
         return dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(days=1) + grace)
@@ -137,11 +133,9 @@ def set_partition_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey, 
                            per_partition: Mapping[str, Mapping[str, dg.MetadataValue]]) -> None:
     """Give each partition's materialisation its own metadata (merged over the returned metadata).
 
-    `context.add_asset_metadata(..., partition_key=k)` is Dagster's way, but each call lists the run's whole
-    partition range and copies every partition's metadata gathered so far: quadratic, hours for the 10,500
-    partitions of a first sync. The same accumulator is filled here in one step; if Dagster's internals
-    change, the public call is used (test_bars_metadata.py holds the contract either way).
-    """
+    Dagster's `context.add_asset_metadata(..., partition_key=k)` lists the run's whole range and copies all
+    metadata so far on each call: hours for a first sync's 10,500 partitions. Its accumulator is filled here
+    in one step, falling back to the public call if Dagster's internals change (test_bars_metadata.py)."""
     unknown = set(per_partition) - set(run_keys)
     if unknown:
         raise ValueError(f"metadata for partitions this run does not materialise: {sorted(unknown)[:3]}")
