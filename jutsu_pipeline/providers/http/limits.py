@@ -10,57 +10,55 @@ from dataclasses import dataclass
 _EPSILON = 1e-9
 
 
+Change = Callable[[float, float, float], tuple[float, float, float | None]]
+
+
 class TokenBucket:
     """`rate` tokens per second up to `capacity`; `acquire(n)` blocks until n tokens are available.
-
-    Thread-safe: every provider instance of one process shares its provider's bucket.
-    `hold(seconds)` pauses all acquisitions (server feedback, e.g. Binance's used weight).
-    """
+    Thread-safe: every provider instance of one process shares its provider's bucket. Subclasses keep
+    the state elsewhere (budget.SharedTokenBucket: a SQLite file every process shares)."""
 
     def __init__(self, rate: float, capacity: float, *, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if rate <= 0 or capacity <= 0:
             raise ValueError("rate and capacity must be positive")
-        self.rate = rate
-        self.capacity = capacity
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = capacity
-        self._stamp = clock()
-        self._held_until = 0.0
+        self.rate, self.capacity, self._clock, self._sleep = rate, capacity, clock, sleep
+        self._state = (capacity, clock(), 0.0)  # tokens, last refill, no token before this time
         self._lock = threading.Lock()
 
-    def _refill(self, now: float) -> None:
-        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
+    def _update(self, change: Change) -> float | None:
+        """Refill, then `change(now, tokens, held_until) -> (tokens, held_until, result)` atomically."""
+        with self._lock:
+            now = self._clock()
+            tokens, stamp, held = self._state
+            tokens, held, result = change(now, min(self.capacity, tokens + max(now - stamp, 0.0) * self.rate), held)
+            self._state = (tokens, now, held)
+        return result
 
     def acquire(self, tokens: float = 1.0) -> float:
         """Take `tokens` (waiting as needed); returns the seconds waited."""
         tokens = min(tokens, self.capacity)
         waited = 0.0
-        while True:  # not a retry loop: waits for refill, then takes the tokens atomically
-            with self._lock:
-                now = self._clock()
-                self._refill(now)
-                # Tolerance: a refill computed in floats can land a hair under `tokens` and ask for a
-                # sleep too short to move the clock, which would spin forever.
-                if now >= self._held_until and self._tokens >= tokens - _EPSILON:
-                    self._tokens = max(self._tokens - tokens, 0.0)
-                    return waited
-                delay = max(self._held_until - now, (tokens - self._tokens) / self.rate)
+
+        def take(now: float, available: float, held: float) -> tuple[float, float, float | None]:
+            # Tolerance: a refill computed in floats can land a hair under `tokens` and ask for a sleep too
+            # short to move the clock, which would spin forever.
+            if now >= held and available >= tokens - _EPSILON:
+                return max(available - tokens, 0.0), held, None
+            return available, held, max(held - now, (tokens - available) / self.rate)
+
+        while (delay := self._update(take)) is not None:  # waits for refill, then takes the tokens atomically
             self._sleep(delay)
             waited += delay
+        return waited
 
     def limit_available(self, available: float) -> None:
-        """Server feedback: no more than `available` tokens are left right now."""
-        with self._lock:
-            self._refill(self._clock())
-            self._tokens = min(self._tokens, max(available, 0.0))
+        """Server feedback: no more than `available` tokens are left right now (e.g. Binance's used weight)."""
+        self._update(lambda now, tokens, held: (min(tokens, max(available, 0.0)), held, None))
 
     def hold(self, seconds: float) -> None:
-        """Block every acquisition for `seconds` (e.g. until a rate-limit window resets)."""
-        with self._lock:
-            self._held_until = max(self._held_until, self._clock() + seconds)
+        """Block every acquisition for `seconds` (Retry-After, a ban, a window reset)."""
+        self._update(lambda now, tokens, held: (tokens, max(held, now + seconds), None))
 
 
 @dataclass
