@@ -1,9 +1,7 @@
 """Provider holds: a ban (HTTP 418) or a Retry-After longer than we wait stops every request to that
-provider, in this run and in every other run of the same Dagster instance, until the hold ends.
-
-Holds persist in a small SQLite file beside the instance (`<instance dir>/jutsu/provider_holds.sqlite`),
-so a new process (the next `jutsu sync`, a schedule, a sensor's run) sees them. Without an instance
-directory (plain library use) a hold lives in memory for the provider client that received it.
+provider, in this run and every other run of the Dagster instance, until the hold ends: holds persist in
+`<instance dir>/jutsu/provider_holds.sqlite`. Without an instance directory (plain library use) a hold
+lives in memory for the provider client that received it.
 """
 
 from __future__ import annotations
@@ -55,18 +53,21 @@ class HoldStore:
     def __init__(self, path: Path | None = None, *, clock: Callable[[], float] = time.time) -> None:
         self.path = path
         self.clock = clock
-        self._lock = threading.Lock()
-        self._memory: dict[tuple[str, str], Hold] = {}
+        self._lock = threading.RLock()
+        self._memory = None if path else sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as con:
-                con.execute(_SCHEMA)
+        with self._connect() as con:
+            con.execute(_SCHEMA)
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        assert self.path is not None
+        if self._memory is not None:
+            with self._lock:
+                yield self._memory
+            return
         # A short-lived connection per call: processes come and go; the timeout waits out a concurrent writer.
-        con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        con = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
         try:
             yield con
         finally:
@@ -76,38 +77,26 @@ class HoldStore:
         """Hold the provider for `seconds` from now (an existing longer hold is kept); returns the hold in force."""
         now = self.clock()
         until = now + max(seconds, 0.0)
-        with self._lock:
-            if self.path is None:
-                current = self._memory.get((provider, base_url))
-                if current is None or current.until.timestamp() < until:
-                    self._memory[(provider, base_url)] = Hold(provider, base_url, _utc(until), status, reason)
-                return self._memory[(provider, base_url)]
-            with self._connect() as con:
-                con.execute(
-                    "INSERT INTO provider_holds VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (provider, base_url) DO UPDATE "
-                    "SET until = excluded.until, status = excluded.status, reason = excluded.reason, "
-                    "set_at = excluded.set_at WHERE excluded.until > provider_holds.until",
-                    (provider, base_url, until, status, reason, now))
+        with self._lock, self._connect() as con:
+            con.execute(
+                "INSERT INTO provider_holds VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (provider, base_url) DO UPDATE "
+                "SET until = excluded.until, status = excluded.status, reason = excluded.reason, "
+                "set_at = excluded.set_at WHERE excluded.until > provider_holds.until",
+                (provider, base_url, until, status, reason, now))
         # The hold in force: ours, or a longer one another process set (a zero-length hold is already over).
         return self.active(provider, base_url) or Hold(provider, base_url, _utc(until), status, reason)
 
     def active(self, provider: str, base_url: str) -> Hold | None:
         """The hold in force now, if any."""
         now = self.clock()
-        with self._lock:
-            if self.path is None:
-                hold = self._memory.get((provider, base_url))
-                return hold if hold is not None and hold.until.timestamp() > now else None
-            with self._connect() as con:
-                row = con.execute("SELECT until, status, reason FROM provider_holds WHERE provider = ? AND base_url = ? "
-                                  "AND until > ?", (provider, base_url, now)).fetchone()
+        with self._connect() as con:
+            row = con.execute("SELECT until, status, reason FROM provider_holds WHERE provider = ? AND base_url = ? "
+                              "AND until > ?", (provider, base_url, now)).fetchone()
         return Hold(provider, base_url, _utc(row[0]), row[1], row[2]) if row else None
 
     def all(self) -> list[Hold]:
         """Every hold still in force (for operators and tests)."""
         now = self.clock()
-        if self.path is None:
-            return [h for h in self._memory.values() if h.until.timestamp() > now]
         with self._connect() as con:
             rows = con.execute("SELECT provider, base_url, until, status, reason FROM provider_holds WHERE until > ? "
                                "ORDER BY provider", (now,)).fetchall()
@@ -115,16 +104,10 @@ class HoldStore:
 
     def release(self, provider: str, base_url: str | None = None) -> int:
         """End holds of `provider` now (an operator who knows the ban is lifted); returns how many ended."""
-        with self._lock:
-            if self.path is None:
-                keys = [k for k in self._memory if k[0] == provider and base_url in (None, k[1])]
-                for key in keys:
-                    del self._memory[key]
-                return len(keys)
-            with self._connect() as con:
-                cursor = con.execute("DELETE FROM provider_holds WHERE provider = ? AND (? IS NULL OR base_url = ?)",
-                                     (provider, base_url, base_url))
-                return cursor.rowcount
+        with self._lock, self._connect() as con:
+            cursor = con.execute("DELETE FROM provider_holds WHERE provider = ? AND (? IS NULL OR base_url = ?)",
+                                 (provider, base_url, base_url))
+            return cursor.rowcount
 
 
 def _utc(epoch: float) -> dt.datetime:
