@@ -28,7 +28,7 @@ from jutsu_pipeline.quality.schema import validate_bars  # noqa: E402
 from jutsu_pipeline.resources import MarketDataResource  # noqa: E402
 from jutsu_pipeline.storage.bars import WindowReplacement, replace_windows  # noqa: E402
 from jutsu_pipeline.storage.ddl import SCHEMA_STATEMENTS, ensure_schema, run_ddl  # noqa: E402
-from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG  # noqa: E402
+from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG  # noqa: E402
 
 UTC = dt.timezone.utc
 FILL_5M = """

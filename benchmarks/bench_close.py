@@ -43,7 +43,7 @@ warnings.filterwarnings("ignore")  # dagster's beta/preview notices while the de
 
 from jutsu_pipeline.config import load_config  # noqa: E402
 from jutsu_pipeline.definitions import build_definitions  # noqa: E402
-from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG  # noqa: E402
+from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG  # noqa: E402
 
 MARKET = "bench"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

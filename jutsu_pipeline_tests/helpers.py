@@ -13,7 +13,7 @@ from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.providers.base import FetchRequest
 from jutsu_pipeline.providers.sample import SampleProvider
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
-from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
+from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG
 from jutsu_pipeline.timeframes import Timeframe
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from jutsu_pipeline.config import load_config
 from jutsu_pipeline.definitions import AUTOMATION_SENSOR, build_definitions
-from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
+from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, write_config
 
 BARS = dg.AssetKey(["us_stocks", "bars_1d"])

@@ -21,7 +21,7 @@ from jutsu_pipeline.config import ConfigError, load_config
 from jutsu_pipeline.console import SyncConsole, paragraph, root_message
 from jutsu_pipeline.definitions import bars_job_name, build_definitions
 from jutsu_pipeline.partitions import BarsPartitioning
-from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
+from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG
 from jutsu_pipeline.timeframes import Timeframe
 from jutsu_pipeline_tests.conftest import fresh_home, write_config
 

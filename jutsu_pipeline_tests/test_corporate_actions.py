@@ -20,7 +20,7 @@ from jutsu_pipeline.definitions import build_definitions
 from jutsu_pipeline.providers import build_provider
 from jutsu_pipeline.providers.sample import SAMPLE_DIR
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
-from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
+from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, query, write_config
 from jutsu_pipeline_tests.helpers import run_bars, run_indicators, step_error
 

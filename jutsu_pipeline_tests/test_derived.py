@@ -16,7 +16,7 @@ from jutsu_pipeline.config import ConfigError, JutsuConfig, load_config
 from jutsu_pipeline.definitions import build_definitions
 from jutsu_pipeline.providers import build_provider
 from jutsu_pipeline.providers.base import FetchRequest
-from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
+from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG
 from jutsu_pipeline.timeframes import Timeframe
 from jutsu_pipeline_tests.conftest import query, write_config
 

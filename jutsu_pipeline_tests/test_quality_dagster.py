@@ -16,7 +16,7 @@ from jutsu_pipeline.config import JutsuConfig, load_config
 from jutsu_pipeline.providers.base import FetchRequest
 from jutsu_pipeline.providers.sample import SampleProvider
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
-from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
+from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, query, write_config
 from jutsu_pipeline_tests.helpers import partitioning, run_bars, step_error
 

@@ -18,7 +18,7 @@ from jutsu_pipeline.instance import (
     recover_dead_runs,
 )
 from jutsu_pipeline.sensors.gaps import run_keys
-from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
+from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG
 from jutsu_pipeline_tests.helpers import partitioning
 
 SHIPPED = Path(__file__).resolve().parents[1] / "data" / "dagster_home" / "dagster.yaml"

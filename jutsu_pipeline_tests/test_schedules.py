@@ -11,7 +11,7 @@ import pytest
 
 from jutsu_pipeline.config import load_config
 from jutsu_pipeline.definitions import build_definitions
-from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
+from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, write_config
 
 NY = ZoneInfo("America/New_York")

@@ -13,7 +13,7 @@ from jutsu_pipeline.config import JutsuConfig, load_config
 from jutsu_pipeline.definitions import build_definitions
 from jutsu_pipeline.partitions import partition_key
 from jutsu_pipeline.sensors import gaps
-from jutsu_pipeline.sync.missing import RANGE_END_TAG, RANGE_START_TAG
+from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, write_config
 from jutsu_pipeline_tests.helpers import partitioning, run_bars
 

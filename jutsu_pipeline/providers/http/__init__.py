@@ -16,9 +16,5 @@ _WHERE = {
     "CircuitBreaker": "limits", "TokenBucket": "limits", "Secret": "secrets", "redact": "secrets",
     "HttpSettings": "settings",
 }
-__all__ = [
-    "AuthExpired", "Banned", "CircuitBreaker", "CircuitOpen", "HttpClient", "HttpSettings", "MalformedPayload",
-    "NotEntitled", "RateLimited", "Reply", "RequestContext", "RequestRejected", "Secret", "TokenBucket",
-    "TransientServerError", "Unauthorized", "UnknownSymbolError", "parse_retry_after", "redact",
-]
+__all__ = sorted(_WHERE)
 __getattr__ = lazy_names(__name__, _WHERE)

@@ -5,22 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 
-from jutsu_pipeline.providers.base import ProviderError, UnknownSymbolError
+from jutsu_pipeline.providers.base import ProviderError, UnknownSymbolError  # noqa: F401 - re-exported
 from jutsu_pipeline.timeframes import Timeframe
-
-__all__ = [
-    "AuthExpired",
-    "Banned",
-    "CircuitOpen",
-    "MalformedPayload",
-    "NotEntitled",
-    "ProviderOnHold",
-    "ProviderError",
-    "RateLimited",
-    "RequestContext",
-    "TransientServerError",
-    "UnknownSymbolError",
-]
 
 
 def _iso(value: dt.datetime) -> str:
