@@ -1,9 +1,6 @@
 """`jutsu adopt`: after the partition grain changed, record the new-grain partitions whose windows are
-already completely stored and valid as materialised (metadata `adopted: true`), so nothing is refetched.
-
-Windows that are not complete, fail validation, are not over yet or failed in Dagster are left alone:
-the next `jutsu sync` (or the gap sensor) syncs them as usual.
-"""
+already completely stored and valid as materialised (metadata `adopted: true`), so nothing is refetched;
+the others are left to the next `jutsu sync`."""
 
 from __future__ import annotations
 

@@ -50,25 +50,8 @@ SYMBOL_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9.\-_/]{0,19}$")
 MARKET_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-
 class PartitionCountWarning(UserWarning):
     """An asset would have more partitions than Dagster advises (100,000)."""
-
-
-def validate_symbol(symbol: str) -> str:
-    """Return `symbol` if it matches the strict symbol pattern, else raise ValueError."""
-    if not isinstance(symbol, str) or not SYMBOL_PATTERN.match(symbol):
-        raise ValueError(
-            f"symbol {symbol!r} does not match {SYMBOL_PATTERN.pattern} "
-            "(upper-case letters, digits and . - _ /, at most 20 characters)"
-        )
-    return symbol
-
-
-def _known_calendar(code: str) -> str:
-    if not known_calendar(code):
-        raise ValueError(f"unknown calendar {code!r}: use an exchange_calendars code such as XNYS, or {ALWAYS_OPEN!r}")
-    return code
 
 
 class Profile(StrEnum):
@@ -156,13 +139,17 @@ class MarketConfig(BaseModel):
     @field_validator("calendar")
     @classmethod
     def _calendar_known(cls, value: str) -> str:
-        return _known_calendar(value)
+        if not known_calendar(value):
+            raise ValueError(f"unknown calendar {value!r}: use an exchange_calendars code such as XNYS, or {ALWAYS_OPEN!r}")
+        return value
 
     @field_validator("symbols")
     @classmethod
     def _symbols_valid(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for symbol in value:
-            validate_symbol(symbol)
+            if not SYMBOL_PATTERN.match(symbol):
+                raise ValueError(f"symbol {symbol!r} does not match {SYMBOL_PATTERN.pattern} "
+                                 "(upper-case letters, digits and . - _ /, at most 20 characters)")
         duplicates = sorted({s for s in value if value.count(s) > 1})
         if duplicates:
             raise ValueError(f"symbols listed twice: {duplicates}")

@@ -1,9 +1,5 @@
-"""Finding jutsu.yaml and reading only its storage location.
-
-Kept apart from `config` (which validates markets against exchange calendars, indicators, strategies
-and providers, i.e. imports pandas, TA-Lib and polars) so that read-only commands such as
-`jutsu coverage` open the DuckDB file after reading a few keys.
-"""
+"""Finding jutsu.yaml and reading only its storage location: apart from `config` (which imports pandas,
+TA-Lib and polars to validate markets), so read-only commands such as `jutsu coverage` stay fast."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """What `jutsu` prints: a short plan, one progress bar per run, a summary, and errors as one paragraph.
 
-Dagster's event log still goes to the instance (the UI shows it); on the terminal it appears only with
-`-v`. Runs execute in this process (`execute_in_process`), so a Dagster logger attached to the job sees
-every event as it happens and drives the bar, with no parsing of log text: the sync engine passes its
-per-symbol progress as a log record's `extra` (`PROGRESS_EXTRA`).
+Dagster's event log goes to the instance (the terminal shows it with `-v`). Runs execute in this process,
+so a Dagster logger attached to the job drives the bar from the events themselves; the sync engine passes
+its per-symbol progress as a log record's `extra` (`PROGRESS_EXTRA`).
 """
 
 from __future__ import annotations
@@ -36,10 +35,6 @@ def quiet_third_party_warnings() -> None:
     for category in (BetaWarning, PreviewWarning, SupersessionWarning, DeprecationWarning):
         warnings.filterwarnings("ignore", category=category)
     warnings.filterwarnings("ignore", message=".*is deprecated", category=FutureWarning)
-
-
-def verbose_requested() -> bool:
-    return os.environ.get(VERBOSE_ENV_VAR, "") not in ("", "0")
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -94,7 +89,7 @@ def install_config_error_hook() -> None:
     For `dagster asset materialize`/`dg launch` on an invalid jutsu.yaml: the message names the file and
     the keys; Dagster's loader traceback above it (70-100 lines) only hides it. Code servers and tests
     catch the error themselves, so the UI still shows it in full. JUTSU_VERBOSE=1 keeps the traceback."""
-    if verbose_requested():
+    if os.environ.get(VERBOSE_ENV_VAR, "") not in ("", "0"):
         return
     previous = sys.excepthook
 
@@ -136,7 +131,6 @@ class _RunListener(logging.Handler):
         self.progress, self.task, self.report, self.asset_key = progress, task, report, asset_key
         self.progress_key = PROGRESS_EXTRA
         self.symbols_total = 0
-        self.symbols_done = 0
         self.run_totals: dict[str, Any] = {}
 
     def _update(self, **fields: Any) -> None:
@@ -193,9 +187,8 @@ class _RunListener(logging.Handler):
             self.run_totals = {k: v for k, v in progress.items() if k != "phase"}
             self.report.metadata.update(self.run_totals)
         elif progress.get("phase") == "fetched":  # every few symbols: running totals
-            self.symbols_done = int(progress["symbols_done"])
             self.report.bars = int(progress["bars_so_far"])
-            self._update(detail=f" · {self.symbols_done}/{self.symbols_total} sym · {self.report.bars:,} bars")
+            self._update(detail=f" · {progress['symbols_done']}/{self.symbols_total} sym · {self.report.bars:,} bars")
 
 
 class SyncConsole:
@@ -260,7 +253,7 @@ class SyncConsole:
             TextColumn("  {task.description}"),
             BarColumn(bar_width=10),
             TextColumn("{task.completed:.0f}/{task.fields[total_text]}{task.fields[unit]}{task.fields[detail]}"),
-            _RateColumn(),
+            _rate_column(),
             console=self.console,
             transient=True,  # the run's one-line result replaces it
         )
@@ -325,7 +318,6 @@ def _rate_column():  # noqa: ANN202 - a rich ProgressColumn, built lazily so imp
     return RateColumn()
 
 
-_RateColumn = _rate_column
 RESULT_FACTS = (
     ("partitions_with_bars", "partitions with bars"), ("partitions_valid_empty", "valid-empty"),
     ("partitions_failed", "failed"), ("bars_written", "bars"), ("provider_calls", "provider calls"),

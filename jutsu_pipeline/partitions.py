@@ -43,11 +43,8 @@ def _next_weekday(day: dt.date) -> dt.date:
 
 @dataclass(frozen=True)
 class BarsPartitioning:
-    """How one market × timeframe is partitioned, and the bar window of each partition.
-
-    A partition's key is the first day of its period (`partition_grain`: year, quarter, month, week) or
-    its session date; its window is that period clipped to the market's start/end.
-    """
+    """How one market × timeframe is partitioned: a key is the first day of its period (`partition_grain`)
+    or its session date; its window is that period clipped to the market's start/end."""
 
     market: str
     timeframe: Timeframe
@@ -83,8 +80,7 @@ class BarsPartitioning:
 
     def date_keys(self, now: dt.datetime | None = None) -> list[str]:
         """The time dimension's keys as of `now`, oldest first: exactly Dagster's partition keys of
-        `assets.partitions.time_partitions_def` (its complete windows and, for an open-ended market, the
-        next one), computed from the calendar so that domain code needs no Dagster."""
+        `assets.partitions.time_partitions_def`, computed from the calendar (domain code needs no Dagster)."""
         now = now or dt.datetime.now(UTC)
         cfg, grain, calendar = self.config, self.grain, self.calendar
         tz = UTC if calendar.always_open else calendar.timezone
@@ -109,7 +105,6 @@ class BarsPartitioning:
         return [day.isoformat() for day in keys]
 
     def all_partition_keys(self) -> list[str]:
-        """Every partition key, built from the per-dimension lists (fast even for large sets)."""
         dates = self.date_keys()
         return [partition_key(d, s) for s in self.symbols for d in dates]
 

@@ -1,13 +1,6 @@
-"""Schedules: at the close, one range run per market × timeframe over every symbol's current window.
-
-What each tick requests comes from the planner (jutsu_pipeline.sync.planner) restricted to the recent
-windows: stored windows get a tail refresh (only bars after the last stored final bar), missing or
-failed ones are synced whole; windows in flight are left alone.
-Exchange calendars get a schedule at the regular close + `automation.offset_minutes` in the exchange's
-timezone on the calendar's weekdays; holidays skip with a reason and early-close days run at the same
-time (their bars are complete by then). 24/7 markets get a UTC daily schedule for the day just ended.
-Intraday timeframes also get a refresh schedule every `automation.refresh_minutes` (5 for 24/7 markets,
-15 during exchange sessions by default).
+"""Schedules requesting the planner's runs for the recent windows (stored ones: a tail refresh): at the
+regular close + `automation.offset_minutes` on the calendar's weekdays (holidays skip; early closes run at
+the same time), daily in UTC for 24/7 markets, and every `automation.refresh_minutes` for intraday bars.
 """
 
 from __future__ import annotations

@@ -26,10 +26,8 @@ def read_actions_file(path: Path, symbol: str) -> pl.DataFrame:
     missing = [c for c in ("ex_date", "kind") if c not in raw.columns]
     if missing:
         raise ActionsFileError(f"{path}: missing column(s) {missing}; expected {', '.join(COLUMNS)}")
-    rows = []
-    for number, row in enumerate(raw.iter_rows(named=True), start=2):  # line 1 is the header
-        rows.append(_parse_row(path, symbol, number, row))
-    return actions_frame(rows)
+    # Line 1 is the header.
+    return actions_frame([_parse_row(path, symbol, line, row) for line, row in enumerate(raw.iter_rows(named=True), 2)])
 
 
 def _number(path: Path, line: int, row: dict, name: str) -> float | None:

@@ -18,11 +18,8 @@ AC = dg.AutomationCondition
 
 
 def downstream_condition() -> dg.AutomationCondition:
-    """`eager()` over every time window, held back by failed upstream partitions and blocking checks.
-
-    Unlike `eager()`, the first evaluation is not a mere baseline: partitions that are missing when
-    automation first looks (a fresh instance, `jutsu sync`'s first run) are requested once their inputs are valid.
-    """
+    """`eager()` over every time window, held back by failed upstream partitions and blocking checks; unlike
+    `eager()`, partitions missing at the first evaluation are requested too, once their inputs are valid."""
     trigger = (AC.newly_missing() | AC.any_deps_updated()).since(
         (AC.newly_requested() | AC.newly_updated()).with_label("handled"))
     return (

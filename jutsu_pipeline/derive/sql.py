@@ -1,14 +1,10 @@
-"""SQL of derived timeframes: one statement over all the run's sessions, every value a bound parameter.
+"""SQL of derived timeframes: one statement over all the run's sessions (`derive_sessions`, registered by
+the engine), every value a bound parameter; times inside are integer microseconds since the epoch.
 
-`derive_sessions(symbol, session, open, close, start, end)` is a registered Arrow frame: the sessions of
-the run's partitions with their [open, close) in UTC and the [start, end) the derived bars occupy
-(intraday: open..close; daily: the session date's 00:00 UTC day). Times inside the statement are
-integer microseconds since the epoch; a session is its date's day number.
-
-Buckets are anchored to the session: the k-th bucket starts at open + k * step and ends at the earlier
-of open + (k+1) * step and the close (XNYS 1h: 09:30, 10:30, ..., 15:30-16:00; 12:30-13:00 on an early
-close). A daily bar covers the whole session and is keyed by its date. A bucket holding fewer base bars
-than its span needs is `incomplete`; a bucket without any base bar has no row.
+Buckets are anchored to the session: the k-th starts at open + k * step and ends at the earlier of
+open + (k+1) * step and the close (XNYS 1h: 09:30, ..., 15:30-16:00; 12:30-13:00 on an early close). A
+daily bar covers the whole session, keyed by its date. A bucket with fewer base bars than its span needs
+is `incomplete`; one without any has no row.
 """
 
 DELETE_DERIVED = """

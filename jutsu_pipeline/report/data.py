@@ -1,8 +1,5 @@
-"""What the HTML report shows, read from DuckDB and the partition statuses: plain, JSON-ready values.
-
-Dagster-free: the caller passes each bars partition's status (from the Dagster instance), so the same
-code serves the report asset and `jutsu report`.
-"""
+"""What the HTML report shows, read from DuckDB and the partition statuses the caller passes (the report
+asset and `jutsu report`): plain, JSON-ready values."""
 
 from __future__ import annotations
 
@@ -62,11 +59,6 @@ class Coverage:
     bars: list[list[int]]  # per symbol, stored bars on the grid per column
     counts: dict[str, int]  # partitions per Cell code (before binning)
     binned: bool  # a column holds several windows (its worst cell is shown)
-
-    def to_json(self) -> dict:
-        return {"timeframe": self.timeframe, "columns": self.columns, "expected": self.expected,
-                "symbols": self.symbols, "cells": self.cells, "bars": self.bars, "counts": self.counts,
-                "binned": self.binned}
 
 
 def coverage(

@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -76,7 +76,7 @@ def build_report(
         "generated_at": now.isoformat(timespec="seconds"),
         "timeframes": timeframes,
         "symbols": list(settings.symbols),
-        "coverage": [c.to_json() for c in coverage],
+        "coverage": [asdict(c) for c in coverage],
         "leaderboard": board,
         "has_strategies": bool(settings.strategies),
         "best_curves": BEST_CURVES,

@@ -16,11 +16,7 @@ if TYPE_CHECKING:  # the protocol's module imports polars: the provider's own mo
 
 
 class MarketDataResource(dg.ConfigurableResource):
-    """Providers for the configured markets (the bundled `sample` one needs no network or keys).
-
-    Credentials of the HTTP providers come from `credentials` (bound to environment variables with
-    `dg.EnvVar`, never shown in the UI or logs).
-    """
+    """Providers for the configured markets; the HTTP providers' secrets come from `credentials`."""
 
     credentials: ProviderCredentials = Field(default_factory=ProviderCredentials)
 

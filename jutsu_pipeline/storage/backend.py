@@ -15,7 +15,8 @@ from typing import Any
 import duckdb
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from jutsu_pipeline.storage.extensions import OFFLINE_CONFIG, load_extensions
+from jutsu_pipeline.storage.extensions import load_extensions
+from jutsu_pipeline.storage.files import SAFE_CONFIG
 from jutsu_pipeline.storage.settings import redact_url
 
 LAKE = "lake"  # the attached DuckLake's name inside a connection (`lake.snapshots()`)
@@ -49,24 +50,13 @@ class LakeTarget:
         return f"ATTACH {_literal('ducklake:' + catalog)} AS {LAKE} ({', '.join(options)})"
 
 
-def _initialising_race(error: BaseException) -> bool:
-    return isinstance(error, duckdb.Error) and "failed to initialize ducklake" in str(error).lower()
-
-
-def _attach(con: duckdb.DuckDBPyConnection, target: LakeTarget, read_only: bool) -> None:
-    """ATTACH; when several processes create a new catalog at once, the losers attach to the winner's."""
-    retrying = Retrying(retry=retry_if_exception(_initialising_race), stop=stop_after_attempt(8),
-                        wait=wait_random_exponential(multiplier=0.1, max=2.0), reraise=True)
-    retrying(con.execute, target.attach_sql(read_only))
-
-
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
 def duckdb_config(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Connection settings of every jutsu connection: a user agent, `extra`, and never extension auto-install."""
-    return {"custom_user_agent": "jutsu-pipeline", **(extra or {}), **OFFLINE_CONFIG}
+    return {"custom_user_agent": "jutsu-pipeline", **(extra or {}), **SAFE_CONFIG}
 
 
 # One DuckDB instance per process, lake and mode: LOADing the two extensions and ATTACHing costs
@@ -82,8 +72,11 @@ def _open_instance(target: LakeTarget, read_only: bool, config: dict[str, Any] |
         load_extensions(con, "ducklake", *(["postgres_scanner"] if target.postgres else []))
         if not target.postgres and not read_only:
             os.makedirs(target.data_path, exist_ok=True)
+        # When several processes create a new catalog at once, the losers attach to the winner's.
+        racing = retry_if_exception(lambda e: "failed to initialize ducklake" in str(e).lower())
         try:
-            _attach(con, target, read_only)
+            Retrying(retry=racing, stop=stop_after_attempt(8), wait=wait_random_exponential(multiplier=0.1, max=2.0),
+                     reraise=True)(con.execute, target.attach_sql(read_only))
         except duckdb.Error as error:
             raise StorageUnavailableError(
                 f"cannot open {target.describe()}: {redact_url(str(error)).splitlines()[0]}. Check the storage "
@@ -102,11 +95,8 @@ def _open_instance(target: LakeTarget, read_only: bool, config: dict[str, Any] |
 
 def connect_lake(target: LakeTarget, read_only: bool = False,
                  config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
-    """A new connection with the lake attached and in use (UTC); the caller closes it.
-
-    Connections of one process share a DuckDB instance (and so its loaded extensions and catalog
-    connection); each has its own transactions.
-    """
+    """A new connection with the lake attached and in use (UTC), sharing the process's DuckDB instance
+    (its loaded extensions and catalog connection) but not its transactions; the caller closes it."""
     if not target.postgres:
         read_only = False  # a catalog file can be attached once per process: readers share the writer's
     key = (os.getpid(), target, read_only, tuple(sorted((config or {}).items())))

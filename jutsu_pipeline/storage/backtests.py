@@ -36,11 +36,10 @@ CREATE TABLE IF NOT EXISTS backtest_trades (
 )
 """
 
-# Equity at each bar's close, derived from the trades and the bars a result read (its `start`..`end` of
-# `bars_adjusted`, or `bars` when it ran on raw prices): the engine's arithmetic operation for operation
-# (cash + (close * held - held * entry), prices and units scaled as FractionalBacktest does), so the values
-# equal the run's bit for bit. Storing 1.26 M values per 500 x 2,520 run cost ~0.5 s of writes and checkpoint.
-# drawdown_pct is a FRACTION (backtesting.py DrawdownPct): 1 - equity / running max, same arithmetic.
+# Equity at each bar's close from the trades and the bars a result read, with the engine's arithmetic
+# operation for operation (prices and units scaled as FractionalBacktest does): equal to the run's bit for
+# bit, where storing 1.26 M values per 500 x 2,520 run cost ~0.5 s. drawdown_pct is a FRACTION
+# (backtesting.py DrawdownPct): 1 - equity / running max.
 CREATE_BACKTEST_EQUITY = """
 CREATE OR REPLACE VIEW backtest_equity AS
 WITH results AS (
@@ -156,8 +155,8 @@ ADDED_COLUMNS = {"backtest_performance": {"data_snapshot": "BIGINT", "adjusted":
 
 
 def ensure_result_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create ``backtest_trades``, ``backtest_performance`` and the ``backtest_equity`` view if missing (one
-    catalog query when they exist); drop the stored curves of older layouts (derived data)."""
+    """Create the result tables and the ``backtest_equity`` view if missing (one catalog query when they
+    exist); drop the stored curves of older layouts (derived data)."""
     found = relations(con, (*RESULT_RELATIONS, "backtest_equity_curves"))
     if found.keys() == set(RESULT_RELATIONS) and found["backtest_equity"][0] == "VIEW":
         return

@@ -7,13 +7,8 @@ from pathlib import Path
 
 import duckdb
 
-from jutsu_pipeline.storage.files import SAFE_CONFIG
-
 # Extension name -> the wheel that ships it (pinned in pyproject.toml to duckdb's exact version).
 WHEELS = {"ducklake": "duckdb_extension_ducklake", "postgres_scanner": "duckdb_extension_postgres_scanner"}
-
-# Auto-install would reach for the network when a statement needs an extension; fail loudly instead.
-OFFLINE_CONFIG = SAFE_CONFIG
 
 
 class ExtensionMissingError(RuntimeError):

@@ -32,22 +32,13 @@ def check_database_file(path: str | Path) -> None:
     with file.open("rb") as handle:
         head = handle.read(16)
     if head[8:12] != _MAGIC:
-        kind = _guess(head)
+        kind = ("the file is empty" if not head else "it is a SQLite database" if head.startswith(b"SQLite format 3")
+                else "it is a Parquet file" if head.startswith(b"PAR1") else "its header is not DuckDB's")
         raise NotADuckDBFileError(
             f"storage.path {file} is not a DuckDB database ({kind}); nothing was read or written. "
             "Point storage.path (or duckdb_path) in jutsu.yaml at a DuckDB file (a new path is created on first sync), "
             "or move this file away"
         )
-
-
-def _guess(head: bytes) -> str:
-    if not head:
-        return "the file is empty"
-    if head.startswith(b"SQLite format 3"):
-        return "it is a SQLite database"
-    if head.startswith(b"PAR1"):
-        return "it is a Parquet file"
-    return "its header is not DuckDB's"
 
 
 def connect(database: str | Path, *, read_only: bool = False,

@@ -22,12 +22,9 @@ class DuckDBStorage(BaseModel):
 
 
 class DuckLakeStorage(BaseModel):
-    """A DuckLake: a SQL catalog (Postgres, or a local `.ducklake` file) plus Parquet files under `data_path`.
-
-    Several processes may read and write a Postgres catalog at once; every commit is a snapshot.
-    `${VAR}` in `catalog` is expanded when connecting, so a password can stay in the environment
-    (libpq's PGPASSWORD works too).
-    """
+    """A DuckLake: a SQL catalog (Postgres, which several processes may write at once, or a local `.ducklake`
+    file) plus Parquet files under `data_path`. `${VAR}` in `catalog` expands when connecting (a password
+    can stay in the environment)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -1,10 +1,6 @@
-"""Which windows of a (new) partition grain are already completely stored and valid in DuckDB.
-
-Used by `jutsu adopt` after the partition grain changed (e.g. monthly -> yearly daily bars): the bars are
-there, only Dagster's partition status is keyed by the old windows. A window is adoptable when its
-stored bars pass the same validation a sync applies and every bar the calendar expects inside the
-symbol's stored life (first to last stored bar) is present. A window entirely before the symbol's first
-or after its last stored bar is valid-empty (listing/delisting), as a sync would have recorded it.
+"""Which windows of a new partition grain are already completely stored and valid (`jutsu adopt`): their
+stored bars pass a sync's validation and hold every bar the calendar expects inside the symbol's stored
+life; a window wholly before or after that life is valid-empty, as a sync would have recorded it.
 """
 
 from __future__ import annotations
@@ -69,11 +65,8 @@ def judge_windows(con: duckdb.DuckDBPyConnection, partitioning: BarsPartitioning
 
 
 def _validate(p: BarsPartitioning, symbol: str, stored: pl.DataFrame, keys: list[str]) -> dict[str | None, str]:
-    """date_key (None: the whole symbol) -> why the stored bars fail the sync's validation there.
-
-    All windows at once first (the common, valid case); when something fails, window by window, so each
-    failure is placed in its own window for certain.
-    """
+    """date_key (None: the whole symbol) -> why the stored bars fail the sync's validation there: all windows
+    at once (the common, valid case), then window by window to place each failure."""
     def run(keys: list[str], frame: pl.DataFrame):  # noqa: ANN202 - ValidationReport
         windows = windows_frame([FetchPlan(symbol, (k,), (p.window(k),)) for k in keys])
         start, end = windows["start"].min(), windows["end"].max()

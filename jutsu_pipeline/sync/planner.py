@@ -1,8 +1,5 @@
-"""The one planner of "what must run" for a bars asset: `jutsu sync`, the close and refresh schedules and
-the gap-repair sensor all call `plan_sync` on the same partition status, so they agree.
-
-Dagster-free: the caller reads Dagster's partition status (jutsu_pipeline.status) into `PartitionStatus`.
-"""
+"""The one planner of "what must run" for a bars asset: `jutsu sync`, the schedules and the gap-repair
+sensor all call `plan_sync` on Dagster's partition status (read by jutsu_pipeline.status), so they agree."""
 
 from __future__ import annotations
 
@@ -59,9 +56,6 @@ class PartitionRange:
             tags[REFRESH_TAG] = TAIL
         return tags
 
-    def size(self, ordered_dates: list[str]) -> int:
-        return (ordered_dates.index(self.last_date) - ordered_dates.index(self.first_date) + 1) * len(self.symbols)
-
 
 @dataclass
 class SyncPlan:
@@ -97,11 +91,6 @@ def in_progress_dates(partitioning: BarsPartitioning, now: dt.datetime, settle: 
     return recent[::-1]
 
 
-def settle_time(partitioning: BarsPartitioning) -> dt.timedelta:
-    automation = partitioning.config.automation
-    return dt.timedelta(minutes=automation.offset_minutes) + SETTLE
-
-
 def moved_keys(partitioning: BarsPartitioning, status: PartitionStatus) -> tuple[list[str], list[str]]:
     """(start moved, only end moved): stored partitions whose window differs under today's bounds."""
     start_moved, end_moved = [], []
@@ -124,19 +113,16 @@ def moved_keys(partitioning: BarsPartitioning, status: PartitionStatus) -> tuple
 def plan_sync(partitioning: BarsPartitioning, status: PartitionStatus, now: dt.datetime | None = None,
               *, include_in_progress: bool = True, only_recent: bool = False,
               settle: dt.timedelta | None = None) -> SyncPlan:
-    """Missing ∪ failed ∪ in-progress ∪ window-moved partitions (minus in-flight ones) as range runs.
-
-    Stored windows to refresh (in progress, or only their end moved) become `tail` runs; the rest are
-    replaced whole. `include_in_progress=False` (the gap sensor) leaves recent windows to the schedules;
-    `only_recent=True` (the schedules) plans just the recent windows, whatever their state.
-    """
+    """Missing ∪ failed ∪ in-progress ∪ window-moved partitions (minus in-flight ones) as range runs; stored
+    windows in progress or whose end moved get `tail` runs. `include_in_progress=False` (the gap sensor)
+    leaves recent windows to the schedules; `only_recent=True` (the schedules) plans just those."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    settle = settle_time(partitioning) if settle is None else settle
+    if settle is None:
+        settle = dt.timedelta(minutes=partitioning.config.automation.offset_minutes) + SETTLE
     dates = partitioning.date_keys()
     recent = set(in_progress_dates(partitioning, now, settle))
     plan = SyncPlan(total=len(dates) * len(partitioning.symbols))
-    start_moved, end_moved = moved_keys(partitioning, status)
-    start_moved_set, end_moved_set = set(start_moved), set(end_moved)
+    start_moved, end_moved = map(set, moved_keys(partitioning, status))
     full: list[str] = []
     tail: list[str] = []
     for symbol in partitioning.symbols:
@@ -156,10 +142,10 @@ def plan_sync(partitioning: BarsPartitioning, status: PartitionStatus, now: dt.d
                     continue
                 plan.missing.append(key)
                 full.append(key)
-            elif key in start_moved_set or key in status.other_grain:
+            elif key in start_moved or key in status.other_grain:
                 plan.moved.append(key)
                 full.append(key)
-            elif key in end_moved_set:
+            elif key in end_moved:
                 plan.moved.append(key)
                 tail.append(key)
             elif date_key in recent and include_in_progress:
@@ -206,9 +192,8 @@ def range_keys(partitioning: BarsPartitioning, start: str, end: str) -> set[str]
     return {partition_key(d, s) for d in date_span for s in symbol_span}
 
 
-def held_symbols(partitioning: BarsPartitioning, status: PartitionStatus, now: dt.datetime | None = None) -> dict[str, str]:
+def held_symbols(partitioning: BarsPartitioning, status: PartitionStatus) -> dict[str, str]:
     """Symbols whose downstream must wait, with why: a bars partition failed, or one is missing."""
-    now = now or dt.datetime.now(dt.timezone.utc)
     dates = partitioning.date_keys()
     held: dict[str, str] = {}
     for symbol in partitioning.symbols:

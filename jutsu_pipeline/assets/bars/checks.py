@@ -1,11 +1,9 @@
-"""Asset checks on every `<market>/bars_<tf>`: the registered `quality.checks.Check` objects, each judging
-the asset's stored table (market symbols × timeframe), rendered as Dagster asset checks.
+"""Asset checks on every `<market>/bars_<tf>`: the registered `quality.checks.Check` objects as Dagster
+asset checks, each one verdict on the asset's whole stored table with per-symbol results in metadata
+(partition-scoped checks misbehave in range runs, docs/data-quality.md).
 
-Partition-scoped checks misbehave in single-run range runs (docs/data-quality.md), so each check is one
-verdict on the whole asset with per-symbol results in metadata. An incremental check re-judges only what
-changed since its last evaluation: the partitions materialised after it (from any run or path), plus the
-whole history of every symbol it failed on then; so its verdict stays a verdict on the whole table, and a
-failure anywhere keeps failing (and blocking) until that symbol's bars are fixed.
+An incremental check re-judges only the partitions materialised since its last evaluation plus the whole
+history of the symbols it failed on then: a failure keeps failing (and blocking) until the bars are fixed.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
@@ -90,9 +88,7 @@ OPEN_END = ""  # `scope_end` of a market without `end`
 
 
 def scope_fingerprint(check: Check, p: BarsPartitioning) -> str:
-    """What a previous verdict depends on besides the bars and the market's `end` (`scope_end`): the check's
-    rules, the quality settings, the history's start and the grain. A different fingerprint means the next
-    evaluation judges everything."""
+    """What a previous verdict depends on besides the bars and `scope_end` (a change: judge everything)."""
     cfg = p.config
     settings = {"version": SCOPE_VERSION, "check": check.name, "rules": list(check.rules),
                 "quality": cfg.quality.model_dump(mode="json"), "start": cfg.start.isoformat(), "grain": str(p.grain)}
@@ -171,8 +167,7 @@ def changed_since_last(instance: dg.DagsterInstance, check_key: dg.AssetCheckKey
 
 def check_result(report: "CheckReport", profile: Profile, asset_key: dg.AssetKey | None = None,
                  check_name: str | None = None) -> dg.AssetCheckResult:
-    """The report as a Dagster result: plottable numbers, markdown tables, the profile's severity (for one
-    of several checks in a step: name its asset and check)."""
+    """The report as a Dagster result: plottable numbers, markdown tables, the profile's severity."""
     return dg.AssetCheckResult(
         asset_key=asset_key,
         check_name=check_name,

@@ -1,8 +1,5 @@
-"""The `<market>/corporate_actions` asset: one partition per symbol, refreshed after new bars arrive.
-
-A new or changed action re-adjusts all history in `bars_adjusted` (a view) with no bars refetch, and
-makes the symbol's indicators (which depend on this asset) stale.
-"""
+"""The `<market>/corporate_actions` asset: one partition per symbol, refreshed after new bars arrive; a
+new or changed action re-adjusts `bars_adjusted` (a view) and makes the symbol's indicators stale."""
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 
@@ -57,11 +54,9 @@ def build_corporate_actions_asset(config: JutsuConfig, market: str) -> dg.Assets
         provider = market_data.provider_for(config, market, "UTC" if settings.always_open else
                                             _timezone(settings.calendar))
         end = settings.end or dt.datetime.now(UTC).date()
-        published = []
         try:
-            if isinstance(provider, ActionsProvider):
-                for symbol in symbols:
-                    published.append(provider.corporate_actions(symbol, settings.start, end))
+            published = [provider.corporate_actions(symbol, settings.start, end) for symbol in symbols] \
+                if isinstance(provider, ActionsProvider) else []
         except ProviderError as error:
             raise CorporateActionsFailed(description=f"{market}/corporate_actions: {error}") from None
         finally:
