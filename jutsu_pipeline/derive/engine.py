@@ -36,7 +36,8 @@ def sessions_frame(partitioning: BarsPartitioning, partition_keys: Iterable[str]
     keys = pl.DataFrame(rows, orient="row", schema={"symbol": pl.String, "date_key": pl.String, "session": pl.Date})
     if keys.is_empty():
         return keys.with_columns(*(pl.lit(None, TS).alias(c) for c in ("open", "close", "start", "end")))
-    frame = keys.join(session_table(partitioning.calendar, keys["session"].min(), keys["session"].max()),
+    days = [day for *_, day in rows]
+    frame = keys.join(session_table(partitioning.calendar, min(days), max(days)),
                       on="session", how="inner")  # closed days (no session) derive nothing
     if daily:
         start = pl.col("session").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
