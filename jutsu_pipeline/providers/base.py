@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -95,6 +96,13 @@ class BarsProvider(Protocol):
     def close(self) -> None:
         """Release connections and files."""
         ...
+
+
+@runtime_checkable
+class PrefetchingProvider(Protocol):
+    """A provider that can start reading a run's symbols before their fetches (local files, on threads)."""
+
+    def prefetch(self, symbols: Iterable[str], timeframe: Timeframe) -> None: ...
 
 
 def empty_frame() -> pl.DataFrame:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -38,6 +40,9 @@ _ALIASES = {
     "adjusted_close": "adj_close",
 }
 _REQUIRED = ("open", "high", "low", "close", "volume")
+# Files read at once by `prefetch`: polars' readers release the GIL, so a run's reads use every core while
+# the engine validates (each read of a 20-year daily CSV is mostly single-threaded inside polars).
+READERS = max(2, min(4, os.cpu_count() or 1))
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
@@ -67,6 +72,8 @@ class LocalFilesProvider:
         self.stats = FetchStats()
         self._cache: dict[tuple[str, Timeframe], pl.DataFrame] = {}
         self._epochs: dict[tuple[str, Timeframe], np.ndarray] = {}  # each cached frame's ts, epoch microseconds
+        self._reading: dict[tuple[str, Timeframe], Future[pl.DataFrame]] = {}  # prefetched, not yet fetched
+        self._pool: ThreadPoolExecutor | None = None
 
     def _find_file(self, symbol: str, timeframe: Timeframe) -> Path:
         stem = symbol_file_stem(symbol)
@@ -95,23 +102,45 @@ class LocalFilesProvider:
         except pl.exceptions.ComputeError as error:
             raise ProviderError(_bad_number(self.name, path, types) or f"{self.name}: cannot read {path}: {error}") from error
 
+    def prefetch(self, symbols: Iterable[str], timeframe: Timeframe) -> None:
+        """Start reading the files of `symbols` on `READERS` threads, in order; a fetch takes its symbol's
+        frame when read (or waits for it) and a read's error is raised by that symbol's fetch."""
+        for symbol in symbols:
+            key = (symbol, timeframe)
+            if key in self._cache or key in self._reading:
+                continue
+            try:
+                path = self._find_file(symbol, timeframe)
+            except UnknownSymbolError:
+                continue  # raised again, in its place, by the symbol's fetch
+            self._pool = self._pool or ThreadPoolExecutor(READERS, thread_name_prefix=f"{self.name}-reader")
+            self.stats.requests += 1
+            self._reading[key] = self._pool.submit(self._read_symbol, symbol, timeframe, path)
+
     def _load(self, symbol: str, timeframe: Timeframe) -> pl.DataFrame:
         key = (symbol, timeframe)
         if key not in self._cache:
-            path = self._find_file(symbol, timeframe)
-            self.stats.requests += 1
-            try:
-                raw = self._read(path)
-                frame = self._normalise(raw, timeframe, path)
-            except ProviderError:
-                raise
-            except Exception as error:  # noqa: BLE001 - re-raised with the file named
-                raise ProviderError(f"{self.name}: cannot read {path} for {symbol}: {error}") from error
-            if frame["ts"].null_count():  # rows without a date/time are never in a window
-                frame = frame.filter(pl.col("ts").is_not_null())
+            reading = self._reading.pop(key, None)
+            if reading is None:
+                path = self._find_file(symbol, timeframe)
+                self.stats.requests += 1
+                frame = self._read_symbol(symbol, timeframe, path)
+            else:
+                frame = reading.result()
             self._cache[key] = frame
             self._epochs[key] = frame["ts"].to_numpy().view(np.int64)  # sorted (by _normalise): binary search
         return self._cache[key]
+
+    def _read_symbol(self, symbol: str, timeframe: Timeframe, path: Path) -> pl.DataFrame:
+        try:
+            frame = self._normalise(self._read(path), timeframe, path)
+        except ProviderError:
+            raise
+        except Exception as error:  # noqa: BLE001 - re-raised with the file named
+            raise ProviderError(f"{self.name}: cannot read {path} for {symbol}: {error}") from error
+        if frame["ts"].null_count():  # rows without a date/time are never in a window
+            frame = frame.filter(pl.col("ts").is_not_null())
+        return frame
 
     def _normalise(self, raw: pl.DataFrame, timeframe: Timeframe, path: Path) -> pl.DataFrame:
         renames: dict[str, str] = {}
@@ -216,6 +245,10 @@ class LocalFilesProvider:
         return frame.filter((pl.col("ex_date") >= start) & (pl.col("ex_date") <= end))
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+        self._reading.clear()
         self._cache.clear()
         self._epochs.clear()
 

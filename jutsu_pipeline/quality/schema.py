@@ -101,34 +101,34 @@ def _format_row(row: dict) -> str:
     return "{" + ", ".join(shown) + "}"
 
 
-def attach_partitions(frame: pl.DataFrame, windows: pl.DataFrame, sessions: Iterable[dt.date] | None,
+def attach_partitions(frame: pl.DataFrame, windows: pl.DataFrame, sessions: Iterable[dt.date] | pl.Series | None,
                       step: dt.timedelta | None = None) -> pl.DataFrame:
     """Add the partition key each bar falls in (null when outside every window), session membership and,
-    for intraday bars of length `step`, whether the bar starts on the timeframe's grid.
+    for intraday bars of length `step`, whether the bar starts on the timeframe's grid. Rows keep their order.
 
-    `windows` has columns symbol, date_key, start, end (UTC, disjoint per symbol).
+    `windows` has columns symbol, date_key, start, end (UTC, disjoint per symbol, in time order per symbol);
+    `sessions` may be a Date series (a run's, built once).
     """
     ts_type = frame.schema.get("ts")
     if not (isinstance(ts_type, pl.Datetime) and ts_type.time_zone == "UTC"):
         # Naive or non-timestamp rows cannot be placed; the column_types rule reports why.
         return frame.with_columns(pl.lit(None, dtype=pl.String).alias(WINDOW_COLUMN), pl.lit(True).alias(SESSION_COLUMN),
                                   pl.lit(True).alias(GRID_COLUMN))
-    frame = frame.with_columns(pl.col("ts").dt.cast_time_unit("us"))
-    located = frame.with_row_index("_order").sort("ts").join_asof(
-        windows.select("symbol", "date_key", "start", "end").sort("start"),
-        left_on="ts",
-        right_on="start",
-        by="symbol",
-        strategy="backward",
-        check_sortedness=False,
-    )
-    located = located.with_columns(
-        pl.when(pl.col("ts") < pl.col("end")).then(pl.col("date_key")).alias(WINDOW_COLUMN)
-    ).sort("_order")
+    if ts_type.time_unit != "us":
+        frame = frame.with_columns(pl.col("ts").dt.cast_time_unit("us"))
+    # The as-of join needs each symbol's rows in ts order, which a run's fetched frames are (each symbol's rows
+    # contiguous and sorted): only other frames are sorted for it, and put back in their order after.
+    resort = not _sorted_per_symbol(frame)
+    located = frame.with_row_index("_order").sort("ts") if resort else frame
+    located = located.join_asof(windows.select("symbol", "date_key", "start", "end").sort("start"), left_on="ts",
+                                right_on="start", by="symbol", strategy="backward", check_sortedness=False)
+    if resort:
+        located = located.sort("_order").drop("_order")
     if sessions is None:
         on_session = pl.lit(True)
     else:
-        on_session = pl.col("ts").dt.date().is_in(pl.Series(sorted(sessions), dtype=pl.Date).implode())
+        dates = sessions if isinstance(sessions, pl.Series) else pl.Series(sorted(sessions), dtype=pl.Date)
+        on_session = pl.col("ts").dt.date().is_in(dates.implode())
     if step is None:
         on_grid = pl.lit(True)
     else:  # anchored to the session's open (the partition window's start): XNYS 1h bars at 09:30, 10:30, ...
@@ -136,8 +136,19 @@ def attach_partitions(frame: pl.DataFrame, windows: pl.DataFrame, sessions: Iter
         inside = pl.col("start").is_not_null() & (pl.col("ts") < pl.col("end"))
         anchor = pl.when(inside).then(pl.col("start").dt.epoch("us")).otherwise(0)
         on_grid = (pl.col("ts").dt.epoch("us") - anchor) % step_us == 0
-    return located.with_columns(on_session.alias(SESSION_COLUMN), on_grid.alias(GRID_COLUMN)).drop(
-        "_order", "date_key", "start", "end")
+    window = pl.when(pl.col("ts") < pl.col("end")).then(pl.col("date_key"))
+    return located.with_columns(window.alias(WINDOW_COLUMN), on_session.alias(SESSION_COLUMN),
+                                on_grid.alias(GRID_COLUMN)).drop("date_key", "start", "end")
+
+
+def _sorted_per_symbol(frame: pl.DataFrame) -> bool:
+    """Each symbol's rows contiguous and in ts order, no null ts (one pass, no sort)."""
+    symbol, ts = pl.col("symbol"), pl.col("ts")
+    starts = symbol.ne_missing(symbol.shift())
+    ((ordered, runs, symbols, nulls),) = frame.select(
+        (starts | (ts >= ts.shift())).all().alias("ordered"), starts.sum().alias("runs"),
+        symbol.n_unique().alias("symbols"), ts.null_count().alias("nulls")).rows()
+    return bool(ordered) and runs == symbols and not nulls
 
 
 def validate_bars(

@@ -16,16 +16,17 @@ import polars as pl
 
 from jutsu_pipeline import faultpoints
 from jutsu_pipeline.actions.infer import record_inferred_actions
-from jutsu_pipeline.partitions import BarsPartitioning, Window, partition_key, split_partition_key
+from jutsu_pipeline.partitions import BarsPartitioning, Window, partition_key
 from jutsu_pipeline.providers.base import (
     BarsProvider,
     FetchRequest,
+    PrefetchingProvider,
     ProviderError,
     SymbolHistory,
     empty_frame,
     to_canonical,
 )
-from jutsu_pipeline.quality.rules import GRID_COLUMN, SESSION_COLUMN, WINDOW_COLUMN
+from jutsu_pipeline.quality.rules import WINDOW_COLUMN
 from jutsu_pipeline.quality.schema import RuleFailure, validate_bars
 from jutsu_pipeline.storage.bars import WindowReplacement, last_final_bars, replace_windows, window_stats
 from jutsu_pipeline.sync.plan import FetchPlan, plan_fetches, windows_frame
@@ -75,8 +76,11 @@ class SyncOutcome:
 class _SymbolFetch:
     symbol: str
     plans: list[FetchPlan]
-    frame: pl.DataFrame
+    frame: pl.DataFrame  # canonical bars, without the symbol
     history: SymbolHistory | None
+
+
+WindowStats = tuple[int, dt.datetime, dt.datetime]  # bars, first and last bar start
 
 
 class BarsSync:
@@ -100,7 +104,10 @@ class BarsSync:
         self.now = now or dt.datetime.now(UTC)
         self.outcome = SyncOutcome()
         self._pending: list[WindowReplacement] = []  # validated, not yet written
+        self._pending_windows: list[tuple[str, str, dt.datetime, dt.datetime]] = []  # their windows with bars
         self._pending_rows = 0
+        self._span: tuple[dt.datetime, dt.datetime] | None = None  # from the first window's start to the last's end
+        self._session_dates: pl.Series | None = None  # the sessions of `_span`, built once
         self.clock = clock  # seconds, for the spacing of progress lines
         self._progress_at = clock()
         self._where = f"{partitioning.market}/bars_{partitioning.timeframe}"
@@ -113,6 +120,10 @@ class BarsSync:
         windows = sum(len(plan.date_keys) for symbol_plans in plans.values() for plan in symbol_plans)
         self.log.info(f"{self._where}: {windows} partition(s) of {total} symbol(s) to sync",
                       extra={PROGRESS_EXTRA: {"phase": "plan", "symbols": total, "windows": windows}})
+        every = [plan for symbol_plans in plans.values() for plan in symbol_plans]
+        self._span = (min(plan.start for plan in every), max(plan.end for plan in every)) if every else None
+        if isinstance(self.provider, PrefetchingProvider):  # reads on other cores while this thread validates
+            self.provider.prefetch(plans, self.p.timeframe)
         batch: list[_SymbolFetch] = []
         buffered = 0
         for number, (symbol, symbol_plans) in enumerate(plans.items(), start=1):
@@ -195,7 +206,7 @@ class BarsSync:
                 extra={PROGRESS_EXTRA: {"phase": "fetched", "symbol": symbol, "symbols_done": number,
                                         "bars_so_far": self.outcome.bars_fetched}},
             )
-        return _SymbolFetch(symbol, plans, frame.with_columns(pl.lit(symbol).alias("symbol")), history)
+        return _SymbolFetch(symbol, plans, frame, history)
 
     def _history_if_needed(self, symbol: str, plans: list[FetchPlan], frames: list[pl.DataFrame]) -> SymbolHistory | None:
         """Ask for the symbol's listing range only when some window came back empty."""
@@ -215,23 +226,26 @@ class BarsSync:
 
     def _validate(self, batch: list[_SymbolFetch]) -> None:
         """Validate a batch of fetched symbols; their valid windows wait for the run's write."""
-        frame = pl.concat([item.frame for item in batch], how="vertical")
+        frame = pl.concat([item.frame.with_columns(pl.lit(item.symbol).alias("symbol")) for item in batch])
         windows = windows_frame(plan for item in batch for plan in item.plans)
-        sessions = None if self.p.calendar.always_open else self._sessions(windows)
-        report = validate_bars(frame, windows=windows, sessions=sessions, daily=not self.p.timeframe.is_intraday,
+        report = validate_bars(frame, windows=windows, sessions=self._sessions(), daily=not self.p.timeframe.is_intraday,
                                quality=self.p.config.quality, step=self.p.timeframe.duration)
-        groups = report.located.drop(SESSION_COLUMN, GRID_COLUMN).partition_by("symbol", WINDOW_COLUMN, as_dict=True)
-        replacements: list[WindowReplacement] = []
+        # Each window's bars, first and last bar in one aggregation (a frame per window cost ~0.2 ms each).
+        stats: dict[tuple[str, str], WindowStats] = {
+            (symbol, key): (n, first, last) for symbol, key, n, first, last in report.located.group_by(
+                "symbol", WINDOW_COLUMN).agg(pl.len(), pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last")).iter_rows()}
+        offset = 0
         for item in batch:
             bad = {key: fails for (symbol, key), fails in report.failures.items() if symbol == item.symbol}
+            rows = report.located.slice(offset, item.frame.height)  # the batch keeps each symbol's rows together
+            offset += item.frame.height
             if None in bad:  # rows outside every window, or a column-level failure: nothing of the symbol is stored
                 self._fail_symbol(item.symbol, item.plans, "invalid data: " + "; ".join(f.describe() for f in bad[None]))
                 continue
-            replacement = self._replacement(item, bad, groups)
+            replacement = self._replacement(item, bad, stats, rows)
             if replacement.windows:
-                replacements.append(replacement)
+                self._pending.append(replacement)
                 self._pending_rows += replacement.frame.height
-        self._pending.extend(replacements)
 
     def _write(self) -> None:
         """Replace every pending window in one transaction: all of them land, or none."""
@@ -244,7 +258,8 @@ class BarsSync:
             written = replace_windows(con, timeframe=self.p.timeframe.value, source=self.provider.name,
                                       replacements=replacements, in_transaction=infer)
             if self.tail:  # tailed windows kept their earlier bars: count what each window holds now
-                self._restat(con, replacements)
+                self._restat(con)
+        self._pending_windows = []
         faultpoints.reach("after_commit")
         self.outcome.symbols_done.extend(symbols)
         shown = ", ".join(symbols[:20]) + (f" and {len(symbols) - 20} more" if len(symbols) > 20 else "")
@@ -264,10 +279,10 @@ class BarsSync:
         return infer
 
     def _replacement(self, item: _SymbolFetch, bad: dict[str | None, list[RuleFailure]],
-                     groups: dict[tuple, pl.DataFrame]) -> WindowReplacement:
-        """The windows of `item` that passed, with their rows; failed and unexplained-empty ones are recorded."""
+                     stats: dict[tuple[str, str], WindowStats], located: pl.DataFrame) -> WindowReplacement:
+        """The windows of `item` that passed, with their rows (`located`: the item's validated rows); failed
+        and unexplained-empty ones are recorded."""
         windows: list[tuple[dt.datetime, dt.datetime]] = []
-        frames: list[pl.DataFrame] = []
         for plan in item.plans:
             for date_key, window in zip(plan.date_keys, plan.windows):
                 key = partition_key(date_key, item.symbol)
@@ -275,20 +290,21 @@ class BarsSync:
                     reasons = "; ".join(f.describe() for f in bad[date_key])
                     self.outcome.failed[key] = f"{self._where}: invalid data in partition {key}: {reasons}"
                     continue
-                rows = groups.get((item.symbol, date_key))
-                if rows is None:
+                stat = stats.get((item.symbol, date_key))
+                if stat is None:
                     reason = self._empty_reason(date_key, window, item.history)
                     if reason is None:
                         self.outcome.failed[key] = self._unexplained_empty(key, date_key, item.history)
                         continue
                     self.outcome.empty[key] = reason
                 else:
-                    rows = rows.drop("symbol", WINDOW_COLUMN)
-                    self.outcome.written[key] = rows.height
-                    self.outcome.stored[key] = (rows.height, *self._track_range(rows))
-                    frames.append(rows)
+                    self.outcome.written[key] = stat[0]
+                    self.outcome.stored[key] = stat
+                    self._pending_windows.append((item.symbol, date_key, *self.p.window(date_key)))  # whole: a tail restats it
+                    self._track_range(stat)
                 windows.append(window)
-        frame = pl.concat(frames) if frames else item.frame.head(0).drop("symbol")
+        # Every row is in a window (else the symbol failed): without failed windows, all of them are stored.
+        frame = item.frame if not bad else located.filter(~pl.col(WINDOW_COLUMN).is_in(list(bad))).select(item.frame.columns)
         return WindowReplacement(item.symbol, windows, frame)
 
     def _unexplained_empty(self, key: str, date_key: str, history: SymbolHistory | None) -> str:
@@ -316,32 +332,28 @@ class BarsSync:
             return "window in progress: no final bar yet"
         return None
 
-    def _sessions(self, windows: pl.DataFrame) -> list[dt.date]:
-        start, end = windows["start"].min(), windows["end"].max()
-        assert isinstance(start, dt.datetime) and isinstance(end, dt.datetime)  # Datetime columns
-        lo = start.date() - dt.timedelta(days=1)
-        hi = end.date()
-        return self.p.calendar.sessions(lo, hi)
+    def _sessions(self) -> pl.Series | None:
+        """The calendar's sessions over the run's windows (and the day before), once per run; None for an
+        always-open calendar."""
+        if self.p.calendar.always_open or self._span is None:
+            return None
+        if self._session_dates is None:
+            start, end = self._span
+            days = self.p.calendar.sessions(start.date() - dt.timedelta(days=1), end.date())
+            self._session_dates = pl.Series(days, dtype=pl.Date)
+        return self._session_dates
 
-    def _track_range(self, rows: pl.DataFrame) -> tuple[dt.datetime, dt.datetime]:
-        first, last = rows["ts"].min(), rows["ts"].max()
-        assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)  # a non-empty Datetime column
+    def _track_range(self, stat: WindowStats) -> None:
+        _, first, last = stat
         if self.outcome.first_ts is None or first < self.outcome.first_ts:
             self.outcome.first_ts = first
         if self.outcome.last_ts is None or last > self.outcome.last_ts:
             self.outcome.last_ts = last
-        return first, last
 
-    def _restat(self, con: duckdb.DuckDBPyConnection, replacements: list[WindowReplacement]) -> None:
-        """The stored bars of the windows a tail refresh wrote (their whole window, not just the tail)."""
-        keys: dict[str, set[str]] = {r.symbol: set() for r in replacements}
-        for key in self.outcome.stored:
-            date_key, symbol = split_partition_key(key)
-            if symbol in keys:
-                keys[symbol].add(date_key)
-        rows = [(symbol, d, *self.p.window(d)) for symbol, dates in keys.items() for d in sorted(dates)]
-        frame = pl.DataFrame(rows, orient="row", schema={"symbol": pl.String, "date_key": pl.String,
-                                                         "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")})
+    def _restat(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The stored bars of the windows this write stored rows in (their whole window, not just the tail)."""
+        frame = pl.DataFrame(self._pending_windows, orient="row", schema={
+            "symbol": pl.String, "date_key": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")})
         for (symbol, date_key), stats in window_stats(con, timeframe=self.p.timeframe.value, windows=frame).items():
             self.outcome.stored[partition_key(date_key, symbol)] = stats
 
