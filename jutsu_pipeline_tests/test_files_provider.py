@@ -117,3 +117,32 @@ def test_a_bad_csv_date_is_named_by_line_and_value(tmp_path: Path) -> None:
                        .alias("Date")).write_csv(tmp_path / "SPX.csv")
     with pytest.raises(ProviderError, match=r"SPX.csv line 4: time value '2024-01-4x' is not a date or timestamp"):
         provider.fetch(request)
+
+
+def test_prefetched_reads_give_the_same_bars_and_the_same_errors_in_their_symbol_s_fetch(tmp_path: Path) -> None:
+    """`prefetch` reads the files on reader threads; each fetch then returns what a plain read returns and
+    raises its own symbol's error (not another's, and not at prefetch time)."""
+    DAILY.write_csv(tmp_path / "SPX.csv")
+    DAILY.head(3).write_parquet(tmp_path / "DIA.parquet")
+    DAILY.drop("Volume").write_csv(tmp_path / "QQQ.csv")
+    DAILY.with_columns(pl.lit("n/a").alias("Close")).write_csv(tmp_path / "IWM.csv")
+    symbols = ["SPX", "QQQ", "NOPE", "IWM", "DIA"]
+    clock = lambda: dt.datetime(2024, 3, 1, tzinfo=UTC)  # noqa: E731
+    plain, prefetching = (FilesProvider(tmp_path, "America/New_York", clock=clock) for _ in range(2))
+    prefetching.prefetch(symbols, Timeframe.D1)  # no error here: each belongs to its symbol's fetch
+
+    def fetch(provider: FilesProvider, symbol: str) -> pl.DataFrame | str:
+        try:
+            return provider.fetch(FetchRequest(symbol, Timeframe.D1, dt.datetime(2024, 1, 1, tzinfo=UTC),
+                                               dt.datetime(2024, 2, 1, tzinfo=UTC)))
+        except ProviderError as error:
+            return f"{type(error).__name__}: {error}"
+
+    for symbol in reversed(symbols):  # in any order
+        expected, got = fetch(plain, symbol), fetch(prefetching, symbol)
+        assert type(got) is type(expected), symbol
+        assert got.equals(expected) if isinstance(got, pl.DataFrame) else got == expected, symbol
+    assert prefetching.stats.requests == plain.stats.requests == 4  # one read per found file, prefetched or not
+    assert isinstance(fetch(prefetching, "SPX"), pl.DataFrame) and fetch(prefetching, "SPX").height == 5
+    assert "'Close' has 'n/a'" in str(fetch(prefetching, "IWM")) and "UnknownSymbolError" in str(fetch(prefetching, "NOPE"))
+    prefetching.close()

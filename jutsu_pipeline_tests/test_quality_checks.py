@@ -20,8 +20,9 @@ from jutsu_pipeline.config import JutsuConfig, Profile, load_config, parse_confi
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.quality.checks import checks_for, get
 from jutsu_pipeline.quality.expressions import DAILY_RULES, STORED_ROW_RULES
+from jutsu_pipeline.quality.grid import calendar_grid, materialized_frame
 from jutsu_pipeline.quality.report import CheckReport
-from jutsu_pipeline.quality.sql import ROW_RULE_SUSPECTS
+from jutsu_pipeline.quality.sql import CALENDAR_MISSING, MISSING_CANDIDATES, ROW_RULE_SUSPECTS
 from jutsu_pipeline.quality.stored import (
     check_anomalies,
     check_calendar,
@@ -300,3 +301,47 @@ def test_the_row_rule_suspects_sql_agrees_with_the_polars_rules(daily: bool, sto
             con.execute("ROLLBACK")
             expected = {"IBM"} if flagged and (daily or defect != "daily bar off midnight") else set()
             assert suspects == set(per_symbol.get_column("symbol")) == expected, defect
+
+
+GAPS = {  # a gap in the stored bars -> the symbols with calendar_missing (deleted or duplicated IBM bars)
+    "none": ("DELETE FROM bars WHERE false", set()),
+    "one mid-month session": ("DELETE FROM bars WHERE symbol = 'IBM' AND ts = TIMESTAMPTZ '2012-06-13 00:00:00+00'", {"IBM"}),
+    "a whole month": ("DELETE FROM bars WHERE symbol = 'IBM' AND ts::DATE BETWEEN '2012-07-01' AND '2012-07-31'", {"IBM"}),
+    "the life's first and last bars (no gap)": (
+        "DELETE FROM bars WHERE symbol = 'IBM' AND ts::DATE IN ('2012-01-03', '2012-12-31')", set()),
+    "a gap next to the first bar of a shortened life": (
+        "DELETE FROM bars WHERE symbol = 'FB' AND (ts::DATE < '2012-06-01' OR ts::DATE = '2012-06-05')", {"FB"}),
+    "a duplicate standing in for a missing bar": (
+        "UPDATE bars SET ts = TIMESTAMPTZ '2012-06-12 00:00:00+00' WHERE symbol = 'IBM' AND ts::DATE = '2012-06-13'",
+        {"IBM"}),
+}
+
+
+@pytest.mark.parametrize("primary_key", [True, False], ids=["primary key", "no key"])
+def test_the_missing_candidates_counts_agree_with_the_missing_bars_anti_join(primary_key: bool, stored_2012,
+                                                                             tmp_path) -> None:
+    """MISSING_CANDIDATES (counts) names exactly the symbols CALENDAR_MISSING's anti join finds bars missing in,
+    and the whole-table check reports the same as the anti join over every symbol."""
+    path, keys = stored_2012
+    p = _partitioning({**SAMPLE_MARKET, "symbols": ["AAPL", "FB", "IBM"]}, Profile.STANDARD)
+    copy = shutil.copy(path, tmp_path / "bars.duckdb")
+    params = scope_params("1d", p.symbols)
+    with _connect(copy) as con:
+        for statement in [] if primary_key else LEGACY_TABLE:
+            con.execute(statement)
+        grid, materialized = calendar_grid(p).to_arrow(), materialized_frame(keys).to_arrow()
+        for gap, (statement, expected) in GAPS.items():
+            if "duplicate" in gap and primary_key:
+                continue  # the key forbids it
+            con.execute("BEGIN")
+            con.execute(statement)
+            con.register("grid", grid)
+            con.register("materialized", materialized)
+            candidates = {s for (s,) in con.execute(MISSING_CANDIDATES[primary_key], params).fetchall()}
+            anti_join = {s: n for s, n, _ in con.execute(CALENDAR_MISSING[False], params).fetchall()}
+            con.unregister("grid")
+            con.unregister("materialized")
+            report = check_calendar(con, p, keys)
+            con.execute("ROLLBACK")
+            assert candidates == set(anti_join) == expected, gap
+            assert {s: n for s, rule, n, _ in report.per_symbol.iter_rows() if rule == "calendar_missing"} == anti_join

@@ -316,9 +316,14 @@ def check_calendar(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, material
     try:
         with changed_scope(con, p, changed):
             report = CheckReport("calendar_complete", builtin_checks.CALENDAR.rules, *_row_count(con, p, changed))
+            if changed is None:  # the whole table: the examples of only the symbols whose counts fall short
+                symbols = [s for (s,) in con.execute(sql.MISSING_CANDIDATES[has_primary_key(con, "bars", BARS_KEY)],
+                                                     params).fetchall()]
+                params = scope_params(p.timeframe.value, symbols)
             report.per_symbol = pl.concat([
-                _sql_per_symbol(con, missing, "calendar_missing", params),
-                _sql_per_symbol(con, unexpected, "calendar_unexpected", params),
+                _sql_per_symbol(con, missing, "calendar_missing", params) if params.get("symbols", True)
+                else empty_per_symbol(),
+                _sql_per_symbol(con, unexpected, "calendar_unexpected", _scope(p, changed)),
             ])
     finally:
         con.unregister("grid")
