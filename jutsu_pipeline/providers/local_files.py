@@ -167,7 +167,11 @@ class LocalFilesProvider:
 
     def _timestamps(self, column: pl.Series, timeframe: Timeframe, path: Path) -> pl.Series:
         if column.dtype == pl.String:
-            dates = column.str.to_date(strict=False)  # a column of plain dates is a Date column
+            # A column of plain dates is a Date column. ISO dates first: 4x cheaper than letting polars infer the
+            # format, and what it infers for them anyway.
+            dates = column.str.to_date("%Y-%m-%d", strict=False)
+            if dates.null_count() != column.null_count():
+                dates = column.str.to_date(strict=False)
             if dates.null_count() == column.null_count():
                 column = dates
         if column.dtype == pl.String:
@@ -183,7 +187,7 @@ class LocalFilesProvider:
         if column.dtype == pl.Date:
             if timeframe.is_intraday:
                 raise ProviderError(f"{self.name}: {path} has dates but timeframe {timeframe} needs timestamps")
-            return column.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+            return column.cast(pl.Datetime("us", "UTC"))  # midnight UTC (replace_time_zone cost 60x as much)
         if not isinstance(column.dtype, pl.Datetime):
             raise ProviderError(f"{self.name}: {path} time column has type {column.dtype}, expected a date or timestamp")
         if column.dtype.time_zone is None:  # naive: the market's local time
