@@ -106,8 +106,7 @@ class BarsSync:
         self._pending: list[WindowReplacement] = []  # validated, not yet written
         self._pending_windows: list[tuple[str, str, dt.datetime, dt.datetime]] = []  # their windows with bars
         self._pending_rows = 0
-        self._span: tuple[dt.datetime, dt.datetime] | None = None  # from the first window's start to the last's end
-        self._session_dates: pl.Series | None = None  # the sessions of `_span`, built once
+        self._sessions: pl.Series | None = None  # the calendar's sessions over the run's windows (None: 24/7)
         self.clock = clock  # seconds, for the spacing of progress lines
         self._progress_at = clock()
         self._where = f"{partitioning.market}/bars_{partitioning.timeframe}"
@@ -121,7 +120,9 @@ class BarsSync:
         self.log.info(f"{self._where}: {windows} partition(s) of {total} symbol(s) to sync",
                       extra={PROGRESS_EXTRA: {"phase": "plan", "symbols": total, "windows": windows}})
         every = [plan for symbol_plans in plans.values() for plan in symbol_plans]
-        self._span = (min(plan.start for plan in every), max(plan.end for plan in every)) if every else None
+        if every and not self.p.calendar.always_open:  # once per run (with the day before the first window)
+            first, last = min(plan.start for plan in every).date(), max(plan.end for plan in every).date()
+            self._sessions = pl.Series(self.p.calendar.sessions(first - dt.timedelta(days=1), last), dtype=pl.Date)
         if isinstance(self.provider, PrefetchingProvider):  # reads on other cores while this thread validates
             self.provider.prefetch(plans, self.p.timeframe)
         batch: list[_SymbolFetch] = []
@@ -228,7 +229,7 @@ class BarsSync:
         """Validate a batch of fetched symbols; their valid windows wait for the run's write."""
         frame = pl.concat([item.frame.with_columns(pl.lit(item.symbol).alias("symbol")) for item in batch])
         windows = windows_frame(plan for item in batch for plan in item.plans)
-        report = validate_bars(frame, windows=windows, sessions=self._sessions(), daily=not self.p.timeframe.is_intraday,
+        report = validate_bars(frame, windows=windows, sessions=self._sessions, daily=not self.p.timeframe.is_intraday,
                                quality=self.p.config.quality, step=self.p.timeframe.duration)
         # Each window's bars, first and last bar in one aggregation (a frame per window cost ~0.2 ms each).
         stats: dict[tuple[str, str], WindowStats] = {
@@ -331,17 +332,6 @@ class BarsSync:
         if end > self.now:
             return "window in progress: no final bar yet"
         return None
-
-    def _sessions(self) -> pl.Series | None:
-        """The calendar's sessions over the run's windows (and the day before), once per run; None for an
-        always-open calendar."""
-        if self.p.calendar.always_open or self._span is None:
-            return None
-        if self._session_dates is None:
-            start, end = self._span
-            days = self.p.calendar.sessions(start.date() - dt.timedelta(days=1), end.date())
-            self._session_dates = pl.Series(days, dtype=pl.Date)
-        return self._session_dates
 
     def _track_range(self, stat: WindowStats) -> None:
         _, first, last = stat
