@@ -40,8 +40,10 @@ CASE_URL_ENV = "JUTSU_BENCH_CASE_POSTGRES_URL"  # the fresh database of one case
 
 
 def plain_script(folder: Path, database: Path, symbols: list[str], *, intraday: bool = False,
-                 since: dt.date | None = None) -> int:
-    """What a user would write by hand: read, check, one transaction of Arrow inserts."""
+                 since: dt.date | None = None, timings: dict[str, float] | None = None) -> int:
+    """What a user would write by hand: read, check, one transaction of Arrow inserts (`timings["read_check"]`:
+    the seconds until the check passed)."""
+    started = time.perf_counter()
     import duckdb
     import polars as pl
 
@@ -58,6 +60,8 @@ def plain_script(folder: Path, database: Path, symbols: list[str], *, intraday: 
         frames.append(frame.with_columns(pl.lit(symbol).alias("symbol")))
     bars = pl.concat(frames)
     assert bars.select(check.all()).item(), "invalid bars"
+    if timings is not None:
+        timings["read_check"] = time.perf_counter() - started
     ts_type = "TIMESTAMPTZ" if intraday else "DATE"
     with duckdb.connect(str(database)) as con:
         con.execute(f"CREATE TABLE IF NOT EXISTS bars (symbol VARCHAR, ts {ts_type}, open DOUBLE, high DOUBLE, "
@@ -169,6 +173,30 @@ def _pipeline_sync(config, instance) -> dict:  # noqa: ANN001
             "checks_failed": sorted(name for name, ok in checks.items() if not ok)}
 
 
+def _read_and_validate(config, folder: Path) -> float:  # noqa: ANN001
+    """Seconds of the bars engine's fetch and validation of every partition alone (no write, no Dagster):
+    the part of a sync that does what the script's read and check do."""
+    import logging
+
+    from jutsu_pipeline.definitions import bars_partitionings
+    from jutsu_pipeline.partitions import partition_key
+    from jutsu_pipeline.providers.files import FilesProvider
+    from jutsu_pipeline.sync.engine import BarsSync
+
+    class ReadAndValidate(BarsSync):
+        def _write(self) -> None:  # validated windows are dropped, not stored
+            self._pending, self._pending_rows = [], 0
+
+    [p] = bars_partitionings(config)
+    keys = [partition_key(d, s) for s in p.symbols for d in p.date_keys()]
+    started = time.perf_counter()
+    provider = FilesProvider(folder, p.calendar.timezone.key)
+    outcome = ReadAndValidate(p, provider, connect=None, log=logging.getLogger("bench")).run(keys)  # type: ignore[arg-type]
+    provider.close()
+    assert not outcome.failed, list(outcome.failed.values())[:3]
+    return time.perf_counter() - started
+
+
 def _stored(config) -> int:  # noqa: ANN001
     import duckdb
 
@@ -189,13 +217,14 @@ def child(case: str, symbols_n: int, years: int, tmp: Path) -> None:
             market = {"provider": "files", "options": {"path": "bars"}, "calendar": "XNYS", "timeframes": ["1d"],
                       "start": sessions[0].isoformat(), "end": sessions[-1].isoformat(), "symbols": symbols,
                       "partition_grain": {"1d": "year"}}
-            started = time.perf_counter()
-            rows = plain_script(tmp / "bars", tmp / "script.duckdb", symbols)
+            started, timings = time.perf_counter(), {}
+            rows = plain_script(tmp / "bars", tmp / "script.duckdb", symbols, timings=timings)
             script = time.perf_counter() - started
             config = _configure(tmp, market)
             first = _pipeline_sync(config, instance)
             out.append({"step": f"first sync, {symbols_n} x {years} y daily", "script": script, "rows": rows,
-                        "stored": _stored(config), "rss": _peak_mb(), **first})
+                        "stored": _stored(config), "rss": _peak_mb(), **first, "script_read_check": timings["read_check"],
+                        "read_validate": _read_and_validate(config, tmp / "bars")})
 
             append_session(tmp / "bars", symbols, CLOSE_DAY)
             started = time.perf_counter()
@@ -210,14 +239,15 @@ def child(case: str, symbols_n: int, years: int, tmp: Path) -> None:
             market = {"provider": "files", "options": {"path": "bars"}, "calendar": "XNYS", "timeframes": ["1m"],
                       "start": "2023-07-03", "end": "2024-06-28", "symbols": symbols,
                       "partition_grain": {"1m": "quarter"}}
-            started = time.perf_counter()
-            rows = plain_script(tmp / "bars", tmp / "script.duckdb", symbols, intraday=True)
+            started, timings = time.perf_counter(), {}
+            rows = plain_script(tmp / "bars", tmp / "script.duckdb", symbols, intraday=True, timings=timings)
             script = time.perf_counter() - started
             assert rows == per_symbol * symbols_n
             config = _configure(tmp, market)
             first = _pipeline_sync(config, instance)
             out.append({"step": f"first sync, {symbols_n} x 1 y 1m", "script": script, "rows": rows,
-                        "stored": _stored(config), "rss": _peak_mb(), **first})
+                        "stored": _stored(config), "rss": _peak_mb(), **first, "script_read_check": timings["read_check"],
+                        "read_validate": _read_and_validate(config, tmp / "bars")})
     print(json.dumps(out))
 
 
@@ -292,6 +322,10 @@ def main() -> None:
                       f"{r['events']:,} events, peak RSS {r['rss']:.0f} MB; rows {r['rows']:,} script / "
                       f"{r['stored']:,} stored; definitions {r['definitions']:.1f} s"
                       + (f"; FAILED checks: {r['checks_failed']}" if r["checks_failed"] else ""))
+                if "read_validate" in r:  # the engine's share of the comparison, timed apart
+                    print(f"    of which reading and validating: the engine's fetch + validation alone "
+                          f"{r['read_validate']:.1f} s, the script's read + check {r['script_read_check']:.1f} s "
+                          f"= {r['read_validate'] / r['script_read_check']:.1f}x")
 
 
 if __name__ == "__main__":
