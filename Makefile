@@ -33,12 +33,12 @@ $(TEST_STAMP): $(RUNTIME_STAMP)
 ## Everything a developer needs (runtime and test dependencies).
 install: $(TEST_STAMP) .env
 
-## Sync every missing partition of the sample market into data/jutsu.duckdb, then print coverage.
+## Sync every missing partition of the sample market into data/jutsu.duckdb (with everything downstream,
+## the HTML report included), then print coverage and the leaderboard.
 demo: $(RUNTIME_STAMP) .env
 	$(BIN)/jutsu sync
 	$(BIN)/jutsu coverage
 	$(BIN)/jutsu leaderboard
-	$(BIN)/jutsu report
 
 ## The test suite without the slow end-to-end tests (target: under 2 minutes on 2 busy cores).
 test: $(TEST_STAMP) .env

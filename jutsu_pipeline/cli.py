@@ -186,19 +186,14 @@ def report(market: str | None) -> int:
     from jutsu_pipeline.assets.report import report_asset_key
     from jutsu_pipeline.config import load_config
     from jutsu_pipeline.definitions import defs, report_job_name
-    from jutsu_pipeline.report import report_path
 
     config = load_config()
-    if market is not None and market not in config.markets:
-        raise ConfigError(f"market {market!r} is not in {config.source_path}: choose one of {sorted(config.markets)}")
+    _select(config, market, None)  # an unknown --market lists the valid ones
     instance = _instance(config)
     failures = 0
     for name in [market] if market else list(config.markets):
         key = report_asset_key(name)
-        ok = _run(defs.resolve_job_def(report_job_name(name)), instance, {}, key, key.to_user_string(), 1, "page")
-        if ok:
-            (_console or SyncConsole()).say(f"{key.to_user_string()}: open {report_path(config, name).as_uri()}")
-        failures += not ok
+        failures += not _run(defs.resolve_job_def(report_job_name(name)), instance, {}, key, key.to_user_string(), 1, "page")
     return 1 if failures else 0
 
 

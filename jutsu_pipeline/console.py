@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -269,6 +270,8 @@ class SyncConsole:
             if value is not None:
                 facts.append(f"{value:,} {text}" if isinstance(value, int) else f"{value} {text}")
         self.say(f"  {report.label}: {status} in " + ", ".join(facts) + f" (run {report.run_id[:8]})")
+        if report.success and report.metadata.get("path"):  # a page written (the report): where to open it
+            self.say(f"{report.label}: open {Path(report.metadata['path']).as_uri()}")
         for message, trace in zip(report.errors, report.tracebacks):
             print_error(message, self.verbose, trace)
 

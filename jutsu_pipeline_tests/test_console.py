@@ -57,7 +57,9 @@ def test_sync_is_quiet_shows_a_plan_a_line_per_run_and_a_summary(tmp_path: Path)
     bars_line = next(line for line in out if line.startswith("  us_stocks/bars_1d "))
     assert "2 partitions with bars" in bars_line and "2 provider calls" in bars_line, bars_line
     assert "Checks: 4 of 4 passed." in first.stdout
-    assert len(out) <= 10, first.stdout  # no Dagster event log on the terminal
+    assert any(line.startswith("us_stocks/report: open file://") for line in out), out  # the page, built once
+    assert sum(line.startswith("  us_stocks/report: done") for line in out) == 1, out
+    assert len(out) <= 11, first.stdout  # no Dagster event log on the terminal
     assert "DEBUG" not in first.stdout + first.stderr and "RUN_START" not in first.stdout
     assert "Warning" not in first.stderr, first.stderr  # Beta/Supersession notices are filtered
     again = _jutsu(tmp_path, "sync")

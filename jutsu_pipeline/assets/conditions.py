@@ -7,6 +7,7 @@ is missing, in flight or failed in its latest attempt, or a blocking check upstr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
@@ -30,6 +31,20 @@ def downstream_condition() -> dg.AutomationCondition:
         & ~AC.any_deps_match(AC.execution_failed()).with_label("any_deps_failed")
         & AC.all_deps_blocking_checks_passed()
     ).with_label("downstream of valid bars")
+
+
+def after_inputs_settle(computed_inputs: Sequence[dg.AssetKey]) -> dg.AutomationCondition:
+    """An unpartitioned page over partitioned inputs: `eager()` over every time window, also while inputs
+    are missing or failed (the page shows them), but not while one of `computed_inputs` is requested this
+    tick in a run the page cannot share; the page then follows them, once.
+
+    Dagster's `will_be_requested` sees only an input that can share the page's run (no partitioned one),
+    so a pending input is found by evaluating its own condition (`downstream_condition()`, which every
+    computed input carries) here: the verdict that requests it this tick."""
+    elsewhere = (downstream_condition() & ~AC.will_be_requested()).with_label("requested this tick, in another run")
+    return (AC.eager().without(AC.in_latest_time_window()).without(~AC.any_deps_missing())
+            & ~AC.any_deps_match(elsewhere).allow(dg.AssetSelection.assets(*computed_inputs))
+            .with_label("no input about to be recomputed in another run"))
 
 
 def downstream_asset(config: JutsuConfig, *, partitioned: bool = True) -> dict[str, Any]:

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from jutsu_pipeline.assets.backtest.assets import leaderboard_asset_key
+from jutsu_pipeline.assets.backtest.assets import backtest_asset_key, leaderboard_asset_key
 from jutsu_pipeline.assets.bars.assets import bars_asset_key, writer_pool
+from jutsu_pipeline.assets.conditions import after_inputs_settle
+from jutsu_pipeline.assets.corporate_actions.assets import corporate_actions_asset_key
 from jutsu_pipeline.assets.indicators.assets import indicators_asset_key
 from jutsu_pipeline.assets.partitions import bars_partitions_def
 from jutsu_pipeline.config import JutsuConfig
@@ -41,24 +43,20 @@ def build_report_asset(config: JutsuConfig, partitionings: list[BarsPartitioning
     market = partitionings[0].market
     settings = config.markets[market]
     path = report_path(config, market)
-    deps = [bars_asset_key(market, p.timeframe.value) for p in partitionings]
-    deps += [indicators_asset_key(market, p.timeframe.value) for p in partitionings]
-    if settings.strategies:
-        deps.append(leaderboard_asset_key(market))
+    fetched = [bars_asset_key(market, p.timeframe.value) for p in partitionings if p.base is None]
+    computed = [bars_asset_key(market, p.timeframe.value) for p in partitionings if p.base is not None]
+    computed += [indicators_asset_key(market, p.timeframe.value) for p in partitionings]
+    if settings.actions_enabled and settings.adjusted_prices:  # the charts read bars_adjusted
+        computed.append(corporate_actions_asset_key(market))
+    if settings.strategies:  # the page reads the leaderboard and the top results' performance and equity
+        computed += [backtest_asset_key(market, p.timeframe.value) for p in partitionings]
+        computed.append(leaderboard_asset_key(market))
 
     @dg.asset(
         key=report_asset_key(market),
         group_name=market,
-        deps=deps,
-        # Follows every update of its inputs, also while partitions are missing or failed: the page shows them.
-        # Not while an input is about to be recomputed in a run it could share (the leaderboard: the page
-        # would show the old one). Dagster's will_be_requested ignores partitioned inputs, so a close still
-        # builds the page once beside the indicators' run and again after the leaderboard.
-        automation_condition=(dg.AutomationCondition.eager()
-                              .without(dg.AutomationCondition.in_latest_time_window())
-                              .without(~dg.AutomationCondition.any_deps_missing())
-                              & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested())
-                              .with_label("no input about to be recomputed")),
+        deps=fetched + computed,
+        automation_condition=after_inputs_settle(computed),
         pool=writer_pool(config),
         kinds={"html"},
         description=(f"Self-contained HTML page of market {market} at {path}: coverage (symbols x windows, gaps and "
