@@ -10,6 +10,7 @@ from pathlib import Path
 
 from jutsu_pipeline.configfile import ConfigError
 from jutsu_pipeline.console import SyncConsole, print_error, quiet_third_party_warnings
+from jutsu_pipeline.providers.registry import MissingCredentials, missing_credentials
 from jutsu_pipeline.storage.files import NotADuckDBFileError, check_database_file
 
 _console: SyncConsole | None = None  # main()'s, which knows the verbosity and prints the summary
@@ -62,7 +63,8 @@ def sync(market: str | None, timeframe: str | None) -> int:
     from jutsu_pipeline.config import load_config
 
     config = load_config()
-    _select(config, market, timeframe)  # argument errors before Dagster loads
+    for name in {p.market: p for p in _select(config, market, timeframe)}:  # argument errors before Dagster loads
+        missing_credentials(name, config.markets[name].provider, config.markets[name].options)
     if not config.is_lake:
         check_database_file(config.database)
 
@@ -415,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"DAGSTER_HOME={load_config().instance_dir}")
             return 0
         return coverage()
-    except (ConfigError, UsageError, NotADuckDBFileError) as error:
+    except (ConfigError, UsageError, NotADuckDBFileError, MissingCredentials) as error:
         print_error(f"{error}")
         return 2
     except Exception as error:  # noqa: BLE001 - one readable paragraph; the traceback on request

@@ -7,9 +7,12 @@ import importlib
 import os
 import re
 import warnings
+from collections.abc import Iterator
+from difflib import get_close_matches
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import UnionType
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -23,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from jutsu_pipeline.backtest.strategies import StrategyConfig
+from jutsu_pipeline.backtest.strategies import STRATEGIES, StrategyConfig
 from jutsu_pipeline.calendars import ALWAYS_OPEN, known_calendar
 from jutsu_pipeline.configfile import (  # noqa: F401 - re-exported: the configuration's public names
     CONFIG_ENV_VAR,
@@ -37,6 +40,7 @@ from jutsu_pipeline.configfile import (  # noqa: F401 - re-exported: the configu
     storage_alias,
 )
 from jutsu_pipeline.indicators.params import IndicatorParams
+from jutsu_pipeline.indicators.registry import INDICATORS
 from jutsu_pipeline.providers import registry as providers
 from jutsu_pipeline.storage.settings import DuckDBStorage, DuckLakeStorage, StorageSettings
 from jutsu_pipeline.timeframes import DEFAULT_GRAINS, PARTITION_LIMIT, Grain, Timeframe, estimate_windows
@@ -310,21 +314,98 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
-def _format_errors(error: ValidationError) -> str:
+def _format_errors(error: ValidationError, data: Any, prefix: tuple = ()) -> list[str]:
+    """One line per problem, keyed by its path in the file; an unknown key names the valid ones (and the
+    closest); a mapping with unknown keys is re-checked without them, so its other problems show alone."""
+    unknown = {path: (valid, model) for path, valid, model in _unknown_keys(data, JutsuConfig)}
+    lines = [f"  {_dotted(path)}: unknown key{_closest(path[-1], valid)}; valid "
+             f"{'top-level keys' if len(path) == 1 else f'keys of {_dotted(path[:-1])}'}: {', '.join(valid)}"
+             for path, (valid, _) in unknown.items()]
+    holding = {path[:-1]: model for path, (_, model) in unknown.items()}  # mappings with unknown keys
     errors = error.errors()
-    lines = []
     for item in errors:
-        loc = item["loc"]
-        # `timeframes: [1D]` also fails the list's min_length (its bad item was dropped): say it once
-        if item["type"] == "too_short" and any(other["loc"][:len(loc)] == loc and len(other["loc"]) > len(loc)
-                                               for other in errors):
+        loc = _raw_path(item["loc"], data) if data is not None else item["loc"]
+        if item["type"] == "extra_forbidden" and loc in unknown:
             continue
-        key = ".".join(str(part) for part in loc) or "(top level)"
+        mapping = holding.get(loc)
+        if item["type"] == "value_error" and mapping is not None:  # e.g. provider options, a strategy's params
+            node = _at(data, loc)
+            try:
+                mapping.model_validate({k: v for k, v in node.items() if loc + (k,) not in unknown})
+            except ValidationError as inner:
+                lines += _format_errors(inner, None, loc)
+            continue
+        # `timeframes: [1D]` also fails the list's min_length (its bad item was dropped): say it once
+        if item["type"] == "too_short" and any(other["loc"][:len(item["loc"])] == item["loc"]
+                                               and len(other["loc"]) > len(item["loc"]) for other in errors):
+            continue
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "enum":
             message += f", not {item['input']!r}"
-        lines.append(f"  {key}: {message}")
-    return "\n".join(lines)
+        lines.append(f"  {_dotted(prefix + loc)}: {message}")
+    return lines
+
+
+def _dotted(path: tuple) -> str:
+    return ".".join(str(part) for part in path) or "(top level)"
+
+
+def _closest(key: object, valid: list[str]) -> str:
+    close = get_close_matches(str(key), valid, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _at(data: Any, path: tuple) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _raw_path(loc: tuple, data: Any) -> tuple:
+    """`loc` without the parts pydantic adds that the file does not have (a union's tag, e.g. `duckdb`)."""
+    path: list = []
+    for part in loc:
+        if (isinstance(data, dict) and part in data) or (isinstance(data, list) and isinstance(part, int)
+                                                          and part < len(data)):
+            path.append(part)
+            data = data[part]
+    return tuple(path)
+
+
+def _unknown_keys(raw: Any, annotation: Any, path: tuple = ()) -> Iterator[tuple[tuple, list[str], type[BaseModel]]]:
+    """(path, the valid keys there, their model) of every key of the raw file its model does not have."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if not isinstance(raw, dict):
+            return
+        fields = {field.alias or name: field.annotation for name, field in annotation.model_fields.items()
+                  if not field.exclude}
+        if annotation is IndicatorParams:  # flat `<indicator>_<param>` keys over the registry
+            fields = {f"{n}_{p}": Any for n, i in INDICATORS.items() for p in i.params}
+        elif annotation is MarketConfig and raw.get("provider") in providers.names():
+            fields["options"] = providers.spec(raw["provider"]).options
+        elif annotation is StrategyConfig and raw.get("type") in STRATEGIES:
+            fields["params"] = STRATEGIES[raw["type"]].params
+        valid = list(fields)
+        if annotation is JutsuConfig:
+            fields["duckdb_path"] = Any  # the old spelling of storage: {kind: duckdb, path: ...}
+        for key, value in raw.items():
+            if key in fields:
+                yield from _unknown_keys(value, fields[key], (*path, key))
+            else:
+                yield (*path, key), valid, annotation
+        return
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is dict and isinstance(raw, dict):
+        for key, value in raw.items():
+            yield from _unknown_keys(value, args[1], (*path, key))
+    elif origin is tuple and isinstance(raw, list):
+        for index, value in enumerate(raw):
+            yield from _unknown_keys(value, args[0], (*path, index))
+    elif origin in (Union, UnionType) and isinstance(raw, dict):  # e.g. storage: the member its `kind` names
+        kinds = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel) and "kind" in a.model_fields
+                 and raw.get("kind", a.model_fields["kind"].default) in get_args(a.model_fields["kind"].annotation)]
+        if len(kinds) == 1:
+            yield from _unknown_keys(raw, kinds[0], path)
 
 
 def parse_config(data: Any, source_path: Path | None = None) -> JutsuConfig:
@@ -335,7 +416,8 @@ def parse_config(data: Any, source_path: Path | None = None) -> JutsuConfig:
     try:
         config = JutsuConfig.model_validate({**data, "source_path": source_path})
     except ValidationError as error:
-        raise ConfigError(f"{where} is invalid:\n{_format_errors(error)}") from None
+        problems = "\n".join(_format_errors(error, data))
+        raise ConfigError(f"{where} is invalid:\n{problems}") from None
     warn_partition_counts(config, where)
     return config
 

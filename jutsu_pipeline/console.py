@@ -51,6 +51,8 @@ def root_message(error: Any) -> str:
             break
         error = cause
     message = error.message if hasattr(error, "message") and isinstance(error.message, str) else str(error)
+    if getattr(error, "cls_name", None):  # Dagster's record of an exception: `package.module.AuthExpired: ...`
+        message = re.sub(rf"^(?:\w+\.)*{re.escape(error.cls_name)}: ", "", message.strip())
     return _CLASS_PREFIX.sub("", message.strip()).strip()
 
 
@@ -117,7 +119,8 @@ class RunReport:
     partitions: int = 0  # materialisations recorded
     bars: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)  # the asset's materialisation metadata
-    checks: list[tuple[str, bool, str, str]] = field(default_factory=list)  # (name, passed, severity, description)
+    # (name, passed, severity, description, bars judged: None when the check does not say)
+    checks: list[tuple[str, bool, str, str, int | None]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     tracebacks: list[str | None] = field(default_factory=list)
 
@@ -169,7 +172,9 @@ class _RunListener(logging.Handler):
             failing = data.metadata.get("per_symbol")  # {symbol: {rule: count}} of failing symbols
             if not data.passed and failing is not None and isinstance(failing.value, Mapping) and failing.value:
                 description += f"; symbols: {', '.join(sorted(failing.value)[:10])}"
-            self.report.checks.append((data.check_name, data.passed, data.severity.value, description))
+            rows = data.metadata.get("rows_checked")
+            self.report.checks.append((data.check_name, data.passed, data.severity.value, description,
+                                       None if rows is None else int(rows.value)))
         elif kind == "STEP_FAILURE" and data.error is not None:
             user = data.user_failure_data
             if user is not None and user.description:  # a dg.Failure: its description is the whole story
@@ -290,12 +295,17 @@ class SyncConsole:
         self.say(head)
         checks = {}
         for report in self.reports:
-            for name, passed, severity, description in report.checks:
-                checks[(report.label.split(" ")[0], name)] = (passed, severity, description)
-        passed_count = sum(1 for p, _, _ in checks.values() if p)
-        if checks:
-            self.say(f"Checks: {passed_count} of {len(checks)} passed.")
-        for (asset, name), (ok, severity, description) in checks.items():
+            for name, passed, severity, description, rows in report.checks:
+                checks[(report.label.split(" ")[0], name)] = (passed, severity, description, rows)
+        idle = [key for key, (ok, _, _, rows) in checks.items() if ok and rows == 0]  # passed on no bars at all
+        judged = len(checks) - len(idle)
+        why = "its bars runs failed" if failed else "the synced windows hold no bars"
+        if idle and not judged:
+            self.say(f"Checks: nothing to check, this sync stored no bars ({why}); {len(idle)} check(s) judged 0 bars.")
+        elif checks:
+            self.say(f"Checks: {sum(1 for ok, *_ in checks.values() if ok) - len(idle)} of {judged} passed"
+                     + (f"; {len(idle)} had no bars to judge." if idle else "."))
+        for (asset, name), (ok, severity, description, _) in checks.items():
             if not ok:
                 level = "warning" if severity == "WARN" else "ERROR, blocks downstream"
                 self.say(f"  {asset} {name} ({level}): {description}")

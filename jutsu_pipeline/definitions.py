@@ -111,6 +111,7 @@ def build_definitions(config: JutsuConfig) -> dg.Definitions:
         target=dg.AssetSelection.all(),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
+        use_user_code_server=True,  # the report's condition is custom Python (assets/conditions.py)
         description="Indicators, backtests and leaderboards follow new bars once the blocking checks pass.",
     )
     return dg.Definitions(

@@ -36,7 +36,8 @@ def _error(markets: dict, **top) -> str:
         ({"symbols": ["AAPL", "AAPL"]}, "markets.m.symbols", "listed twice"),
         ({"end": "1999-01-01"}, "markets.m", "is before start"),
         ({"start": "not a date"}, "markets.m.start", "valid date"),
-        ({"colour": "blue"}, "markets.m.colour", "Extra inputs are not permitted"),
+        ({"colour": "blue"}, "markets.m.colour", "unknown key; valid keys of markets.m: provider, calendar,"),
+        ({"calender": "XNYS"}, "markets.m.calender", "unknown key (did you mean 'calendar'?)"),
     ],
 )
 def test_bad_market_keys_are_named(change: dict, key: str, words: str) -> None:
@@ -74,9 +75,11 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("provider", "options", "message"), [
-    ("files", {"pth": "csv"}, r"markets\.m\.options: .*unknown option 'pth' \(did you mean 'path'\?\).*options of provider files: path"),
+    ("files", {"pth": "csv"}, r"markets\.m\.options\.pth: unknown key \(did you mean 'path'\?\); valid keys of "
+                              r"markets\.m\.options: path\n  markets\.m\.options\.path: Field required$"),
     ("files", {}, r"markets\.m\.options: option 'path': Field required"),
-    ("binance", {"page_limt": 10}, r"unknown option 'page_limt' \(did you mean 'page_limit'\?\)"),
+    ("binance", {"page_limt": 10}, r"markets\.m\.options\.page_limt: unknown key \(did you mean 'page_limit'\?\); "
+                                   r"valid keys of markets\.m\.options: base_url, http, market, page_limit, symbols$"),
     ("binance", {"market": "coin"}, r"option 'market': Input should be 'spot' or 'usdm_futures'"),
     ("binance", {"http": {"request_per_second": 1}}, r"unknown http option\(s\) \['request_per_second'\]"),
     ("alpaca", {"feed": "nasdaq"}, r"option 'feed'"),
@@ -95,7 +98,8 @@ def test_provider_options_are_typed() -> None:
 
 
 @pytest.mark.parametrize(("indicators", "words"), [
-    ({"sma_periodd": 5}, "unknown indicator parameter 'sma_periodd'; known: "),
+    ({"sma_periodd": 5}, "indicators.sma_periodd: unknown key (did you mean 'sma_period'?); valid keys of "
+                         "markets.m.indicators: sma_period, ema_period, rsi_period,"),
     ({"macd_fast": 30}, "macd_fast (30) must be below macd_slow (26)"),
     ({"rsi_period": 1}, "rsi_period must be >= 2"),
 ])
@@ -130,3 +134,42 @@ def test_a_mistyped_timeframe_is_one_line_naming_the_value() -> None:
     message = _error({"us_stocks": {**SAMPLE_MARKET, "timeframes": ["1D"]}})
     assert "markets.us_stocks.timeframes.0: Input should be '1d', '1h', '15m', '5m' or '1m', not '1D'" in message
     assert "at least 1 item" not in message  # the list's length follows from its bad item: said once
+
+
+STRATEGY = {"name": "s", "type": "sma_cross", "params": {"fast": 5, "slow": 20}}
+
+
+@pytest.mark.parametrize(("markets", "top", "line"), [
+    ({"m": SAMPLE_MARKET}, {"reprots_dir": "r"}, "reprots_dir: unknown key (did you mean 'reports_dir'?); valid top-level "
+                                                  "keys: plugins, storage, reports_dir, report_bars, dagster_home, markets"),
+    ({"m": {**SAMPLE_MARKET, "calender": "XNYS"}}, {}, "markets.m.calender: unknown key (did you mean 'calendar'?); "
+                                                       "valid keys of markets.m: provider, calendar, timeframes, derive,"),
+    ({"m": {**SAMPLE_MARKET, "provider": "files", "options": {"path": "x", "formt": "csv"}}}, {},
+     "markets.m.options.formt: unknown key; valid keys of markets.m.options: path"),
+    ({"m": {**SAMPLE_MARKET, "quality": {"max_open_gapp": 0.5}}}, {},
+     "markets.m.quality.max_open_gapp: unknown key (did you mean 'max_open_gap'?); valid keys of markets.m.quality: "
+     "profile, max_open_gap, min_factor_change"),
+    ({"m": {**SAMPLE_MARKET, "strategies": [{**STRATEGY, "comission_bps": 5}]}}, {},
+     "markets.m.strategies.0.comission_bps: unknown key (did you mean 'commission_bps'?); valid keys of "
+     "markets.m.strategies.0: name, type, params, sizing, fractional, commission_bps, initial_cash"),
+    ({"m": {**SAMPLE_MARKET, "strategies": [{**STRATEGY, "params": {"fast": 5, "slow": 20, "slwo": 9}}]}}, {},
+     "markets.m.strategies.0.params.slwo: unknown key (did you mean 'slow'?); valid keys of "
+     "markets.m.strategies.0.params: fast, slow"),
+    ({"m": SAMPLE_MARKET}, {"storage": {"kind": "duckdb", "pth": "x"}},
+     "storage.pth: unknown key (did you mean 'path'?); valid keys of storage: kind, path"),
+])
+def test_an_unknown_key_names_its_path_the_valid_keys_and_the_closest(markets: dict, top: dict, line: str) -> None:
+    lines = _error(markets, **top).splitlines()
+    assert lines[0] == "configuration is invalid:" and len(lines) == 2, lines  # nothing else is wrong: nothing else said
+    assert lines[1].startswith(f"  {line}"), lines
+
+
+def test_a_mapping_with_an_unknown_key_still_reports_its_other_problems_once() -> None:
+    params = {"fast": 1, "slwo": 9}
+    message = _error({"m": {**SAMPLE_MARKET, "strategies": [{**STRATEGY, "params": params}]}})
+    assert message.splitlines()[1:] == [
+        "  markets.m.strategies.0.params.slwo: unknown key (did you mean 'slow'?); valid keys of "
+        "markets.m.strategies.0.params: fast, slow",
+        "  markets.m.strategies.0.params.fast: Input should be greater than or equal to 2",
+        "  markets.m.strategies.0.params.slow: Field required",
+    ]

@@ -12,6 +12,7 @@ import dagster as dg
 import duckdb
 import pytest
 import yaml
+from dagster._core.instance.ref import InstanceRef
 from dotenv import dotenv_values
 from rich.console import Console
 
@@ -24,6 +25,7 @@ from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG
 from jutsu_pipeline.timeframes import Timeframe
 from jutsu_pipeline_tests.conftest import fresh_home, write_config
+from jutsu_pipeline_tests.helpers import run_bars
 
 REPO = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent
@@ -89,6 +91,45 @@ def test_a_failed_sync_prints_its_error_once_as_one_paragraph(tmp_path: Path) ->
     assert errors[0].startswith("jutsu: ") and "Traceback" not in result.stderr
     assert "2012-01-01|IBM" in errors[0] and "high_ge_low" in errors[0] and "re-materialise" in errors[0]
     assert "us_stocks/bars_1d" in result.stdout and "FAILED" in result.stdout and "1 failed." in result.stdout
+    # Nothing was stored: the checks had nothing to judge, and the summary says so instead of "4 of 4 passed".
+    assert "Checks: nothing to check, this sync stored no bars (its bars runs failed); 4 check(s) judged 0 bars." \
+        in result.stdout.splitlines(), result.stdout
+
+
+@pytest.fixture
+def no_alpaca_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "APCA_API_KEY_ID_FILE", "APCA_API_SECRET_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+ALPACA_MARKET = {**SMALL_MARKET, "provider": "alpaca"}
+ALPACA_MESSAGE = (
+    "market us_stocks (provider alpaca) needs APCA_API_KEY_ID (Alpaca API key id) and APCA_API_SECRET_KEY (Alpaca "
+    "API secret key), which are not set. Export them where jutsu and Dagster run (or set APCA_API_KEY_ID_FILE and "
+    "APCA_API_SECRET_KEY_FILE to a file holding each) and sync again; how to get them: docs/providers.md#alpaca.")
+
+
+def test_missing_alpaca_keys_name_the_variables_and_the_market_before_anything_runs(
+        tmp_path: Path, no_alpaca_keys, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    write_config(tmp_path, {"us_stocks": ALPACA_MARKET})
+    result = _jutsu(tmp_path, "sync")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == f"jutsu: {ALPACA_MESSAGE}\n"  # no class path, no traceback
+    (tmp_path / "key").write_text("AKTEST\n")  # a variable's _FILE counts: only the secret is missing then
+    monkeypatch.setenv("APCA_API_KEY_ID_FILE", str(tmp_path / "key"))
+    second = _jutsu(tmp_path, "sync")
+    assert second.returncode == 2, second.stderr
+    assert "needs APCA_API_SECRET_KEY (Alpaca API secret key), which is not set" in second.stderr
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / "home"))) as instance:
+        assert instance.get_runs() == []  # nothing was attempted or recorded
+
+
+def test_missing_keys_fail_a_dagster_run_with_the_same_message(tmp_path: Path, instance, no_alpaca_keys) -> None:  # noqa: ANN001
+    config = load_config(write_config(tmp_path, {"us_stocks": ALPACA_MARKET}))
+    result = run_bars(config, instance, key="2012-01-01|IBM")  # as `dagster asset materialize` or a schedule would
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data
+    assert failure.user_failure_data.description == ALPACA_MESSAGE  # what the UI and `jutsu` show, whole
 
 
 def test_progress_bar_from_run_events_and_event_log_only_when_verbose(tmp_path: Path, capsys) -> None:  # noqa: ANN001
@@ -104,7 +145,8 @@ def test_progress_bar_from_run_events_and_event_log_only_when_verbose(tmp_path: 
         assert report.success and report.partitions == 3
         with duckdb.connect(str(config.database), read_only=True) as con:
             assert report.bars == con.execute("SELECT count(*) FROM bars").fetchone()[0] > 0
-        assert [check for check, passed, _, _ in report.checks if passed] and len(report.checks) == 4
+        assert [check for check, passed, *_ in report.checks if passed] and len(report.checks) == 4
+        assert all(rows for *_, rows in report.checks), report.checks  # each judged the stored bars
         screen = buffer.getvalue()
         assert "3/3 partitions" in screen and "1/1 sym" in screen  # the live bar, drawn on a terminal
         assert "RUN_START" not in screen

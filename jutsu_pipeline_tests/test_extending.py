@@ -56,7 +56,7 @@ def _config(tmp_path: Path, **options: object) -> JutsuConfig:
 
 def test_toy_provider_options_are_typed(toys, tmp_path: Path) -> None:
     assert _config(tmp_path, start_price=50).markets["walk"].options.start_price == 50.0
-    with pytest.raises(ConfigError, match=r"markets\.walk\.options: unknown option 'start_prise' \(did you mean"):
+    with pytest.raises(ConfigError, match=r"markets\.walk\.options\.start_prise: unknown key \(did you mean 'start_price'\?\)"):
         _config(tmp_path, start_prise=50)
 
 

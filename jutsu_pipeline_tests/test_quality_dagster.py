@@ -122,7 +122,15 @@ def test_standard_blocks_the_same_write_and_strict_blocks_the_real_crash(tmp_pat
                                       duckdb_path="strict.duckdb"))
     result = run_bars(strict, instance, key="2000-09-01|AAPL")
     assert not result.success
-    assert "2000-09-01|AAPL" in step_error(result) and "price_jump" in step_error(result)
+    error = step_error(result)
+    assert "2000-09-01|AAPL" in error and "price_jump" in error
+    # The message says which setting lets a real jump through, and where it lives.
+    assert "price_jump blocks only under quality.profile strict: if these bars are real, raise the market's " \
+           "quality.max_open_gap above the jump (default 0.25 = 25 %) or set the market's quality.profile to " \
+           "standard" in error and f"markets.us_stocks in {tmp_path / 'jutsu.yaml'}" in error, error
+    relaxed = {**SAMPLE_MARKET, "quality": {"profile": "strict", "max_open_gap": 0.6}}  # AAPL opened 47 % lower
+    relaxed_config = load_config(write_config(tmp_path, {"us_stocks": relaxed}, duckdb_path="relaxed.duckdb"))
+    assert run_bars(relaxed_config, instance, key="2000-09-01|AAPL").success  # as the message says
     # The 2:1 split of 2000-06-21 is a corporate action, not an error, even under strict.
     assert run_bars(strict, instance, key="2000-06-01|AAPL").success
 

@@ -7,7 +7,6 @@ is missing, in flight or failed in its latest attempt, or a blocking check upstr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
@@ -33,18 +32,28 @@ def downstream_condition() -> dg.AutomationCondition:
     ).with_label("downstream of valid bars")
 
 
-def after_inputs_settle(computed_inputs: Sequence[dg.AssetKey]) -> dg.AutomationCondition:
-    """An unpartitioned page over partitioned inputs: `eager()` over every time window, also while inputs
-    are missing or failed (the page shows them), but not while one of `computed_inputs` is requested this
-    tick in a run the page cannot share; the page then follows them, once.
+class RequestedThisTick(dg.AutomationCondition):
+    """Requested by this evaluation, in whatever run. Dagster's `will_be_requested` counts only an input that
+    can share the evaluated asset's run: never a partitioned input of an unpartitioned page. Evaluated in the
+    code server (the sensor's `use_user_code_server`), as custom conditions must be."""
 
-    Dagster's `will_be_requested` sees only an input that can share the page's run (no partitioned one),
-    so a pending input is found by evaluating its own condition (`downstream_condition()`, which every
-    computed input carries) here: the verdict that requests it this tick."""
-    elsewhere = (downstream_condition() & ~AC.will_be_requested()).with_label("requested this tick, in another run")
+    @property
+    def name(self) -> str:
+        return "requested_this_tick"
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        requested = context.request_subsets_by_key.get(context.key)  # inputs are evaluated before their children
+        return dg.AutomationResult(context, requested.compute_intersection(context.candidate_subset)
+                                   if requested is not None else context.get_empty_subset())
+
+
+def after_inputs_settle() -> dg.AutomationCondition:
+    """An unpartitioned page over partitioned inputs: `eager()` over every time window, also while inputs
+    are missing or failed (the page shows them), but not while an input is requested this tick in a run the
+    page cannot share; it then follows them once, in the last one's run when it can (the leaderboard's)."""
+    elsewhere = (RequestedThisTick() & ~AC.will_be_requested()).with_label("requested this tick, in another run")
     return (AC.eager().without(AC.in_latest_time_window()).without(~AC.any_deps_missing())
-            & ~AC.any_deps_match(elsewhere).allow(dg.AssetSelection.assets(*computed_inputs))
-            .with_label("no input about to be recomputed in another run"))
+            & ~AC.any_deps_match(elsewhere).with_label("no input about to be recomputed in another run"))
 
 
 def downstream_asset(config: JutsuConfig, *, partitioned: bool = True) -> dict[str, Any]:

@@ -119,16 +119,18 @@ BINANCE = ProviderSpec(
 ALPACA = ProviderSpec(
     "alpaca", AlpacaOptions,
     lambda options, context: _implementation("alpaca", "AlpacaProvider")(options, context.timezone, context.secrets),
-    credentials=(Credential("alpaca_key_id", "APCA_API_KEY_ID", "Alpaca API key id"),
-                 Credential("alpaca_secret_key", "APCA_API_SECRET_KEY", "Alpaca API secret key")),
+    credentials=(Credential("alpaca_key_id", "APCA_API_KEY_ID", "Alpaca API key id", env_option="key_id_env"),
+                 Credential("alpaca_secret_key", "APCA_API_SECRET_KEY", "Alpaca API secret key",
+                            env_option="secret_key_env")),
     description="Alpaca market data v2 stock bars")
 SCHWAB = ProviderSpec(
     "schwab", SchwabOptions,
     lambda options, context: _implementation("schwab", "SchwabProvider")(options, context.timezone, context.secrets),
-    credentials=(Credential("schwab_client_id", "SCHWAB_CLIENT_ID", "Schwab app key"),
-                 Credential("schwab_client_secret", "SCHWAB_CLIENT_SECRET", "Schwab app secret"),
+    credentials=(Credential("schwab_client_id", "SCHWAB_CLIENT_ID", "Schwab app key", env_option="client_id_env"),
+                 Credential("schwab_client_secret", "SCHWAB_CLIENT_SECRET", "Schwab app secret",
+                            env_option="client_secret_env"),
                  Credential("schwab_token_file", "SCHWAB_TOKEN_FILE", "path of the Schwab OAuth token JSON file",
-                            secret=False)),
+                            secret=False, env_option="token_file_env")),
     description="Charles Schwab price history (OAuth2)")
 YAHOO = ProviderSpec(
     "yahoo", YahooOptions,

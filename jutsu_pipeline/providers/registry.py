@@ -3,6 +3,7 @@ files, and a factory; `register` is the one line that makes it usable from jutsu
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
@@ -32,6 +33,35 @@ class Credential:
     env_var: str
     description: str
     secret: bool = True  # False for e.g. a file path: shown in the UI, never wrapped in Secret
+    env_option: str | None = None  # the provider option that renames the variable (e.g. `key_id_env`)
+
+    def variable(self, options: ProviderOptions) -> str:
+        return getattr(options, self.env_option or "", None) or self.env_var  # unset options: the defaults
+
+
+class MissingCredentials(ValueError):
+    """A market's provider needs credentials its environment does not hold."""
+
+    def __init__(self, market: str, provider: str, missing: list[tuple[Credential, str]]) -> None:
+        names = " and ".join(f"{variable} ({c.description})" for c, variable in missing)
+        files = " and ".join(f"{variable}_FILE" for c, variable in missing if c.secret)
+        one = len(missing) == 1
+        super().__init__(
+            f"market {market} (provider {provider}) needs {names}, which {'is' if one else 'are'} not set. Export "
+            f"{'it' if one else 'them'} where jutsu and Dagster run"
+            + (f" (or set {files} to a file holding {'it' if one else 'each'})" if files else "")
+            + f" and sync again; how to get {'it' if one else 'them'}: docs/providers.md#{provider}.")
+
+
+def missing_credentials(market: str, provider: str, options: ProviderOptions,
+                        secrets: Mapping[str, Any] | None = None) -> None:
+    """Raise MissingCredentials naming every credential of `provider` that is neither in `secrets` nor in
+    the environment (its variable, or for a secret `<VAR>_FILE`)."""
+    missing = [(c, c.variable(options)) for c in spec(provider).credentials
+               if not (secrets or {}).get(c.field) and not os.environ.get(c.variable(options))
+               and not (c.secret and os.environ.get(f"{c.variable(options)}_FILE"))]
+    if missing:
+        raise MissingCredentials(market, provider, missing)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import polars as pl
 
 from jutsu_pipeline.config import Profile
 from jutsu_pipeline.quality.profiles import Severity
-from jutsu_pipeline.quality.rules import RULES
+from jutsu_pipeline.quality.rules import RULES, relax_hint
 
 MAX_OFFENDERS = 10  # rows of the worst-offenders table
 MAX_SAMPLES = 10  # sample rows shown
@@ -64,12 +64,15 @@ class CheckReport:
         return Severity.WARNING
 
     def summary(self, profile: Profile) -> str:
+        if self.passed and not self.rows_checked:
+            return f"{self.check}: nothing to check, no stored bars in scope ({self.extra.get('scope', 'the whole stored table')})"
         if self.passed:
             return f"{self.check}: {self.rows_checked} bars of {self.symbols_checked} symbol(s) pass ({profile} profile)"
         failing = ", ".join(f"{rule}={count}" for rule, count in self.counts.items() if count)
         symbols = self.per_symbol["symbol"].n_unique()
+        hint = relax_hint([r for r, n in self.counts.items() if n]) if self.severity(profile) is Severity.ERROR else ""
         return (f"{self.check}: {failing} in {symbols} symbol(s) of {self.rows_checked} bars checked "
-                f"({self.severity(profile)} under the {profile} profile)")
+                f"({self.severity(profile)} under the {profile} profile){hint}")
 
     def metadata(self, profile: Profile) -> dict[str, MetadataValue]:
         metadata: dict[str, MetadataValue] = {

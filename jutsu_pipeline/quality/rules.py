@@ -68,6 +68,18 @@ RULES: dict[str, Rule] = {
 }
 
 
+def relax_hint(rules: list[str]) -> str:
+    """How to let real bars through the suspicious rules among `rules`: only the strict profile blocks them."""
+    suspicious = [r for r in rules if r in RULES and RULES[r].rule_class is RuleClass.SUSPICIOUS]
+    if not suspicious:
+        return ""
+    gap = "raise the market's quality.max_open_gap above the jump (default 0.25 = 25 %) or " \
+        if "price_jump" in suspicious else ""
+    return (f"; {', '.join(suspicious)} {'blocks' if len(suspicious) == 1 else 'block'} only under quality.profile "
+            f"strict: if these bars are real, {gap}set the market's quality.profile to standard, which stores them "
+            "and warns")
+
+
 def add_rule(rule: Rule) -> Rule:
     """Make a new rule known to checks, reports and the pre-write gate's messages."""
     RULES[rule.name] = rule

@@ -25,6 +25,7 @@ from jutsu_pipeline.quality.rules import (
     SESSION_COLUMN,
     VALUE_COLUMNS,
     WINDOW_COLUMN,
+    relax_hint,
 )
 
 ROW_ID = "_row"
@@ -81,7 +82,7 @@ class RuleFailure:
         text = f"rule {self.rule} ({RULES[self.rule].description if self.rule in RULES else self.rule}) failed on {self.rows} row(s)"
         if self.examples:
             text += ", e.g. " + "; ".join(_format_row(row) for row in self.examples)
-        return text
+        return text + relax_hint([self.rule])
 
 
 @dataclass

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.providers import build_provider
+from jutsu_pipeline.providers.registry import MissingCredentials, missing_credentials
 from jutsu_pipeline.resources.credentials import ProviderCredentials
 
 if TYPE_CHECKING:  # the protocol's module imports polars: the provider's own module loads it when built
@@ -22,5 +23,9 @@ class MarketDataResource(dg.ConfigurableResource):
 
     def provider_for(self, config: JutsuConfig, market: str, timezone: str) -> BarsProvider:
         settings = config.markets[market]
+        try:
+            missing_credentials(market, settings.provider, settings.options, self.credentials.secrets())
+        except MissingCredentials as error:  # the whole story: no traceback in the CLI or the UI
+            raise dg.Failure(description=str(error)) from None
         return build_provider(settings.provider, settings.options, timezone, config.resolve,
                               secrets=self.credentials.secrets())

@@ -118,8 +118,9 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
                 description=(
                     f"{len(outcome.failed)} of {len(keys)} partition(s) of {key.to_user_string()} "
                     f"were not stored (nothing of them was written); {len(outcome.succeeded_keys)} were. "
-                    f"First error: {first}. Fix the source data (or the provider options) and re-materialise the "
-                    "failed partitions (listed in this step's metadata); the stored ones stay as they are."
+                    f"First error: {first}. Fix the source data (or markets.{market} in {config.source_path}) and "
+                    "re-materialise the failed partitions (listed in this step's metadata; `jutsu sync` retries "
+                    "them); the stored ones stay as they are."
                 ),
                 metadata=failure_metadata(outcome, totals),
             )

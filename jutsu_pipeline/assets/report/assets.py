@@ -43,20 +43,19 @@ def build_report_asset(config: JutsuConfig, partitionings: list[BarsPartitioning
     market = partitionings[0].market
     settings = config.markets[market]
     path = report_path(config, market)
-    fetched = [bars_asset_key(market, p.timeframe.value) for p in partitionings if p.base is None]
-    computed = [bars_asset_key(market, p.timeframe.value) for p in partitionings if p.base is not None]
-    computed += [indicators_asset_key(market, p.timeframe.value) for p in partitionings]
+    deps = [bars_asset_key(market, p.timeframe.value) for p in partitionings]
+    deps += [indicators_asset_key(market, p.timeframe.value) for p in partitionings]
     if settings.actions_enabled and settings.adjusted_prices:  # the charts read bars_adjusted
-        computed.append(corporate_actions_asset_key(market))
-    if settings.strategies:  # the page reads the leaderboard and the top results' performance and equity
-        computed += [backtest_asset_key(market, p.timeframe.value) for p in partitionings]
-        computed.append(leaderboard_asset_key(market))
+        deps.append(corporate_actions_asset_key(market))
+    if settings.strategies:  # the leaderboard, and its top results' performance and equity
+        deps += [backtest_asset_key(market, p.timeframe.value) for p in partitionings]
+        deps.append(leaderboard_asset_key(market))
 
     @dg.asset(
         key=report_asset_key(market),
         group_name=market,
-        deps=fetched + computed,
-        automation_condition=after_inputs_settle(computed),
+        deps=deps,
+        automation_condition=after_inputs_settle(),
         pool=writer_pool(config),
         kinds={"html"},
         description=(f"Self-contained HTML page of market {market} at {path}: coverage (symbols x windows, gaps and "
