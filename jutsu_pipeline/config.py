@@ -377,8 +377,8 @@ def _unknown_keys(raw: Any, annotation: Any, path: tuple = ()) -> Iterator[tuple
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         if not isinstance(raw, dict):
             return
-        fields = {field.alias or name: field.annotation for name, field in annotation.model_fields.items()
-                  if not field.exclude}
+        fields: dict[str, Any] = {field.alias or name: field.annotation
+                                  for name, field in annotation.model_fields.items() if not field.exclude}
         if annotation is IndicatorParams:  # flat `<indicator>_<param>` keys over the registry
             fields = {f"{n}_{p}": Any for n, i in INDICATORS.items() for p in i.params}
         elif annotation is MarketConfig and raw.get("provider") in providers.names():

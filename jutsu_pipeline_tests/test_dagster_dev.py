@@ -29,6 +29,8 @@ SENSORS = """query($repo: RepositorySelector!) { sensorsOrError(repositorySelect
   __typename ... on Sensors { results { name sensorState { status } } } } }"""
 LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
   __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+TICKS = """query($sensor: SensorSelector!) { sensorOrError(sensorSelector: $sensor) {
+  ... on Sensor { sensorState { ticks(limit: 20) { status error { message } } } } } }"""
 RUN = "query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
 RUNS = "{ runsOrError { ... on Runs { results { jobName status tags { key value } } } } }"
 
@@ -126,6 +128,14 @@ def test_dagster_dev_serves_schedules_sensors_and_runs_a_partition(dev: Dev) -> 
     status = dev.wait("the run", lambda: dev.query(RUN, id=run_id)["runOrError"]["status"] in ("SUCCESS", "FAILURE")
                       and dev.query(RUN, id=run_id)["runOrError"]["status"])
     assert status == "SUCCESS", dev.log.read_text()[-3000:]
+
+    # The automation sensor is evaluated in the code server (the report's condition is custom Python): its
+    # ticks complete without an error.
+    def automation_ticks() -> list[dict]:
+        sensor = {**LOCATION, "sensorName": "jutsu_automation"}
+        return dev.query(TICKS, sensor=sensor)["sensorOrError"]["sensorState"]["ticks"]
+    dev.wait("an automation tick", lambda: any(t["status"] in ("SUCCESS", "SKIPPED") for t in automation_ticks()))
+    assert not [t["error"] for t in automation_ticks() if t["status"] == "FAILURE"]
 
     # The gap-repair sensor, running by default, requested the rest of the history on its own.
     def repaired() -> bool:
