@@ -66,11 +66,6 @@ def open_instance(home: str | Path | None = None, *, seed_settings: bool = False
     return instance
 
 
-def run_tags() -> dict[str, str]:
-    """Tags that let another process tell whether this process still executes the run."""
-    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
-
-
 @dataclass(frozen=True)
 class Recovered:
     run_id: str
@@ -165,9 +160,10 @@ def execute_interruptibly(job: dg.JobDefinition, instance: dg.DagsterInstance,
 
     def target() -> None:
         try:
-            outcome["result"] = job.execute_in_process(run_config=run_config, instance=instance,
-                                                       tags={**tags, **run_tags()}, run_id=run_id,
-                                                       raise_on_error=False)
+            # The pid and host tags tell another process whether this one still executes the run.
+            run_tags = {**tags, PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+            outcome["result"] = job.execute_in_process(run_config=run_config, instance=instance, tags=run_tags,
+                                                       run_id=run_id, raise_on_error=False)
         except BaseException as error:  # noqa: BLE001 - handed to the main thread
             outcome["error"] = error
 

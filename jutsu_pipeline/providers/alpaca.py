@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -17,7 +18,7 @@ from jutsu_pipeline.providers.base import (
     UnknownSymbolError,
 )
 from jutsu_pipeline.providers.builtin import AlpacaOptions
-from jutsu_pipeline.providers.http.errors import AuthExpired, MalformedPayload, NotEntitled, RequestContext
+from jutsu_pipeline.providers.http.errors import AuthExpired, MalformedPayload, NotEntitled, RequestContext, iso_utc
 from jutsu_pipeline.providers.http.frames import query_window
 from jutsu_pipeline.providers.http.provider import HttpProvider, read_secret
 from jutsu_pipeline.providers.http.settings import HttpSettings
@@ -27,10 +28,6 @@ UTC = dt.timezone.utc
 TIMEFRAMES = {Timeframe.M1: "1Min", Timeframe.M5: "5Min", Timeframe.H1: "1Hour", Timeframe.D1: "1Day"}
 ACTION_TYPES = "forward_split,reverse_split,cash_dividend"
 _ENTITLEMENT_HINTS = ("subscription", "too late", "not permit")
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class AlpacaProvider(HttpProvider):
@@ -74,8 +71,8 @@ class AlpacaProvider(HttpProvider):
 
     def _pages(self, context: RequestContext, symbol: str, timeframe: Timeframe, start: dt.datetime,
                end: dt.datetime, limit: int, follow: bool = True) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"symbols": symbol, "timeframe": TIMEFRAMES[timeframe], "start": _iso(start),
-                                  "end": _iso(end), "limit": limit, "adjustment": self.adjustment,
+        params: dict[str, Any] = {"symbols": symbol, "timeframe": TIMEFRAMES[timeframe], "start": iso_utc(start),
+                                  "end": iso_utc(end), "limit": limit, "adjustment": self.adjustment,
                                   "feed": self.feed, "sort": "asc"}
         bars: list[dict[str, Any]] = []
         seen_tokens: set[str] = set()
@@ -154,7 +151,7 @@ class AlpacaProvider(HttpProvider):
                                      f"{symbol}; check the ticker or remove it")
         first = _parse_t(bars[0]["t"])
         if not timeframe.is_intraday:
-            first = dt.datetime.combine(first.astimezone(_zone(self.timezone)).date(), dt.time(), UTC)
+            first = dt.datetime.combine(first.astimezone(ZoneInfo(self.timezone)).date(), dt.time(), UTC)
         return SymbolHistory(first_ts=first)
 
 
@@ -177,9 +174,4 @@ def _alpaca_actions(symbol: str, groups: dict[str, Any]) -> list[dict]:
                      "cash_amount": float(item["rate"]), "currency": item.get("currency") or "USD"})
     return rows
 
-
-def _zone(name: str) -> dt.tzinfo:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)
 

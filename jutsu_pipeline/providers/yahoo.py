@@ -7,6 +7,7 @@ import datetime as dt
 import threading
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -146,7 +147,7 @@ class YahooProvider(HttpProvider):
         hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), UTC)
         result = self._chart(context, symbol, {"period1": int(lo.timestamp()), "period2": int(hi.timestamp()),
                                                "interval": "1d", "events": "div,splits"})
-        zone = _zone_info(str((result.get("meta") or {}).get("exchangeTimezoneName") or self.timezone))
+        zone = ZoneInfo(str((result.get("meta") or {}).get("exchangeTimezoneName") or self.timezone))
         currency = (result.get("meta") or {}).get("currency")
         events = result.get("events") or {}
         rows: list[dict] = []
@@ -174,15 +175,8 @@ class YahooProvider(HttpProvider):
             return SymbolHistory()
         when = dt.datetime.fromtimestamp(int(first), UTC)
         if not timeframe.is_intraday:
-            from zoneinfo import ZoneInfo
-
             local = when.astimezone(ZoneInfo(str(meta.get("exchangeTimezoneName") or self.timezone)))
             when = dt.datetime.combine(local.date(), dt.time(), UTC)
         return SymbolHistory(first_ts=when)
 
-
-def _zone_info(name: str) -> dt.tzinfo:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)
 

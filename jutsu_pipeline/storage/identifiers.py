@@ -1,7 +1,5 @@
-"""The only column names formatted into SQL (DDL and scoped reads) match IDENTIFIER.
-
-Its own module so that the indicator registry checks its column names without importing DuckDB and pyarrow.
-"""
+"""The only column names formatted into SQL (DDL and scoped reads) match IDENTIFIER (its own module: the
+indicator registry checks its column names without importing DuckDB)."""
 
 from __future__ import annotations
 

@@ -61,13 +61,6 @@ def shared_limiter(key: tuple[str, str, str], rate: float, capacity: float,
         return _limiters[cache_key]
 
 
-def shared_breaker(key: tuple[str, str], threshold: int, cooldown: float) -> CircuitBreaker:
-    with _shared_lock:
-        if key not in _breakers:
-            _breakers[key] = CircuitBreaker(threshold, cooldown)
-        return _breakers[key]
-
-
 @dataclass
 class Reply:
     """A successful response: status, headers, raw body and the server's clock when it answered."""
@@ -148,10 +141,6 @@ class _WaitRetryAfter(wait_base):
         return self.fallback(retry_state)
 
 
-def _retryable(error: BaseException) -> bool:
-    return isinstance(error, HttpProviderError) and error.retryable
-
-
 class HttpClient:
     """One reused httpx.Client per provider instance; `request` returns a Reply or raises a ProviderError."""
 
@@ -177,7 +166,9 @@ class HttpClient:
         if settings.weight_per_minute:
             budget = settings.weight_per_minute * settings.weight_safety
             self.weight_limiter = shared_limiter((provider, self.base_url, "weight"), budget / 60.0, budget, identity)
-        self.breaker = shared_breaker((provider, self.base_url), settings.breaker_threshold, settings.breaker_cooldown)
+        with _shared_lock:
+            self.breaker = _breakers.setdefault((provider, self.base_url),
+                                                CircuitBreaker(settings.breaker_threshold, settings.breaker_cooldown))
         self.holds = current_store()  # bans and long back-offs, shared by every run of the Dagster instance
         self._clock_lock = threading.Lock()
         self._server_time: tuple[dt.datetime, float] | None = None
@@ -218,7 +209,7 @@ class HttpClient:
         """
         s = self.settings
         retrying = Retrying(
-            retry=retry_if_exception(_retryable),
+            retry=retry_if_exception(lambda error: isinstance(error, HttpProviderError) and error.retryable),
             stop=stop_after_attempt(max(s.max_attempts, 1)),
             wait=_WaitRetryAfter(wait_exponential_jitter(multiplier=s.backoff_initial, max=s.backoff_max,
                                                          jitter=s.backoff_jitter), s.retry_after_max),

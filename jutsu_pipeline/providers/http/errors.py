@@ -9,7 +9,7 @@ from jutsu_pipeline.providers.base import ProviderError, UnknownSymbolError  # n
 from jutsu_pipeline.timeframes import Timeframe
 
 
-def _iso(value: dt.datetime) -> str:
+def iso_utc(value: dt.datetime) -> str:
     return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -29,7 +29,7 @@ class RequestContext:
             return f"{self.provider} ({self.purpose})"
         window = ""
         if self.start is not None and self.end is not None:
-            window = f" window [{_iso(self.start)}, {_iso(self.end)})"
+            window = f" window [{iso_utc(self.start)}, {iso_utc(self.end)})"
         timeframe = f" {self.timeframe.value}" if self.timeframe is not None else ""
         purpose = f" ({self.purpose})" if self.purpose != "bars" else ""
         return f"{self.provider} {self.symbol}{timeframe}{window}{purpose}"

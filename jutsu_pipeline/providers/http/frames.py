@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 from jutsu_pipeline.providers.base import FetchRequest, FetchStats, ProviderError, empty_frame, to_canonical
-from jutsu_pipeline.timeframes import Timeframe
 
 UTC = dt.timezone.utc
 _VALUES = ("open", "high", "low", "close", "volume")
@@ -53,7 +52,7 @@ def build_frame(
     frame = pl.DataFrame(data).drop_nulls(["instant", *_VALUES])
     instant = pl.from_epoch(pl.col("instant"), time_unit="us").dt.replace_time_zone("UTC")
     if request.timeframe.is_intraday:
-        frame = frame.with_columns(ts=instant, end=instant + pl.duration(microseconds=_us(request.timeframe)))
+        frame = frame.with_columns(ts=instant, end=instant + request.timeframe.duration)
     else:
         local_day = instant.dt.convert_time_zone(day_timezone).dt.date()
         next_midnight = (local_day.cast(pl.Datetime("us")) + pl.duration(days=1)) \
@@ -87,6 +86,3 @@ def drop_identical_duplicates(frame: pl.DataFrame, stats: FetchStats | None = No
         stats.extra[DUPLICATES_DROPPED] = stats.extra.get(DUPLICATES_DROPPED, 0) + frame.height - unique.height
     return unique
 
-
-def _us(timeframe: Timeframe) -> int:
-    return timeframe.duration // dt.timedelta(microseconds=1)
