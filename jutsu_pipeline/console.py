@@ -41,10 +41,8 @@ def quiet_third_party_warnings() -> None:
 # -- errors ----------------------------------------------------------------------------------------
 
 def root_message(error: Any) -> str:
-    """The innermost cause's message of an exception or a Dagster `SerializableErrorInfo`, without class names.
-
-    Dagster wraps a step's exception (`DagsterExecutionStepExecutionError: Error occurred while executing
-    op ...`); the user-facing message is the deepest cause's."""
+    """The innermost cause's message of an exception or a Dagster `SerializableErrorInfo` (which wraps a
+    step's exception), without class names."""
     while True:
         cause = getattr(error, "cause", None) or getattr(error, "__cause__", None)
         if cause is None:
@@ -87,11 +85,8 @@ def _config_error_in(error: BaseException | None) -> BaseException | None:
 
 
 def install_config_error_hook() -> None:
-    """Make an uncaught ConfigError end a command-line process with its message only.
-
-    For `dagster asset materialize`/`dg launch` on an invalid jutsu.yaml: the message names the file and
-    the keys; Dagster's loader traceback above it (70-100 lines) only hides it. Code servers and tests
-    catch the error themselves, so the UI still shows it in full. JUTSU_VERBOSE=1 keeps the traceback."""
+    """Make an uncaught ConfigError (`dagster asset materialize` on an invalid jutsu.yaml) end the process with
+    its message, which names the file and keys, not under Dagster's 70-100-line loader traceback."""
     if os.environ.get(VERBOSE_ENV_VAR, "") not in ("", "0"):
         return
     previous = sys.excepthook

@@ -1,9 +1,6 @@
-"""The automation condition of every asset downstream of bars (Dagster's own evaluation decides when).
-
-A symbol's partition is requested when any of its upstream partitions is updated (from any path: sync,
-UI, `dagster asset materialize`) or it is missing, and never while an upstream partition of that symbol
-is missing, in flight or failed in its latest attempt, or a blocking check upstream failed.
-"""
+"""The automation condition of every asset downstream of bars: a symbol's partition is requested when it is
+missing or an upstream partition was updated (from any path), never while one of them is missing, in
+flight or failed, or a blocking check upstream failed."""
 
 from __future__ import annotations
 

@@ -23,10 +23,8 @@ def table_name(table: str) -> dict[str, str]:
 
 @functools.cache
 def declared_schema(table: str) -> dict[str, dg.MetadataValue]:
-    """Definition metadata: `table`'s columns as the storage layer's DDL declares them (`dagster/column_schema`).
-
-    For assets with many partitions per run (bars): Dagster copies a run's materialisation metadata into every
-    partition's event, and a column schema doubled the cost of writing and reading each of those events."""
+    """Definition metadata: `table`'s columns as the DDL declares them (`dagster/column_schema`); not in the
+    materialisation metadata, which Dagster copies into each partition's event of a run (cost doubled)."""
     from jutsu_pipeline.storage.ddl import ensure_schema
 
     with duckdb.connect(":memory:") as con:

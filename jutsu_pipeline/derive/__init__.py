@@ -1,7 +1,5 @@
-"""Derived timeframes: higher-timeframe bars computed in DuckDB from the stored base bars.
-
-The engine's names load on first use: the definitions need only `derived_source` (the engine imports polars).
-"""
+"""Derived timeframes: higher-timeframe bars computed in DuckDB from the stored base bars (the engine's
+names load on first use: the definitions need only `derived_source`)."""
 
 from __future__ import annotations
 

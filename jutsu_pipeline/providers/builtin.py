@@ -1,9 +1,5 @@
-"""The built-in providers' specs: options models and credentials here, each implementation imported by
-its factory when the provider is built.
-
-Reading the configuration validates every market's `options:` with these models, so this module imports
-only pydantic: polars, httpx and tenacity load with the provider that needs them.
-"""
+"""The built-in providers' specs: options models and credentials here (reading the configuration validates
+with them and imports only pydantic); each factory imports its implementation (polars, httpx, tenacity)."""
 
 from __future__ import annotations
 

@@ -139,11 +139,8 @@ def _describe(item: Any, model: type[ProviderOptions]) -> str:
 def build_provider(name: str, options: Mapping[str, Any] | ProviderOptions | None, timezone: str,
                    resolve: Callable[[str | Path], Path] = Path, *,
                    secrets: Mapping[str, Any] | None = None) -> BarsProvider:
-    """Instantiate provider `name` with validated `options`; `resolve` makes config paths absolute.
-
-    `secrets` (e.g. from the ProviderCredentials resource) override credentials that providers otherwise
-    read from their environment variables.
-    """
+    """Instantiate provider `name` with validated `options`; `resolve` makes config paths absolute; `secrets`
+    (the ProviderCredentials resource's) override credentials read from environment variables."""
     provider = spec(name)
     return provider.factory(parse_options(name, options), BuildContext(timezone, resolve, dict(secrets or {})))
 

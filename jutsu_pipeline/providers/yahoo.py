@@ -138,10 +138,8 @@ class YahooProvider(HttpProvider):
     actions_source = "yahoo"
 
     def corporate_actions(self, symbol: str, start: dt.date, end: dt.date) -> pl.DataFrame:
-        """Splits and dividends from the chart's `events=div,splits` (daily interval, one request).
-
-        Yahoo's own OHLC are already split-adjusted; the splits are stored so `bars_adjusted` of other
-        sources and the anomaly check know them (see docs/providers.md)."""
+        """Splits and dividends from the chart's `events=div,splits` (one request); Yahoo's OHLC are already
+        split-adjusted, the splits are stored for `bars_adjusted` and the anomaly check (docs/providers.md)."""
         context = RequestContext(self.name, symbol, Timeframe.D1, purpose="corporate actions")
         lo = dt.datetime.combine(start, dt.time(), UTC)
         hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), UTC)

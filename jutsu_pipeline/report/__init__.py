@@ -1,8 +1,5 @@
-"""A self-contained HTML page per market: coverage, price with indicators, leaderboard curves.
-
-The page's names load on first use: the definitions need only `report_path` (the page's modules import
-polars and numpy).
-"""
+"""A self-contained HTML page per market: coverage, price with indicators, leaderboard curves (the page's
+names load on first use: the definitions need only `report_path`)."""
 
 from __future__ import annotations
 

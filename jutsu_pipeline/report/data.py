@@ -130,11 +130,8 @@ def _rounded(values: np.ndarray, digits: int) -> list[float | None]:
 
 
 def _packed(values: np.ndarray, digits: int) -> list[int | None]:
-    """Compact form of a series for the page: integers in units of 10**-digits, each the difference
-    to the previous non-null one (the first is absolute); NULL stays None. The page's `unpack` inverts it.
-
-    About half the bytes of rounded decimals: 500 symbols' charts stay a page a browser opens quickly.
-    """
+    """A series for the page in half the bytes of rounded decimals: integers in units of 10**-digits, each
+    the difference to the previous non-null one (the first absolute), NULL as None; the page's `unpack`."""
     scaled = np.round(values.astype(np.float64) * 10.0**digits)
     finite = np.isfinite(scaled)
     ints = scaled[finite].astype(np.int64)
@@ -168,11 +165,8 @@ def price_series(
     adjusted: bool,
     bars: int,
 ) -> dict[str, dict]:
-    """Per symbol: the latest `bars` candles with SMA, Bollinger bands, RSI and MACD, compactly encoded.
-
-    Times are `t0` plus deltas in `unit` seconds; prices keep 4 significant digits (at least cents),
-    packed (see `_packed`): o/h/l/c with `digits` decimals, each indicator as {"d": decimals, "v": packed}.
-    """
+    """Per symbol: the latest `bars` candles with SMA, Bollinger bands, RSI and MACD: times `t0` plus deltas
+    in `unit` seconds, o/h/l/c `_packed` with `digits` decimals, each indicator {"d": decimals, "v": packed}."""
     source = "bars_adjusted" if adjusted else "bars"
     if not relation_exists(con, "bars"):
         return {}

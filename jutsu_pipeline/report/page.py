@@ -1,9 +1,6 @@
-"""The self-contained HTML page of one market: data as JSON script tags, charts drawn in the browser.
-
-No network: the chart library (TradingView Lightweight Charts, Apache-2.0, vendored from its npm
-package: candles, panes and crosshair for ~200 KB) and the page's own script are inlined. Each
-symbol's bars sit in their own JSON tag, parsed only when the symbol is selected, so a 500-symbol
-page opens as fast as a 5-symbol one.
+"""The self-contained HTML page of one market: the chart library (TradingView Lightweight Charts,
+Apache-2.0, vendored) and script inlined, each symbol's bars in their own JSON tag, parsed only when the
+symbol is selected (a 500-symbol page opens as fast as a 5-symbol one).
 """
 
 from __future__ import annotations

@@ -86,10 +86,8 @@ def changes(stored: pl.DataFrame, published: pl.DataFrame) -> pl.DataFrame:
 
 def record_actions(con: duckdb.DuckDBPyConnection, *, source: str, symbols: list[str], actions: pl.DataFrame,
                    ingested_at: dt.datetime | None = None) -> int:
-    """Make `actions` the whole publication of `source` for `symbols` (call inside or outside a transaction).
-
-    Returns the number of rows appended (0 when nothing changed, so re-running is free and honest about
-    when something became known)."""
+    """Make `actions` the whole publication of `source` for `symbols` (inside or outside a transaction);
+    returns the rows appended (0 when nothing changed: `ingested_at` stays when it became known)."""
     from jutsu_pipeline.storage.ddl import ensure_schema
 
     ensure_schema(con)

@@ -1,8 +1,5 @@
-"""Open a connection to either backend; afterwards SQL cannot tell them apart.
-
-DuckDB: the file itself. DuckLake: an in-memory DuckDB with the lake attached as `lake` and made the
-default catalog (`USE lake`), so `bars`, `coverage`, ... resolve to the lake's tables and views.
-"""
+"""Open a connection to either backend; afterwards SQL cannot tell them apart (DuckLake: an in-memory DuckDB
+with the lake attached as `lake` and made the default catalog)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Scoped reads: one asset's rows are one timeframe and a bound list of symbols.
-
-Every reader of `bars`, `bars_adjusted`, `indicators` and the result tables selects them with
-`scope_filter()` and binds `scope_params()`, so the scope is written once.
-"""
+"""Scoped reads: one asset's rows are one timeframe and a bound list of symbols, selected everywhere with
+`scope_filter()` and `scope_params()`, so the scope is written once."""
 
 from __future__ import annotations
 

@@ -41,12 +41,9 @@ def is_commit_conflict(error: BaseException) -> bool:
 
 
 def retry_conflicts(work: Callable[[], T], what: str = "write") -> T:
-    """Run `work` (one whole transaction) again after a commit conflict, with jittered back-off.
-
-    DuckLake detects conflicts per table, so writers of different partitions of `bars` can collide
-    although their rows never overlap; re-running the transaction on the new snapshot is then correct.
-    A DuckDB file has one writer at a time and never raises this.
-    """
+    """Run `work` (one whole transaction) again after a commit conflict, with jittered back-off: DuckLake
+    detects conflicts per table, so writers of different `bars` partitions collide although their rows never
+    overlap (a DuckDB file has one writer at a time and never raises this)."""
     retrying = Retrying(
         retry=retry_if_exception(is_commit_conflict),
         stop=stop_after_attempt(CONFLICT_ATTEMPTS),

@@ -1,8 +1,5 @@
-"""The shared HTTP layer of the market-data providers (httpx + tenacity, breaker, rate limiter).
-
-Names load on first use, so reading the configuration (which needs only `settings.HttpOptions`) does not
-import httpx and tenacity.
-"""
+"""The shared HTTP layer of the market-data providers (httpx + tenacity, breaker, rate limiter); names load
+on first use, so reading the configuration (`settings.HttpOptions`) imports no httpx and tenacity."""
 
 from __future__ import annotations
 

@@ -202,11 +202,8 @@ class HttpClient:
                 on_response: Callable[[httpx.Response], None] | None = None,
                 error_mapper: ErrorMapper | None = None, ok_statuses: frozenset[int] = frozenset(),
                 expect_json: bool = True) -> Reply:
-        """Send with retries (tenacity) for transient failures; raises a ProviderError subclass otherwise.
-
-        2xx bodies are parsed as JSON into `Reply.data` unless `expect_json=False`; `ok_statuses` are
-        returned instead of raised; `error_mapper` maps other non-2xx statuses to specific errors.
-        """
+        """Send with retries for transient failures, else raise a ProviderError; a 2xx JSON body is parsed into
+        `Reply.data`; `ok_statuses` return, `error_mapper` maps other non-2xx statuses to specific errors."""
         s = self.settings
         retrying = Retrying(
             retry=retry_if_exception(lambda error: isinstance(error, HttpProviderError) and error.retryable),

@@ -35,13 +35,8 @@ def build_frame(
     delay: dt.timedelta,
     stats: FetchStats | None = None,
 ) -> pl.DataFrame:
-    """Canonical frame of the FINAL bars in the request window.
-
-    `instants_us` are bar starts (epoch µs, UTC). Daily bars are keyed by their local date in `day_timezone`.
-    Rows with a null value are dropped, and a bar is kept only if its end (start + timeframe; for daily: the
-    next local midnight) <= now - delay. Identical repeats of a bar (page overlaps) are dropped and counted in
-    `stats.extra["duplicates_dropped"]`; repeats with different values raise ConflictingBars naming both.
-    """
+    """Canonical frame of the FINAL bars (end <= now - delay) in the request window, from bar starts in epoch
+    µs; daily bars keyed by their local date in `day_timezone`; rows with a null value dropped."""
     if not instants_us:
         return empty_frame()
     data: dict[str, object] = {"instant": pl.Series("instant", list(instants_us), dtype=pl.Int64)}
