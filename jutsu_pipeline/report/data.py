@@ -174,11 +174,8 @@ def price_series(
               "rsi": columns.rsi, "macd": columns.macd, "sig": columns.macd_signal, "hist": columns.macd_hist}
     present = set(column_names(con, "indicators"))
     available = {short: name for short, name in wanted.items() if name in present}
-    if available:
-        select = "".join(f', i."{name}" AS "{short}"' for short, name in available.items())
-        query = sql.PRICE_WITH_INDICATORS.format(columns=select, source=source)
-    else:
-        query = sql.PRICE_ONLY.format(source=source)
+    select = "".join(f', i."{name}" AS "{short}"' for short, name in available.items())
+    query = sql.PRICE.format(columns=select, source=source, join=sql.INDICATORS_JOIN if available else "")
     frame = cast(pl.DataFrame, pl.from_arrow(fetch_arrow(con, query, {**scope_params(timeframe, symbols), "bars": bars})))
     out: dict[str, dict] = {}
     for (symbol,), part in frame.group_by(["symbol"], maintain_order=True):

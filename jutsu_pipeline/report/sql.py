@@ -16,30 +16,19 @@ WHERE {scope_filter("b")}
 GROUP BY ALL
 """
 
-# The latest $bars bars of each symbol with the indicator columns the market computes (formatted
-# identifiers come from IndicatorParams.columns(), validated against COLUMN_PATTERN).
-PRICE_WITH_INDICATORS = f"""
+# The latest $bars bars of each symbol, with the indicator columns the market computes when {columns} names
+# them and {join} is INDICATORS_JOIN (formatted identifiers come from IndicatorParams.columns(), validated).
+PRICE = f"""
 SELECT * FROM (
     SELECT b.symbol, epoch(b.ts)::BIGINT AS t, b.open, b.high, b.low, b.close{{columns}},
            row_number() OVER (PARTITION BY b.symbol ORDER BY b.ts DESC) AS age
-    FROM {{source}} AS b
-    LEFT JOIN indicators AS i USING (symbol, timeframe, ts)
+    FROM {{source}} AS b{{join}}
     WHERE {scope_filter("b")}
 )
 WHERE age <= $bars
 ORDER BY symbol, t
 """
-
-PRICE_ONLY = f"""
-SELECT * FROM (
-    SELECT symbol, epoch(ts)::BIGINT AS t, open, high, low, close,
-           row_number() OVER (PARTITION BY symbol ORDER BY ts DESC) AS age
-    FROM {{source}}
-    WHERE {scope_filter()}
-)
-WHERE age <= $bars
-ORDER BY symbol, t
-"""
+INDICATORS_JOIN = " LEFT JOIN indicators AS i USING (symbol, timeframe, ts)"
 
 LEADERBOARD = """
 SELECT l.rank, l.strategy, l.symbol, l.timeframe, l.sharpe_ratio, l.return_pct, l.max_drawdown_pct, l.n_trades,
