@@ -67,11 +67,6 @@ def _record_failures(instance: dg.DagsterInstance, job_name: str, asset: str, pa
     return held, seen
 
 
-def _describe(held: Held, now: float) -> str:
-    wait = max(held.retry_at - now, 0) / 60
-    return f"{held.start}...{held.end} failed {held.failures}x, retry in {wait:.0f} min"
-
-
 def evaluate_gaps(instance: dg.DagsterInstance, partitioning: BarsPartitioning, asset_key: dg.AssetKey,
                   job_name: str, cursor: str | None) -> tuple[list[dg.RunRequest], str, str]:
     """(run requests, new cursor, report) for one tick."""
@@ -93,7 +88,8 @@ def evaluate_gaps(instance: dg.DagsterInstance, partitioning: BarsPartitioning, 
               f"{len(plan.ranges)} range run(s), {len(requests)} requested now (at most {limit} per tick); "
               f"{len(missing_set & blocked)} backing off")
     if waiting:
-        report += ": " + "; ".join(_describe(h, now) for h in waiting[:5])
+        report += ": " + "; ".join(f"{h.start}...{h.end} failed {h.failures}x, retry in "
+                                   f"{max(h.retry_at - now, 0) / 60:.0f} min" for h in waiting[:5])
     return requests, json.dumps({"seen": seen, "held": [asdict(h) for h in held]}), report
 
 

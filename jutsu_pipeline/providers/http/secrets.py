@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
 
 _MASK = "***"
 
@@ -16,7 +15,9 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
-        register_secrets([value])
+        if len(value) >= 4:  # remembered, so `redact` and the log filter mask it wherever it appears
+            with _lock:
+                _known.add(value)
 
     def reveal(self) -> str:
         return self._value
@@ -38,12 +39,6 @@ class Secret:
 
 _lock = threading.Lock()
 _known: set[str] = set()
-
-
-def register_secrets(values: Iterable[str]) -> None:
-    """Remember secret values so `redact` and the log filter mask them wherever they appear."""
-    with _lock:
-        _known.update(v for v in values if v and len(v) >= 4)
 
 
 def redact(text: str) -> str:
