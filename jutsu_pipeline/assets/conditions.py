@@ -1,6 +1,6 @@
-"""The automation condition of every asset downstream of bars: a symbol's partition is requested when it is
-missing or an upstream partition was updated (from any path), never while one of them is missing, in
-flight or failed, or a blocking check upstream failed."""
+"""The automation conditions downstream of bars: a symbol's partition is requested when it is missing or an
+upstream partition was updated (from any path), never while one of them is missing, in flight or failed, or
+a blocking check upstream failed; an unpartitioned page waits for its inputs to settle."""
 
 from __future__ import annotations
 
