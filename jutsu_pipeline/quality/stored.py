@@ -288,7 +288,8 @@ def check_duplicates(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, change
     params, key = _scope(p, changed), changed is not None
     # A table whose primary key is (symbol, timeframe, ts) cannot hold a duplicate: its scan (1.1 s of a
     # first evaluation over 2.5 M bars) is left out. A DuckLake or a table made without the key is scanned.
-    enforced = has_primary_key(con, "bars", BARS_KEY)
+    # Asked once per check step (the catalog does not change under a read-only connection).
+    enforced = _shared(("primary_key", id(con)), lambda: has_primary_key(con, "bars", BARS_KEY))
     with changed_scope(con, p, changed):
         report = CheckReport("no_duplicates", builtin_checks.DUPLICATES.rules, *_row_count(con, p, changed))
         report.per_symbol = pl.concat([

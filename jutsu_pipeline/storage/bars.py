@@ -10,7 +10,7 @@ from typing import cast
 import duckdb
 import polars as pl
 
-from jutsu_pipeline.storage.ddl import ensure_schema, relation_exists
+from jutsu_pipeline.storage.ddl import ADD_BARS_KEY, ensure_schema, relation_exists, unkey_bars_for_fill
 from jutsu_pipeline.storage.scope import BAR_COLUMNS, read_bars
 from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 
@@ -68,9 +68,12 @@ def replace_windows(
 
     def replace() -> None:
         with transaction(con):
+            unkeyed = unkey_bars_for_fill(con, staged.height)
             con.execute(DELETE_STAGED_WINDOWS, {"timeframe": timeframe})
             if staged.height:
                 con.execute(INSERT_STAGED, {"timeframe": timeframe, "source": source, "ingested_at": ingested_at})
+            if unkeyed:
+                con.execute(ADD_BARS_KEY)
             if in_transaction is not None:
                 in_transaction(con)
 

@@ -1,0 +1,163 @@
+"""Big fills of a DuckDB file's `bars` build the primary key once after the insert, in the replace's one
+transaction: the key, the stored rows and atomicity (a SIGKILL at any point) hold either way."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from jutsu_pipeline.config import REPO_ROOT
+from jutsu_pipeline.storage.bars import WindowReplacement, replace_windows
+from jutsu_pipeline.storage.ddl import BARS_KEY, CREATE_BARS, column_names, ensure_schema, has_primary_key
+
+UTC = dt.timezone.utc
+START = dt.datetime(2020, 1, 1, tzinfo=UTC)
+WAIT = 300.0  # bound on a busy machine for the child to reach its pause; no assertion depends on it
+
+
+def replacement(symbol: str, days: int, close: float, first: int = 0) -> WindowReplacement:
+    """`days` daily bars of `symbol` from START + `first` days, replacing that window."""
+    ts = [START + dt.timedelta(days=first + d) for d in range(days)]
+    frame = pl.DataFrame({"ts": ts, "open": close, "high": close, "low": close, "close": close, "volume": 1.0,
+                          "adj_close": None}, schema_overrides={"ts": pl.Datetime("us", "UTC"), "adj_close": pl.Float64})
+    return WindowReplacement(symbol, [(ts[0], ts[-1] + dt.timedelta(days=1))], frame)
+
+
+def table_oid(con: duckdb.DuckDBPyConnection) -> int:
+    """Changes when a fill swapped `bars` for the unkeyed copy (and rebuilt the key)."""
+    return con.execute("SELECT table_oid FROM duckdb_tables() WHERE table_name = 'bars'").fetchone()[0]
+
+
+def contents(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    return con.execute("SELECT symbol, count(*), min(ts), max(ts), max(close), bool_and(NOT incomplete) "
+                       "FROM bars GROUP BY symbol ORDER BY symbol").fetchall()
+
+
+def assert_keyed(con: duckdb.DuckDBPyConnection) -> None:
+    """The key is there and the database refuses a duplicate."""
+    assert has_primary_key(con, "bars", BARS_KEY)
+    with pytest.raises(duckdb.ConstraintException):
+        con.execute("INSERT INTO bars SELECT * FROM bars LIMIT 1")
+
+
+def write(con: duckdb.DuckDBPyConnection, *replacements: WindowReplacement) -> int:
+    return replace_windows(con, timeframe="1d", source="t", replacements=list(replacements))
+
+
+def test_a_fill_rebuilds_the_key_and_keeps_every_stored_row(tmp_path: Path) -> None:
+    # A file of an older version: `bars` with its key but without the later `incomplete` column.
+    with duckdb.connect(str(tmp_path / "old.duckdb")) as con:
+        con.execute(re.sub(r"\n +incomplete [^\n]*", "", CREATE_BARS))
+        assert "incomplete" not in column_names(con, "bars")
+        con.execute("INSERT INTO bars SELECT 'OLD', '1d', TIMESTAMPTZ '2019-01-01' + INTERVAL (i) DAY, 5, 5, 5, 5, 1, "
+                    "NULL, 'files', now() FROM range(40) AS t(i)")
+        ensure_schema(con)
+        before = table_oid(con)
+        # 50 rows into a table of 40: one swap, the key built once, the 40 rows kept.
+        assert write(con, replacement("AAA", 30, 1.0), replacement("BBB", 20, 2.0)) == 50
+        assert table_oid(con) != before
+        assert_keyed(con)
+        # A small replace (fewer rows than stored) maintains the key row by row: no swap.
+        swapped = table_oid(con)
+        assert write(con, replacement("AAA", 5, 3.0, first=10)) == 5
+        assert table_oid(con) == swapped
+        assert contents(con) == [
+            ("AAA", 30, START, START + dt.timedelta(days=29), 3.0, True),
+            ("BBB", 20, START, START + dt.timedelta(days=19), 2.0, True),
+            ("OLD", 40, dt.datetime(2019, 1, 1, tzinfo=UTC), dt.datetime(2019, 2, 9, tzinfo=UTC), 5.0, True),
+        ]
+        # Each ingestion's rows stay in time order per symbol (the no_duplicates check's ts_increasing).
+        order = con.execute("SELECT count(*) FROM (SELECT ts < lag(ts) OVER (PARTITION BY symbol, ingested_at "
+                            "ORDER BY rowid) AS back FROM bars) WHERE back").fetchone()[0]
+        assert order == 0
+    with duckdb.connect(str(tmp_path / "old.duckdb")) as con:  # and after a checkpoint and reopening
+        assert_keyed(con)
+        assert con.execute("SELECT count(*) FROM bars").fetchone()[0] == 90
+
+
+def test_duplicates_in_a_fill_roll_the_whole_replace_back(tmp_path: Path) -> None:
+    with duckdb.connect(str(tmp_path / "dup.duckdb")) as con:
+        write(con, replacement("AAA", 3, 1.0))
+        before, oid = contents(con), table_oid(con)
+        twice = replacement("BBB", 10, 2.0)
+        twice = WindowReplacement("BBB", twice.windows, pl.concat([twice.frame, twice.frame]))
+        # The key is built at COMMIT: the duplicate surfaces there, and nothing of the replace is kept.
+        with pytest.raises(duckdb.TransactionException, match="duplicate key"):
+            write(con, twice)
+        assert (contents(con), table_oid(con)) == (before, oid)
+        assert_keyed(con)
+
+
+def test_a_table_with_a_users_index_is_filled_in_place(tmp_path: Path) -> None:
+    """The swap would drop what a user added to `bars`: such a table keeps its key maintained row by row."""
+    with duckdb.connect(str(tmp_path / "user.duckdb")) as con:
+        ensure_schema(con)
+        con.execute("CREATE INDEX by_source ON bars (source)")
+        oid = table_oid(con)
+        assert write(con, replacement("AAA", 30, 1.0)) == 30
+        assert table_oid(con) == oid
+        assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE index_name = 'by_source'").fetchone()[0] == 1
+        assert_keyed(con)
+
+
+CHILD = """
+import datetime as dt, os, sys, time
+from pathlib import Path
+import duckdb
+sys.path.insert(0, {repo!r})
+from jutsu_pipeline_tests.test_bars_fill import replacement
+from jutsu_pipeline.storage.bars import replace_windows
+
+def pause(con=None):  # the parent kills this process here
+    Path({marker!r}).write_text(str(os.getpid()))
+    while True:
+        time.sleep(0.5)
+
+con = duckdb.connect({database!r})
+rows = [replacement("S%03d" % i, 200, 9.0) for i in range(20)]
+if {point!r} == "in_transaction":  # the swap, the insert and the new key done, nothing committed
+    replace_windows(con, timeframe="1d", source="t", replacements=rows, in_transaction=pause)
+else:  # committed (its WAL not yet checkpointed: reopening replays the swap and the key)
+    replace_windows(con, timeframe="1d", source="t", replacements=rows)
+    pause()
+"""
+
+
+@pytest.mark.parametrize("point", ["in_transaction", "after_commit"])
+def test_a_kill_during_a_fill_leaves_all_of_it_or_none(tmp_path: Path, point: str) -> None:
+    database, marker = tmp_path / "kill.duckdb", tmp_path / "marker"
+    with duckdb.connect(str(database)) as con:
+        write(con, replacement("AAA", 100, 1.0))
+        before = contents(con)
+    script = CHILD.format(repo=str(REPO_ROOT), marker=str(marker), database=str(database), point=point)
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + WAIT
+    while not marker.exists():
+        assert child.poll() is None, child.stdout.read() if child.stdout else ""
+        assert time.monotonic() < deadline, "the child never reached its pause"
+        time.sleep(0.1)
+    os.kill(int(marker.read_text()), signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    with duckdb.connect(str(database)) as con:
+        after = contents(con)
+        assert_keyed(con)
+        if point == "in_transaction":
+            assert after == before
+        else:
+            assert len(after) == 21 and after[0] == before[0]
+            assert {row[1:] for row in after[1:]} == {(200, START, START + dt.timedelta(days=199), 9.0, True)}
+        assert write(con, replacement("AAA", 100, 4.0)) == 100  # usable: the next replace works
+        assert contents(con)[0][4] == 4.0
