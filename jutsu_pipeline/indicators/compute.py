@@ -4,25 +4,25 @@ history, or (incremental) only the bars after the stored ones, from a warm-up wi
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import cast
 
 import duckdb
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
-from jutsu_pipeline.indicators.frame import as_specs, column_names, indicator_frame
+from jutsu_pipeline.indicators.frame import as_specs, check_finite, column_names, indicator_columns
 from jutsu_pipeline.indicators.params import IndicatorParams
 from jutsu_pipeline.indicators.registry import IndicatorSpec
 from jutsu_pipeline.storage.indicators import (
     Resume,
     ensure_indicator_table,
     intact_symbols,
+    read_inputs,
     replace_indicators,
     stored_at,
 )
-from jutsu_pipeline.storage.scope import EARLIEST, OHLCV, bars_relation, read_bars
+from jutsu_pipeline.storage.scope import bars_relation
 from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
+from jutsu_pipeline.storage.versions import version_parts
 
 
 def ensure_indicator_schema(con: duckdb.DuckDBPyConnection, params: IndicatorParams | Iterable[IndicatorSpec]) -> list[str]:
@@ -46,9 +46,10 @@ def compute_indicators(
     """Compute the indicators `params` lists (a config block or specs) of `symbols` at `timeframe` from
     `bars_adjusted` (raw `bars` unless `adjusted`) and replace their rows. Returns rows written.
 
-    One read, one in-memory pass over all symbols, then (in the read's transaction) DELETE of the
-    replaced rows and INSERT of the computed ones via Arrow: afterwards the symbols' rows are exactly
-    the new ones. Symbols without bars lose their rows.
+    One read of the columns TA-Lib takes (sorted in memory only when the storage order is not already by
+    symbol and ts), TA-Lib per symbol, then (in the read's transaction) DELETE of the replaced rows and
+    INSERT of the computed ones via Arrow: afterwards the symbols' rows are exactly the new ones. Symbols
+    without bars lose their rows.
 
     `incremental`: a symbol whose bars up to its last computed one are unchanged (same count and
     content hash, same columns) keeps its rows; only bars after it are computed, by TA-Lib over a warm-up
@@ -59,6 +60,7 @@ def compute_indicators(
     columns = column_names(specs)
     ensure_indicator_schema(con, specs)
     symbols = list(dict.fromkeys(symbols))
+    inputs = tuple(dict.fromkeys(name for spec in specs for name in spec.indicator.inputs))
     warmups = [spec.warmup_bars() for spec in specs]
     known = [w for w in warmups if w is not None]
     warmup = max(known, default=1) if len(known) == len(warmups) else None  # None: some needs the whole history
@@ -74,57 +76,72 @@ def compute_indicators(
             resumed = {s: r for s, r in resumed.items() if r.new_bars}
             if not scope:
                 return 0
-            since = {s: r.warmup_from for s, r in resumed.items()}
-            bars = cast(pl.DataFrame, pl.from_arrow(read_bars(con, timeframe, scope, relation=relation, columns=OHLCV,
-                                                              since=since, row_hash=True, resolved=True)))
-            frame = indicator_frame(bars, specs)
-            if resumed:
-                frame = _continue(con, frame, timeframe, resumed, specs)
-            staged = frame.to_arrow()
-            replace_indicators(con, timeframe=timeframe, symbols=scope, staged=staged, inputs=_inputs(bars, resumed),
-                               columns=columns, resumed=resumed)
+            read = read_inputs(con, timeframe=timeframe, symbols=scope, relation=relation, columns=inputs,
+                               since={s: r.warmup_from for s, r in resumed.items()})
+            staged, parts = _computed(con, read, scope, resumed, specs, timeframe, relation)
+            replace_indicators(con, timeframe=timeframe, symbols=scope, staged=staged, inputs=parts, columns=columns,
+                               resumed=resumed)
         return staged.num_rows
 
     return retry_conflicts(replace, f"indicators {timeframe}")
 
 
-def _inputs(bars: pl.DataFrame, resumed: Mapping[str, Resume]) -> pa.Table:
-    """Per symbol of `bars` (sorted by symbol and ts, with `row_hash`), the record of the bars its rows now
-    describe: the bars after a resumed symbol's `last_ts` added to its stored record, every bar otherwise."""
-    lengths = bars.get_column("symbol").rle().struct.field("len").to_numpy().astype(np.int64)
-    starts = np.cumsum(lengths) - lengths
-    symbols = bars.get_column("symbol").gather(starts)
-    ts = bars.get_column("ts")
-    prior = [resumed.get(s) for s in symbols.to_list()]
-    after = pl.Series([r.last_ts if r else EARLIEST for r in prior], dtype=ts.dtype).to_numpy()
-    new = ts.to_numpy() > np.repeat(after, lengths)  # the bars the stored record lacks
-    hashes = np.where(new, bars.get_column("row_hash").to_numpy(), np.uint64(0))
-    return pa.table({
-        "symbol": symbols.to_arrow(),
-        "bars": np.array([r.bars if r else 0 for r in prior], np.int64) + np.add.reduceat(new, starts, dtype=np.int64),
-        "last_ts": ts.gather(starts + lengths - 1).to_arrow(),
-        "content": np.array([r.content if r else 0 for r in prior], np.uint64) ^ np.bitwise_xor.reduceat(hashes, starts),
-    }) if lengths.size else pa.table({"symbol": [], "bars": [], "last_ts": [], "content": []})
+def _computed(con: duckdb.DuckDBPyConnection, read: pa.Table, scope: Sequence[str], resumed: Mapping[str, Resume],
+              specs: Sequence[IndicatorSpec], timeframe: str, relation: str) -> tuple[pa.Table, pa.Table]:
+    """The rows to insert (symbol, ts and the indicator columns, NULL for TA-Lib's NaN) from `read`
+    (`read_inputs` of `scope`), and their symbols' input records: a resumed symbol's rows only after its
+    `last_ts`, cumulative outputs continuing from its stored value there, its record extended."""
+    position = read.column("symbol_no").to_numpy()
+    ts = read.column("ts").cast(pa.int64()).to_numpy()
+    order = _sort_order(position, ts)
+    sorted_ = (lambda a: a) if order is None else (lambda a: a[order])  # noqa: E731 - zero-copy when stored in order
+    position, ts = sorted_(position), sorted_(ts)
+    starts = np.flatnonzero(np.diff(position, prepend=-1))
+    lengths = np.diff(starts, append=position.size)
+    names = [scope[k] for k in position[starts].tolist()]
+    arrays = {c: sorted_(read.column(c).to_numpy()) for c in read.column_names[2:-1]}
+    check_finite(arrays, names, lengths, f"{relation} {timeframe}")
+    values = indicator_columns(arrays, lengths, specs)
+    keep: slice | np.ndarray = slice(None)
+    kept = lengths
+    if resumed:  # the warm-up rows are stored already: keep the bars after each resumed symbol's last_ts
+        after = pa.array([resumed[s].last_ts if s in resumed else None for s in names], pa.timestamp("us", "UTC"))
+        keep = ts > np.repeat(after.cast(pa.int64()).fill_null(np.iinfo(np.int64).min).to_numpy(), lengths)
+        kept = np.add.reduceat(keep, starts, dtype=np.int64)
+        cumulative = [c for spec in specs if spec.indicator.cumulative for c in spec.columns()]
+        if cumulative:  # shift the recomputed running totals onto the stored value at last_ts
+            stored = stored_at(con, timeframe=timeframe, columns=cumulative,
+                               last_ts={s: r.last_ts for s, r in resumed.items()})
+            row = dict(zip(stored.column("symbol").to_pylist(), range(stored.num_rows)))
+            at_last = starts + lengths - kept - 1  # the bar at last_ts (resumed runs; others: not used)
+            for column in cumulative:
+                base = stored.column(column).to_numpy(zero_copy_only=False)
+                offset = np.array([base[row[s]] if s in row else np.nan for s in names]) - values[column][at_last]
+                values[column] += np.repeat(np.where([s in resumed for s in names], offset, 0.0), lengths)
+    ts_type = read.column("ts").type
+    staged_ts = pa.array(ts[keep], ts_type)
+    symbol = pa.DictionaryArray.from_arrays(pa.array(position[keep]), pa.array(scope, pa.string()))
+    staged = pa.table({"symbol": symbol, "ts": staged_ts, **{c: _nan_as_null(v[keep]) for c, v in values.items()}})
+    parts = version_parts(pa.array(names, pa.string()), kept, staged_ts, sorted_(read.column("row_hash").to_numpy())[keep])
+    if resumed:  # a resumed symbol's record: its stored bars and the ones written now
+        prior = [resumed.get(s) for s in names]
+        parts = parts.set_column(1, "n", pa.array(parts.column("n").to_numpy() + [r.bars if r else 0 for r in prior]))
+        parts = parts.set_column(4, "content", pa.array(parts.column("content").to_numpy() ^ np.array(
+            [r.content if r else 0 for r in prior], np.uint64)))
+    return staged, parts
 
 
-def _continue(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame, timeframe: str, resumed: dict[str, Resume],
-              specs: Sequence[IndicatorSpec]) -> pl.DataFrame:
-    """The rows of `frame` after each resumed symbol's `last_ts` (the warm-up rows are stored already), with
-    cumulative outputs shifted to continue from the stored value at `last_ts`."""
-    last = pl.DataFrame({"symbol": list(resumed), "_last_ts": [r.last_ts for r in resumed.values()]},
-                        schema={"symbol": pl.String, "_last_ts": frame.schema["ts"]})
-    frame = frame.join(last, on="symbol", how="left", maintain_order="left")
-    cumulative = [c for spec in specs if spec.indicator.cumulative for c in spec.columns()]
-    if cumulative:
-        stored = cast(pl.DataFrame, pl.from_arrow(stored_at(con, timeframe=timeframe, columns=cumulative,
-                                                            last_ts={s: r.last_ts for s, r in resumed.items()})))
-        at_last = frame.filter(pl.col("ts") == pl.col("_last_ts")).select("symbol", *cumulative)
-        offsets = stored.join(at_last, on="symbol", suffix="_recomputed")
-        frame = frame.join(offsets.select("symbol", *(
-            (pl.col(c) - pl.col(f"{c}_recomputed")).alias(f"_offset_{c}") for c in cumulative)), on="symbol",
-            how="left", maintain_order="left")
-        frame = frame.with_columns(
-            pl.when(pl.col("_last_ts").is_null()).then(pl.col(c)).otherwise(pl.col(c) + pl.col(f"_offset_{c}")).alias(c)
-            for c in cumulative)
-    keep = pl.col("_last_ts").is_null() | (pl.col("ts") > pl.col("_last_ts"))
-    return frame.filter(keep).select("symbol", "ts", *column_names(specs))
+def _nan_as_null(values: np.ndarray) -> pa.Array:
+    """`values` as an Arrow array, NULL where NaN: the data zero-copy, the validity bitmap packed by numpy
+    (a quarter of `pa.array(values, from_pandas=True)`'s cost)."""
+    valid = np.packbits(~np.isnan(values), bitorder="little")
+    return pa.Array.from_buffers(pa.float64(), values.size, [pa.py_buffer(valid), pa.py_buffer(values)])
+
+
+def _sort_order(position: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
+    """The permutation ordering rows by (position, ts); None when they already are (a table written
+    symbol by symbol), so that the columns are used as read."""
+    step = np.diff(position)
+    if ((step > 0) | ((step == 0) & (np.diff(ts) > 0))).all():
+        return None
+    return np.lexsort((ts, position))

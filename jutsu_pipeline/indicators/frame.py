@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import polars as pl
@@ -15,7 +15,7 @@ PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 
 def _sorted_bars(bars: pl.DataFrame) -> pl.DataFrame:
-    """The input columns as float64, sorted by (symbol, ts), rejecting duplicates and non-finite values."""
+    """The input columns as float64, sorted by (symbol, ts), rejecting duplicates."""
     missing = [c for c in (*KEY_COLUMNS, *PRICE_COLUMNS) if c not in bars.columns]
     if missing:
         raise ValueError(f"bars frame lacks columns {missing}")
@@ -28,25 +28,34 @@ def _sorted_bars(bars: pl.DataFrame) -> pl.DataFrame:
         frame = frame.sort(KEY_COLUMNS)
         if frame.select(pl.struct(KEY_COLUMNS).is_duplicated().any()).item():
             raise ValueError("bars frame has duplicate (symbol, ts) rows")
-    if frame.select(pl.any_horizontal(~pl.col(PRICE_COLUMNS).is_finite()).any()).item():
-        raise ValueError("bars frame has null, NaN or infinite prices/volumes; indicators need finite inputs")
     return frame
 
 
-def indicator_columns(bars: pl.DataFrame, specs: Iterable[IndicatorSpec]) -> dict[str, np.ndarray]:
-    """Every column of `specs` (NaN where TA-Lib gives NaN) for finite bars sorted by (symbol, ts)."""
+def check_finite(arrays: Mapping[str, np.ndarray], symbols: Sequence[str], lengths: np.ndarray, source: str) -> None:
+    """ValueError naming the symbols (runs of `lengths` rows) with a null, NaN or infinite input."""
+    starts = np.cumsum(lengths) - lengths
+    for column, values in arrays.items():
+        bad = ~np.isfinite(values)
+        if bad.any():
+            named = [symbols[k] for k in np.flatnonzero(np.logical_or.reduceat(bad, starts))]
+            raise ValueError(f"{source}: null, NaN or infinite {column} in the bars of {named}; indicators need "
+                             "finite inputs: correct or re-sync those bars")
+
+
+def indicator_columns(arrays: Mapping[str, np.ndarray], lengths: np.ndarray,
+                      specs: Iterable[IndicatorSpec]) -> dict[str, np.ndarray]:
+    """Every column of `specs` (NaN where TA-Lib gives NaN) over runs of `lengths[k]` consecutive rows of
+    `arrays` (finite float64 inputs; one symbol per run, in ts order)."""
     specs = tuple(specs)
-    arrays = {c: bars.get_column(c).to_numpy() for c in PRICE_COLUMNS if c in bars.columns}
-    out = {column: np.empty(bars.height) for column in column_names(specs)}
-    runs = bars.select(pl.col("symbol").rle().struct.field("len")).to_series().to_numpy()
-    targets = [(spec, spec.columns()) for spec in specs]  # column names formatted once, not per symbol
-    start = 0
-    for length in runs.tolist():  # one TA-Lib call per symbol and indicator: C loops over contiguous slices
-        window = {name: values[start:start + length] for name, values in arrays.items()}
-        for spec, columns in targets:
-            for column, values in zip(columns, spec.compute(window)):
-                out[column][start:start + length] = values
-        start += length
+    rows = int(lengths.sum())
+    out = {column: np.empty(rows) for column in column_names(specs)}
+    calls = [(spec.function(), spec.indicator.inputs, spec.columns()) for spec in specs]  # bound once, not per symbol
+    stop = 0
+    for length in lengths.tolist():  # one TA-Lib call per symbol and indicator: C loops over contiguous slices
+        start, stop = stop, stop + length
+        for function, inputs, columns in calls:
+            for column, values in zip(columns, function(*(arrays[name][start:stop] for name in inputs))):
+                out[column][start:stop] = values
     return out
 
 
@@ -57,5 +66,9 @@ def indicator_frame(bars: pl.DataFrame, params: IndicatorParams | Iterable[Indic
     where TA-Lib gives NaN. Bars are consecutive rows: a missing date is simply not a bar.
     """
     frame = _sorted_bars(bars)
-    values = indicator_columns(frame, as_specs(params))
+    runs = frame.get_column("symbol").rle()
+    lengths = runs.struct.field("len").to_numpy().astype(np.int64)
+    arrays = {c: frame.get_column(c).to_numpy() for c in PRICE_COLUMNS}
+    check_finite(arrays, runs.struct.field("value").to_list(), lengths, "bars frame")
+    values = indicator_columns(arrays, lengths, as_specs(params))
     return frame.select(KEY_COLUMNS).hstack(pl.DataFrame(values, nan_to_null=True))

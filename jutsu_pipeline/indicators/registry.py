@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from jutsu_pipeline.indicators.talib_functions import talib_has
@@ -116,11 +117,14 @@ class Indicator:
         function.set_parameters(self.kwargs(values))
         return int(function.lookback)
 
-    def compute(self, arrays: Mapping[str, np.ndarray], values: Mapping[str, float]) -> tuple[np.ndarray, ...]:
+    def function_of(self, values: Mapping[str, float]) -> Callable[..., tuple[np.ndarray, ...]]:
+        """TA-Lib's function with `values` bound, taking the `inputs` arrays and returning every output."""
         import talib
 
-        result = getattr(talib, self.function)(*(arrays[name] for name in self.inputs), **self.kwargs(values))
-        return result if isinstance(result, tuple) else (result,)
+        function, kwargs = getattr(talib, self.function), self.kwargs(values)
+        if len(self.outputs) > 1:
+            return partial(function, **kwargs)
+        return lambda *arrays: (function(*arrays, **kwargs),)
 
 
 INDICATORS: dict[str, Indicator] = {}
@@ -215,5 +219,5 @@ class IndicatorSpec:
         warmup = self.indicator.warmup
         return None if warmup is None else max(1, self.lookback() + warmup(dict(self.values)))
 
-    def compute(self, arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
-        return self.indicator.compute(arrays, dict(self.values))
+    def function(self) -> Callable[..., tuple[np.ndarray, ...]]:
+        return self.indicator.function_of(dict(self.values))

@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 
 from jutsu_pipeline.storage.ddl import column_names, ensure_schema, relation_exists, relations, run_ddl
-from jutsu_pipeline.storage.scope import EARLIEST, IDENTIFIER, ROW_HASH, fetch_arrow, scope_filter, scope_params
+from jutsu_pipeline.storage.scope import EARLIEST, IDENTIFIER, OHLCV, ROW_HASH, fetch_arrow, scope_filter, scope_params
 from jutsu_pipeline.storage.transactions import retry_conflicts
 
 # Derived data, rebuilt whole per symbol: (symbol, timeframe, ts) is unique by construction (it comes
@@ -58,6 +58,17 @@ HAVING count(*) FILTER (WHERE b.ts <= s.last_ts) = any_value(s.bars)
    AND bit_xor({ROW_HASH}) FILTER (WHERE b.ts <= s.last_ts) = any_value(s.content)
 """
 
+# The bars an indicator run reads: each symbol's from its `since` on, the columns TA-Lib takes and the
+# bar's content hash, keyed by the symbol's position in $symbols (runs found on an integer, not a string).
+# No join and no ORDER BY: a scan with filters returns rows in storage order, which the caller sorts only
+# when it is not already grouped by symbol in ts order; `$earliest` lets the scan skip older row groups.
+READ_INPUTS = f"""
+SELECT symbol_no - 1 AS symbol_no, ts{{columns}}, {ROW_HASH} AS row_hash
+FROM (SELECT *, list_position($symbols::VARCHAR[], symbol)::INTEGER AS symbol_no FROM {{relation}}
+      WHERE timeframe = $timeframe AND list_contains($symbols::VARCHAR[], symbol) AND ts >= $earliest)
+WHERE ts >= list_extract($since::TIMESTAMPTZ[], symbol_no)
+"""
+
 # Stored values of cumulative columns at each symbol's last_ts (what an incremental run continues from).
 STORED_AT = """
 SELECT symbol{columns} FROM indicators
@@ -74,7 +85,7 @@ WHERE i.timeframe = $timeframe AND i.symbol = d.symbol AND i.ts > d.after
 DELETE_INPUTS = f"DELETE FROM indicator_inputs WHERE {scope_filter()}"
 INSERT_INPUTS = """
 INSERT INTO indicator_inputs
-SELECT symbol, $timeframe, $columns, bars, last_ts, content FROM staged_inputs
+SELECT symbol, $timeframe, $columns, n, last_ts, content FROM staged_inputs
 """
 
 ADD_COLUMN = 'ALTER TABLE indicators ADD COLUMN "{column}" DOUBLE'
@@ -143,6 +154,18 @@ def intact_symbols(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: S
     return {row[0]: Resume(*row[1:]) for row in rows}
 
 
+def read_inputs(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: Sequence[str], relation: str,
+                columns: Sequence[str], since: Mapping[str, dt.datetime]) -> pa.Table:
+    """symbol_no (position in `symbols`), ts, `columns` and row_hash of the symbols' bars in `relation` (as
+    `scope.bars_relation` resolved it), each symbol's from its `since` on (absent: all), in storage order."""
+    if relation not in ("bars", "bars_adjusted") or not all(c in OHLCV for c in columns):
+        raise ValueError(f"indicators read columns of {OHLCV} from bars or bars_adjusted, not {relation} {columns}")
+    selected = "".join(f', "{c}"' for c in columns)
+    starts = [since.get(s, EARLIEST) for s in symbols]
+    return fetch_arrow(con, READ_INPUTS.format(relation=relation, columns=selected), {
+        **scope_params(timeframe, symbols), "since": starts, "earliest": min(starts, default=EARLIEST)})
+
+
 def stored_at(con: duckdb.DuckDBPyConnection, *, timeframe: str, last_ts: Mapping[str, dt.datetime],
               columns: Sequence[str]) -> pa.Table:
     """symbol and `columns` of each symbol's stored row at its `last_ts`."""
@@ -155,7 +178,7 @@ def stored_at(con: duckdb.DuckDBPyConnection, *, timeframe: str, last_ts: Mappin
 def replace_indicators(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: Sequence[str], staged: pa.Table,
                        inputs: pa.Table, columns: Sequence[str], resumed: Mapping[str, Resume] | None = None) -> None:
     """Replace the rows of `symbols` at `timeframe` by `staged` (symbol, ts, indicator `columns`) and their
-    input records by `inputs` (symbol, bars, last_ts, content: see `indicator_inputs`). A `resumed` symbol
+    input records by `inputs` (symbol, n, last_ts, content: see `indicator_inputs`; `versions.version_parts`). A `resumed` symbol
     keeps its rows up to its `last_ts` and `staged` holds only the later ones. Run it inside the caller's
     transaction, the one that read the bars."""
     resumed = resumed or {}

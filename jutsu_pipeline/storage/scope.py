@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -66,26 +66,18 @@ def bars_relation(con: duckdb.DuckDBPyConnection, symbols: Iterable[str], relati
 
 
 def read_bars(con: duckdb.DuckDBPyConnection, timeframe: str, symbols: Iterable[str], *,
-              relation: str = "bars", columns: Iterable[str] = BAR_COLUMNS,
-              since: Mapping[str, dt.datetime] | None = None, row_hash: bool = False, resolved: bool = False) -> pa.Table:
-    """symbol, ts and `columns` of the asset's rows in `relation`, sorted by symbol and ts; with `since`,
-    only a symbol's rows from its `since` ts on (symbols absent from it: every row); with `row_hash`, a
-    last column `row_hash`, DuckDB's `hash(ts, open, high, low, close, volume)` of each bar. `resolved`: the
-    caller passes what `bars_relation` returned in this transaction (not asked again)."""
+              relation: str = "bars", columns: Iterable[str] = BAR_COLUMNS, row_hash: bool = False) -> pa.Table:
+    """symbol, ts and `columns` of the asset's rows in `relation`, sorted by symbol and ts; with `row_hash`, a
+    last column `row_hash`, DuckDB's `hash(ts, open, high, low, close, volume)` of each bar."""
     columns = tuple(columns)
     symbols = list(symbols)
     allowed = BAR_COLUMNS if relation != "indicators" else columns
     if relation not in RELATIONS or not all(c in allowed and IDENTIFIER.match(c) for c in columns):
         raise ValueError(f"read_bars reads {RELATIONS} (bars: columns {BAR_COLUMNS}), not {relation} {columns}")
-    relation = relation if resolved else bars_relation(con, symbols, relation)
+    relation = bars_relation(con, symbols, relation)
     selected = "".join(f', "{c}"' for c in columns) + (f", {ROW_HASH} AS row_hash" if row_hash else "")
-    if not since:
-        statement = f"SELECT symbol, ts{selected} FROM {relation} WHERE {scope_filter()} ORDER BY symbol, ts"
-        return fetch_arrow(con, statement, scope_params(timeframe, symbols))
-    statement = (f"SELECT symbol, ts{selected} FROM {relation} JOIN (SELECT unnest($symbols::VARCHAR[]) AS symbol, "
-                 "unnest($since::TIMESTAMPTZ[]) AS since) USING (symbol) WHERE timeframe = $timeframe AND ts >= since "
-                 "ORDER BY symbol, ts")
-    return fetch_arrow(con, statement, {**scope_params(timeframe, symbols), "since": [since.get(s, EARLIEST) for s in symbols]})
+    statement = f"SELECT symbol, ts{selected} FROM {relation} WHERE {scope_filter()} ORDER BY symbol, ts"
+    return fetch_arrow(con, statement, scope_params(timeframe, symbols))
 
 
 JUDGED = "_judged"  # False on the context row before a symbol's `since`
