@@ -8,7 +8,7 @@ first; over 500 x 2,520 bars those took ~2.3 s on 2 cores against ~0.05 s here.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -26,6 +26,10 @@ class Clock:
     annual_periods: np.ndarray  # int64: 52, 12, 1, 365 or 252
     resolution_us: np.ndarray  # int64: unit durations are rounded up to
     rule: np.ndarray  # <U1: "W", "M", "Y" or "D"
+
+    def repeated(self, times: int) -> Clock:
+        """The clock of `times` runs over the same series in turn (one per strategy)."""
+        return Clock(*(np.tile(getattr(self, f.name), times) for f in fields(self)))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jutsu_pipeline.backtest.curves import derive_curves, series_aggregates, series_clock
+from jutsu_pipeline.backtest.curves import Clock, derive_curves, series_aggregates, series_clock
 from jutsu_pipeline.backtest.engine import SimInput, SimResult, simulate
 from jutsu_pipeline.backtest.stats import DURATION_STATS, compute_performance
 from jutsu_pipeline.backtest.strategies import Bars, StrategyConfig
@@ -25,6 +25,7 @@ from jutsu_pipeline.storage.ddl import column_names, ensure_schema
 from jutsu_pipeline.storage.files import SAFE_CONFIG
 from jutsu_pipeline.storage.scope import OHLCV, ROW_HASH, read_bars
 from jutsu_pipeline.storage.transactions import transaction
+from jutsu_pipeline.storage.versions import version_parts
 
 BAR_COLUMNS = ("symbol", "ts", *OHLCV)
 
@@ -144,11 +145,9 @@ def _backtest_loaded(
     counts = np.diff(ends, prepend=0)
     ts_us = table.column("ts").cast(pa.int64()).to_numpy()
     starts = ends - counts
-    con.register("_bt_version_parts", pa.table({
-        "symbol": runs.values, "n": counts, "first_ts": table.column("ts").take(starts),
-        "last_ts": table.column("ts").take(ends - 1),
-        "content": np.bitwise_xor.reduceat(table.column("row_hash").to_numpy(), starts) if starts.size else
-                   np.empty(0, np.uint64)}))
+    con.register("_bt_version_parts", version_parts(runs.values, counts, table.column("ts"),
+                                                    table.column("row_hash").to_numpy()))
+    clock = series_clock(starts, ends, ts_us)  # per symbol: each strategy runs over the same bars
     first = np.zeros(table.num_rows, dtype=bool)
     first[starts] = True
     local_bar = np.arange(table.num_rows) - np.repeat(starts, counts)
@@ -165,7 +164,7 @@ def _backtest_loaded(
     sim, series = _assemble(strategies, symbols, counts, signals)
     result = simulate(sim)
     ts_all = np.tile(ts_us, len(strategies))
-    tables, drawdown = _register_results(con, series, sim, ts_all, result)
+    tables, drawdown = _register_results(con, series, sim, ts_all, result, clock.repeated(len(strategies)))
     performance = compute_performance(con)
     con.register("_bt_performance", performance)
     trades = cast(pl.DataFrame, pl.from_arrow(tables["_bt_trades"].drop_columns(["series_id"])))
@@ -275,13 +274,13 @@ def _assemble(
 
 
 def _register_results(
-    con: duckdb.DuckDBPyConnection, series: dict[str, np.ndarray], sim: SimInput, ts_us: np.ndarray, result: SimResult
+    con: duckdb.DuckDBPyConnection, series: dict[str, np.ndarray], sim: SimInput, ts_us: np.ndarray, result: SimResult,
+    clock: Clock,
 ) -> tuple[dict[str, pa.Table], np.ndarray]:
     """Expose series, the curves' reductions and trades to stats.py's SQL (and return them, with the
     per-bar drawdown)."""
     n_bars = sim.ends - sim.starts
     tr = result.trades
-    clock = series_clock(sim.starts, sim.ends, ts_us)
     curves = derive_curves(sim.starts, sim.ends, ts_us, sim.close, result.equity, clock)
     agg = series_aggregates(sim.starts, sim.ends, ts_us, sim.close, result.equity, curves)
     open_trade = np.zeros(n_bars.size, dtype=bool)
