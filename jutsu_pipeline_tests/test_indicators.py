@@ -17,7 +17,9 @@ from jutsu_pipeline.indicators import IndicatorParams, compute_indicators, ensur
 from jutsu_pipeline.indicators.registry import DECAY, IndicatorSpec
 from jutsu_pipeline.providers.sample import SAMPLE_DIR
 from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.storage.indicators import input_versions
 from jutsu_pipeline.storage.scope import ROW_HASH
+from jutsu_pipeline.storage.versions import bars_versions
 
 SAMPLE_SYMBOLS = ("AAPL", "FB", "GOOG", "IBM", "MSFT")
 ATOL = 1e-8
@@ -335,11 +337,14 @@ def hold_back(con: duckdb.DuckDBPyConnection, sessions: int) -> None:
 
 
 def assert_inputs_record_the_bars(con: duckdb.DuckDBPyConnection) -> None:
-    """Each symbol's input record (folded in memory, extended by each close) is its bars' SQL aggregate."""
-    recorded = con.execute("SELECT symbol, bars, last_ts, content FROM indicator_inputs ORDER BY symbol").fetchall()
+    """Each symbol's input record (folded in memory, extended by each close) is its bars' SQL aggregate,
+    and the data version it gives is theirs."""
+    recorded = con.execute("SELECT symbol, bars, first_ts, last_ts, content FROM indicator_inputs ORDER BY symbol").fetchall()
     assert recorded == con.execute(
-        f"SELECT symbol, count(*), max(ts), bit_xor({ROW_HASH}) FROM bars_adjusted GROUP BY symbol ORDER BY symbol"
+        f"SELECT symbol, count(*), min(ts), max(ts), bit_xor({ROW_HASH}) FROM bars_adjusted GROUP BY symbol ORDER BY symbol"
     ).fetchall()
+    symbols = [row[0] for row in recorded]
+    assert input_versions(con, timeframe="1d", symbols=symbols) == bars_versions(con, timeframe="1d", symbols=symbols)
 
 
 @pytest.mark.parametrize("params", [DEFAULT, CUSTOM], ids=["default", "custom"])
@@ -389,6 +394,19 @@ def test_incremental_recomputes_a_changed_history_whole(sample_db: Path, tmp_pat
         assert compute_indicators(con, timeframe="1d", symbols=symbols, params=DEFAULT, incremental=True) == count["AAPL"]
         assert_inputs_record_the_bars(con)
         assert_close_to_talib(adjusted_bars(con, SAMPLE_SYMBOLS), stored_indicators(con, DEFAULT), DEFAULT)
+
+
+def test_input_records_without_first_ts_are_migrated_and_recomputed_once(sample_db: Path, tmp_path: Path) -> None:
+    path = tmp_path / "copy.duckdb"
+    path.write_bytes(sample_db.read_bytes())
+    symbols = list(SAMPLE_SYMBOLS)
+    with duckdb.connect(str(path)) as con:
+        compute_indicators(con, timeframe="1d", symbols=symbols, params=DEFAULT)
+        con.execute("ALTER TABLE indicator_inputs DROP COLUMN first_ts")  # a file from before the column
+        assert compute_indicators(con, timeframe="1d", symbols=symbols, params=DEFAULT, incremental=True) == \
+            con.execute("SELECT count(*) FROM bars").fetchone()[0]  # old records are not trusted: every bar
+        assert_inputs_record_the_bars(con)
+        assert compute_indicators(con, timeframe="1d", symbols=symbols, params=DEFAULT, incremental=True) == 0
 
 
 def test_warmups_cover_the_lookback_and_the_decay() -> None:

@@ -8,6 +8,7 @@ import talib
 
 from jutsu_pipeline.config import load_config
 from jutsu_pipeline.definitions import build_definitions
+from jutsu_pipeline.storage.versions import CONTENT_HASH, combined_version
 from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, query, write_config
 from jutsu_pipeline_tests.helpers import run_bars, run_indicators
@@ -30,6 +31,10 @@ def test_indicators_asset_writes_talib_equal_values_for_the_run_symbols(sample_c
     assert np.allclose(np.array(rsi[14:], dtype=float), expected_rsi[14:], rtol=0, atol=1e-8)
     # Read from bars_adjusted: AAPL's 2:1 split of 2005-02-28 is no cliff in its SMA input.
     assert query(sample_config, "SELECT count(DISTINCT symbol) FROM indicators") == [(2,)]
+    # The data version is the bars' (recorded with the rows, not read again) and the columns'.
+    materialization = result.get_asset_materialization_events()[0].materialization
+    bars = dict(query(sample_config, f"SELECT symbol, {CONTENT_HASH} FROM bars_adjusted GROUP BY symbol"))
+    assert materialization.tags["dagster/data_version"] == combined_version(bars, materialization.metadata["columns"].text)
 
 
 def test_changing_one_month_of_one_symbol_makes_only_that_symbol_stale(tmp_path, instance) -> None:

@@ -124,10 +124,10 @@ def _computed(con: duckdb.DuckDBPyConnection, read: pa.Table, scope: Sequence[st
     staged = pa.table({"symbol": symbol, "ts": staged_ts, **{c: _nan_as_null(v[keep]) for c, v in values.items()}})
     parts = version_parts(pa.array(names, pa.string()), kept, staged_ts, sorted_(read.column("row_hash").to_numpy())[keep])
     if resumed:  # a resumed symbol's record: its stored bars and the ones written now
-        prior = [resumed.get(s) for s in names]
-        parts = parts.set_column(1, "n", pa.array(parts.column("n").to_numpy() + [r.bars if r else 0 for r in prior]))
-        parts = parts.set_column(4, "content", pa.array(parts.column("content").to_numpy() ^ np.array(
-            [r.content if r else 0 for r in prior], np.uint64)))
+        rows = [row if (r := resumed.get(row["symbol"])) is None else
+                {**row, "n": row["n"] + r.bars, "first_ts": r.first_ts, "content": row["content"] ^ r.content}
+                for row in parts.to_pylist()]
+        parts = pa.Table.from_pylist(rows, parts.schema)
     return staged, parts
 
 

@@ -16,6 +16,7 @@ import pyarrow as pa
 from jutsu_pipeline.storage.ddl import column_names, ensure_schema, relation_exists, relations, run_ddl
 from jutsu_pipeline.storage.scope import EARLIEST, IDENTIFIER, OHLCV, ROW_HASH, fetch_arrow, scope_filter, scope_params
 from jutsu_pipeline.storage.transactions import retry_conflicts
+from jutsu_pipeline.storage.versions import VERSION_OF_PARTS
 
 # Derived data, rebuilt whole per symbol: (symbol, timeframe, ts) is unique by construction (it comes
 # from `bars`' primary key and indicator_frame rejects duplicates), so no index is kept: an ART index
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS indicators (
 """
 
 # What each symbol's rows were computed from, replaced with them: an incremental run trusts the stored
-# rows only while the bars up to `last_ts` still hash to `content`, and computes the bars after it.
+# rows only while the bars up to `last_ts` still hash to `content`, and computes the bars after it. With
+# `first_ts` they are the parts of the bars' data version (`versions.VERSION_OF_PARTS`).
 CREATE_INDICATOR_INPUTS = """
 CREATE TABLE IF NOT EXISTS indicator_inputs (
     symbol    VARCHAR     NOT NULL,
@@ -37,9 +39,11 @@ CREATE TABLE IF NOT EXISTS indicator_inputs (
     columns   VARCHAR     NOT NULL,  -- the indicator columns the rows hold, comma-separated
     bars      BIGINT      NOT NULL,  -- how many bars they were computed from
     last_ts   TIMESTAMPTZ NOT NULL,  -- the last of those bars
-    content   UBIGINT     NOT NULL   -- bit_xor(hash(ts, open, high, low, close, volume)) of those bars
+    content   UBIGINT     NOT NULL,  -- bit_xor(hash(ts, open, high, low, close, volume)) of those bars
+    first_ts  TIMESTAMPTZ            -- the first of those bars (NULL in records older than it: not resumed)
 )
 """
+ADD_FIRST_TS = "ALTER TABLE indicator_inputs ADD COLUMN first_ts TIMESTAMPTZ"
 INSERT_BATCH_ROWS = 122_880  # DuckDB's row group size
 OWN_RELATIONS = ("bars_adjusted", "indicators", "indicator_inputs", "bars_with_indicators")
 
@@ -49,13 +53,14 @@ OWN_RELATIONS = ("bars_adjusted", "indicators", "indicator_inputs", "bars_with_i
 # bars_adjusted.
 INTACT = f"""
 SELECT b.symbol, any_value(s.last_ts) AS last_ts, any_value(s.bars) AS bars, any_value(s.content) AS content,
-       count(*) FILTER (WHERE b.ts > s.last_ts) AS new_bars,
+       any_value(s.first_ts) AS first_ts, count(*) FILTER (WHERE b.ts > s.last_ts) AS new_bars,
        list_min(max(b.ts, {{warmup:d}}) FILTER (WHERE b.ts <= s.last_ts)) AS warmup_from
 FROM {{relation}} AS b
 JOIN (SELECT * FROM indicator_inputs WHERE {scope_filter()} AND columns = $columns) AS s USING (symbol, timeframe)
 GROUP BY b.symbol
 HAVING count(*) FILTER (WHERE b.ts <= s.last_ts) = any_value(s.bars)
    AND bit_xor({ROW_HASH}) FILTER (WHERE b.ts <= s.last_ts) = any_value(s.content)
+   AND min(b.ts) = any_value(s.first_ts)
 """
 
 # The bars an indicator run reads: each symbol's from its `since` on, the columns TA-Lib takes and the
@@ -85,7 +90,12 @@ WHERE i.timeframe = $timeframe AND i.symbol = d.symbol AND i.ts > d.after
 DELETE_INPUTS = f"DELETE FROM indicator_inputs WHERE {scope_filter()}"
 INSERT_INPUTS = """
 INSERT INTO indicator_inputs
-SELECT symbol, $timeframe, $columns, n, last_ts, content FROM staged_inputs
+SELECT symbol, $timeframe, $columns, n, last_ts, content, first_ts FROM staged_inputs
+"""
+
+INPUT_VERSIONS = f"""
+SELECT symbol, {VERSION_OF_PARTS}
+FROM (SELECT symbol, bars AS n, first_ts, last_ts, content FROM indicator_inputs WHERE {scope_filter()})
 """
 
 ADD_COLUMN = 'ALTER TABLE indicators ADD COLUMN "{column}" DOUBLE'
@@ -115,7 +125,8 @@ def ensure_indicator_table(con: duckdb.DuckDBPyConnection, columns: Iterable[str
     bad = [c for c in wanted if not IDENTIFIER.match(c)]  # formatted into DDL
     if bad:
         raise ValueError(f"invalid indicator column name(s) {bad}")
-    if len(relations(con, OWN_RELATIONS)) == len(OWN_RELATIONS) and set(wanted) <= set(column_names(con, "indicators")):
+    if (len(relations(con, OWN_RELATIONS)) == len(OWN_RELATIONS) and set(wanted) <= set(column_names(con, "indicators"))
+            and "first_ts" in column_names(con, "indicator_inputs")):
         return []  # the common case: nothing to create, no DDL
     ensure_schema(con)
     run_ddl(con, (CREATE_INDICATORS, CREATE_INDICATOR_INPUTS))
@@ -125,6 +136,8 @@ def ensure_indicator_table(con: duckdb.DuckDBPyConnection, columns: Iterable[str
         added = [c for c in wanted if c not in existing]
         for column in added:
             con.execute(ADD_COLUMN.format(column=column))
+        if "first_ts" not in column_names(con, "indicator_inputs"):
+            con.execute(ADD_FIRST_TS)
         if added or not relation_exists(con, "bars_with_indicators"):  # the view binds its columns when created
             con.execute(CREATE_BARS_WITH_INDICATORS)
         return added
@@ -134,12 +147,13 @@ def ensure_indicator_table(con: duckdb.DuckDBPyConnection, columns: Iterable[str
 
 @dataclass(frozen=True)
 class Resume:
-    """Where a symbol's stored rows end: its bars up to `last_ts` (`bars` of them, hashing to `content`)
+    """Where a symbol's stored rows end: its bars `first_ts`..`last_ts` (`bars` of them, hashing to `content`)
     are unchanged since they were computed, and `new_bars` bars follow; the warm-up reads from `warmup_from`."""
 
     last_ts: dt.datetime
     bars: int
     content: int
+    first_ts: dt.datetime
     new_bars: int
     warmup_from: dt.datetime
 
@@ -152,6 +166,12 @@ def intact_symbols(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: S
     rows = con.execute(INTACT.format(relation=relation, warmup=int(warmup)),
                        {**scope_params(timeframe, symbols), "columns": ",".join(columns)}).fetchall()
     return {row[0]: Resume(*row[1:]) for row in rows}
+
+
+def input_versions(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: Sequence[str]) -> dict[str, str]:
+    """The data version of the bars each symbol's stored rows were computed from (as `versions.bars_versions`
+    gives for those bars), from its input record; symbols without rows are absent."""
+    return dict(con.execute(INPUT_VERSIONS, scope_params(timeframe, symbols)).fetchall())
 
 
 def read_inputs(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: Sequence[str], relation: str,

@@ -15,7 +15,8 @@ from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.indicators.params import as_specs, column_names
 from jutsu_pipeline.partitions import SYMBOL_DIM, BarsPartitioning
 from jutsu_pipeline.resources import JutsuDuckDBResource
-from jutsu_pipeline.storage.versions import bars_versions, combined_version
+from jutsu_pipeline.storage.indicators import input_versions
+from jutsu_pipeline.storage.versions import combined_version
 
 #: Run tag `jutsu/indicators=full` recomputes every symbol's whole history instead of only new bars.
 RECOMPUTE_TAG = "jutsu/indicators"
@@ -63,7 +64,7 @@ def build_indicators_asset(config: JutsuConfig, partitioning: BarsPartitioning) 
             rows = compute_indicators(con, timeframe=timeframe, symbols=symbols, params=specs,
                                       adjusted=settings.adjusted_prices,
                                       incremental=context.run.tags.get(RECOMPUTE_TAG) != "full")
-            versions = bars_versions(con, timeframe=timeframe, symbols=symbols, adjusted=settings.adjusted_prices)
+            versions = input_versions(con, timeframe=timeframe, symbols=symbols)  # recorded with the rows
             tables = table_metadata(con, "indicators", timeframe=timeframe, symbols=symbols)
         seconds = time.perf_counter() - started
         context.log.info(f"{market}/indicators_{timeframe}: {rows} rows, {len(symbols)} symbol(s) in {seconds:.2f} s")
