@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
+import duckdb
 import polars as pl
 
 from jutsu_pipeline.assets.bars.assets import build_bars_asset
@@ -13,6 +14,8 @@ from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.providers.base import FetchRequest
 from jutsu_pipeline.providers.sample import SampleProvider
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
+from jutsu_pipeline.storage.scope import scope_filter, scope_params
+from jutsu_pipeline.storage.versions import CONTENT_HASH
 from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG
 from jutsu_pipeline.timeframes import Timeframe
 
@@ -118,3 +121,10 @@ def bad_volume_market_data(symbol: str, day: dt.date) -> MarketDataResource:
             return OneBadBar()
 
     return OneBadBarMarketData()
+
+
+def bars_versions(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: list[str], adjusted: bool = True) -> dict[str, str]:
+    """Each symbol's bars version aggregated in SQL: the oracle of the versions runs fold from what they read."""
+    source = "bars_adjusted" if adjusted else "bars"
+    return dict(con.execute(f"SELECT symbol, {CONTENT_HASH} FROM {source} WHERE {scope_filter()} GROUP BY symbol",
+                            scope_params(timeframe, symbols)).fetchall())

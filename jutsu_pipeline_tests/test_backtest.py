@@ -20,7 +20,7 @@ from jutsu_pipeline.backtest import STAT_COLUMNS, StrategyConfig, backtest_bars,
 from jutsu_pipeline.indicators import compute_indicators
 from jutsu_pipeline.providers.sample import SAMPLE_DIR
 from jutsu_pipeline.storage.ddl import ensure_schema
-from jutsu_pipeline.storage.versions import bars_versions
+from jutsu_pipeline_tests.helpers import bars_versions
 
 SAMPLE = SAMPLE_DIR
 REAL = ("AAPL", "FB", "GOOG", "IBM", "MSFT")

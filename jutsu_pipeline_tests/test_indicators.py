@@ -19,7 +19,7 @@ from jutsu_pipeline.providers.sample import SAMPLE_DIR
 from jutsu_pipeline.storage.ddl import ensure_schema
 from jutsu_pipeline.storage.indicators import input_versions
 from jutsu_pipeline.storage.scope import ROW_HASH
-from jutsu_pipeline.storage.versions import bars_versions
+from jutsu_pipeline_tests.helpers import bars_versions
 
 SAMPLE_SYMBOLS = ("AAPL", "FB", "GOOG", "IBM", "MSFT")
 ATOL = 1e-8

@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from jutsu_pipeline.indicators.frame import as_specs, check_finite, column_names, indicator_columns
+from jutsu_pipeline.indicators.frame import as_specs, check_finite, column_names, indicator_columns, sorted_runs
 from jutsu_pipeline.indicators.params import IndicatorParams
 from jutsu_pipeline.indicators.registry import IndicatorSpec
 from jutsu_pipeline.storage.indicators import (
@@ -93,11 +93,9 @@ def _computed(con: duckdb.DuckDBPyConnection, read: pa.Table, scope: Sequence[st
     `last_ts`, cumulative outputs continuing from its stored value there, its record extended."""
     position = read.column("symbol_no").to_numpy()
     ts = read.column("ts").cast(pa.int64()).to_numpy()
-    order = _sort_order(position, ts)
+    order, starts, lengths = sorted_runs(position, ts)
     sorted_ = (lambda a: a) if order is None else (lambda a: a[order])  # noqa: E731 - zero-copy when stored in order
     position, ts = sorted_(position), sorted_(ts)
-    starts = np.flatnonzero(np.diff(position, prepend=-1))
-    lengths = np.diff(starts, append=position.size)
     names = [scope[k] for k in position[starts].tolist()]
     arrays = {c: sorted_(read.column(c).to_numpy()) for c in read.column_names[2:-1]}
     check_finite(arrays, names, lengths, f"{relation} {timeframe}")
@@ -137,11 +135,3 @@ def _nan_as_null(values: np.ndarray) -> pa.Array:
     valid = np.packbits(~np.isnan(values), bitorder="little")
     return pa.Array.from_buffers(pa.float64(), values.size, [pa.py_buffer(valid), pa.py_buffer(values)])
 
-
-def _sort_order(position: np.ndarray, ts: np.ndarray) -> np.ndarray | None:
-    """The permutation ordering rows by (position, ts); None when they already are (a table written
-    symbol by symbol), so that the columns are used as read."""
-    step = np.diff(position)
-    if ((step > 0) | ((step == 0) & (np.diff(ts) > 0))).all():
-        return None
-    return np.lexsort((ts, position))

@@ -14,21 +14,17 @@ KEY_COLUMNS = ("symbol", "ts")
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 
 
-def _sorted_bars(bars: pl.DataFrame) -> pl.DataFrame:
-    """The input columns as float64, sorted by (symbol, ts), rejecting duplicates."""
-    missing = [c for c in (*KEY_COLUMNS, *PRICE_COLUMNS) if c not in bars.columns]
-    if missing:
-        raise ValueError(f"bars frame lacks columns {missing}")
-    frame = bars.select(pl.col("symbol").cast(pl.String), "ts", *(pl.col(c).cast(pl.Float64) for c in PRICE_COLUMNS))
-    ordered = frame.select((
-        (pl.col("symbol") > pl.col("symbol").shift(1))
-        | ((pl.col("symbol") == pl.col("symbol").shift(1)) & (pl.col("ts") > pl.col("ts").shift(1)))
-    ).slice(1).all()).item()
-    if not (ordered or frame.height < 2):
-        frame = frame.sort(KEY_COLUMNS)
-        if frame.select(pl.struct(KEY_COLUMNS).is_duplicated().any()).item():
-            raise ValueError("bars frame has duplicate (symbol, ts) rows")
-    return frame
+def sorted_runs(position: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """The permutation ordering rows by (position, ts), None when they already are (the columns are then used
+    as they are), and where each position's run starts in that order and how long it is. Duplicates: ValueError."""
+    order = None
+    if not ((np.diff(position) > 0) | ((np.diff(position) == 0) & (np.diff(ts) > 0))).all():
+        order = np.lexsort((ts, position))
+        position, ts = position[order], ts[order]
+        if ((np.diff(position) == 0) & (np.diff(ts) == 0)).any():
+            raise ValueError("bars have duplicate (symbol, ts) rows")
+    starts = np.flatnonzero(np.diff(position, prepend=position[:1] - 1))
+    return order, starts, np.diff(starts, append=position.size)
 
 
 def check_finite(arrays: Mapping[str, np.ndarray], symbols: Sequence[str], lengths: np.ndarray, source: str) -> None:
@@ -65,10 +61,14 @@ def indicator_frame(bars: pl.DataFrame, params: IndicatorParams | Iterable[Indic
     Returns symbol, ts and one Float64 column per indicator output, sorted by (symbol, ts), null
     where TA-Lib gives NaN. Bars are consecutive rows: a missing date is simply not a bar.
     """
-    frame = _sorted_bars(bars)
-    runs = frame.get_column("symbol").rle()
-    lengths = runs.struct.field("len").to_numpy().astype(np.int64)
+    missing = [c for c in (*KEY_COLUMNS, *PRICE_COLUMNS) if c not in bars.columns]
+    if missing:
+        raise ValueError(f"bars frame lacks columns {missing}")
+    frame = bars.select(pl.col("symbol").cast(pl.String), "ts", *(pl.col(c).cast(pl.Float64) for c in PRICE_COLUMNS))
+    order, starts, lengths = sorted_runs(frame.get_column("symbol").rank("dense").to_numpy().astype(np.int64),
+                                         frame.get_column("ts").to_physical().to_numpy())
+    frame = frame if order is None else frame[order]
     arrays = {c: frame.get_column(c).to_numpy() for c in PRICE_COLUMNS}
-    check_finite(arrays, runs.struct.field("value").to_list(), lengths, "bars frame")
+    check_finite(arrays, frame.get_column("symbol").gather(starts).to_list(), lengths, "bars frame")
     values = indicator_columns(arrays, lengths, as_specs(params))
     return frame.select(KEY_COLUMNS).hstack(pl.DataFrame(values, nan_to_null=True))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TYPE_CHECKING
 
 from jutsu_pipeline.indicators.talib_functions import talib_has
@@ -118,13 +117,11 @@ class Indicator:
         return int(function.lookback)
 
     def function_of(self, values: Mapping[str, float]) -> Callable[..., tuple[np.ndarray, ...]]:
-        """TA-Lib's function with `values` bound, taking the `inputs` arrays and returning every output."""
+        """TA-Lib's function with `values` bound: the `inputs` arrays in, a tuple of every output out."""
         import talib
 
         function, kwargs = getattr(talib, self.function), self.kwargs(values)
-        if len(self.outputs) > 1:
-            return partial(function, **kwargs)
-        return lambda *arrays: (function(*arrays, **kwargs),)
+        return lambda *arrays: out if isinstance(out := function(*arrays, **kwargs), tuple) else (out,)
 
 
 INDICATORS: dict[str, Indicator] = {}

@@ -169,8 +169,8 @@ def intact_symbols(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: S
 
 
 def input_versions(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: Sequence[str]) -> dict[str, str]:
-    """The data version of the bars each symbol's stored rows were computed from (as `versions.bars_versions`
-    gives for those bars), from its input record; symbols without rows are absent."""
+    """The data version of the bars each symbol's stored rows were computed from (`versions.CONTENT_HASH` of
+    those bars), from its input record; symbols without rows are absent."""
     return dict(con.execute(INPUT_VERSIONS, scope_params(timeframe, symbols)).fetchall())
 
 
@@ -198,8 +198,8 @@ def stored_at(con: duckdb.DuckDBPyConnection, *, timeframe: str, last_ts: Mappin
 def replace_indicators(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: Sequence[str], staged: pa.Table,
                        inputs: pa.Table, columns: Sequence[str], resumed: Mapping[str, Resume] | None = None) -> None:
     """Replace the rows of `symbols` at `timeframe` by `staged` (symbol, ts, indicator `columns`) and their
-    input records by `inputs` (symbol, n, last_ts, content: see `indicator_inputs`; `versions.version_parts`). A `resumed` symbol
-    keeps its rows up to its `last_ts` and `staged` holds only the later ones. Run it inside the caller's
+    input records by `inputs` (`versions.version_parts`: symbol, n, first_ts, last_ts, content). A `resumed`
+    symbol keeps its rows up to its `last_ts` and `staged` holds only the later ones. Run it inside the caller's
     transaction, the one that read the bars."""
     resumed = resumed or {}
     symbols = list(symbols)

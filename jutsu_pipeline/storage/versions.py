@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-import duckdb
-
-from jutsu_pipeline.storage.scope import ROW_HASH, scope_filter, scope_params
+from jutsu_pipeline.storage.scope import ROW_HASH
 
 if TYPE_CHECKING:  # loaded by the runs that fold versions, not by the definitions (combined_version)
     import numpy as np
@@ -19,20 +17,6 @@ CONTENT_HASH = f"md5(concat_ws('|', count(*), min(ts), max(ts), bit_xor({ROW_HAS
 # The same version from its parts, where a reader aggregated them from the rows it read: n = count(*),
 # first_ts/last_ts = min/max(ts) (TIMESTAMPTZ), content = bit_xor of the rows' `scope.ROW_HASH` (UBIGINT).
 VERSION_OF_PARTS = "md5(concat_ws('|', n, first_ts, last_ts, content))"
-BARS_VERSIONS = f"""
-SELECT symbol, {CONTENT_HASH}
-FROM {{source}}
-WHERE {scope_filter()}
-GROUP BY symbol
-"""
-
-
-def bars_versions(
-    con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: Sequence[str], adjusted: bool = True
-) -> dict[str, str]:
-    """Version of each symbol's bars in `bars_adjusted` (or raw `bars`); symbols without bars are absent."""
-    sql = BARS_VERSIONS.format(source="bars_adjusted" if adjusted else "bars")
-    return dict(con.execute(sql, scope_params(timeframe, symbols)).fetchall())
 
 
 def combined_version(versions: Mapping[str, str], *extra: str) -> str:
