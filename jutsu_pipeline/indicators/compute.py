@@ -104,8 +104,8 @@ def _computed(con: duckdb.DuckDBPyConnection, read: pa.Table, scope: Sequence[st
     kept = lengths
     if resumed:  # the warm-up rows are stored already: keep the bars after each resumed symbol's last_ts
         after = pa.array([resumed[s].last_ts if s in resumed else None for s in names], pa.timestamp("us", "UTC"))
-        keep = ts > np.repeat(after.cast(pa.int64()).fill_null(np.iinfo(np.int64).min).to_numpy(), lengths)
-        kept = np.add.reduceat(keep, starts, dtype=np.int64)
+        new = ts > np.repeat(after.cast(pa.int64()).fill_null(np.iinfo(np.int64).min).to_numpy(), lengths)
+        keep, kept = new, np.add.reduceat(new, starts, dtype=np.int64)
         cumulative = [c for spec in specs if spec.indicator.cumulative for c in spec.columns()]
         if cumulative:  # shift the recomputed running totals onto the stored value at last_ts
             stored = stored_at(con, timeframe=timeframe, columns=cumulative,

@@ -33,7 +33,7 @@ def check_finite(arrays: Mapping[str, np.ndarray], symbols: Sequence[str], lengt
     for column, values in arrays.items():
         bad = ~np.isfinite(values)
         if bad.any():
-            named = [symbols[k] for k in np.flatnonzero(np.logical_or.reduceat(bad, starts))]
+            named = [symbols[k] for k in np.flatnonzero(np.logical_or.reduceat(bad, starts)).tolist()]
             raise ValueError(f"{source}: null, NaN or infinite {column} in the bars of {named}; indicators need "
                              "finite inputs: correct or re-sync those bars")
 
