@@ -2,11 +2,14 @@
 storage, with and without event batching. Each case runs in a fresh process (the batching switch is an
 environment variable). The asset body does nothing, so all of the wall time is Dagster's bookkeeping.
 
-The last two cases compare what each materialisation carries on the shipped instance: a bars run's metadata
-as it was until 2026-12-02 (the run's totals, 15 entries, copied by Dagster into every partition's event) and
-as it is now (the 3 planner keys shared, each partition's own rows and first/last bar).
+The last three cases compare what each materialisation carries on the shipped instance: a bars run's
+metadata as it was until 2026-12-02 (the run's totals, 15 entries, copied by Dagster into every partition's
+event), then each partition's own rows and first/last bar with the 3 planner keys copied into every event, and
+as it is now (the planner keys once, as the run's tags).
 
-Run: .venv/bin/python benchmarks/bench_events.py [partitions]   (Postgres cases need JUTSU_TEST_POSTGRES_URL)
+Run: .venv/bin/python benchmarks/bench_events.py [partitions] [--shipped]   (--shipped: only the shipped
+instance's cases, without Dagster's own SQLite storage, which takes minutes; Postgres cases need
+JUTSU_TEST_POSTGRES_URL)
 """
 
 
@@ -28,7 +31,8 @@ CASES = {
     "postgres": ({}, "postgres", "none"),
     "postgres + DAGSTER_EVENT_BATCH_SIZE=1000": ({"DAGSTER_EVENT_BATCH_SIZE": "1000"}, "postgres", "none"),
     "shipped, run totals copied into every partition (before)": ({}, "batching", "run"),
-    "shipped, each partition's own facts (bars now)": ({}, "batching", "partition"),
+    "shipped, own facts + planner keys in every partition (before)": ({}, "batching", "keys"),
+    "shipped, own facts, planner keys as run tags (bars now)": ({}, "batching", "partition"),
 }
 RUN_TOTALS = {  # the shape of a bars run's metadata until 2026-12-02 (values of a 500 x 20 y first sync)
     "bars_written": dg.MetadataValue.int(2_516_000), "bars_fetched": dg.MetadataValue.int(2_516_000),
@@ -69,13 +73,16 @@ def child(partitions: int, style: str = "none") -> None:
         keys = context.partition_keys
         if style == "run":
             return dg.MaterializeResult(metadata={**RUN_TOTALS, **PLANNER_KEYS})
-        if style == "partition":
+        if style in ("keys", "partition"):
             from jutsu_pipeline.assets.bars.assets import set_partition_metadata
 
             facts = {k: {"dagster/row_count": dg.MetadataValue.int(252), "first_ts": dg.MetadataValue.timestamp(1.7e9),
                          "last_ts": dg.MetadataValue.timestamp(1.73e9)} for k in keys}
             set_partition_metadata(context, context.assets_def.key, keys, facts)
-            return dg.MaterializeResult(metadata=PLANNER_KEYS)
+            if style == "keys":
+                return dg.MaterializeResult(metadata=PLANNER_KEYS)
+            context.instance.add_run_tags(context.run.run_id, {f"jutsu/{k}": str(v.value) for k, v in PLANNER_KEYS.items()})
+            return dg.MaterializeResult()
         return dg.MaterializeResult(metadata={"keys": len(keys)})
 
     instance = dg.DagsterInstance.get()
@@ -98,11 +105,18 @@ def child(partitions: int, style: str = "none") -> None:
 
 
 def main() -> None:
-    partitions = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    numbers = [a for a in sys.argv[1:] if a.isdigit()]
+    partitions = int(numbers[0]) if numbers else 1000
+    shipped_only = "--shipped" in sys.argv[1:]
     print(f"Dagster bookkeeping of one range run over {partitions} partitions (no-op asset body)")
     pg = os.environ.get("JUTSU_TEST_POSTGRES_URL")
     walls: dict[str, float] = {}
+    cpus: dict[str, float] = {}
+    load = os.getloadavg()
+    print(f"  load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} CPUs")
     for label, (env, kind, style) in CASES.items():
+        if shipped_only and kind != "batching":
+            continue
         if kind == "postgres" and not pg:
             print(f"  {label:<58} skipped: JUTSU_TEST_POSTGRES_URL is not set")
             continue
@@ -119,7 +133,7 @@ def main() -> None:
             out = done.stdout.strip().splitlines()[-1]
         data = json.loads(out)
         per = data["wall"] / partitions * 1000
-        walls[style] = data["wall"]
+        walls[style], cpus[style] = data["wall"], data["cpu"]
         print(f"  {label:<58} {data['wall']:>7.1f} s ({data['cpu']:.1f} s CPU)  {per:>6.2f} ms/partition  "
               f"materialisation event {data['event_bytes']:,} bytes  "
               f"{data['before_run_start']:>6.1f} s before RUN_START  events={data['events']} "
@@ -128,6 +142,9 @@ def main() -> None:
 
     if "run" in walls and "partition" in walls:
         print(f"  run totals in every partition / each partition's own facts: {walls['run'] / walls['partition']:.2f}x")
+    if "keys" in walls and "partition" in walls:
+        print(f"  planner keys in every partition / as run tags: {walls['keys'] / walls['partition']:.2f}x wall, "
+              f"{cpus['keys'] / cpus['partition']:.2f}x CPU")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -50,7 +51,7 @@ from dagster._serdes import ConfigurableClassData
 from dagster_shared.serdes import deserialize_value
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 BATCH_ENV = "DAGSTER_EVENT_BATCH_SIZE"
 DEFAULT_BATCH_SIZE = 1000
@@ -165,7 +166,8 @@ class ReusedSqliteConnections:
             engine = create_engine(self.conn_string_for_shard(shard), poolclass=StaticPool,  # type: ignore[attr-defined]
                                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
             if shard not in self._initialized_dbs:  # type: ignore[attr-defined]
-                self._initdb(engine)  # type: ignore[attr-defined]
+                if shard == INDEX_SHARD_NAME or not self._init_from_template(shard, engine):
+                    self._initdb(engine)  # type: ignore[attr-defined]
                 self._initialized_dbs.add(shard)  # type: ignore[attr-defined]
             if shard != INDEX_SHARD_NAME:  # the pool's one connection keeps the setting
                 with engine.connect() as conn:
@@ -178,6 +180,39 @@ class ReusedSqliteConnections:
         else:
             engines.move_to_end(shard)
         return engine
+
+    def _init_from_template(self, shard: str, engine: Engine) -> bool:
+        """A new run shard is a copy of an empty one initialised once per instance and Dagster version, and a
+        shard another process made is taken as it is when it is at the template's revision: Dagster's `_initdb`
+        issues each CREATE TABLE/INDEX as its own commit and loads alembic's scripts to stamp or check the
+        revision, 0.1-0.3 s of every run and of every process that opens a run's shard (py-spy, bench_close.py).
+        False: not done here (no template, an older or half-made shard), so Dagster's `_initdb` runs."""
+        path, template = self.path_for_shard(shard), self._shard_template()  # type: ignore[attr-defined]
+        if template is None:
+            return False
+        if not os.path.exists(path):
+            copy = f"{path}.{os.getpid()}.tmp"
+            shutil.copyfile(template, copy)
+            try:
+                os.link(copy, path)  # appears whole, and never replaces a shard another process just made
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(copy)
+        return _revision(engine) == _revision_of(template)
+
+    def _shard_template(self) -> str | None:
+        """An empty run shard made by Dagster's own `_initdb` (not named *.db: Dagster lists run shards so)."""
+        template = os.path.join(self._base_dir, f".run_shard_template-{dg.__version__}.sqlite")  # type: ignore[attr-defined]
+        if not os.path.exists(template):
+            made = f"{template}.{os.getpid()}.tmp"
+            engine = create_engine(f"sqlite:///{made}", poolclass=NullPool)
+            self._initdb(engine)  # type: ignore[attr-defined]
+            engine.dispose()
+            if os.path.exists(f"{made}-wal"):  # not checkpointed into the file: do not copy it
+                return None
+            os.replace(made, template)  # the same bytes whichever process wins
+        return template
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
@@ -267,6 +302,20 @@ class BatchingSqliteEventLogStorage(ReusedSqliteConnections, PlannedSubsetsMixin
                 last[kind] = (event, event_id)
             for event, event_id in last.values():
                 self._store_asset_event(conn, event, event_id)
+
+
+def _revision(engine: Engine) -> str | None:
+    """A shard's alembic revision; None before Dagster stamped it."""
+    with engine.connect() as conn:
+        try:
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except sa.exc.OperationalError:  # no table yet
+            return None
+
+
+@functools.cache
+def _revision_of(template: str) -> str | None:
+    return _revision(create_engine(f"sqlite:///{template}", poolclass=NullPool))
 
 
 def _batchable(event: EventLogEntry) -> bool:

@@ -84,6 +84,14 @@ def _rate_budget_file(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ[BUDGET_ENV] = str(tmp_path_factory.mktemp("rate_budget") / "budget.sqlite")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _calendar_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Built exchange calendars are cached in each test worker's own folder (and its subprocesses'), not ~/.cache."""
+    from jutsu_pipeline.calendars import CACHE_ENV
+
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture
 def sample_config(tmp_path: Path) -> JutsuConfig:
     """The shipped demo market, with its DuckDB file in a tmp dir."""

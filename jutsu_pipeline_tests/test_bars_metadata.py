@@ -1,5 +1,5 @@
-"""What a bars partition's materialisation carries: that partition's own facts and the keys the planner
-reads, never the run's totals (those are in the run's one summary line or its failure's metadata)."""
+"""What a bars partition's materialisation carries: that partition's own facts, never the run's totals (those
+are in the run's one summary line or its failure's metadata) nor the keys the planner reads (the run's tags)."""
 
 from __future__ import annotations
 
@@ -8,22 +8,21 @@ import datetime as dt
 import dagster as dg
 
 from jutsu_pipeline.assets.partitions import bars_partitions_def
-from jutsu_pipeline.status import GRAIN, HISTORY_END, HISTORY_START, partition_status
+from jutsu_pipeline.status import GRAIN, HISTORY_END, HISTORY_START, RUN_TAG_PREFIX, partition_status
 from jutsu_pipeline.sync.planner import plan_sync
 from jutsu_pipeline_tests.conftest import query
 from jutsu_pipeline_tests.helpers import bad_volume_market_data, partition_facts, partitioning, run_bars, run_summary
 
 BARS_KEY = dg.AssetKey(["us_stocks", "bars_1d"])
 UTC = dt.timezone.utc
-PLANNER_KEYS = {HISTORY_START, HISTORY_END, GRAIN}
-WITH_BARS = PLANNER_KEYS | {"dagster/row_count", "first_ts", "last_ts"}
-VALID_EMPTY = PLANNER_KEYS | {"dagster/row_count", "empty_because"}
+WITH_BARS = {"dagster/row_count", "first_ts", "last_ts"}
+VALID_EMPTY = {"dagster/row_count", "empty_because"}
 WINDOW_SQL = """SELECT count(*), epoch(min(ts)), epoch(max(ts)) FROM bars
 WHERE symbol = ? AND ts >= CAST(? || ' 00:00:00+00' AS TIMESTAMPTZ)
   AND ts < CAST(? || ' 00:00:00+00' AS TIMESTAMPTZ) + INTERVAL 1 MONTH"""
 
 
-def test_each_partition_carries_its_own_rows_and_bounds_and_the_planner_keys(sample_config, instance) -> None:
+def test_each_partition_carries_its_own_rows_and_bounds_and_the_run_the_planner_keys(sample_config, instance) -> None:
     result = run_bars(sample_config, instance, start="2012-04-01|FB", end="2012-06-01|GOOG")
     assert result.success
     facts = partition_facts(result)
@@ -38,10 +37,11 @@ def test_each_partition_carries_its_own_rows_and_bounds_and_the_planner_keys(sam
             assert key == "2012-04-01|FB" and set(meta) == VALID_EMPTY
             assert meta["dagster/row_count"] == 0
             assert meta["empty_because"] == "before the symbol's first available bar (2012-05-18)"
-        assert (meta[HISTORY_START], meta[HISTORY_END], meta[GRAIN]) == ("2000-03-01", "2013-03-01", "month")
     assert sum(m["dagster/row_count"] for m in facts.values()) == query(sample_config, "SELECT count(*) FROM bars")[0][0]
     # Partitions differ in their own facts (a run-wide total would be the same in each).
     assert len({m["dagster/row_count"] for m in facts.values()}) > 1
+    tags = instance.get_run_by_id(result.run_id).tags
+    assert [tags[RUN_TAG_PREFIX + k] for k in (HISTORY_START, HISTORY_END, GRAIN)] == ["2000-03-01", "2013-03-01", "month"]
     summary = run_summary(instance, result)
     assert summary.startswith("us_stocks/bars_1d: 5 partition(s) with 93 bars written (93 fetched), 1 valid-empty, 0 failed")
     assert "; 2 provider call(s), " in summary

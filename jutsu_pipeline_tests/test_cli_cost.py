@@ -85,6 +85,7 @@ def test_definitions_of_a_large_minute_market_build_no_long_exchange_calendar(tm
         return real(name, start=start, end=end)
 
     monkeypatch.setattr(xc, "get_calendar", spy)
+    monkeypatch.setenv("JUTSU_CACHE_DIR", str(tmp_path / "cache"))  # built here, not read from an earlier test's cache
     _exchange_calendar.cache_clear()
     try:
         defs = build_definitions(config)

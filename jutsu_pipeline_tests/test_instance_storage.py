@@ -265,6 +265,41 @@ def test_sqlite_event_log_opens_its_own_connections_after_a_fork_and_after_a_wip
     assert instance.get_materialized_partitions(prices.key) == {"2020-01-01|C"}
 
 
+def _schema(path: str) -> list:
+    import sqlite3
+
+    with sqlite3.connect(path) as con:  # tables, indexes and the alembic stamp Dagster's reads rely on
+        return [con.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall(),
+                con.execute("SELECT version_num FROM alembic_version").fetchall(), con.execute("PRAGMA journal_mode").fetchall()]
+
+
+def test_a_new_run_shard_is_a_copy_of_a_shard_dagster_initialised(instance, monkeypatch) -> None:
+    """Run shards are copied from a template Dagster's own `_initdb` made once (same tables, indexes, revision,
+    WAL); a shard another process made is used as it is, never replaced; the template is not a run."""
+    storage = instance.event_log_storage
+    first = dg.materialize([prices], instance=instance, tags=dict(zip(RANGE, ("2020-01-01|A", "2020-01-01|A"))))
+    initdb_calls: list[object] = []
+    own_initdb = BatchingSqliteEventLogStorage._initdb  # noqa: SLF001
+    monkeypatch.setattr(BatchingSqliteEventLogStorage, "_initdb",
+                        lambda self, engine, **kw: initdb_calls.append(engine) or own_initdb(self, engine, **kw))
+    second = dg.materialize([prices], instance=instance, tags=dict(zip(RANGE, ("2020-01-01|B", "2020-01-01|B"))))
+    assert initdb_calls == []  # the template already existed: the new shard is a copy
+    assert storage.get_all_run_ids() and set(storage.get_all_run_ids()) == {first.run_id, second.run_id}
+    reference = Path(storage._base_dir, "dagster_made.db")  # noqa: SLF001
+    import sqlalchemy as sa
+
+    own_initdb(storage, sa.create_engine(f"sqlite:///{reference}"))
+    assert _schema(storage.path_for_shard(second.run_id)) == _schema(str(reference))
+    reference.unlink()
+    assert [e.dagster_event_type for e in instance.all_logs(second.run_id)][-1] == dg.DagsterEventType.RUN_SUCCESS
+    # A shard that exists (another process made it and wrote to it) is not replaced by a copy.
+    with dg.DagsterInstance.from_config(instance.root_directory) as other:
+        other.event_log_storage.store_event(_log_line("made-elsewhere", "kept"))
+    storage.store_event(_log_line("made-elsewhere", "and this"))
+    assert [e.user_message for e in instance.all_logs("made-elsewhere")] == ["kept", "and this"]
+    assert initdb_calls == []  # its revision is the template's: no alembic check either
+
+
 def test_postgres_event_log_keeps_a_connection_and_survives_its_loss(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """dagster-postgres connected anew for every event; the batching event log keeps one connection per
     process, and a connection the server dropped (restart, idle timeout) is replaced, not an error."""
@@ -298,14 +333,19 @@ def test_postgres_event_log_keeps_a_connection_and_survives_its_loss(tmp_path: P
         storage.delete_events(run_id)
 
 
-def test_latest_materialisation_per_partition_is_read_for_the_planner(instance) -> None:
+def test_latest_materialisation_per_partition_is_read_for_the_planner(instance, monkeypatch) -> None:
     """The planner's recorded bounds come from each partition's latest materialisation, whichever run and
-    however many earlier ones (the daily close re-materialises the current window every day)."""
+    however many earlier ones (the daily close re-materialises the current window every day): its run's tags,
+    or where the run has none, its own metadata (adopted partitions, older events)."""
     from jutsu_pipeline.status import _latest_per_partition
 
     @dg.asset(key="prices", partitions_def=PARTS, backfill_policy=dg.BackfillPolicy.single_run())
     def stamped(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        return dg.MaterializeResult(metadata={"history_end": context.run.tags["end"]})
+        end = context.run.tags["end"]
+        if end == "2024-01-09":  # a run without planner tags: the event's own metadata (as adoption writes it)
+            return dg.MaterializeResult(metadata={"history_start": "2024-01-02", "history_end": end})
+        context.instance.add_run_tags(context.run.run_id, {"jutsu/history_start": "2024-01-02", "jutsu/history_end": end})
+        return dg.MaterializeResult()
 
     for end, (first, last) in [("2024-01-05", ("2024-01-01|A", "2024-01-01|D")),
                                ("2024-01-08", ("2024-01-01|A", "2024-01-01|B")),
@@ -313,8 +353,18 @@ def test_latest_materialisation_per_partition_is_read_for_the_planner(instance) 
                                ("2024-01-10", ("2023-01-01|A", "2023-01-01|A"))]:
         assert dg.materialize([stamped], instance=instance, tags={**dict(zip(RANGE, (first, last))), "end": end}).success
     keys = [f"2024-01-01|{s}" for s in "ABCD"] + ["2022-01-01|A"]  # the last one was never materialised
+    read_whole: list[str] = []
+    fetch = instance.fetch_materializations
+
+    def counting(records_filter, **kwargs):  # noqa: ANN001, ANN202
+        page = fetch(records_filter, **kwargs)
+        read_whole.extend(str(r.partition_key) for r in page.records)
+        return page
+
+    monkeypatch.setattr(instance, "fetch_materializations", counting)
     found = _latest_per_partition(instance, stamped.key, keys)
-    assert {k: m["history_end"].value for k, m in found.items()} == {
+    assert {k: m["history_end"] for k, m in found.items()} == {
         "2024-01-01|A": "2024-01-08", "2024-01-01|B": "2024-01-09", "2024-01-01|C": "2024-01-05",
         "2024-01-01|D": "2024-01-05"}
+    assert read_whole == ["2024-01-01|B"]  # the others' runs hold the planner keys: events not deserialised
     assert _latest_per_partition(instance, stamped.key, []) == {}

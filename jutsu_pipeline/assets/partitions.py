@@ -11,6 +11,23 @@ import dagster as dg
 from jutsu_pipeline.partitions import DATE_DIM, KEY_FORMAT, SYMBOL_DIM, BarsPartitioning
 from jutsu_pipeline.timeframes import Grain
 
+HISTORY_START = "history_start"  # the market's start/end and grain a bars window was cut (or adopted) with
+HISTORY_END = "history_end"
+GRAIN = "partition_grain"
+PLANNER_KEYS = (HISTORY_START, HISTORY_END, GRAIN)
+RUN_TAG_PREFIX = "jutsu/"  # a bars run records the planner keys once, as run tags (`jutsu/history_start`, ...)
+
+
+def planner_tags(partitioning: BarsPartitioning) -> dict[str, str]:
+    """The run tags a bars run records before it stores anything: what every partition of the run was cut with.
+
+    Run tags, not each partition's metadata: a first sync writes 10,500 materialisations, and copying three
+    identical entries into each made every event larger to build, serialise and store (bench_events.py)."""
+    cfg = partitioning.config
+    return {RUN_TAG_PREFIX + HISTORY_START: cfg.start.isoformat(),
+            RUN_TAG_PREFIX + HISTORY_END: cfg.end.isoformat() if cfg.end else "",
+            RUN_TAG_PREFIX + GRAIN: str(partitioning.grain)}
+
 
 def bars_asset_key(market: str, timeframe: str) -> dg.AssetKey:
     """`<market>/bars_<tf>`."""

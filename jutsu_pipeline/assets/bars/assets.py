@@ -10,8 +10,13 @@ from collections.abc import Mapping, Sequence
 import dagster as dg
 from dagster._core.execution.context.metadata_logging import AssetMetadataHandle, OutputMetadataAccumulator
 
-from jutsu_pipeline.assets.bars.metadata import failure_metadata, partition_metadata, run_totals, summary_line
-from jutsu_pipeline.assets.partitions import bars_asset_key, bars_partitions_def
+from jutsu_pipeline.assets.bars.metadata import (
+    failure_metadata,
+    partition_metadata,
+    run_totals,
+    summary_line,
+)
+from jutsu_pipeline.assets.partitions import bars_asset_key, bars_partitions_def, planner_tags
 from jutsu_pipeline.assets.tables import declared_schema, table_name
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
@@ -32,8 +37,7 @@ def freshness_policy(partitioning: BarsPartitioning) -> dg.FreshnessPolicy:
     grace = dt.timedelta(minutes=FRESHNESS_GRACE_MINUTES)
     if partitioning.calendar.always_open:
         return dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(days=1) + grace)
-    sessions = partitioning.calendar.recent(1000).sessions()[-520:]  # ~2.7 years hold 520 sessions
-    gaps = sorted((b - a).days for a, b in zip(sessions, sessions[1:])) or [1]
+    gaps = sorted(partitioning.calendar.recent(1000).gaps(520)) or [1]  # ~2.7 years hold 520 sessions
     usual = max(g for g in set(gaps) if gaps.count(g) >= 0.1 * len(gaps))  # the weekend, not a rare long closure
     return dg.FreshnessPolicy.time_window(fail_window=dt.timedelta(days=max(gaps)) + grace,
                                           warn_window=dt.timedelta(days=usual) + grace if usual < max(gaps) else None)
@@ -90,17 +94,15 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
         # Planned refreshes of stored windows fetch only their tail; any other run replaces windows whole.
         tail = context.run.tags.get(REFRESH_TAG) == TAIL
         keys = context.partition_keys  # a range run's keys are listed by Dagster on each access
+        # The history bounds and grain the windows are cut with, once per run (a later start/end change inside
+        # a window makes it stale): recorded before anything is stored, so every stored partition has them.
+        context.instance.add_run_tags(context.run.run_id, planner_tags(partitioning))
         try:
             outcome = BarsSync(partitioning, provider, duckdb.get_connection, context.log, tail=tail).run(keys)
         finally:
             provider.close()
         # What is true of every partition of the run; Dagster copies it into each partition's event.
-        common: dict[str, dg.MetadataValue] = {
-            # The history bounds the windows were cut with: a later start/end change inside a window makes it stale.
-            "history_start": dg.MetadataValue.text(settings.start.isoformat()),
-            "history_end": dg.MetadataValue.text(settings.end.isoformat() if settings.end else ""),
-            "partition_grain": dg.MetadataValue.text(str(partitioning.grain)),
-        }
+        common: dict[str, dg.MetadataValue] = {}
         if tail:
             common["refresh"] = dg.MetadataValue.text(TAIL)  # absent: the window was replaced whole
         if duckdb.lake is not None:  # the lake version these partitions can be re-read at
