@@ -92,7 +92,7 @@ def _event_runs(storage: object, ids: list[int]) -> dict[int, str]:
     another storage gets {} and its events are read whole)."""
     if not isinstance(storage, SqlEventLogStorage):
         return {}
-    table, runs = SqlEventLogStorageTable, {}
+    table, runs = SqlEventLogStorageTable, dict[int, str]()
     with storage.index_connection() as conn:
         for start in range(0, len(ids), 1000):
             query = db_select([table.c.id, table.c.run_id]).where(table.c.id.in_(ids[start:start + 1000]))
