@@ -104,6 +104,54 @@ def child(partitions: int, style: str = "none") -> None:
                       "storage": type(instance.event_log_storage).__name__}))
 
 
+def storage_cost(events: int = 2000, rounds: int = 4) -> None:
+    """CPU per materialisation event in the shipped event log alone (serialise, insert, tags, asset row), for a bars
+    partition's event with and without the planner keys; median of `rounds`, the two shapes interleaved."""
+    import shutil
+    import statistics
+
+    from dagster._core.events import DagsterEvent, StepMaterializationData
+    from dagster._core.events.log import EventLogEntry
+    from dagster_shared.serdes import serialize_value
+
+    def batch(with_keys: bool, run_id: str) -> list[EventLogEntry]:
+        out = []
+        for i in range(events):
+            metadata = {"dagster/row_count": dg.MetadataValue.int(252), "first_ts": dg.MetadataValue.timestamp(1.7e9),
+                        "last_ts": dg.MetadataValue.timestamp(1.73e9), **(PLANNER_KEYS if with_keys else {})}
+            tags = {"dagster/code_version": run_id, "dagster/data_version": "0" * 64,
+                    "dagster/partition/date": "2020-01-01", "dagster/partition/symbol": f"S{i:05d}"}
+            event = DagsterEvent(event_type_value="ASSET_MATERIALIZATION", job_name="sync", step_key="bars", pid=1,
+                                 event_specific_data=StepMaterializationData(dg.AssetMaterialization(
+                                     asset_key="bars", partition=f"2020-01-01|S{i:05d}", metadata=metadata, tags=tags)),
+                                 message="Materialized value bars.", logging_tags={"run_id": run_id, "step_key": "bars"})
+            out.append(EventLogEntry(user_message=event.message or "", level=10, job_name="sync", run_id=run_id,
+                                     error_info=None, timestamp=time.time(), step_key="bars", dagster_event=event))
+        return out
+
+    home = tempfile.mkdtemp()
+    Path(home, "dagster.yaml").write_text(_instance_yaml("batching", Path(home)))
+    costs: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    with dg.DagsterInstance.from_config(home) as instance:
+        for round_ in range(rounds):
+            for with_keys in (True, False):
+                entries = batch(with_keys, f"run{round_}{with_keys}")
+                cpu = time.process_time()
+                for entry in entries:
+                    serialize_value(entry)
+                serialised = time.process_time() - cpu
+                cpu = time.process_time()
+                for start in range(0, events, 1000):
+                    instance.event_log_storage.store_event_batch(entries[start:start + 1000])
+                costs[with_keys].append((serialised / events * 1000, (time.process_time() - cpu) / events * 1000))
+    shutil.rmtree(home, ignore_errors=True)
+    for with_keys, label in ((True, "planner keys in the event (before)"), (False, "planner keys as run tags (now)")):
+        size = len(serialize_value(batch(with_keys, "r")[0]))
+        print(f"  event log alone, {label:<36} serialise {statistics.median(c[0] for c in costs[with_keys]):.3f} ms, "
+              f"store (serialise included) {statistics.median(c[1] for c in costs[with_keys]):.3f} ms CPU per event; "
+              f"{size:,} bytes")
+
+
 def main() -> None:
     numbers = [a for a in sys.argv[1:] if a.isdigit()]
     partitions = int(numbers[0]) if numbers else 1000
@@ -142,6 +190,7 @@ def main() -> None:
 
     if "run" in walls and "partition" in walls:
         print(f"  run totals in every partition / each partition's own facts: {walls['run'] / walls['partition']:.2f}x")
+    storage_cost()
     if "keys" in walls and "partition" in walls:
         print(f"  planner keys in every partition / as run tags: {walls['keys'] / walls['partition']:.2f}x wall, "
               f"{cpus['keys'] / cpus['partition']:.2f}x CPU")
