@@ -10,12 +10,7 @@ from collections.abc import Mapping, Sequence
 import dagster as dg
 from dagster._core.execution.context.metadata_logging import AssetMetadataHandle, OutputMetadataAccumulator
 
-from jutsu_pipeline.assets.bars.metadata import (
-    failure_metadata,
-    partition_metadata,
-    run_totals,
-    summary_line,
-)
+from jutsu_pipeline.assets.bars.metadata import failure_metadata, partition_metadata, run_totals, summary_line
 from jutsu_pipeline.assets.partitions import bars_asset_key, bars_partitions_def, planner_tags
 from jutsu_pipeline.assets.tables import declared_schema, table_name
 from jutsu_pipeline.config import JutsuConfig
@@ -94,8 +89,7 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
         # Planned refreshes of stored windows fetch only their tail; any other run replaces windows whole.
         tail = context.run.tags.get(REFRESH_TAG) == TAIL
         keys = context.partition_keys  # a range run's keys are listed by Dagster on each access
-        # The history bounds and grain the windows are cut with, once per run (a later start/end change inside
-        # a window makes it stale): recorded before anything is stored, so every stored partition has them.
+        # The bounds and grain the windows are cut with, once per run and before anything is stored.
         context.instance.add_run_tags(context.run.run_id, planner_tags(partitioning))
         try:
             outcome = BarsSync(partitioning, provider, duckdb.get_connection, context.log, tail=tail).run(keys)
