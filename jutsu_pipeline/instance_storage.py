@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
@@ -191,7 +192,7 @@ class ReusedSqliteConnections:
         if template is None:
             return False
         if not os.path.exists(path):
-            copy = f"{path}.{os.getpid()}.tmp"
+            copy = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"  # own per process and thread
             shutil.copyfile(template, copy)
             try:
                 os.link(copy, path)  # appears whole, and never replaces a shard another process just made
@@ -205,7 +206,7 @@ class ReusedSqliteConnections:
         """An empty run shard made by Dagster's own `_initdb` (not named *.db: Dagster lists run shards so)."""
         template = os.path.join(self._base_dir, f".run_shard_template-{dg.__version__}.sqlite")  # type: ignore[attr-defined]
         if not os.path.exists(template):
-            made = f"{template}.{os.getpid()}.tmp"
+            made = f"{template}.{os.getpid()}.{threading.get_ident()}.tmp"
             engine = create_engine(f"sqlite:///{made}", poolclass=NullPool)
             self._initdb(engine)  # type: ignore[attr-defined]
             engine.dispose()
