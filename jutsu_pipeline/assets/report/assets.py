@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from jutsu_pipeline.assets.backtest.assets import backtest_asset_key, leaderboard_asset_key
+from jutsu_pipeline.assets.backtest.assets import leaderboard_asset_key
 from jutsu_pipeline.assets.bars.assets import bars_asset_key, writer_pool
 from jutsu_pipeline.assets.conditions import after_inputs_settle
-from jutsu_pipeline.assets.corporate_actions.assets import corporate_actions_asset_key
 from jutsu_pipeline.assets.indicators.assets import indicators_asset_key
 from jutsu_pipeline.assets.partitions import bars_partitions_def
 from jutsu_pipeline.config import JutsuConfig
@@ -45,10 +44,7 @@ def build_report_asset(config: JutsuConfig, partitionings: list[BarsPartitioning
     path = report_path(config, market)
     deps = [bars_asset_key(market, p.timeframe.value) for p in partitionings]
     deps += [indicators_asset_key(market, p.timeframe.value) for p in partitionings]
-    if settings.actions_enabled and settings.adjusted_prices:  # the charts read bars_adjusted
-        deps.append(corporate_actions_asset_key(market))
-    if settings.strategies:  # the leaderboard, and its top results' performance and equity
-        deps += [backtest_asset_key(market, p.timeframe.value) for p in partitionings]
+    if settings.strategies:
         deps.append(leaderboard_asset_key(market))
 
     @dg.asset(
