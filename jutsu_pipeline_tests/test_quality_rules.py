@@ -12,9 +12,9 @@ from jutsu_pipeline.config import ConfigError, Profile, QualityConfig, parse_con
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.providers.base import FetchRequest
 from jutsu_pipeline.providers.sample import SampleProvider
-from jutsu_pipeline.quality.expressions import blocking_rules
+from jutsu_pipeline.quality.expressions import ORDERED_KEY_RULES, ROW_RULES, blocking_rules
 from jutsu_pipeline.quality.rules import RULES
-from jutsu_pipeline.quality.schema import validate_bars
+from jutsu_pipeline.quality.schema import sorted_per_symbol, validate_bars
 from jutsu_pipeline.timeframes import Timeframe
 from jutsu_pipeline_tests.conftest import SAMPLE_MARKET
 
@@ -155,3 +155,18 @@ def test_quality_defaults_to_the_standard_profile() -> None:
     market = parse_config({"markets": {"us_stocks": SAMPLE_MARKET}}).markets["us_stocks"]
     assert market.quality == QualityConfig() and market.quality.profile is Profile.STANDARD
     assert market.quality.max_open_gap == 0.25
+
+
+def test_the_ordered_key_rules_give_the_windowed_rules_verdicts_on_rows_sorted_per_symbol() -> None:
+    """ORDERED_KEY_RULES (neighbours compared) flag exactly the rows ROW_RULES' per-symbol windows flag, on
+    rows contiguous and sorted per symbol: duplicates at a symbol's start, middle and end, a run of three,
+    equal timestamps across a symbol boundary, one-row symbols."""
+    day = [dt.datetime(2024, 1, d, tzinfo=UTC) for d in range(1, 8)]
+    rows = [("A", day[0]), ("A", day[0]), ("A", day[1]), ("A", day[2]), ("A", day[2]), ("A", day[2]), ("A", day[3]),
+            ("B", day[3]), ("C", day[1]), ("C", day[4]), ("C", day[5]), ("C", day[5]), ("D", day[6])]
+    frame = pl.DataFrame(rows, schema={"symbol": pl.String, "ts": pl.Datetime("us", "UTC")}, orient="row")
+    assert sorted_per_symbol(frame) and not sorted_per_symbol(frame.reverse())
+    for name, ordered in ORDERED_KEY_RULES.items():
+        windowed = ROW_RULES[name]
+        assert frame.select(ordered.alias("x"))["x"].to_list() == frame.select(windowed.alias("x"))["x"].to_list(), name
+    assert frame.select(ORDERED_KEY_RULES["ts_unique"].alias("x"))["x"].to_list().count(False) == 7

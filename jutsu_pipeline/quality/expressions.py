@@ -87,6 +87,15 @@ ROW_RULES: dict[str, pl.Expr] = {
     "inside_partition": pl.col(WINDOW_COLUMN).is_not_null(),
     "on_session": pl.col(SESSION_COLUMN),
 }
+_same_as_previous = pl.col(_by_symbol).eq_missing(pl.col(_by_symbol).shift(1))
+# The same verdicts as ROW_RULES' key rules when each symbol's rows are contiguous and in ts order without
+# nulls (a run's fetched bars): neighbours compared, no window per symbol (2.6 of 3.0 s of the gate over
+# 4.9 M 1-minute bars, loaded machine).
+ORDERED_KEY_RULES: dict[str, pl.Expr] = {
+    "ts_unique": ~((_same_as_previous & (_ts == _ts.shift(1)))
+                   | (pl.col(_by_symbol).eq_missing(pl.col(_by_symbol).shift(-1)) & (_ts == _ts.shift(-1)))),
+    "ts_increasing": pl.when(_same_as_previous).then(_ts.diff()).fill_null(dt.timedelta(microseconds=1)) > dt.timedelta(0),
+}
 DAILY_RULES: dict[str, pl.Expr] = {
     "daily_at_midnight": _ts.dt.time() == dt.time(0),
 }
@@ -104,16 +113,17 @@ def suspicious_rules(quality: QualityConfig) -> dict[str, pl.Expr]:
     }
 
 
-def row_rules(daily: bool, quality: QualityConfig | None = None) -> dict[str, pl.Expr]:
-    """Every row-wise rule that applies to a timeframe."""
+def row_rules(daily: bool, quality: QualityConfig | None = None, ordered: bool = False) -> dict[str, pl.Expr]:
+    """Every row-wise rule that applies to a timeframe (`ordered`: for rows contiguous and sorted per symbol)."""
     quality = quality or QualityConfig()
-    return {**ROW_RULES, **(DAILY_RULES if daily else INTRADAY_RULES), **suspicious_rules(quality)}
+    return {**ROW_RULES, **(ORDERED_KEY_RULES if ordered else {}), **(DAILY_RULES if daily else INTRADAY_RULES),
+            **suspicious_rules(quality)}
 
 
-def blocking_rules(daily: bool, quality: QualityConfig | None = None) -> dict[str, pl.Expr]:
+def blocking_rules(daily: bool, quality: QualityConfig | None = None, ordered: bool = False) -> dict[str, pl.Expr]:
     """The row-wise rules that are errors under the quality profile: what the pre-write gate enforces."""
     quality = quality or QualityConfig()
     return {
-        name: expr for name, expr in row_rules(daily, quality).items()
+        name: expr for name, expr in row_rules(daily, quality, ordered).items()
         if RULES[name].severity(quality.profile) is Severity.ERROR
     }

@@ -52,19 +52,20 @@ def _check(name: str, expr: pl.Expr) -> pa.Check:
 
 
 @lru_cache(maxsize=64)
-def gate_schema(daily: bool, quality: QualityConfig = QualityConfig()) -> pa.DataFrameSchema:  # noqa: B008
-    """Every blocking rule of the profile in one check: what runs before each write.
+def gate_schema(daily: bool, quality: QualityConfig = QualityConfig(), ordered: bool = False) -> pa.DataFrameSchema:  # noqa: B008
+    """Every blocking rule of the profile in one check: what runs before each write (`ordered`: for rows
+    contiguous and sorted per symbol, `expressions.ORDERED_KEY_RULES`).
 
     Value columns are already float64 (`to_canonical`), so only the key columns' types are checked here.
     """
-    combined = pl.all_horizontal(blocking_rules(daily, quality).values())
+    combined = pl.all_horizontal(blocking_rules(daily, quality, ordered).values())
     return pa.DataFrameSchema(_key_columns(), checks=[_check("ohlcv_rules", combined)], name="ohlcv_gate")
 
 
 @lru_cache(maxsize=64)
-def detailed_schema(daily: bool, quality: QualityConfig = QualityConfig()) -> pa.DataFrameSchema:  # noqa: B008
+def detailed_schema(daily: bool, quality: QualityConfig = QualityConfig(), ordered: bool = False) -> pa.DataFrameSchema:  # noqa: B008
     """One named check per blocking rule of the profile: attributes failures to rules."""
-    checks = [_check(name, expr) for name, expr in blocking_rules(daily, quality).items()]
+    checks = [_check(name, expr) for name, expr in blocking_rules(daily, quality, ordered).items()]
     return pa.DataFrameSchema(_columns(), checks=checks, name="ohlcv")
 
 FailureKey = tuple[str, str | None]  # (symbol, partition date key or None when outside every window)
@@ -103,12 +104,12 @@ def _format_row(row: dict) -> str:
 
 
 def attach_partitions(frame: pl.DataFrame, windows: pl.DataFrame, sessions: Iterable[dt.date] | pl.Series | None,
-                      step: dt.timedelta | None = None) -> pl.DataFrame:
+                      step: dt.timedelta | None = None, ordered: bool | None = None) -> pl.DataFrame:
     """Add the partition key each bar falls in (null when outside every window), session membership and,
     for intraday bars of length `step`, whether the bar starts on the timeframe's grid. Rows keep their order.
 
     `windows` has columns symbol, date_key, start, end (UTC, disjoint per symbol, in time order per symbol);
-    `sessions` may be a Date series (a run's, built once).
+    `sessions` may be a Date series (a run's, built once); `ordered`: `sorted_per_symbol(frame)` if known.
     """
     ts_type = frame.schema.get("ts")
     if not (isinstance(ts_type, pl.Datetime) and ts_type.time_zone == "UTC"):
@@ -119,7 +120,7 @@ def attach_partitions(frame: pl.DataFrame, windows: pl.DataFrame, sessions: Iter
         frame = frame.with_columns(pl.col("ts").dt.cast_time_unit("us"))
     # The as-of join needs each symbol's rows in ts order, which a run's fetched frames are (each symbol's rows
     # contiguous and sorted): only other frames are sorted for it, and put back in their order after.
-    resort = not _sorted_per_symbol(frame)
+    resort = not (sorted_per_symbol(frame) if ordered is None else ordered)
     located = frame.with_row_index("_order").sort("ts") if resort else frame
     located = located.join_asof(windows.select("symbol", "date_key", "start", "end").sort("start"), left_on="ts",
                                 right_on="start", by="symbol", strategy="backward", check_sortedness=False)
@@ -142,7 +143,7 @@ def attach_partitions(frame: pl.DataFrame, windows: pl.DataFrame, sessions: Iter
                                 on_grid.alias(GRID_COLUMN)).drop("date_key", "start", "end")
 
 
-def _sorted_per_symbol(frame: pl.DataFrame) -> bool:
+def sorted_per_symbol(frame: pl.DataFrame) -> bool:
     """Each symbol's rows contiguous and in ts order, no null ts (one pass, no sort)."""
     symbol, ts = pl.col("symbol"), pl.col("ts")
     starts = symbol.ne_missing(symbol.shift())
@@ -168,15 +169,16 @@ def validate_bars(
     `step` is the bar length of intraday bars (for the `on_grid` rule).
     """
     quality = quality or QualityConfig()
-    located = attach_partitions(frame, windows, sessions, None if daily else step)
+    ordered = isinstance(frame.schema.get("ts"), pl.Datetime) and sorted_per_symbol(frame)
+    located = attach_partitions(frame, windows, sessions, None if daily else step, ordered)
     try:
-        gate_schema(daily, quality).validate(located, lazy=True)
+        gate_schema(daily, quality, ordered).validate(located, lazy=True)
         return ValidationReport(located)
     except pa.errors.SchemaErrors:
         pass
     numbered = located.with_row_index(ROW_ID)
     try:
-        detailed_schema(daily, quality).validate(numbered, lazy=True)
+        detailed_schema(daily, quality, ordered).validate(numbered, lazy=True)
     except pa.errors.SchemaErrors as errors:
         return ValidationReport(located, _group_failures(numbered, errors.failure_cases, max_examples))
     raise AssertionError("the gate and detailed OHLCV schemas disagree")  # pragma: no cover
