@@ -149,10 +149,8 @@ def run_sync(config, defs, instance, market: str | None = None, timeframe: str |
     else:  # nothing recorded since an evaluation that requested nothing: it would request nothing again
         downstream, blocking = DownstreamOutcome(), mark.blocking
     failures += downstream.failed_runs
-    if not downstream.runs:
-        print("Downstream (indicators, backtests, leaderboards): up to date.")
 
-    held_any = False
+    held_lines: list[str] = []
     for partitioning, key in zip(selected, bars_keys):
         status = unchanged.get(key) or partition_status(instance, key, partitioning)
         held = held_symbols(partitioning, status)
@@ -160,11 +158,14 @@ def run_sync(config, defs, instance, market: str | None = None, timeframe: str |
         if checks:
             held = {s: f"blocking check(s) {', '.join(checks)} failed on {key.to_user_string()}"
                     for s in partitioning.symbols}
-        for symbol, why in held.items():
-            print(f"{key.to_user_string()}: {symbol} held back (its indicators and backtests are not computed): "
-                  f"{why}. Fix the data or provider and run `jutsu sync` again.")
-        held_any |= bool(held)
-    return 1 if failures or held_any else 0
+        held_lines += [f"{key.to_user_string()}: {symbol} held back (its indicators and backtests are not computed): "
+                       f"{why}. Fix the data or provider and run `jutsu sync` again." for symbol, why in held.items()]
+    if not downstream.runs:  # "up to date" alone would hide that held-back symbols were not computed
+        print("Downstream (indicators, backtests, leaderboards): "
+              + ("up to date except the symbols held back below." if held_lines else "up to date."))
+    for line in held_lines:
+        print(line)
+    return 1 if failures or held_lines else 0
 
 
 def adopt(market: str | None, timeframe: str | None) -> int:

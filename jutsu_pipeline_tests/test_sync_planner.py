@@ -125,6 +125,11 @@ def test_a_failed_partition_holds_back_only_its_symbol_and_is_retried(desk, inst
     assert _indicator_symbols(config) == ["AAA", "CCC"]
     assert instance.get_materialized_partitions(INDICATORS) == {"AAA", "CCC"}
     assert instance.get_materialized_partitions(BACKTEST) == {"AAA", "CCC"}
+    # Nothing left to compute downstream, yet not "up to date": BBB is still held back.
+    assert cli.run_sync(config, defs, instance) == 1
+    out = capsys.readouterr().out
+    assert "Downstream (indicators, backtests, leaderboards): up to date except the symbols held back below." in out
+    assert "up to date.\n" not in out and "desk/bars_1d: BBB held back" in out
 
     _write_bars(files, "BBB", "2024-01-02", "2024-03-28")  # the source is fixed
     assert cli.run_sync(config, defs, instance) == 0
