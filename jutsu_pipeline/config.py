@@ -66,6 +66,14 @@ class Profile(StrEnum):
     LENIENT = "lenient"  # only structural rules are errors (providers with known quirks)
 
 
+def _once(values: tuple, what: str) -> tuple:
+    """`values`, or a ValueError naming those listed twice."""
+    twice = sorted({str(v) for v in values if values.count(v) > 1})
+    if twice:
+        raise ValueError(f"{what} listed twice: {twice}")
+    return values
+
+
 class QualityConfig(BaseModel):
     """A market's data-quality settings (`markets.<name>.quality` in jutsu.yaml)."""
 
@@ -154,17 +162,12 @@ class MarketConfig(BaseModel):
             if not SYMBOL_PATTERN.match(symbol):
                 raise ValueError(f"symbol {symbol!r} does not match {SYMBOL_PATTERN.pattern} "
                                  "(upper-case letters, digits and . - _ /, at most 20 characters)")
-        duplicates = sorted({s for s in value if value.count(s) > 1})
-        if duplicates:
-            raise ValueError(f"symbols listed twice: {duplicates}")
-        return value
+        return _once(value, "symbols")
 
     @field_validator("timeframes")
     @classmethod
     def _timeframes_unique(cls, value: tuple[Timeframe, ...]) -> tuple[Timeframe, ...]:
-        if len(set(value)) != len(value):
-            raise ValueError("timeframes listed twice")
-        return value
+        return _once(value, "timeframes")
 
     @model_validator(mode="after")
     def _derivable(self) -> MarketConfig:
@@ -178,8 +181,7 @@ class MarketConfig(BaseModel):
                     timeframe.is_intraday and timeframe.duration % base.duration):
                 raise ValueError(f"derive: {timeframe.value} cannot be built from the base timeframe {base.value}; "
                                  f"derived timeframes must be whole multiples of it (or 1d)")
-        if len(set(self.derive)) != len(self.derive):
-            raise ValueError("derive: timeframes listed twice")
+        _once(self.derive, "derive: timeframes")
         return self
 
     @property
@@ -196,10 +198,7 @@ class MarketConfig(BaseModel):
     @field_validator("strategies")
     @classmethod
     def _strategy_names_unique(cls, value: tuple[StrategyConfig, ...]) -> tuple[StrategyConfig, ...]:
-        names = [s.name for s in value]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"strategy names listed twice: {duplicates}")
+        _once(tuple(s.name for s in value), "strategy names")
         return value
 
     @model_validator(mode="after")
@@ -275,7 +274,6 @@ class JutsuConfig(BaseModel):
         return self
 
     def resolve(self, path: str | Path) -> Path:
-        """A path from the config, made absolute relative to the config file's folder."""
         return resolve_path(self.source_path, path)
 
     @property

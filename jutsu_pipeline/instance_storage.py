@@ -12,12 +12,6 @@ index shard for every event. The shipped data/dagster_home/dagster.yaml selects 
 
 `JutsuInstance` is a plain DagsterInstance whose *default* storage (no `storage:` block) is Dagster's
 SQLite storage in $DAGSTER_HOME with this event log; any configured `storage:` (e.g. Postgres) wins.
-
-Both event logs here (SQLite and `BatchingPostgresEventLogStorage`) also take a range run's planned
-materialisations as one event holding its partition subset (`PlannedSubsetsMixin`), and keep their database
-connections open within a process instead of opening one per event (`ReusedSqliteConnections`, and a pool in
-`BatchingPostgresEventLogStorage`): every event is still its own committed transaction, visible to other
-processes at once.
 """
 
 from __future__ import annotations

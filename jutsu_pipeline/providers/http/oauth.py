@@ -66,7 +66,6 @@ class TokenFile:
         try:
             with os.fdopen(fd, "w") as handle:
                 json.dump(tokens.to_json(), handle)
-            os.chmod(temp, 0o600)
             os.replace(temp, self.path)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
