@@ -200,11 +200,6 @@ def report(market: str | None) -> int:
     return 1 if failures else 0
 
 
-def coverage() -> int:
-    """Print the coverage view (read-only) of the configured storage."""
-    return _print_query("Coverage", COVERAGE_SQL)
-
-
 LEADERBOARD_SQL = """
 SELECT market, rank, strategy, symbol, timeframe, round(sharpe_ratio, 2) AS sharpe, round(return_pct, 1) AS return_pct,
        round(max_drawdown_pct, 1) AS max_dd_pct, n_trades AS trades
@@ -284,7 +279,6 @@ def _first_line(error: BaseException) -> str:
 def migrate_to_ducklake(source: str) -> int:
     """Copy a DuckDB file's tables and views into the DuckLake configured in jutsu.yaml."""
     import time
-    from pathlib import Path
 
     from jutsu_pipeline.config import load_config
     from jutsu_pipeline.resources import JutsuDuckDBResource
@@ -322,11 +316,6 @@ def read_lock_message(database: str, error: BaseException) -> str:
     )
 
 
-def sql(query: str) -> int:
-    """Run one SQL statement on the DuckDB file, read-only, and print the rows."""
-    return _print_query("Query", query)
-
-
 def write_dotenv(path: Path) -> int:
     """Write (or refresh) DAGSTER_HOME in a .env file: `dagster`/`dg` run in its folder use the project's instance.
 
@@ -334,7 +323,8 @@ def write_dotenv(path: Path) -> int:
     lets .env values override the environment. A DAGSTER_HOME line the user wrote is left alone."""
     from jutsu_pipeline.config import load_config
 
-    home = load_config().resolve(load_config().dagster_home)
+    config = load_config()
+    home = config.resolve(config.dagster_home)
     ours = [DOTENV_MARKER, f"DAGSTER_HOME=${{DAGSTER_HOME:-{home}}}"]
     lines = path.read_text().splitlines() if path.exists() else []
     kept: list[str] = []
@@ -361,23 +351,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose_too = argparse.ArgumentParser(add_help=False)  # `jutsu sync -v` as well as `jutsu -v sync`
     verbose_too.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                              help="show Dagster's event log and tracebacks")
+    market = argparse.ArgumentParser(add_help=False)
+    market.add_argument("--market", help="only this market of jutsu.yaml (default: every market)")
+    scope = argparse.ArgumentParser(add_help=False, parents=[market])
+    scope.add_argument("--timeframe", help="only this timeframe, e.g. 1d (default: every timeframe)")
     commands = parser.add_subparsers(dest="command", required=True)
-    sync_parser = commands.add_parser("sync", parents=[verbose_too],
-                                      help="materialise every missing partition of the bars assets")
-    sync_parser.add_argument("--market", help="only this market of jutsu.yaml (default: every market)")
-    sync_parser.add_argument("--timeframe", help="only this timeframe, e.g. 1d (default: every timeframe)")
-    adopt_parser = commands.add_parser(
-        "adopt", help="after changing partition_grain: record windows already stored and valid as materialised")
-    adopt_parser.add_argument("--market", help="only this market of jutsu.yaml (default: every market)")
-    adopt_parser.add_argument("--timeframe", help="only this timeframe, e.g. 1d (default: every timeframe)")
+    commands.add_parser("sync", parents=[verbose_too, scope],
+                        help="materialise every missing partition of the bars assets")
+    commands.add_parser("adopt", parents=[scope],
+                        help="after changing partition_grain: record windows already stored and valid as materialised")
     commands.add_parser("coverage", help="print what the storage (DuckDB file or DuckLake) holds")
     commands.add_parser("leaderboard", help="print the best five backtests of each market")
     sql_parser = commands.add_parser("sql", help="run a SQL query on the DuckDB file (read-only) and print the rows")
     sql_parser.add_argument("query", nargs="?", help="the SQL; read from standard input if omitted")
     env_parser = commands.add_parser("env", help="print (or --write) the .env line that points Dagster at the instance")
     env_parser.add_argument("--write", type=Path, metavar="PATH", help="write it into this .env file")
-    report_parser = commands.add_parser("report", parents=[verbose_too], help="write each market's HTML report under reports_dir")
-    report_parser.add_argument("--market", help="only this market of jutsu.yaml (default: every market)")
+    commands.add_parser("report", parents=[verbose_too, market], help="write each market's HTML report under reports_dir")
     migrate_parser = commands.add_parser("migrate-to-ducklake",
                                          help="copy a DuckDB file's tables into the configured DuckLake")
     migrate_parser.add_argument("source", help="the DuckDB file to copy (it is opened read-only)")
@@ -388,14 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "migrate-to-ducklake":
             return migrate_to_ducklake(args.source)
-        if args.command == "sync":
+        if args.command in ("sync", "report"):
             _console = SyncConsole(verbose=verbose)
-            code = sync(args.market, args.timeframe)
-            _console.summary()
-            return code
-        if args.command == "report":
-            _console = SyncConsole(verbose=verbose)
-            code = report(args.market)
+            code = sync(args.market, args.timeframe) if args.command == "sync" else report(args.market)
             _console.summary()
             return code
         if args.command == "adopt":
@@ -409,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 0
             return _print_query("Best backtests by Sharpe", LEADERBOARD_SQL)
         if args.command == "sql":
-            return sql(args.query if args.query is not None else sys.stdin.read())
+            return _print_query("Query", args.query if args.query is not None else sys.stdin.read())
         if args.command == "env":
             if args.write:
                 return write_dotenv(args.write)
@@ -417,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print(f"DAGSTER_HOME={load_config().instance_dir}")
             return 0
-        return coverage()
+        return _print_query("Coverage", COVERAGE_SQL)
     except (ConfigError, UsageError, NotADuckDBFileError, MissingCredentials) as error:
         print_error(f"{error}")
         return 2
