@@ -130,10 +130,8 @@ def recover_dead_runs(instance: dg.DagsterInstance) -> list[Recovered]:
         created = record.create_timestamp.timestamp()
         if _process_alive(pid, created):
             continue
-        instance.report_run_failed(
-            run, f"The process executing this run (pid {pid}) is gone (killed or crashed); marked failed by "
-                 "jutsu so its pool slots are freed and its partitions count as missing again.")
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        fail_run(instance, run.run_id, f"The process executing this run (pid {pid}) is gone (killed or crashed); "
+                 "marked failed by jutsu so its pool slots are freed and its partitions count as missing again.")
         recovered.append(Recovered(run.run_id, run.job_name, pid, run.status.value))
     return recovered
 
