@@ -76,12 +76,11 @@ def build_definitions(config: JutsuConfig) -> dg.Definitions:
                if settings.actions_enabled]
     assets += [build_indicators_asset(config, partitioning) for partitioning in partitionings]
     for market, settings in config.markets.items():
+        of_market = [p for p in partitionings if p.market == market]
         if settings.strategies:
-            market_partitionings = [p for p in partitionings if p.market == market]
-            assets += [build_backtest_asset(config, p) for p in market_partitionings]
-            assets.append(build_leaderboard_asset(config, market_partitionings))
-    for market in config.markets:
-        assets.append(build_report_asset(config, [p for p in partitionings if p.market == market]))
+            assets += [build_backtest_asset(config, p) for p in of_market]
+            assets.append(build_leaderboard_asset(config, of_market))
+        assets.append(build_report_asset(config, of_market))
     jobs = [
         dg.define_asset_job(
             bars_job_name(p),
