@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from jutsu_pipeline.storage.files import write_atomically
+
 if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
@@ -246,10 +248,7 @@ def _cached_json(name: str, compute: Callable[[], Any]) -> Any:
 def _write_cache(path: Path, payload: bytes) -> None:
     """Atomically (a reader never sees half a file); an unwritable cache only costs the next process a build."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_bytes(payload)
-        os.replace(partial, path)
+        write_atomically(path, payload)
         cutoff = time.time() - _CACHE_DAYS * 86400
         for old in [*path.parent.glob("*.pickle"), *path.parent.glob("*.json")]:
             if old.stat().st_mtime < cutoff:

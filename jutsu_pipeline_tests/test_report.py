@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import stat
 from pathlib import Path
 
 import dagster as dg
@@ -102,6 +103,7 @@ def test_report_bars_caps_the_embedded_history(tmp_path: Path, instance) -> None
     config = config.model_copy(update={"report_bars": 40})
     assert run_bars(config, instance, start="2012-01-01|AAPL", end="2013-03-01|AAPL").success
     _materialize_report(config, instance)
+    assert stat.S_IMODE(report_path(config, "us_stocks").stat().st_mode) == 0o644  # others may open the page
     _, prices = _page_data(report_path(config, "us_stocks"))
     last = query(config, "SELECT epoch(max(ts))::BIGINT FROM bars WHERE symbol = 'AAPL'")[0][0]
     assert len(prices["AAPL"]["c"]) == 40 and prices["AAPL"]["unit"] == 86_400

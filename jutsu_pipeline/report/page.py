@@ -8,8 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -21,6 +19,7 @@ from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.report import data, report_path
 from jutsu_pipeline.report.data import PartitionStatus
+from jutsu_pipeline.storage.files import write_atomically
 
 CHART_LIBRARY = "lightweight-charts.standalone.production.js"
 LEADERBOARD_ROWS = 20
@@ -111,16 +110,8 @@ def build_report(
 
 
 def write_report(page: str, path: Path) -> None:
-    """Replace the file atomically (a browser never sees half a page)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report-", suffix=".html")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(page)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Replace the file atomically (a browser never sees half a page), readable by others (0644)."""
+    write_atomically(path, page)
 
 
 _TEMPLATE = """<!DOCTYPE html>

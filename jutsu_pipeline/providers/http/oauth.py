@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jutsu_pipeline.providers.http.secrets import Secret
+from jutsu_pipeline.storage.files import write_atomically
 
 
 @dataclass(frozen=True)
@@ -61,12 +60,4 @@ class TokenFile:
         return Tokens.from_json(json.loads(self.path.read_text()))
 
     def save(self, tokens: Tokens) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=".tokens-", dir=self.path.parent)  # mkstemp creates it 0600
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(tokens.to_json(), handle)
-            os.replace(temp, self.path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path, json.dumps(tokens.to_json()), private=True)
