@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from jutsu_pipeline.storage.files import write_atomically
+from jutsu_pipeline.storage.atomic import write_atomically
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -19,7 +19,7 @@ from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.report import data, report_path
 from jutsu_pipeline.report.data import PartitionStatus
-from jutsu_pipeline.storage.files import write_atomically
+from jutsu_pipeline.storage.atomic import write_atomically
 
 CHART_LIBRARY = "lightweight-charts.standalone.production.js"
 LEADERBOARD_ROWS = 20

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jutsu_pipeline.providers.http.secrets import Secret
-from jutsu_pipeline.storage.files import write_atomically
+from jutsu_pipeline.storage.atomic import write_atomically
 
 
 @dataclass(frozen=True)
