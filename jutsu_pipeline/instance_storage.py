@@ -204,7 +204,10 @@ class ReusedSqliteConnections:
             engine = create_engine(f"sqlite:///{made}", poolclass=NullPool)
             self._initdb(engine)  # type: ignore[attr-defined]
             engine.dispose()
-            if os.path.exists(f"{made}-wal"):  # not checkpointed into the file: do not copy it
+            if os.path.exists(f"{made}-wal"):  # not checkpointed into the file: do not copy it (nor leave it)
+                for leftover in (made, f"{made}-wal", f"{made}-shm"):
+                    if os.path.exists(leftover):
+                        os.unlink(leftover)
                 return None
             os.replace(made, template)  # the same bytes whichever process wins
         return template

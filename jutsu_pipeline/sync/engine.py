@@ -29,7 +29,7 @@ from jutsu_pipeline.providers.base import (
 from jutsu_pipeline.quality.rules import WINDOW_COLUMN
 from jutsu_pipeline.quality.schema import RuleFailure, validate_bars
 from jutsu_pipeline.storage.bars import WindowReplacement, last_final_bars, replace_windows, window_stats
-from jutsu_pipeline.sync.plan import FetchPlan, plan_fetches, windows_frame
+from jutsu_pipeline.sync.plan import FetchPlan, plan_fetches, window_rows_frame, windows_frame
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -342,9 +342,8 @@ class BarsSync:
 
     def _restat(self, con: duckdb.DuckDBPyConnection) -> None:
         """The stored bars of the windows this write stored rows in (their whole window, not just the tail)."""
-        frame = pl.DataFrame(self._pending_windows, orient="row", schema={
-            "symbol": pl.String, "date_key": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")})
-        for (symbol, date_key), stats in window_stats(con, timeframe=self.p.timeframe.value, windows=frame).items():
+        windows = window_rows_frame(self._pending_windows)
+        for (symbol, date_key), stats in window_stats(con, timeframe=self.p.timeframe.value, windows=windows).items():
             self.outcome.stored[partition_key(date_key, symbol)] = stats
 
     def _fail_symbol(self, symbol: str, plans: list[FetchPlan], message: str) -> None:

@@ -51,10 +51,10 @@ def plan_fetches(
 
 def windows_frame(plans: Iterable[FetchPlan]) -> pl.DataFrame:
     """symbol, date_key, start, end of every window in `plans` (what validation places bars into)."""
-    rows = [(p.symbol, key, start, end) for p in plans for key, (start, end) in zip(p.date_keys, p.windows)]
-    return pl.DataFrame(
-        rows,
-        schema={"symbol": pl.String, "date_key": pl.String,
-                "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")},
-        orient="row",
-    )
+    return window_rows_frame((p.symbol, key, start, end) for p in plans for key, (start, end) in zip(p.date_keys, p.windows))
+
+
+def window_rows_frame(rows: Iterable[tuple[str, str, dt.datetime, dt.datetime]]) -> pl.DataFrame:
+    """The (symbol, date_key, start, end) rows as the windows frame that storage's window queries join."""
+    return pl.DataFrame(list(rows), orient="row", schema={
+        "symbol": pl.String, "date_key": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")})
