@@ -119,7 +119,8 @@ class MarketConfig(BaseModel):
     start: dt.date
     end: dt.date | None = None
     symbols: tuple[str, ...] = Field(min_length=1)
-    options: SerializeAsAny[providers.ProviderOptions] = Field(default_factory=providers.ProviderOptions)  # the provider's model
+    # The provider's model; validated when absent too (a `files` market without `options: {path: …}` is a config error).
+    options: SerializeAsAny[providers.ProviderOptions] = Field(default_factory=providers.ProviderOptions, validate_default=True)
     quality: QualityConfig = Field(default_factory=QualityConfig)  # validation profile, anomaly thresholds
     indicators: IndicatorParams = Field(default_factory=IndicatorParams)
     adjusted_prices: bool = True  # indicators and backtests read bars_adjusted; False: raw bars

@@ -90,6 +90,14 @@ def test_provider_options_are_checked_when_the_config_loads(provider: str, optio
         parse_config({"markets": {"m": market}})
 
 
+def test_absent_options_are_checked_too() -> None:
+    """A `files` market without an `options:` block at all fails when the config loads, not in a run."""
+    market = {key: value for key, value in SAMPLE_MARKET.items() if key != "options"}
+    with pytest.raises(ConfigError, match=r"markets\.m: option 'path': Field required \(options of provider files: path\)"):
+        parse_config({"markets": {"m": {**market, "provider": "files"}}})
+    assert parse_config({"markets": {"m": {**market, "provider": "sample"}}}).markets["m"].options.path is None
+
+
 def test_provider_options_are_typed() -> None:
     market = {**SAMPLE_MARKET, "provider": "binance", "calendar": "24/7",
               "options": {"market": "usdm_futures", "page_limit": "1500"}}
