@@ -25,20 +25,45 @@ def _where(changed: bool) -> str:
 ROW_COUNT = {c: f"SELECT count(*), count(DISTINCT b.symbol) FROM bars AS b {_join(c)} WHERE {_where(c)}"
              for c in (False, True)}
 
-# Symbols with a stored row breaking a row rule of the pre-write schema: the whole table in one scan, so
-# rows changed outside any run (an UPDATE in the DuckDB file) are found too; `ohlcv_schema` then judges
-# those symbols' rows with the rules' polars expressions (this mirrors `expressions.STORED_ROW_RULES`, and
+# A stored row breaking a row rule of the pre-write schema (this mirrors `expressions.STORED_ROW_RULES`, and
 # `DAILY_RULES` when $daily: a test holds the two equal on stored bars with bad rows written into them).
-ROW_RULE_SUSPECTS = f"""
-SELECT DISTINCT symbol
-FROM bars
-WHERE {SCOPE} AND (
+ROW_RULE_BROKEN = """(
     open IS NULL OR high IS NULL OR low IS NULL OR close IS NULL OR volume IS NULL
     OR isnan(open) OR isnan(high) OR isnan(low) OR isnan(close) OR isnan(volume)
     OR high < low OR high < greatest(open, close) OR low > least(open, close) OR NOT (low > 0) OR volume < 0
     OR (adj_close IS NOT NULL AND NOT (adj_close > 0))
     OR ($daily AND epoch_us(ts) % 86400000000 <> 0)
+)"""
+
+# Symbols with such a row: the whole table in one scan, so rows changed outside any run (an UPDATE in the
+# DuckDB file) are found too; `ohlcv_schema` then judges those symbols' rows with the polars expressions.
+ROW_RULE_SUSPECTS = f"SELECT DISTINCT symbol FROM bars WHERE {SCOPE} AND {ROW_RULE_BROKEN}"
+
+# Per symbol, whether a check judging the whole table can find a failing row there (one scan and one window
+# in time order for three checks; the others' rows are counted, not loaded). ohlcv_schema: ROW_RULE_BROKEN.
+# price_anomalies (`expressions.suspicious_rules`, the same arithmetic, so a superset: a NaN gap and a zero
+# previous close count here): a jump beyond $max_open_gap, explained by a stored action or not (those are
+# labelled), zero volume, a flat bar repeating the previous close. no_duplicates (OUT_OF_ORDER): two
+# ts-neighbours of one ingestion stored in reverse, or a tie; an ingestion's rows not contiguous in ts (then
+# its neighbours in ts are not all neighbours in the symbol) sends the symbol to OUT_OF_ORDER itself.
+TABLE_SUSPECTS = f"""
+SELECT symbol, bool_or(broken) AS ohlcv_schema,
+    bool_or(abs(open / previous_close - 1) > $max_open_gap OR previous_close = 0 OR volume = 0
+            OR (flat AND close = previous_close)) AS price_anomalies,
+    bool_or(ingested_at = previous_ingested_at AND (rid < previous_rid OR ts = previous_ts))
+        OR count(*) FILTER (ingested_at IS DISTINCT FROM previous_ingested_at) > count(DISTINCT ingested_at)
+        AS no_duplicates
+FROM (
+    SELECT *, lag(close) OVER w AS previous_close, lag(ts) OVER w AS previous_ts, lag(rid) OVER w AS previous_rid,
+        lag(ingested_at) OVER w AS previous_ingested_at
+    FROM (
+        SELECT symbol, ts, open, close, volume, ingested_at, rowid AS rid, {ROW_RULE_BROKEN} AS broken,
+            open = close AND high = close AND low = close AS flat
+        FROM bars WHERE {SCOPE}
+    )
+    WINDOW w AS (PARTITION BY symbol ORDER BY ts)
 )
+GROUP BY symbol HAVING ohlcv_schema OR price_anomalies OR no_duplicates
 """
 
 # Rows sharing (symbol, timeframe, ts): impossible under the primary key, possible in tables made without it.

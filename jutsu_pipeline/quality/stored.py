@@ -73,9 +73,21 @@ def has_bars_table(con: duckdb.DuckDBPyConnection) -> bool:
     return relation_exists(con, "bars")
 
 
-def load_bars(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> pl.DataFrame:
-    """The asset's stored rows, sorted by symbol and ts."""
-    return cast(pl.DataFrame, pl.from_arrow(read_bars(con, p.timeframe.value, p.symbols)))
+def load_bars(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, symbols: Iterable[str] | None = None) -> pl.DataFrame:
+    """The asset's stored rows (of `symbols` only, when given), sorted by symbol and ts."""
+    symbols = p.symbols if symbols is None else symbols
+    return cast(pl.DataFrame, pl.from_arrow(read_bars(con, p.timeframe.value, symbols)))
+
+
+def table_suspects(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, check: str) -> list[str]:
+    """The symbols where `check`, judging the whole table, may find a failing row (`sql.TABLE_SUSPECTS`, read
+    once per check step): it loads or scans only theirs, the others pass with their rows counted in SQL."""
+    gap = p.config.quality.max_open_gap
+    params = {**_params(p), "daily": not p.timeframe.is_intraday, "max_open_gap": gap}
+    rows = _shared(("suspects", id(con), p.timeframe.value, tuple(p.symbols), gap),
+                   lambda: con.execute(sql.TABLE_SUSPECTS, params).fetchall())
+    column = ("ohlcv_schema", "price_anomalies", "no_duplicates").index(check) + 1
+    return [row[0] for row in rows if row[column]]
 
 
 def _scope(p: BarsPartitioning, changed: Changed | None) -> dict:
@@ -183,13 +195,17 @@ def _column_type_problems(frame: pl.DataFrame) -> list[str]:
 @_timed
 def check_schema(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None = None) -> CheckReport:
     """ohlcv_schema: the row rules of the pre-write schema, counted per symbol over all stored bars (given
-    `changed`: over its rows and every symbol a whole-table SQL scan finds a suspect row in)."""
+    `changed`: over its rows). A whole-table SQL scan finds the symbols with a suspect row; only their rows
+    (and the changed ones) are loaded and judged by the polars rules, the others pass as counted in SQL."""
     rules = tuple(r for r in builtin_checks.SCHEMA.rules if r != "daily_at_midnight" or not p.timeframe.is_intraday)
     if changed is not None:
         suspects = con.execute(sql.ROW_RULE_SUSPECTS, {**_params(p), "daily": not p.timeframe.is_intraday}).fetchall()
-        changed = changed.with_symbols(symbol for (symbol,) in suspects)
-    frame = load_changed_bars(con, p, changed)
-    report = CheckReport("ohlcv_schema", rules, *_judged_height(frame))
+        frame = load_changed_bars(con, p, changed.with_symbols(symbol for (symbol,) in suspects))
+    else:
+        frame = load_bars(con, p, table_suspects(con, p, "ohlcv_schema"))
+        if _column_type_problems(frame):  # every row is mis-typed: counted per symbol below
+            frame = load_changed_bars(con, p, None)
+    report = CheckReport("ohlcv_schema", rules, *(_row_count(con, p) if changed is None else _judged_height(frame)))
     flags = {**STORED_ROW_RULES, **({} if p.timeframe.is_intraday else DAILY_RULES)}
     problems = _column_type_problems(frame)
     if problems and frame.height:
@@ -209,9 +225,14 @@ def check_schema(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: C
 def check_anomalies(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None = None) -> CheckReport:
     """price_anomalies: jumps not explained by a stored corporate action, zero volume, flat stale bars."""
     quality = p.config.quality
-    frame = with_actions(load_changed_bars(con, p, changed), load_actions(con, p))
-    report = CheckReport("price_anomalies", builtin_checks.ANOMALIES.rules, *_judged_height(frame))
-    if frame.is_empty():
+    if changed is None:  # the whole table: only symbols where SQL finds a suspect bar are loaded
+        bars, counted = load_bars(con, p, table_suspects(con, p, "price_anomalies")), _row_count(con, p)
+    else:
+        bars = load_changed_bars(con, p, changed)
+        counted = None
+    frame = with_actions(bars, load_actions(con, p))
+    report = CheckReport("price_anomalies", builtin_checks.ANOMALIES.rules, *(counted or _judged_height(frame)))
+    if frame.is_empty() and not report.rows_checked:
         return report
     rules = _judged_only({**suspicious_rules(quality), "price_jump": explained_jump(quality)}, frame)
     context = [previous("close").alias("previous_close"), open_gap().alias("gap")]
@@ -290,11 +311,14 @@ def check_duplicates(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, change
     # first evaluation over 2.5 M bars) is left out. A DuckLake or a table made without the key is scanned.
     # Asked once per check step (the catalog does not change under a read-only connection).
     enforced = _shared(("primary_key", id(con)), lambda: has_primary_key(con, "bars", BARS_KEY))
+    # The whole table: only the symbols whose rows may be out of order are scanned in rowid order.
+    ordered = params if key else scope_params(p.timeframe.value, table_suspects(con, p, "no_duplicates"))
     with changed_scope(con, p, changed):
         report = CheckReport("no_duplicates", builtin_checks.DUPLICATES.rules, *_row_count(con, p, changed))
         report.per_symbol = pl.concat([
             *([] if enforced else [_sql_per_symbol(con, sql.DUPLICATE_KEYS[key], "ts_unique", params)]),
-            _sql_per_symbol(con, sql.OUT_OF_ORDER[key], "ts_increasing", params),
+            _sql_per_symbol(con, sql.OUT_OF_ORDER[key], "ts_increasing", ordered) if ordered.get("symbols", True)
+            else empty_per_symbol(),
         ])
     return report
 
