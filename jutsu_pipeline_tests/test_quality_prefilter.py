@@ -66,6 +66,11 @@ DEFECTS: dict[str, tuple[list[str] | Callable[[duckdb.DuckDBPyConnection], None]
         f"DELETE FROM bars WHERE {THREE_DAYS} AND ts::DATE < '2021-06-17'",
         f"INSERT INTO bars SELECT * REPLACE ({MOVED} AS ingested_at) FROM two ORDER BY ts DESC",
     ], "no_duplicates"),
+    "out-of-order last ingestion": ([  # each ingestion's rows contiguous in ts: its neighbours are compared
+        f"CREATE TEMP TABLE tail AS SELECT * FROM bars WHERE symbol = '{BAD}' AND ts::DATE >= '2022-12-29'",
+        f"DELETE FROM bars WHERE symbol = '{BAD}' AND ts::DATE >= '2022-12-29'",
+        f"INSERT INTO bars SELECT * REPLACE ({MOVED} AS ingested_at) FROM tail ORDER BY ts DESC",
+    ], "no_duplicates"),
     "out of order around another ingestion's bar": ([  # 06-17 before 06-15, 06-16 of another ingestion between
         f"CREATE TEMP TABLE three AS SELECT * FROM bars WHERE {THREE_DAYS}",
         f"DELETE FROM bars WHERE {THREE_DAYS}",
