@@ -39,30 +39,33 @@ ROW_RULE_BROKEN = """(
 # DuckDB file) are found too; `ohlcv_schema` then judges those symbols' rows with the polars expressions.
 ROW_RULE_SUSPECTS = f"SELECT DISTINCT symbol FROM bars WHERE {SCOPE} AND {ROW_RULE_BROKEN}"
 
-# Per symbol, whether a check judging the whole table can find a failing row there (one scan and one window
-# in time order for three checks; the others' rows are counted, not loaded). ohlcv_schema: ROW_RULE_BROKEN.
-# price_anomalies (`expressions.suspicious_rules`, the same arithmetic, so a superset: a NaN gap and a zero
-# previous close count here): a jump beyond $max_open_gap, explained by a stored action or not (those are
-# labelled), zero volume, a flat bar repeating the previous close. no_duplicates (OUT_OF_ORDER): two
-# ts-neighbours of one ingestion stored in reverse, or a tie; an ingestion's rows not contiguous in ts (then
-# its neighbours in ts are not all neighbours in the symbol) sends the symbol to OUT_OF_ORDER itself.
+# Per symbol, whether a check judging the whole table can find a failing row there; only those symbols' rows
+# are then loaded (or scanned in storage order), the others' counted. One scan: `OVER ()` streams each row's
+# predecessor in scan order (no sort: 0.13 s of CPU where a window in (symbol, ts) order took 1.2 s, 2.5 M bars,
+# loaded machine). Where a symbol's rows come as one run of strictly increasing ts (what the writer stores),
+# the predecessor is the previous bar in time and increasing rowids mean no ingestion stored its rows out of
+# order; any other symbol is suspect to both rules. ohlcv_schema: ROW_RULE_BROKEN. price_anomalies
+# (`expressions.suspicious_rules` with the same arithmetic, so a superset: a NaN gap and a zero previous close
+# count here): a jump beyond $max_open_gap, explained by a stored action or not (those are labelled), zero
+# volume, a flat bar repeating the previous close. no_duplicates: OUT_OF_ORDER.
 TABLE_SUSPECTS = f"""
 SELECT symbol, bool_or(broken) AS ohlcv_schema,
-    bool_or(abs(open / previous_close - 1) > $max_open_gap OR previous_close = 0 OR volume = 0
-            OR (flat AND close = previous_close)) AS price_anomalies,
-    bool_or(ingested_at = previous_ingested_at AND (rid < previous_rid OR ts = previous_ts))
-        OR count(*) FILTER (ingested_at IS DISTINCT FROM previous_ingested_at) > count(DISTINCT ingested_at)
-        AS no_duplicates
+    count(*) FILTER (run_start) <> 1 OR bool_or(NOT (run_start OR coalesce(previous_ts < ts, false))) AS unordered,
+    unordered OR bool_or(anomalous) AS price_anomalies,
+    unordered OR bool_or(NOT (run_start OR coalesce(previous_rid < rid, false))) AS no_duplicates
 FROM (
-    SELECT *, lag(close) OVER w AS previous_close, lag(ts) OVER w AS previous_ts, lag(rid) OVER w AS previous_rid,
-        lag(ingested_at) OVER w AS previous_ingested_at
+    SELECT *, previous_symbol IS DISTINCT FROM symbol AS run_start,
+        volume = 0 OR (previous_symbol = symbol AND (abs(open / previous_close - 1) > $max_open_gap
+            OR previous_close = 0 OR (flat AND close = previous_close))) AS anomalous
     FROM (
-        SELECT symbol, ts, open, close, volume, ingested_at, rowid AS rid, {ROW_RULE_BROKEN} AS broken,
-            open = close AND high = close AND low = close AS flat
+        SELECT symbol, ts, open, close, volume, rowid AS rid, {ROW_RULE_BROKEN} AS broken,
+            open = close AND high = close AND low = close AS flat,
+            lag(symbol) OVER () AS previous_symbol, lag(ts) OVER () AS previous_ts,
+            lag(close) OVER () AS previous_close, lag(rowid) OVER () AS previous_rid
         FROM bars WHERE {SCOPE}
     )
-    WINDOW w AS (PARTITION BY symbol ORDER BY ts)
 )
+WHERE run_start OR broken OR anomalous OR NOT coalesce(previous_ts < ts AND previous_rid < rid, false)
 GROUP BY symbol HAVING ohlcv_schema OR price_anomalies OR no_duplicates
 """
 

@@ -84,10 +84,9 @@ def table_suspects(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, check: s
     once per check step): it loads or scans only theirs, the others pass with their rows counted in SQL."""
     gap = p.config.quality.max_open_gap
     params = {**_params(p), "daily": not p.timeframe.is_intraday, "max_open_gap": gap}
-    rows = _shared(("suspects", id(con), p.timeframe.value, tuple(p.symbols), gap),
-                   lambda: con.execute(sql.TABLE_SUSPECTS, params).fetchall())
-    column = ("ohlcv_schema", "price_anomalies", "no_duplicates").index(check) + 1
-    return [row[0] for row in rows if row[column]]
+    frame = _shared(("suspects", id(con), p.timeframe.value, tuple(p.symbols), gap),
+                    lambda: con.execute(sql.TABLE_SUSPECTS, params).pl())
+    return frame.filter(pl.col(check))["symbol"].to_list()
 
 
 def _scope(p: BarsPartitioning, changed: Changed | None) -> dict:
