@@ -197,11 +197,11 @@ def check_schema(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: C
     `changed`: over its rows). A whole-table SQL scan finds the symbols with a suspect row; only their rows
     (and the changed ones) are loaded and judged by the polars rules, the others pass as counted in SQL."""
     rules = tuple(r for r in builtin_checks.SCHEMA.rules if r != "daily_at_midnight" or not p.timeframe.is_intraday)
-    suspects = table_suspects(con, p, "ohlcv_schema")
-    if changed is not None:
-        frame = load_changed_bars(con, p, changed.with_symbols(suspects))
+    if changed is not None:  # the streamed TABLE_SUSPECTS runs on one thread: a parallel scan here
+        suspects = con.execute(sql.ROW_RULE_SUSPECTS, {**_params(p), "daily": not p.timeframe.is_intraday}).fetchall()
+        frame = load_changed_bars(con, p, changed.with_symbols(symbol for (symbol,) in suspects))
     else:
-        frame = load_bars(con, p, suspects)
+        frame = load_bars(con, p, table_suspects(con, p, "ohlcv_schema"))
         if _column_type_problems(frame):  # every row is mis-typed: counted per symbol below
             frame = load_changed_bars(con, p, None)
     report = CheckReport("ohlcv_schema", rules, *(_row_count(con, p) if changed is None else _judged_height(frame)))
