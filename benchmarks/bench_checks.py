@@ -25,6 +25,7 @@ from _util import row  # noqa: E402
 from jutsu_pipeline.config import parse_config  # noqa: E402
 from jutsu_pipeline.partitions import BarsPartitioning  # noqa: E402
 from jutsu_pipeline.quality.grid import calendar_grid  # noqa: E402
+from jutsu_pipeline.quality.report import CheckReport  # noqa: E402
 from jutsu_pipeline.quality.stored import (  # noqa: E402
     check_anomalies,
     check_calendar,
@@ -32,7 +33,6 @@ from jutsu_pipeline.quality.stored import (  # noqa: E402
     check_schema,
     shared_reads,
 )
-from jutsu_pipeline.quality.report import CheckReport  # noqa: E402
 from jutsu_pipeline.storage.ddl import ensure_schema  # noqa: E402
 from jutsu_pipeline.timeframes import Timeframe  # noqa: E402
 

@@ -285,7 +285,8 @@ ROW_DEFECTS: dict[str, tuple[str, bool]] = {  # bad row written into IBM -> (SQL
 
 @pytest.mark.parametrize("daily", [True, False], ids=["daily", "intraday"])
 def test_the_row_rule_suspects_sql_agrees_with_the_polars_rules(daily: bool, stored_2012, tmp_path) -> None:
-    """ROW_RULE_SUSPECTS and TABLE_SUSPECTS' ohlcv_schema (SQL scans) find exactly the symbols the polars row rules flag on the same bars."""
+    """ROW_RULE_SUSPECTS and TABLE_SUSPECTS' ohlcv_schema (SQL scans) find exactly the symbols the polars row
+    rules flag on the same bars."""
     path = shutil.copy(stored_2012[0], tmp_path / "bars.duckdb")
     symbols = ["AAPL", "FB", "IBM"]
     flags = {**STORED_ROW_RULES, **(DAILY_RULES if daily else {})}

@@ -41,12 +41,13 @@ ROW_RULE_SUSPECTS = f"SELECT DISTINCT symbol FROM bars WHERE {SCOPE} AND {ROW_RU
 # Per symbol, whether a whole-table check can find a failing row there; only those symbols' rows are then
 # loaded (or scanned in storage order), the others' counted. `OVER ()` streams each row's predecessor in scan
 # order: one thread but no sort (0.6-1.7 s of CPU over 2.5 M bars, loaded machine, against 1.1-1.7 s for a
-# window in (symbol, ts) order and 2.2 s for loading the bars sorted). Where a symbol's rows come as one run of strictly increasing ts (what the writer stores),
-# the predecessor is the previous bar in time and increasing rowids mean no ingestion stored its rows out of
-# order; any other symbol is suspect to both rules. ohlcv_schema: ROW_RULE_BROKEN. price_anomalies
-# (`expressions.suspicious_rules` with the same arithmetic, so a superset: a NaN gap and a zero previous close
-# count here): a jump beyond $max_open_gap, explained by a stored action or not (those are labelled), zero
-# volume, a flat bar repeating the previous close. no_duplicates: OUT_OF_ORDER.
+# window in (symbol, ts) order and 2.2 s for loading the bars sorted). Where a symbol's rows come as one run
+# of strictly increasing ts (what the writer stores), the predecessor is the previous bar in time and
+# increasing rowids mean no ingestion stored its rows out of order; any other symbol is suspect to both rules.
+# ohlcv_schema: ROW_RULE_BROKEN. price_anomalies (`expressions.suspicious_rules` with the same arithmetic, so
+# a superset: a NaN gap and a zero previous close count here): a jump beyond $max_open_gap, explained by a
+# stored action or not (those are labelled), zero volume, a flat bar repeating the previous close.
+# no_duplicates: OUT_OF_ORDER.
 TABLE_SUSPECTS = f"""
 SELECT symbol, bool_or(broken) AS ohlcv_schema,
     count(*) FILTER (run_start) <> 1 OR bool_or(NOT (run_start OR coalesce(previous_ts < ts, false))) AS unordered,
