@@ -17,6 +17,7 @@ SQLite storage in $DAGSTER_HOME with this event log; any configured `storage:` (
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import threading
@@ -29,6 +30,8 @@ from typing import Any
 import dagster as dg
 import sqlalchemy as sa
 import yaml
+from dagster._core.definitions.metadata import MetadataFieldSerializer
+from dagster._core.errors import DagsterInvariantViolationError
 from dagster._core.events import ASSET_CHECK_EVENTS, ASSET_EVENTS, EVENT_TYPE_TO_PIPELINE_RUN_STATUS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
 from dagster._core.instance.ref import InstanceRef
@@ -43,8 +46,10 @@ from dagster._core.storage.sql import db
 from dagster._core.storage.sqlalchemy_compat import db_select
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 from dagster._serdes import ConfigurableClassData
-from dagster_shared.serdes import deserialize_value
+from dagster_shared.serdes import deserialize_value, pack_value, serialize_value
+from dagster_shared.serdes.serdes import _WHITELIST_MAP as WHITELIST_MAP
 from sqlalchemy import create_engine
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool, StaticPool
 
@@ -214,9 +219,14 @@ class ReusedSqliteConnections:
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
-        with self._db_lock:  # type: ignore[attr-defined]
-            with self._shard_engine(shard).connect() as conn, conn.begin():
-                yield conn
+        with self._db_lock, self._transaction(shard) as conn:  # type: ignore[attr-defined]
+            yield conn
+
+    @contextmanager
+    def _transaction(self, shard: str) -> Iterator[Connection]:
+        """A transaction on the shard's connection, committed on exit; the caller holds `_db_lock`."""
+        with self._shard_engine(shard).connect() as conn, conn.begin():
+            yield conn
 
     def _close_shards(self) -> None:
         for engine in self.__dict__.pop("_jutsu_engines", {}).values():
@@ -275,31 +285,133 @@ class BatchingSqliteEventLogStorage(ReusedSqliteConnections, PlannedSubsetsMixin
         self._store_asset_events(stretch)
 
     def _store_asset_events(self, events: Sequence[EventLogEntry]) -> None:
-        """Plain asset events of one run in one transaction per shard (the rows `store_event` writes)."""
+        """Plain asset events of one run: the rows `store_event` writes, one transaction per shard.
+
+        The sqlite3 driver's executemany, not SQLAlchemy's (its per-row parameter processing, and RETURNING
+        batched into multi-row INSERTs, were ~40% of the batch: py-spy of a 10,500-partition first sync). The
+        index shard's ids are taken under BEGIN IMMEDIATE, which holds SQLite's write lock from the start:
+        nobody else inserts until COMMIT, and SQLite gives a row without an id max(id) + 1, so the batch's ids
+        are the range after the table's max; the check below proves it before anything is committed."""
         if len(events) < 2:
             for event in events:
                 self.store_event(event)
             return
-        # One executemany per shard with the rows `prepare_insert_event` would build: a statement per event
-        # cost SQLAlchemy a compile and cache key each, about half of the batch's time (bench_sync.py profile).
-        rows = [self._event_to_row(event) for event in events]
-        table = SqlEventLogStorageTable
-        with self.run_connection(events[0].run_id) as conn:
-            conn.execute(table.insert(), rows)
-        with self.index_transaction() as conn:
-            returning = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-            event_ids = [int(row[0]) for row in conn.execute(returning, rows)]
-            self._store_asset_event_tags(conn, list(events), event_ids)
+        stamp = _sqlite_timestamp
+        rows = []
+        for event, body in zip(events, serialised(events), strict=True):
+            dagster_event = event.get_dagster_event()
+            rows.append((event.run_id, body, dagster_event.event_type_value, stamp(self._event_insert_timestamp(event)),
+                         dagster_event.step_key, dagster_event.asset_key.to_string(), dagster_event.partition))  # type: ignore[union-attr]
+        # Index first and committed last: a failed batch leaves neither shard with rows Dagster's one-by-one
+        # retry (EventMethods.handle_new_event) would store again.
+        with self._db_lock, self._transaction(INDEX_SHARD_NAME) as conn, self._transaction(events[0].run_id) as run:  # type: ignore[attr-defined]
+            index = conn.connection.driver_connection
+            index.execute("BEGIN IMMEDIATE")
+            first = index.execute("SELECT coalesce(max(id), 0) + 1 FROM event_logs").fetchone()[0]
+            index.executemany(_INSERT_EVENT, rows)
+            last = index.execute("SELECT last_insert_rowid()").fetchone()[0]
+            if last != first + len(rows) - 1:
+                raise DagsterInvariantViolationError(f"event ids {first}..{last} for {len(rows)} events")
+            event_ids = range(first, last + 1)
+            index.executemany(_INSERT_TAG, [
+                (event_id, row[5], key, value, row[3])
+                for event_id, event, row in zip(event_ids, events, rows, strict=True)
+                for key, value in self._tags_for_asset_event(event).items()])
             # The asset-key row holds the latest event of each kind (columns depend on the kind only), so
             # the last event per (asset, kind) leaves it as updating it per event would: one UPDATE, not 10,000.
-            last: dict[tuple[str, str], tuple[EventLogEntry, int]] = {}
-            for event, event_id in zip(events, event_ids, strict=True):
-                dagster_event = event.get_dagster_event()
-                kind = (str(dagster_event.asset_key), dagster_event.event_type_value)
-                last.pop(kind, None)  # re-insert: dict order = order of each kind's last event
-                last[kind] = (event, event_id)
-            for event, event_id in last.values():
+            last_of_kind: dict[tuple[str, str], tuple[EventLogEntry, int]] = {}
+            for event, row, event_id in zip(events, rows, event_ids, strict=True):
+                last_of_kind.pop((row[5], row[2]), None)  # re-insert: dict order = order of each kind's last event
+                last_of_kind[(row[5], row[2])] = (event, event_id)
+            for event, event_id in last_of_kind.values():
                 self._store_asset_event(conn, event, event_id)
+            run.connection.driver_connection.executemany(_INSERT_EVENT, rows)
+
+
+_INSERT_EVENT = ("INSERT INTO event_logs (run_id, event, dagster_event_type, timestamp, step_key, asset_key, partition) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?)")
+_INSERT_TAG = "INSERT INTO asset_event_tags (event_id, asset_key, key, value, event_timestamp) VALUES (?, ?, ?, ?, ?)"
+# A TIMESTAMP as SQLAlchemy's SQLite dialect stores it ("2026-12-02 10:14:38.825934"), which Dagster's reads parse.
+_sqlite_timestamp = SqlEventLogStorageTable.c.timestamp.type.dialect_impl(sqlite_dialect()).bind_processor(sqlite_dialect())
+_MARKS = {name: f"\x00jutsu:{name}\x00" for name in ("timestamp", "partition", "tags")}  # strings no event holds
+_METADATA = '"metadata_entries": '
+
+
+def serialised(events: Sequence[EventLogEntry]) -> list[str]:
+    """`serialize_value(event)` of each event, what a run's materialisations share serialised once per shape.
+
+    They differ in timestamp, partition, tags and metadata only; serialising the rest again (step handle,
+    logging tags, run, asset key) was most of their serialisation, the largest cost of storing them (py-spy).
+    Each shape's first event is serialised whole and compared with its spliced text: when they differ (a change
+    in Dagster's format), that shape's events are serialised whole. Other events are serialised whole."""
+    texts: list[str] = []
+    shape: EventLogEntry | None = None
+    template: tuple[list[str], list[str]] | None = None
+    entries: dict[tuple, str] = {}
+    for event in events:
+        dagster_event = event.get_dagster_event()
+        data = dagster_event.event_specific_data
+        materialization = getattr(data, "materialization", None)
+        if not isinstance(materialization, dg.AssetMaterialization):
+            texts.append(serialize_value(event))
+            continue
+        shell = event._replace(timestamp=_MARKS["timestamp"], dagster_event=dagster_event._replace(
+            event_specific_data=data._replace(materialization=materialization._replace(  # type: ignore[union-attr]
+                partition=_MARKS["partition"], tags=_MARKS["tags"], metadata={}))))
+        own = {"timestamp": event.timestamp, "partition": materialization.partition, "tags": materialization.tags,
+               _METADATA: materialization.metadata}
+        if shell == shape and template is not None:
+            texts.append(_splice(template, own, entries))
+            continue
+        whole = serialize_value(event)
+        if shell != shape:
+            shape, template = shell, _template(serialize_value(shell))
+            if template is not None and _splice(template, own, entries) != whole:
+                template = None
+        texts.append(whole)
+    return texts
+
+
+def _template(text: str) -> tuple[list[str], list[str]] | None:
+    """A shell's JSON cut at its markers: (the text between them, the own field each gap takes)."""
+    needles = {json.dumps(mark): name for name, mark in _MARKS.items()} | {f"{_METADATA}[]": _METADATA}
+    if any(text.count(needle) != 1 for needle in needles):
+        return None
+    pieces, names, rest = [], [], text
+    for needle, name in sorted(needles.items(), key=lambda item: text.index(item[0])):
+        piece, _, rest = rest.partition(needle)
+        pieces.append(piece)
+        names.append(name)
+    return [*pieces, rest], names
+
+
+def _splice(template: tuple[list[str], list[str]], own: Mapping[str, Any], entries: dict[tuple, str]) -> str:
+    pieces, names = template
+    parts = [pieces[0]]
+    for name, piece in zip(names, pieces[1:], strict=True):
+        if name == _METADATA:  # a list of entries, as serdes packs AssetMaterialization.metadata
+            parts.append(f"{_METADATA}[{', '.join(_entry(label, value, entries) for label, value in own[name].items())}]")
+        else:
+            parts.append(_encode(pack_value(own[name])))
+        parts.append(piece)
+    return "".join(parts)
+
+
+def _entry(label: str, value: Any, entries: dict[tuple, str]) -> str:
+    """One metadata entry's JSON; kept for the batch when the value is one scalar field (a row count, a
+    timestamp: most of a bars run's repeat), so equal values are packed once."""
+    fields = getattr(type(value), "_fields", ())
+    scalar = getattr(value, fields[0]) if len(fields) == 1 else None
+    key = (label, type(value), repr(scalar)) if isinstance(scalar, (int, float, str)) else None
+    text = entries.get(key) if key else None
+    if text is None:
+        text = _encode(MetadataFieldSerializer().pack({label: value}, WHITELIST_MAP, ""))[1:-1]
+        if key:
+            entries[key] = text
+    return text
+
+
+_encode = json.JSONEncoder(sort_keys=True).encode  # serdes' dumps (json.dumps with sort_keys), built once
 
 
 def _revision(engine: Engine) -> str | None:

@@ -120,6 +120,66 @@ def _events_stored_one_by_one(instance: dg.DagsterInstance, monkeypatch: pytest.
     return single
 
 
+@dg.asset(partitions_def=PARTS, backfill_policy=dg.BackfillPolicy.single_run())
+def volumes(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    """A second asset of the run, with its own metadata shapes per partition (a bars run's, and others)."""
+    from jutsu_pipeline.assets.bars.assets import set_partition_metadata
+
+    facts = {key: {"dagster/row_count": dg.MetadataValue.int(n), "first_ts": dg.MetadataValue.timestamp(1.7e9 + n),
+                   **({"empty_because": dg.MetadataValue.text("listed later: «ß»")} if n % 3 else
+                      {"ratio": dg.MetadataValue.float(n / 7), "url": dg.MetadataValue.url("https://x/é")})}
+             for n, key in enumerate(context.partition_keys)}
+    set_partition_metadata(context, context.assets_def.key, context.partition_keys, facts)
+    return dg.MaterializeResult(metadata={"run": dg.MetadataValue.json({"keys": len(facts)})})
+
+
+def _tables(base_dir: Path, run_id: str) -> dict[str, list]:
+    import sqlite3
+
+    tables = {}
+    for shard, names in (("index", ("event_logs", "asset_event_tags", "asset_keys")), (run_id, ("event_logs",))):
+        with sqlite3.connect(base_dir / f"{shard}.db") as con:
+            for name in names:
+                cursor = con.execute(f"SELECT * FROM {name} ORDER BY id")  # noqa: S608
+                columns = [c[0] for c in cursor.description]
+                tables[f"{shard}:{name}"] = [  # create_timestamp: the insert's wall clock (a server default)
+                    {c: v for c, v in zip(columns, row, strict=True) if c != "create_timestamp"} for row in cursor]
+    return tables
+
+
+def test_batched_rows_are_the_rows_dagster_s_own_store_event_writes(instance, tmp_path: Path) -> None:
+    """A batch of a run's materialisations (two assets, several metadata shapes) leaves the event rows (run
+    shard and index, with their ids), indexed tags and asset rows that Dagster's SQLite storage writes
+    storing the same events one by one; each event's JSON is `serialize_value`'s."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+    from dagster_shared.serdes import serialize_value
+
+    from jutsu_pipeline.instance_storage import serialised
+
+    ok = dg.materialize([prices, volumes], instance=instance, tags=dict(zip(RANGE, ("2020-01-01|A", "2024-01-01|C"))))
+    events = [e for e in instance.all_logs(ok.run_id) if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
+    assert len(events) == 30 and len({e.get_dagster_event().asset_key for e in events}) == 2
+    odd = events[3]._replace(dagster_event=events[3].get_dagster_event()._replace(message="another shape"))
+    mixed = [*events[:3], odd, *events[4:]]
+    assert serialised(mixed) == [serialize_value(e) for e in mixed]
+
+    dagster_own = SqliteEventLogStorage(str(tmp_path / "dagster"))
+    for event in events:
+        dagster_own.store_event(event)
+    batching = BatchingSqliteEventLogStorage(str(tmp_path / "batching"), batch_size=0)
+    batching.store_event_batch(events)
+    expected, stored = _tables(tmp_path / "dagster", ok.run_id), _tables(tmp_path / "batching", ok.run_id)
+    assert len(stored["index:event_logs"]) == 30 and len(stored["index:asset_event_tags"]) == 90  # data version, 2 dims
+    assert stored == expected
+    # A second batch continues the index's ids after the rows already there.
+    dagster_own.store_event(events[0])
+    batching.store_event_batch(events[:1] + events[:1])
+    dagster_own.store_event(events[0])
+    assert _tables(tmp_path / "batching", ok.run_id) == _tables(tmp_path / "dagster", ok.run_id)
+    dagster_own.dispose()
+    batching.dispose()
+
+
 def test_planned_events_of_a_run_with_checks_are_batched(instance, monkeypatch: pytest.MonkeyPatch) -> None:
     """A check's planned event beside the asset's must not send the run's materialisations one by one."""
     single = _events_stored_one_by_one(instance, monkeypatch)
