@@ -296,12 +296,7 @@ class BatchingSqliteEventLogStorage(ReusedSqliteConnections, PlannedSubsetsMixin
             for event in events:
                 self.store_event(event)
             return
-        stamp = _sqlite_timestamp
-        rows = []
-        for event, body in zip(events, serialised(events), strict=True):
-            dagster_event = event.get_dagster_event()
-            rows.append((event.run_id, body, dagster_event.event_type_value, stamp(self._event_insert_timestamp(event)),
-                         dagster_event.step_key, dagster_event.asset_key.to_string(), dagster_event.partition))  # type: ignore[union-attr]
+        rows = _event_rows(self, events, _sqlite_timestamp)
         # Index first and committed last: a failed batch leaves neither shard with rows Dagster's one-by-one
         # retry (EventMethods.handle_new_event) would store again.
         with self._db_lock, self._transaction(INDEX_SHARD_NAME) as conn, self._transaction(events[0].run_id) as run:  # type: ignore[attr-defined]
@@ -313,26 +308,46 @@ class BatchingSqliteEventLogStorage(ReusedSqliteConnections, PlannedSubsetsMixin
             if last != first + len(rows) - 1:
                 raise DagsterInvariantViolationError(f"event ids {first}..{last} for {len(rows)} events")
             event_ids = range(first, last + 1)
-            index.executemany(_INSERT_TAG, [
-                (event_id, row[5], key, value, row[3])
-                for event_id, event, row in zip(event_ids, events, rows, strict=True)
-                for key, value in self._tags_for_asset_event(event).items()])
-            # The asset-key row holds the latest event of each kind (columns depend on the kind only), so
-            # the last event per (asset, kind) leaves it as updating it per event would: one UPDATE, not 10,000.
-            last_of_kind: dict[tuple[str, str], tuple[EventLogEntry, int]] = {}
-            for event, row, event_id in zip(events, rows, event_ids, strict=True):
-                last_of_kind.pop((row[5], row[2]), None)  # re-insert: dict order = order of each kind's last event
-                last_of_kind[(row[5], row[2])] = (event, event_id)
-            for event, event_id in last_of_kind.values():
+            index.executemany(_INSERT_TAG, _tag_rows(self, events, event_ids, rows))
+            for event, event_id in _latest_of_each(events, event_ids, rows):
                 self._store_asset_event(conn, event, event_id)
             run.connection.driver_connection.executemany(_INSERT_EVENT, rows)
 
 
-_INSERT_EVENT = ("INSERT INTO event_logs (run_id, event, dagster_event_type, timestamp, step_key, asset_key, partition) "
-                 "VALUES (?, ?, ?, ?, ?, ?, ?)")
-_INSERT_TAG = "INSERT INTO asset_event_tags (event_id, asset_key, key, value, event_timestamp) VALUES (?, ?, ?, ?, ?)"
+_EVENT_COLUMNS = "event_logs (run_id, event, dagster_event_type, timestamp, step_key, asset_key, partition)"
+_TAG_COLUMNS = "asset_event_tags (event_id, asset_key, key, value, event_timestamp)"
+_INSERT_EVENT = f"INSERT INTO {_EVENT_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?)"
+_INSERT_TAG = f"INSERT INTO {_TAG_COLUMNS} VALUES (?, ?, ?, ?, ?)"
 # A TIMESTAMP as SQLAlchemy's SQLite dialect stores it ("2026-12-02 10:14:38.825934"), which Dagster's reads parse.
 _sqlite_timestamp = SqlEventLogStorageTable.c.timestamp.type.dialect_impl(sqlite_dialect()).bind_processor(sqlite_dialect())
+def _event_rows(storage: Any, events: Sequence[EventLogEntry], stamp: Any = None) -> list[tuple]:
+    """Each event's `_EVENT_COLUMNS`, the values Dagster's `_event_to_row` gives them (`stamp` adapts the timestamp)."""
+    rows = []
+    for event, body in zip(events, serialised(events), strict=True):
+        dagster_event = event.get_dagster_event()
+        timestamp = storage._event_insert_timestamp(event)  # noqa: SLF001
+        rows.append((event.run_id, body, dagster_event.event_type_value, stamp(timestamp) if stamp else timestamp,
+                     dagster_event.step_key, dagster_event.asset_key.to_string(), dagster_event.partition))  # type: ignore[union-attr]
+    return rows
+
+
+def _tag_rows(storage: Any, events: Sequence[EventLogEntry], event_ids: Sequence[int], rows: Sequence[tuple]) -> list[tuple]:
+    """`_TAG_COLUMNS` of the events' indexed tags, as Dagster's `_store_asset_event_tags` writes them."""
+    return [(event_id, row[5], key, value, row[3]) for event_id, event, row in zip(event_ids, events, rows, strict=True)
+            for key, value in storage._tags_for_asset_event(event).items()]  # noqa: SLF001
+
+
+def _latest_of_each(events: Sequence[EventLogEntry], event_ids: Sequence[int],
+                    rows: Sequence[tuple]) -> list[tuple[EventLogEntry, int]]:
+    """The last event of each asset and kind, in order: an asset's row holds its latest event of each kind
+    (the columns depend on the kind only), so writing these leaves it as writing every event would."""
+    latest: dict[tuple[str, str], tuple[EventLogEntry, int]] = {}
+    for event, event_id, row in zip(events, event_ids, rows, strict=True):
+        latest.pop((row[5], row[2]), None)  # re-inserted: dict order is the order of each one's last event
+        latest[(row[5], row[2])] = (event, event_id)
+    return list(latest.values())
+
+
 _MARKS = {name: f"\x00jutsu:{name}\x00" for name in ("timestamp", "partition", "tags")}  # strings no event holds
 _METADATA = '"metadata_entries": '
 
@@ -531,22 +546,28 @@ def _batching_postgres_event_log() -> type:
             self._engine.dispose()
 
         def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-            """dagster-postgres's batch write, with one cached executemany instead of an INSERT of 1,000
-            VALUES rows that SQLAlchemy compiled anew for every batch (a third of the batch's time, py-spy
-            over bench_sync.py); the same rows, tags and asset-key update."""
+            """dagster-postgres's batch write through psycopg2's execute_values, not SQLAlchemy (its per-row
+            parameter processing was half of the batch's time, py-spy), with events serialised by `serialised`;
+            the same rows, tags and asset-key update."""
             kinds = {event.get_dagster_event().event_type for event in events}
             plain = kinds in ({DagsterEventType.ASSET_MATERIALIZATION}, {DagsterEventType.ASSET_OBSERVATION})
             if not plain or any(e.get_dagster_event().is_asset_failed_to_materialize for e in events):
                 super().store_event_batch(events)
                 return
-            table = SqlEventLogStorageTable
-            rows = [self._event_to_row(event) for event in events]
-            with self._connect() as conn:
-                returning = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-                event_ids = [int(row[0]) for row in conn.execute(returning, rows)]
-            with self.index_transaction() as conn:
-                self._store_asset_event_tags(conn, events, event_ids)
-                self._store_asset_event(conn, events[-1], event_ids[-1])  # the asset row holds the latest
+            from psycopg2.extras import execute_values
+
+            rows = _event_rows(self, events)
+            # One transaction: the rows, their tags and the asset row land together or not at all (Dagster then
+            # stores the events one by one). RETURNING gives a multi-row INSERT's ids in the VALUES' order, as
+            # dagster-postgres's own batch write relies on.
+            with self.index_transaction() as conn, conn.connection.driver_connection.cursor() as cursor:
+                event_ids = [row[0] for row in execute_values(cursor, f"INSERT INTO {_EVENT_COLUMNS} VALUES %s RETURNING id",
+                                                              rows, page_size=len(rows), fetch=True)]
+                tags = _tag_rows(self, events, event_ids, rows)
+                if tags:
+                    execute_values(cursor, f"INSERT INTO {_TAG_COLUMNS} VALUES %s", tags, page_size=len(tags))
+                for event, event_id in _latest_of_each(events, event_ids, rows):
+                    self._store_asset_event(conn, event, event_id)
 
         @classmethod
         def from_config_value(cls, inst_data: ConfigurableClassData | None,

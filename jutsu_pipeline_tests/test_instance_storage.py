@@ -267,6 +267,54 @@ def test_postgres_event_log_stores_a_range_run_s_partitions_and_their_failure(tm
                           "2023-01-01|A": dg.AssetPartitionStatus.MATERIALIZED}
 
 
+def test_postgres_batched_rows_are_the_rows_dagster_postgres_writes(instance, tmp_path: Path) -> None:
+    """The Postgres batch (execute_values) leaves the rows, tags and asset row of dagster-postgres's own
+    one-by-one store_event: each run stored both ways in the shared database, ids compared relative."""
+    if not os.environ.get("JUTSU_TEST_POSTGRES_URL"):
+        pytest.skip("JUTSU_TEST_POSTGRES_URL is not set: no Postgres server to test against (.ci/run starts one)")
+    import re
+    import uuid
+
+    import sqlalchemy as sa
+    from dagster_postgres.event_log.event_log import PostgresEventLogStorage
+
+    from jutsu_pipeline import instance_storage
+
+    ok = dg.materialize([prices, volumes], instance=instance, tags=dict(zip(RANGE, ("2020-01-01|A", "2024-01-01|C"))))
+    url = os.environ["JUTSU_TEST_POSTGRES_URL"]
+
+    def stored(storage, store) -> list:  # noqa: ANN001 - the run's rows under a fresh run id, ids made relative
+        run_id, prefix = str(uuid.uuid4()), f"t{uuid.uuid4().hex[:8]}"  # the database is shared: own run and keys
+        events = [e._replace(run_id=run_id, dagster_event=e.get_dagster_event()._replace(
+            event_specific_data=e.get_dagster_event().event_specific_data._replace(
+                materialization=e.get_dagster_event().step_materialization_data.materialization._replace(
+                    asset_key=dg.AssetKey([prefix, *e.get_dagster_event().asset_key.path])))))
+            for e in instance.all_logs(ok.run_id) if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
+        store(storage, events)
+        with storage._engine.connect() as conn:  # noqa: SLF001
+            rows = conn.execute(sa.text("SELECT * FROM event_logs WHERE run_id = :r ORDER BY id"), {"r": run_id}).mappings().all()
+            first = rows[0]["id"]
+            tags = conn.execute(sa.text("SELECT event_id - :f, asset_key, key, value, event_timestamp FROM asset_event_tags "
+                                        "WHERE event_id >= :f AND asset_key LIKE :p ORDER BY id"), {"f": first, "p": f'["{prefix}"%'}).all()
+            assets = conn.execute(sa.text("SELECT asset_key, last_materialization, last_run_id FROM asset_keys "
+                                          "WHERE asset_key LIKE :p ORDER BY asset_key"), {"p": f'["{prefix}"%'}).all()
+        storage.delete_events(run_id)
+        rows = [{**row, "id": row["id"] - first, "run_id": "R", "asset_key": row["asset_key"].replace(prefix, "P"),
+                 "event": row["event"].replace(run_id, "R").replace(prefix, "P")} for row in rows]
+        assets = [[re.sub(r'"storage_id": (\d+)', lambda m: f'"storage_id": {int(m[1]) - first}',
+                          str(v).replace(run_id, "R").replace(prefix, "P")) for v in asset] for asset in assets]
+        return [rows, [tuple(str(v).replace(prefix, "P") for v in tag) for tag in tags], assets]
+
+    own = PostgresEventLogStorage(url)
+    batching = instance_storage.BatchingPostgresEventLogStorage(url)
+    expected = stored(own, lambda storage, events: [storage.store_event(e) for e in events])
+    batched = stored(batching, lambda storage, events: storage.store_event_batch(events))
+    assert len(batched[0]) == 30 and len(batched[1]) == 90 and len(batched[2]) == 2
+    assert batched == expected
+    own.dispose()
+    batching.dispose()
+
+
 def _log_line(run_id: str, message: str):  # noqa: ANN202 - an EventLogEntry
     import time
 
