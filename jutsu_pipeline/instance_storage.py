@@ -145,12 +145,14 @@ class ReusedSqliteConnections:
     crash of the process loses nothing committed. Connections are never shared across a fork: a child process
     opens its own.
 
-    A run's own shard (its step, log and check events; not the run's status, which is the run storage's, nor
-    the asset records, which are the index shard's) is written with `synchronous=NORMAL`, SQLite's setting for
-    WAL databases (only in WAL mode, which Dagster sets on every shard it creates): a commit is not fsynced on
-    its own but with the next checkpoint, so a power loss or OS crash (not a process crash) may drop a run's
-    last log lines, never corrupt the file. The index shard, which holds the materialisations that are the
-    coverage record, keeps Dagster's `FULL`.
+    Every shard is written with `synchronous=NORMAL`, SQLite's setting for WAL databases (only in WAL mode,
+    which Dagster sets on every shard it creates): a commit is written to the WAL before it returns but fsynced
+    with the next checkpoint, not on its own (the index shard's fsyncs were a third of a 10,500-partition
+    batch's wall, bench_events.py). A killed process loses nothing committed and leaves no lock (the WAL is
+    replayed by the next connection); a power loss or OS crash may drop the last commits, whole and in order,
+    never corrupt the file. Dropped materialisations are the safe side of the coverage record: they come after
+    the bars' DuckDB commit, so a partition may read missing or failed with its bars stored, and is synced
+    again; never materialised without its bars. Run status is the run storage's (Dagster's `FULL`).
     """
 
     MAX_OPEN_SHARDS = 4  # run shards kept open besides the index shard (a process writes one run at a time)
@@ -169,10 +171,9 @@ class ReusedSqliteConnections:
                 if shard == INDEX_SHARD_NAME or not self._init_from_template(shard, engine):
                     self._initdb(engine)  # type: ignore[attr-defined]
                 self._initialized_dbs.add(shard)  # type: ignore[attr-defined]
-            if shard != INDEX_SHARD_NAME:  # the pool's one connection keeps the setting
-                with engine.connect() as conn:
-                    if conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal":
-                        conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+            with engine.connect() as conn:  # the pool's one connection keeps the setting
+                if conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal":
+                    conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
             engines[shard] = engine
             runs = [name for name in engines if name != INDEX_SHARD_NAME]
             for name in runs[:-self.MAX_OPEN_SHARDS]:

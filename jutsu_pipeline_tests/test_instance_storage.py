@@ -180,6 +180,75 @@ def test_batched_rows_are_the_rows_dagster_s_own_store_event_writes(instance, tm
     batching.dispose()
 
 
+KILLED_WRITER = """
+import os, sys, time
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from dagster_shared.serdes import deserialize_value
+from jutsu_pipeline import instance_storage
+
+def pause(*_):
+    Path({marker!r}).write_text(str(os.getpid()))
+    time.sleep(600)
+
+events = deserialize_value(Path({events!r}).read_text())
+storage = instance_storage.BatchingSqliteEventLogStorage({base!r}, batch_size=0)
+storage.store_event_batch(events)  # the first batch, committed
+if {point!r} == "in_transaction":  # the second batch inserted into the index, nothing committed
+    tag_rows = instance_storage._tag_rows
+    instance_storage._tag_rows = lambda *args: (pause(), tag_rows(*args))[1]
+storage.store_event_batch(events)
+pause()  # committed (synchronous=NORMAL: in the WAL, not yet fsynced)
+"""
+
+
+@pytest.mark.parametrize("point", ["in_transaction", "after_commit"])
+def test_a_writer_killed_mid_batch_leaves_whole_batches_and_no_lock(instance, tmp_path: Path, point: str) -> None:
+    """SIGKILL of a process storing a batch: the shards hold whole batches (none of the killed one if it was not
+    committed, all of it if it was), pass SQLite's integrity check, and the next writer is not blocked."""
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    from dagster_shared.serdes import serialize_value
+
+    ok = dg.materialize([prices], instance=instance, tags=dict(zip(RANGE, ("2020-01-01|A", "2024-01-01|C"))))
+    events = [e for e in instance.all_logs(ok.run_id) if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
+    (tmp_path / "events.json").write_text(serialize_value(events))
+    base, marker = tmp_path / "killed", tmp_path / "marker"
+    script = KILLED_WRITER.format(repo=str(Path(__file__).parents[1]), marker=str(marker), events=str(tmp_path / "events.json"),
+                                  base=str(base), point=point)
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120  # generous: the machine may be loaded; not a speed assertion
+    while not marker.exists():
+        assert child.poll() is None, child.stdout.read() if child.stdout else ""
+        assert time.monotonic() < deadline, "the child never reached its pause"
+        time.sleep(0.1)
+    os.kill(int(marker.read_text()), signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+
+    def counts() -> list[int]:
+        found = []
+        for shard, table in (("index", "event_logs"), ("index", "asset_event_tags"), (ok.run_id, "event_logs")):
+            with sqlite3.connect(base / f"{shard}.db") as con:
+                assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+                found.append(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+        return found
+
+    batches = 1 if point == "in_transaction" else 2
+    assert counts() == [15 * batches, 45 * batches, 15 * batches]
+    storage = BatchingSqliteEventLogStorage(str(base), batch_size=0)
+    storage.store_event_batch(events)  # BEGIN IMMEDIATE gets the write lock: nothing of the killed writer holds it
+    assert counts() == [15 * (batches + 1), 45 * (batches + 1), 15 * (batches + 1)]
+    assert len(storage.get_materialized_partitions(prices.key)) == 15
+    storage.dispose()
+
+
 def test_planned_events_of_a_run_with_checks_are_batched(instance, monkeypatch: pytest.MonkeyPatch) -> None:
     """A check's planned event beside the asset's must not send the run's materialisations one by one."""
     single = _events_stored_one_by_one(instance, monkeypatch)
@@ -348,9 +417,9 @@ def test_sqlite_event_log_reuses_its_connections_and_other_processes_see_every_e
             messages = [e.user_message for e in other.all_logs(ok.run_id) if not e.is_dagster_event]
         assert messages[-1] == f"line {number}"
     assert connects == []  # the run shard's one connection, opened by the run, served all twenty
-    # The run's own shard trades fsync-per-commit for WAL's NORMAL; the index shard (asset records) keeps FULL.
+    # Every shard trades fsync-per-commit for WAL's NORMAL (a killed writer: test_a_writer_killed_mid_batch...).
     assert _pragma(storage, ok.run_id, "synchronous") == 1
-    assert _pragma(storage, "index", "synchronous") == 2
+    assert _pragma(storage, "index", "synchronous") == 1
     assert len(instance.get_materialized_partitions(prices.key)) == 2
 
 
