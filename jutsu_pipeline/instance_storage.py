@@ -300,8 +300,8 @@ class BatchingSqliteEventLogStorage(ReusedSqliteConnections, PlannedSubsetsMixin
         rows = _event_rows(self, events, _sqlite_timestamp)
         # Index first and committed last: a failed batch leaves neither shard with rows Dagster's one-by-one
         # retry (EventMethods.handle_new_event) would store again.
-        with self._db_lock, self._transaction(INDEX_SHARD_NAME) as conn, self._transaction(events[0].run_id) as run:  # type: ignore[attr-defined]
-            index = conn.connection.driver_connection
+        with self._db_lock, self._transaction(INDEX_SHARD_NAME) as conn, self._transaction(events[0].run_id) as run:
+            index: Any = conn.connection.driver_connection
             index.execute("BEGIN IMMEDIATE")
             first = index.execute("SELECT coalesce(max(id), 0) + 1 FROM event_logs").fetchone()[0]
             index.executemany(_INSERT_EVENT, rows)
@@ -312,7 +312,7 @@ class BatchingSqliteEventLogStorage(ReusedSqliteConnections, PlannedSubsetsMixin
             index.executemany(_INSERT_TAG, _tag_rows(self, events, event_ids, rows))
             for event, event_id in _latest_of_each(events, event_ids, rows):
                 self._store_asset_event(conn, event, event_id)
-            run.connection.driver_connection.executemany(_INSERT_EVENT, rows)
+            run.connection.driver_connection.executemany(_INSERT_EVENT, rows)  # type: ignore[union-attr]
 
 
 _EVENT_COLUMNS = "event_logs (run_id, event, dagster_event_type, timestamp, step_key, asset_key, partition)"
@@ -366,14 +366,15 @@ def serialised(events: Sequence[EventLogEntry]) -> list[str]:
     entries: dict[tuple, str] = {}
     for event in events:
         dagster_event = event.get_dagster_event()
-        data = dagster_event.event_specific_data
+        data: Any = dagster_event.event_specific_data
         materialization = getattr(data, "materialization", None)
         if not isinstance(materialization, dg.AssetMaterialization):
             texts.append(serialize_value(event))
             continue
-        shell = event._replace(timestamp=_MARKS["timestamp"], dagster_event=dagster_event._replace(
-            event_specific_data=data._replace(materialization=materialization._replace(  # type: ignore[union-attr]
-                partition=_MARKS["partition"], tags=_MARKS["tags"], metadata={}))))
+        marks: dict[str, Any] = _MARKS  # strings where a float and a mapping go: serdes packs them as they are
+        shell = event._replace(timestamp=marks["timestamp"], dagster_event=dagster_event._replace(
+            event_specific_data=data._replace(materialization=materialization._replace(
+                partition=marks["partition"], tags=marks["tags"], metadata={}))))
         own = {"timestamp": event.timestamp, "partition": materialization.partition, "tags": materialization.tags,
                _METADATA: materialization.metadata}
         if shell == shape and template is not None:
@@ -416,7 +417,7 @@ def _splice(template: tuple[list[str], list[str]], own: Mapping[str, Any], entri
 def _entry(label: str, value: Any, entries: dict[tuple, str]) -> str:
     """One metadata entry's JSON; kept for the batch when the value is one scalar field (a row count, a
     timestamp: most of a bars run's repeat), so equal values are packed once."""
-    fields = getattr(type(value), "_fields", ())
+    fields: tuple[str, ...] = getattr(type(value), "_fields", ())
     scalar = getattr(value, fields[0]) if len(fields) == 1 else None
     key = (label, type(value), repr(scalar)) if isinstance(scalar, (int, float, str)) else None
     text = entries.get(key) if key else None
@@ -555,13 +556,13 @@ def _batching_postgres_event_log() -> type:
             if not plain or any(e.get_dagster_event().is_asset_failed_to_materialize for e in events):
                 super().store_event_batch(events)
                 return
-            from psycopg2.extras import execute_values
+            from psycopg2.extras import execute_values  # type: ignore[import-untyped]
 
             rows = _event_rows(self, events)
             # One transaction: the rows, their tags and the asset row land together or not at all (Dagster then
             # stores the events one by one). RETURNING gives a multi-row INSERT's ids in the VALUES' order, as
             # dagster-postgres's own batch write relies on.
-            with self.index_transaction() as conn, conn.connection.driver_connection.cursor() as cursor:
+            with self.index_transaction() as conn, conn.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
                 event_ids = [row[0] for row in execute_values(cursor, f"INSERT INTO {_EVENT_COLUMNS} VALUES %s RETURNING id",
                                                               rows, page_size=len(rows), fetch=True)]
                 tags = _tag_rows(self, events, event_ids, rows)
