@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -280,6 +285,91 @@ def test_replace_is_per_symbol_and_transactional(sample_db: Path, tmp_path: Path
             compute_indicators(con, timeframe="1d", symbols=["GOOG"], params=DEFAULT)
         assert con.execute("SELECT count(*) FROM indicators").fetchone()[0] == count
 
+
+
+def table_oid(con: duckdb.DuckDBPyConnection) -> int:
+    """Changes when a full refresh swapped in a new `indicators` table."""
+    return con.execute("SELECT table_oid FROM duckdb_tables() WHERE table_name = 'indicators'").fetchone()[0]
+
+
+def test_a_full_refresh_of_every_row_swaps_the_table_and_keeps_the_rest(sample_db: Path, tmp_path: Path) -> None:
+    path = tmp_path / "copy.duckdb"
+    path.write_bytes(sample_db.read_bytes())
+    symbols = list(SAMPLE_SYMBOLS)
+    with duckdb.connect(str(path)) as con:
+        compute_indicators(con, timeframe="1d", symbols=symbols, params=CUSTOM)  # CUSTOM's columns first
+        oid = table_oid(con)
+        con.execute("UPDATE bars SET close = close * 1.5 WHERE symbol = 'IBM'")
+        compute_indicators(con, timeframe="1d", symbols=symbols, params=DEFAULT)  # every row: swapped
+        assert table_oid(con) != oid
+        assert_matches_talib(adjusted_bars(con, SAMPLE_SYMBOLS), stored_indicators(con, DEFAULT), DEFAULT)
+        assert con.execute("SELECT count(*) FROM indicators WHERE sma_7 IS NOT NULL").fetchone() == (0,)  # replaced
+        columns = [c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'indicators' "
+                                            "AND NOT is_nullable").fetchall()]
+        assert columns == ["symbol", "timeframe", "ts"]  # the same DDL
+        assert con.execute("SELECT count(*) FROM bars_with_indicators WHERE sma_20 IS NOT NULL").fetchone()[0] > 0
+        # Rows outside the scope (another symbol, another timeframe) are deleted around, not swapped away.
+        before = stored_indicators(con, DEFAULT)
+        con.execute("INSERT INTO indicators (symbol, timeframe, ts) VALUES ('IBM', '1h', '2020-01-01')")
+        oid = table_oid(con)
+        compute_indicators(con, timeframe="1d", symbols=symbols, params=DEFAULT)
+        compute_indicators(con, timeframe="1d", symbols=["IBM"], params=DEFAULT)
+        assert table_oid(con) == oid and con.execute("SELECT count(*) FROM indicators WHERE timeframe = '1h'").fetchone() == (1,)
+        assert stored_indicators(con, DEFAULT).equals(before, null_equal=True)
+        # A user's index would be lost by a swap: such a table is refreshed in place.
+        con.execute("DELETE FROM indicators WHERE timeframe = '1h'")
+        con.execute("CREATE INDEX by_symbol ON indicators (symbol)")
+        compute_indicators(con, timeframe="1d", symbols=symbols, params=DEFAULT)
+        assert table_oid(con) == oid and stored_indicators(con, DEFAULT).equals(before, null_equal=True)
+
+
+KILLED_REFRESH = """
+import os, sys, time
+from pathlib import Path
+import duckdb
+sys.path.insert(0, {repo!r})
+import jutsu_pipeline.storage.indicators as storage
+from jutsu_pipeline.indicators import IndicatorParams, compute_indicators
+
+def pause(*args):  # the parent kills this process here
+    Path({marker!r}).write_text(str(os.getpid()))
+    while True:
+        time.sleep(0.5)
+
+swapped = storage._swapped
+if {point!r} == "in_transaction":  # the new table swapped in, nothing inserted or committed
+    storage._swapped = lambda *args: swapped(*args) and pause()
+con = duckdb.connect({database!r})
+compute_indicators(con, timeframe="1d", symbols={symbols!r}, params=IndicatorParams())
+pause()  # committed, its WAL not checkpointed: reopening replays the swap
+"""
+
+
+@pytest.mark.parametrize("point", ["in_transaction", "after_commit"])
+def test_a_kill_during_a_swapping_refresh_leaves_the_old_rows_or_the_new(sample_db: Path, tmp_path: Path,
+                                                                          point: str) -> None:
+    database, marker = tmp_path / "kill.duckdb", tmp_path / "marker"
+    database.write_bytes(sample_db.read_bytes())
+    with duckdb.connect(str(database)) as con:
+        compute_indicators(con, timeframe="1d", symbols=list(SAMPLE_SYMBOLS), params=DEFAULT)
+        before = stored_indicators(con, DEFAULT)
+        con.execute("UPDATE bars SET close = close * 2")
+    script = KILLED_REFRESH.format(repo=str(Path(__file__).resolve().parents[1]), marker=str(marker),
+                                   database=str(database), point=point, symbols=list(SAMPLE_SYMBOLS))
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    while not marker.exists():  # no deadline: the child either pauses or exits (then its output fails the test)
+        assert child.poll() is None, child.stdout.read() if child.stdout else ""
+        time.sleep(0.1)
+    os.kill(int(marker.read_text()), signal.SIGKILL)
+    child.wait()
+    with duckdb.connect(str(database)) as con:
+        after = stored_indicators(con, DEFAULT)
+        if point == "in_transaction":
+            assert after.equals(before, null_equal=True)
+        else:
+            assert_matches_talib(adjusted_bars(con, SAMPLE_SYMBOLS), after, DEFAULT)
+            assert not after.equals(before, null_equal=True)
+        assert compute_indicators(con, timeframe="1d", symbols=list(SAMPLE_SYMBOLS), params=DEFAULT) == after.height
 
 def test_schema_migration_and_view(sample_db: Path, tmp_path: Path) -> None:
     path = tmp_path / "copy.duckdb"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from jutsu_pipeline.storage.backend import is_lake
 from jutsu_pipeline.storage.ddl import column_names, ensure_schema, relation_exists, relations, run_ddl
 from jutsu_pipeline.storage.scope import EARLIEST, IDENTIFIER, OHLCV, ROW_HASH, fetch_arrow, scope_filter, scope_params
 from jutsu_pipeline.storage.transactions import retry_conflicts
@@ -110,6 +111,15 @@ LEFT JOIN indicators AS i USING (symbol, timeframe, ts)
 
 # Every row of these symbols at this timeframe: their full history is recomputed and re-inserted.
 DELETE_SYMBOLS = f"DELETE FROM indicators WHERE {scope_filter()}"
+# A full recomputation of every row the table holds swaps in a new, empty table instead: no DELETE and no
+# deleted row groups for the checkpoint (~0.1 s of a 1.5 s refresh of 1.26 M rows). Only a table that `sql`
+# recreates whole (no index or comment to lose); views bind it by name.
+SWAPPABLE = """
+SELECT sql FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = current_schema()
+  AND table_name = 'indicators' AND index_count = 0 AND comment IS NULL AND starts_with(sql, 'CREATE TABLE indicators(')
+  AND NOT EXISTS (FROM indicators WHERE timeframe <> $timeframe OR NOT list_contains($symbols::VARCHAR[], symbol))
+"""
+SWAP = ("DROP TABLE indicators", "ALTER TABLE indicators_new RENAME TO indicators")
 
 # Columns matched by name: indicator columns of other parameter sets stay NULL for these rows.
 INSERT_STAGED = """
@@ -212,7 +222,7 @@ def replace_indicators(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbol
         if resumed:
             con.execute(DELETE_AFTER, {"timeframe": timeframe, "symbols": symbols,
                                        "after": [resumed[s].last_ts if s in resumed else EARLIEST for s in symbols]})
-        else:  # a full recomputation: the plain scoped DELETE is cheaper than the join
+        elif not _swapped(con, timeframe, symbols):  # the plain DELETE is cheaper than the join
             con.execute(DELETE_SYMBOLS, scope_params(timeframe, symbols))
         con.execute(INSERT_STAGED, {"timeframe": timeframe})
         con.execute(DELETE_INPUTS, scope_params(timeframe, symbols))
@@ -220,3 +230,15 @@ def replace_indicators(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbol
     finally:
         con.unregister("staged_indicators")
         con.unregister("staged_inputs")
+
+
+def _swapped(con: duckdb.DuckDBPyConnection, timeframe: str, symbols: Sequence[str]) -> bool:
+    """Swap `indicators` for an empty copy if the scope holds every row it has. A DuckDB file only (a DuckLake
+    deletes whole files cheaply, and its concurrent writers would conflict on a new table). True if swapped."""
+    found = None if is_lake(con) else con.execute(SWAPPABLE, scope_params(timeframe, symbols)).fetchone()
+    if found is None:
+        return False
+    con.execute(found[0].replace("CREATE TABLE indicators(", "CREATE TABLE indicators_new(", 1))
+    for statement in SWAP:
+        con.execute(statement)
+    return True
