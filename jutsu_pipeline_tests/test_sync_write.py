@@ -1,10 +1,17 @@
-"""A run's validated windows are written in one transaction: a run that dies part-way stores nothing of
-itself (no half partition, no half run), and a run above `WRITE_ROWS` still writes whole windows."""
+"""A run's validated windows are written in one transaction, streamed into it as they are validated: a run
+that dies part-way (an exception, or SIGKILL with batches already inserted) stores nothing of itself (no
+half partition, no half run), and a run above `WRITE_ROWS` still writes whole windows."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import duckdb
@@ -13,7 +20,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from jutsu_pipeline.config import parse_config
+from jutsu_pipeline.config import REPO_ROOT, parse_config
 from jutsu_pipeline.partitions import BarsPartitioning, partition_key
 from jutsu_pipeline.providers.base import FetchRequest
 from jutsu_pipeline.providers.files import FilesProvider
@@ -54,13 +61,13 @@ def _write_files(folder: Path) -> None:
                       "volume": rng.integers(100, 1000, len(dates)).astype(float)}).write_csv(folder / f"{symbol}.csv")
 
 
-def _sync(tmp_path: Path, db: Path, crash_on: str | None = None):  # noqa: ANN202 - SyncOutcome
+def _sync(tmp_path: Path, db: Path, crash_on: str | None = None, files: type[CrashingFiles] = CrashingFiles):  # noqa: ANN202
     market = {"provider": "files", "options": {"path": str(tmp_path / "bars")}, "calendar": "XNYS",
               "timeframes": ["1d"], "start": "2024-01-02", "end": "2024-03-28", "symbols": SYMBOLS,
               "partition_grain": {"1d": "month"}}
     config = parse_config({"duckdb_path": str(db), "markets": {"m": market}})
     p = BarsPartitioning("m", Timeframe.D1, config.markets["m"])
-    provider = CrashingFiles(tmp_path / "bars", crash_on)
+    provider = files(tmp_path / "bars", crash_on)
     return BarsSync(p, provider, lambda: duckdb.connect(str(db)), logging.getLogger("test"), now=NOW).run(KEYS)
 
 
@@ -111,3 +118,51 @@ def test_a_run_above_write_rows_writes_whole_windows_per_transaction(tmp_path: P
     ingestions = [windows for _, windows in _ingestions(db)]
     assert ingestions == [["AAA/2024-01", "AAA/2024-02", "AAA/2024-03", "BBB/2024-01", "BBB/2024-02", "BBB/2024-03"],
                           ["CCC/2024-01", "CCC/2024-02", "CCC/2024-03", "DDD/2024-01", "DDD/2024-02", "DDD/2024-03"]]
+
+
+CHILD = """
+import os, sys, time
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from jutsu_pipeline.storage import bars
+from jutsu_pipeline.sync import engine
+from jutsu_pipeline_tests import test_sync_write as t
+
+engine.FLUSH_ROWS = 1  # every symbol its own batch, inserted into the open transaction once validated
+inserted = []
+insert = bars.WindowsWriter._insert
+bars.WindowsWriter._insert = lambda self, part: (insert(self, part), inserted.append(part))[0]
+
+class Pausing(t.CrashingFiles):
+    def fetch(self, request):
+        if request.symbol == self.crash_on:  # the parent kills this process here
+            while len(inserted) < 2:  # AAA's and BBB's rows are in the open transaction
+                time.sleep(0.05)
+            Path({marker!r}).write_text(str(os.getpid()))
+            while True:
+                time.sleep(0.5)
+        return super().fetch(request)
+
+t._sync(Path({tmp!r}), Path({database!r}), crash_on="CCC", files=Pausing)
+"""
+
+
+def test_a_run_killed_with_batches_in_its_open_transaction_stores_nothing(tmp_path: Path) -> None:
+    _write_files(tmp_path / "bars")
+    db, marker = tmp_path / "jutsu.duckdb", tmp_path / "marker"
+    script = CHILD.format(repo=str(REPO_ROOT), marker=str(marker), tmp=str(tmp_path), database=str(db))
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300.0  # bound on a busy machine; no assertion depends on it
+    while not marker.exists():
+        assert child.poll() is None, child.stdout.read() if child.stdout else ""
+        assert time.monotonic() < deadline, "the child never reached its pause"
+        time.sleep(0.1)
+    os.kill(int(marker.read_text()), signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert _bars(db) == []  # AAA and BBB were inserted, never committed
+    clean_db = tmp_path / "clean.duckdb"
+    _sync(tmp_path, clean_db)
+    again = _sync(tmp_path, db)  # the file is usable: the next run stores everything
+    assert not again.failed and _bars(db) == _bars(clean_db) != []

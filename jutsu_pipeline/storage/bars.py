@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import cast
 
 import duckdb
 import polars as pl
 
-from jutsu_pipeline.storage.ddl import ADD_BARS_KEY, ensure_schema, relation_exists, unkey_bars_for_fill
+from jutsu_pipeline.storage.backend import is_lake
+from jutsu_pipeline.storage.ddl import ensure_schema, relation_exists
 from jutsu_pipeline.storage.scope import BAR_COLUMNS, read_bars
-from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
+from jutsu_pipeline.storage.transactions import retry_conflicts
 
+# The symbol bounds let the scan skip row groups by their min/max: the rows a streamed replace already
+# inserted (other symbols) are not rescanned by each later part's delete.
 DELETE_STAGED_WINDOWS = """
 DELETE FROM bars
 USING staged_windows AS w
 WHERE bars.symbol = w.symbol AND bars.timeframe = $timeframe AND bars.ts >= w.start AND bars.ts < w.end
+  AND bars.symbol BETWEEN $first AND $last
 """
 
 INSERT_STAGED = """
@@ -38,6 +44,117 @@ class WindowReplacement:
     frame: pl.DataFrame
 
 
+class WindowsWriter:
+    """ONE transaction replacing bar windows, fed part by part: `add` deletes a part's windows and inserts its
+    rows on a writer thread (DuckDB releases the GIL, so the insert overlaps the caller's next fetches),
+    `commit` lands every part; leaving the `with` block without it (an error anywhere) rolls all back.
+    On a DuckDB file the write runs on one DuckDB thread: two doubled the CPU of a 2.5 M-bar fill on a busy
+    2-core machine and left the file bigger (docs/performance.md, issue 10). On DuckLake a commit conflict
+    with a concurrent writer re-runs the whole transaction."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, timeframe: str, source: str) -> None:
+        ensure_schema(con)
+        self.con, self.timeframe, self.source = con, timeframe, source
+        self.ingested_at = dt.datetime.now(dt.timezone.utc)
+        self.parts: list[Sequence[WindowReplacement]] = []  # kept to re-run the transaction after a conflict
+        self.rows = 0
+        self._threads = None if is_lake(con) else con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+        self._open = False
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bars-write")
+        self._inserting: Future[None] | None = None
+
+    def __enter__(self) -> WindowsWriter:
+        return self
+
+    def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
+        try:
+            self._wait()  # the writer thread leaves the connection first
+        except BaseException:
+            if error is None:
+                raise
+        finally:
+            self._worker.shutdown()
+            if self._open:  # not committed: nothing of it stays
+                self._end("ROLLBACK")
+
+    def add(self, replacements: Sequence[WindowReplacement]) -> None:
+        """Delete `replacements`' windows and insert their rows in the transaction, on the writer thread
+        (one part in flight: an earlier part's error raises here)."""
+        self._wait()
+        if replacements:
+            self.parts.append(replacements)
+            self.rows += sum(r.frame.height for r in replacements)
+            self._inserting = self._worker.submit(self._insert, replacements)
+
+    def commit(self, in_transaction: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> int:
+        """Commit every part, `in_transaction(con)` running last inside the transaction (e.g. recording the
+        corporate actions the new bars imply: they land with the bars or not at all); returns rows written."""
+        self._wait()
+
+        def attempt() -> None:
+            if not self._open:  # nothing added, or a commit conflict rolled it all back: (re)run it all
+                self._begin()
+                for part in self.parts:
+                    self._insert(part)
+            if in_transaction is not None:
+                in_transaction(self.con)
+            self._end("COMMIT")
+
+        retry_conflicts(attempt, f"replace {sum(map(len, self.parts))} symbol(s) of bars {self.timeframe}")
+        return self.rows
+
+    def _begin(self) -> None:
+        if self._threads is not None:
+            self.con.execute("SET threads = 1")
+        self.con.execute("BEGIN TRANSACTION")
+        self._open = True
+
+    def _insert(self, replacements: Sequence[WindowReplacement]) -> None:
+        if not self._open:
+            self._begin()
+        frames = [r.frame.select("ts", "open", "high", "low", "close", "volume", "adj_close")
+                  .with_columns(pl.lit(r.symbol).alias("symbol")) for r in replacements]
+        # One contiguous Arrow chunk in key order: DuckDB inserts it in full vectors and fills the primary-key
+        # index in order (a concat of one small frame per window took ~2x as long to insert).
+        staged = pl.concat(frames, how="vertical").sort("symbol", "ts").rechunk()
+        windows = pl.DataFrame(
+            [(r.symbol, start, end) for r in replacements for start, end in r.windows],
+            schema={"symbol": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")},
+            orient="row",
+        )
+        self.con.register("staged_windows", windows.to_arrow())
+        self.con.register("staged_bars", staged.to_arrow())
+        try:
+            self.con.execute(DELETE_STAGED_WINDOWS, {"timeframe": self.timeframe, "first": windows["symbol"].min(),
+                                                     "last": windows["symbol"].max()})
+            if staged.height:
+                self.con.execute(INSERT_STAGED, {"timeframe": self.timeframe, "source": self.source,
+                                                 "ingested_at": self.ingested_at})
+        finally:
+            self.con.unregister("staged_windows")
+            self.con.unregister("staged_bars")
+
+    def _wait(self) -> None:
+        inserting, self._inserting = self._inserting, None
+        if inserting is not None:
+            inserting.result()
+
+    def _end(self, statement: str) -> None:
+        """COMMIT or ROLLBACK; a failed COMMIT is rolled back (if it did not already) and raises."""
+        self._open = False
+        try:
+            self.con.execute(statement)
+        except duckdb.Error:
+            with suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
+            if statement == "COMMIT":
+                raise
+        finally:
+            if self._threads is not None:
+                with suppress(duckdb.Error):
+                    self.con.execute(f"SET threads = {int(self._threads)}")
+
+
 def replace_windows(
     con: duckdb.DuckDBPyConnection,
     *,
@@ -46,43 +163,10 @@ def replace_windows(
     replacements: Sequence[WindowReplacement],
     in_transaction: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> int:
-    """Apply all replacements in ONE transaction (delete windows, insert via Arrow); returns rows written.
-
-    `in_transaction(con)` runs after the insert inside the same transaction (e.g. recording the corporate
-    actions the new bars imply), so bars and what is derived from them land together or not at all.
-    On DuckLake a commit conflict with a concurrent writer re-runs the whole transaction."""
-    ensure_schema(con)
-    ingested_at = dt.datetime.now(dt.timezone.utc)
-    frames = [r.frame.select("ts", "open", "high", "low", "close", "volume", "adj_close")
-              .with_columns(pl.lit(r.symbol).alias("symbol")) for r in replacements]
-    # One contiguous Arrow chunk in key order: DuckDB inserts it in full vectors and fills the primary-key
-    # index in order (a concat of one small frame per window took ~2x as long to insert).
-    staged = pl.concat(frames, how="vertical").sort("symbol", "ts").rechunk() if frames else pl.DataFrame()
-    windows = pl.DataFrame(
-        [(r.symbol, start, end) for r in replacements for start, end in r.windows],
-        schema={"symbol": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")},
-        orient="row",
-    )
-    con.register("staged_windows", windows.to_arrow())
-    con.register("staged_bars", staged.to_arrow())
-
-    def replace() -> None:
-        with transaction(con):
-            unkeyed = unkey_bars_for_fill(con, staged.height)
-            con.execute(DELETE_STAGED_WINDOWS, {"timeframe": timeframe})
-            if staged.height:
-                con.execute(INSERT_STAGED, {"timeframe": timeframe, "source": source, "ingested_at": ingested_at})
-            if unkeyed:
-                con.execute(ADD_BARS_KEY)
-            if in_transaction is not None:
-                in_transaction(con)
-
-    try:
-        retry_conflicts(replace, f"replace {len(replacements)} symbol(s) of bars {timeframe}")
-    finally:
-        con.unregister("staged_windows")
-        con.unregister("staged_bars")
-    return staged.height
+    """Apply all replacements in ONE transaction (WindowsWriter with one part); returns rows written."""
+    with WindowsWriter(con, timeframe=timeframe, source=source) as writer:
+        writer.add(replacements)
+        return writer.commit(in_transaction)
 
 
 LAST_FINAL_BARS = """

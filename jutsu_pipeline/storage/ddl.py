@@ -208,16 +208,6 @@ def relation_exists(con: duckdb.DuckDBPyConnection, name: str, kind: str | None 
 
 _KEY_CONSTRAINT = re.compile(r",(\s*--[^\n]*)?\s*(PRIMARY\s+KEY|UNIQUE)\s*\([^)]*\)", re.IGNORECASE)
 BARS_KEY = ("symbol", "timeframe", "ts")  # CREATE_BARS's primary key
-ADD_BARS_KEY = f"ALTER TABLE bars ADD PRIMARY KEY ({', '.join(BARS_KEY)})"
-BARS_COLUMNS = tuple(re.findall(r"^ +(\w+) +(?!KEY)[A-Z]+\b", CREATE_BARS, re.MULTILINE))
-# The stored rows (estimated) and whether `bars` has its key and no other index (duckdb_columns() is 10x dearer).
-KEYED_BARS_SIZE = """
-SELECT estimated_size, has_primary_key AND index_count = 1 FROM duckdb_tables()
-WHERE database_name = current_database() AND schema_name = current_schema() AND table_name = 'bars'
-"""
-# DuckDB cannot drop a key: a big fill swaps `bars` for an unkeyed copy, then ADD_BARS_KEY builds the key once.
-UNKEY_BARS = (_KEY_CONSTRAINT.sub("", CREATE_BARS).replace("IF NOT EXISTS bars", "bars_unkeyed"),
-              "INSERT INTO bars_unkeyed SELECT * FROM bars", "DROP TABLE bars", "ALTER TABLE bars_unkeyed RENAME TO bars")
 PRIMARY_KEYS = """
 SELECT constraint_column_names FROM duckdb_constraints()
 WHERE database_name = current_database() AND schema_name = current_schema() AND table_name = $name
@@ -229,18 +219,6 @@ def has_primary_key(con: duckdb.DuckDBPyConnection, name: str, columns: Sequence
     """Table `name` enforces a primary key on exactly `columns` (a DuckDB file's `bars`: yes; a DuckLake's or a
     table made by another tool: no)."""
     return any(list(key) == list(columns) for (key,) in con.execute(PRIMARY_KEYS, {"name": name}).fetchall())
-
-
-def unkey_bars_for_fill(con: duckdb.DuckDBPyConnection, rows: int) -> bool:
-    """Inside a replace's transaction that inserts at least as many rows as `bars` holds: swap `bars` for an
-    unkeyed copy, so that the key is built once (at COMMIT) instead of row by row. Only this schema's own
-    table (the swap would lose an index or column a user added); a DuckLake has no key. True if swapped."""
-    found = con.execute(KEYED_BARS_SIZE).fetchone()
-    if not rows or found is None or not found[1] or found[0] > rows or column_names(con, "bars") != list(BARS_COLUMNS):
-        return False
-    for statement in UNKEY_BARS:
-        con.execute(statement)
-    return True
 
 
 def column_names(con: duckdb.DuckDBPyConnection, name: str) -> list[str]:

@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 
 import duckdb
@@ -28,15 +28,15 @@ from jutsu_pipeline.providers.base import (
 )
 from jutsu_pipeline.quality.rules import WINDOW_COLUMN
 from jutsu_pipeline.quality.schema import RuleFailure, validate_bars
-from jutsu_pipeline.storage.bars import WindowReplacement, last_final_bars, replace_windows, window_stats
+from jutsu_pipeline.storage.bars import WindowReplacement, WindowsWriter, last_final_bars, window_stats
 from jutsu_pipeline.sync.plan import FetchPlan, plan_fetches, window_rows_frame, windows_frame
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 FLUSH_ROWS = 250_000  # validate in batches of about this many bars
-# Validated bars held for the run's one write; only a run holding more is written in several transactions
-# (each still whole windows). Ten 250,000-bar transactions cost ~2x one: every commit maintains and persists
+# Bars of the run's one write (transaction); only a run writing more commits every WRITE_ROWS (each commit
+# still whole windows). Ten 250,000-bar transactions cost ~2x one: every commit maintains and persists
 # the primary-key index of `bars` again (2026-12-02, 500 x 20 y daily).
 WRITE_ROWS = 10_000_000
 # Progress lines per run: each Dagster log line is an event-log row written on its own (no batching), so
@@ -103,7 +103,10 @@ class BarsSync:
         self.log = log
         self.now = now or dt.datetime.now(UTC)
         self.outcome = SyncOutcome()
-        self._pending: list[WindowReplacement] = []  # validated, not yet written
+        self._pending: list[WindowReplacement] = []  # validated, not yet handed to the write
+        self._writing: list[str] = []  # symbols handed to the open write
+        self._writes = ExitStack()  # the open write's connection and WindowsWriter
+        self._writer: WindowsWriter | None = None
         self._pending_windows: list[tuple[str, str, dt.datetime, dt.datetime]] = []  # their windows with bars
         self._pending_rows = 0
         self._sessions: pl.Series | None = None  # the calendar's sessions over the run's windows (None: 24/7)
@@ -123,24 +126,30 @@ class BarsSync:
         if every and not self.p.calendar.always_open:  # once per run (with the day before the first window)
             first, last = min(plan.start for plan in every).date(), max(plan.end for plan in every).date()
             self._sessions = pl.Series(self.p.calendar.sessions(first - dt.timedelta(days=1), last), dtype=pl.Date)
-        if isinstance(self.provider, PrefetchingProvider):  # reads on other cores while this thread validates
+        # Local files are read on other cores while this thread validates, and each validated batch goes into
+        # the run's open transaction at once (the insert overlaps the next reads; the commit follows the last).
+        # Other providers write after their last fetch: the DuckDB file stays unlocked while they wait on a network.
+        if stream := isinstance(self.provider, PrefetchingProvider):
             self.provider.prefetch(plans, self.p.timeframe)
         batch: list[_SymbolFetch] = []
         buffered = 0
-        for number, (symbol, symbol_plans) in enumerate(plans.items(), start=1):
-            fetched = self._fetch_symbol(symbol, symbol_plans, number, total)
-            if fetched is None:
-                continue
-            batch.append(fetched)
-            buffered += fetched.frame.height
-            if buffered >= FLUSH_ROWS:
+        with self._writes:  # leaving it on an error rolls the open write back
+            for number, (symbol, symbol_plans) in enumerate(plans.items(), start=1):
+                fetched = self._fetch_symbol(symbol, symbol_plans, number, total)
+                if fetched is None:
+                    continue
+                batch.append(fetched)
+                buffered += fetched.frame.height
+                if buffered >= FLUSH_ROWS:
+                    self._validate(batch)
+                    batch, buffered = [], 0
+                    if stream:
+                        self._feed()
+                    if self._pending_rows >= WRITE_ROWS:
+                        self._write()
+            if batch:
                 self._validate(batch)
-                batch, buffered = [], 0
-                if self._pending_rows >= WRITE_ROWS:
-                    self._write()
-        if batch:
-            self._validate(batch)
-        self._write()
+            self._write()
         return self.outcome
 
     # -- tail refresh --------------------------------------------------------------------------
@@ -248,18 +257,30 @@ class BarsSync:
                 self._pending.append(replacement)
                 self._pending_rows += replacement.frame.height
 
-    def _write(self) -> None:
-        """Replace every pending window in one transaction: all of them land, or none."""
-        replacements, self._pending, self._pending_rows = self._pending, [], 0
-        if not replacements:
+    def _feed(self) -> None:
+        """Hand the pending windows to the open write (opening it: connection, transaction)."""
+        if not self._pending:
             return
-        symbols = [r.symbol for r in replacements]
-        infer = self._infer_actions(symbols)
-        with self.connect() as con:
-            written = replace_windows(con, timeframe=self.p.timeframe.value, source=self.provider.name,
-                                      replacements=replacements, in_transaction=infer)
+        if self._writer is None:
+            con = self._writes.enter_context(self.connect())
+            self._writer = self._writes.enter_context(
+                WindowsWriter(con, timeframe=self.p.timeframe.value, source=self.provider.name))
+        self._writer.add(self._pending)
+        self._writing += [r.symbol for r in self._pending]
+        self._pending = []
+
+    def _write(self) -> None:
+        """Commit every window handed to the write and the pending ones in one transaction: all of them land,
+        or none."""
+        self._feed()
+        if self._writer is None:
+            return
+        symbols, self._writing, self._pending_rows = self._writing, [], 0
+        writer, self._writer = self._writer, None
+        with self._writes:  # closes the connection after the commit
+            written = writer.commit(self._infer_actions(symbols))
             if self.tail:  # tailed windows kept their earlier bars: count what each window holds now
-                self._restat(con)
+                self._restat(writer.con)
         self._pending_windows = []
         faultpoints.reach("after_commit")
         self.outcome.symbols_done.extend(symbols)
