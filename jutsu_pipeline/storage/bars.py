@@ -33,6 +33,8 @@ FROM staged_bars
 """
 
 Window = tuple[dt.datetime, dt.datetime]
+# A write whose first part holds this many rows runs on one DuckDB thread (setting `threads` costs 0.4-5 ms).
+ONE_THREAD_ROWS = 100_000
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class WindowsWriter:
     """ONE transaction replacing bar windows, fed part by part: `add` deletes a part's windows and inserts its
     rows on a writer thread (DuckDB releases the GIL, so the insert overlaps the caller's next fetches),
     `commit` lands every part; leaving the `with` block without it (an error anywhere) rolls all back.
-    On a DuckDB file the write runs on one DuckDB thread: two doubled the CPU of a 2.5 M-bar fill on a busy
+    On a DuckDB file a big write runs on one DuckDB thread: two doubled the CPU of a 2.5 M-bar fill on a busy
     2-core machine and left the file bigger (docs/performance.md, issue 10). On DuckLake a commit conflict
     with a concurrent writer re-runs the whole transaction."""
 
@@ -58,7 +60,8 @@ class WindowsWriter:
         self.ingested_at = dt.datetime.now(dt.timezone.utc)
         self.parts: list[Sequence[WindowReplacement]] = []  # kept to re-run the transaction after a conflict
         self.rows = 0
-        self._threads = None if is_lake(con) else con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+        self._lake = is_lake(con)
+        self._threads: int | None = None  # the setting to restore after a one-thread write
         self._open = False
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bars-write")
         self._inserting: Future[None] | None = None
@@ -93,7 +96,7 @@ class WindowsWriter:
 
         def attempt() -> None:
             if not self._open:  # nothing added, or a commit conflict rolled it all back: (re)run it all
-                self._begin()
+                self._begin(self.rows)
                 for part in self.parts:
                     self._insert(part)
             if in_transaction is not None:
@@ -103,15 +106,16 @@ class WindowsWriter:
         retry_conflicts(attempt, f"replace {sum(map(len, self.parts))} symbol(s) of bars {self.timeframe}")
         return self.rows
 
-    def _begin(self) -> None:
-        if self._threads is not None:
+    def _begin(self, rows: int) -> None:
+        if rows >= ONE_THREAD_ROWS and not self._lake:
+            self._threads = int(self.con.execute("SELECT current_setting('threads')").fetchall()[0][0])
             self.con.execute("SET threads = 1")
         self.con.execute("BEGIN TRANSACTION")
         self._open = True
 
     def _insert(self, replacements: Sequence[WindowReplacement]) -> None:
         if not self._open:
-            self._begin()
+            self._begin(sum(r.frame.height for r in replacements))
         frames = [r.frame.select("ts", "open", "high", "low", "close", "volume", "adj_close")
                   .with_columns(pl.lit(r.symbol).alias("symbol")) for r in replacements]
         # One contiguous Arrow chunk in key order: DuckDB inserts it in full vectors and fills the primary-key
@@ -152,7 +156,8 @@ class WindowsWriter:
         finally:
             if self._threads is not None:
                 with suppress(duckdb.Error):
-                    self.con.execute(f"SET threads = {int(self._threads)}")
+                    self.con.execute(f"SET threads = {self._threads}")
+                self._threads = None
 
 
 def replace_windows(
