@@ -158,3 +158,26 @@ def test_a_kill_during_a_fill_leaves_all_of_it_or_none(tmp_path: Path, point: st
             assert {row[1:] for row in after[1:]} == {(200, START, START + dt.timedelta(days=199), 9.0, True)}
         assert write(con, replacement("AAA", 100, 4.0)) == 100  # usable: the next replace works
         assert contents(con)[0][4] == 4.0
+
+
+def test_a_ducklake_commit_conflict_re_runs_every_part_of_the_write(tmp_path: Path) -> None:
+    """A streamed write keeps its parts on DuckLake: after another writer's commit on `bars`, all of them are
+    inserted again in a new transaction (a DuckDB file never conflicts and keeps none)."""
+    from jutsu_pipeline.storage.backend import LakeTarget, connect_lake
+    from jutsu_pipeline.storage.bars import WindowsWriter
+    from jutsu_pipeline.storage.ddl import session_macros
+
+    lake = connect_lake(LakeTarget(str(tmp_path / "catalog.ducklake"), str(tmp_path / "data"), None))
+    mine, other = lake.cursor(), lake.cursor()
+    for con in (mine, other):
+        con.execute("USE lake")
+        session_macros(con)
+    write(other, replacement("AAA", 10, 1.0))
+    with WindowsWriter(mine, timeframe="1d", source="t") as writer:
+        writer.add([replacement("AAA", 3, 5.0)])
+        writer.add([replacement("BBB", 4, 6.0)])
+        write(other, replacement("AAA", 2, 8.0), replacement("CCC", 1, 7.0))  # commits first
+        assert writer.commit() == 7
+    assert contents(mine) == [("AAA", 10, START, START + dt.timedelta(days=9), 5.0, True),
+                              ("BBB", 4, START, START + dt.timedelta(days=3), 6.0, True),
+                              ("CCC", 1, START, START, 7.0, True)]

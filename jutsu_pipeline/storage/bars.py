@@ -58,9 +58,9 @@ class WindowsWriter:
         ensure_schema(con)
         self.con, self.timeframe, self.source = con, timeframe, source
         self.ingested_at = dt.datetime.now(dt.timezone.utc)
-        self.parts: list[Sequence[WindowReplacement]] = []  # kept to re-run the transaction after a conflict
-        self.rows = 0
         self._lake = is_lake(con)
+        self.parts: list[Sequence[WindowReplacement]] = []  # DuckLake: kept to re-run it after a commit conflict
+        self.rows = self.symbols = 0
         self._threads: int | None = None  # the setting to restore after a one-thread write
         self._open = False
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bars-write")
@@ -85,8 +85,10 @@ class WindowsWriter:
         (one part in flight: an earlier part's error raises here)."""
         self._wait()
         if replacements:
-            self.parts.append(replacements)
+            if self._lake:
+                self.parts.append(replacements)
             self.rows += sum(r.frame.height for r in replacements)
+            self.symbols += len(replacements)
             self._inserting = self._worker.submit(self._insert, replacements)
 
     def commit(self, in_transaction: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> int:
@@ -103,7 +105,7 @@ class WindowsWriter:
                 in_transaction(self.con)
             self._end("COMMIT")
 
-        retry_conflicts(attempt, f"replace {sum(map(len, self.parts))} symbol(s) of bars {self.timeframe}")
+        retry_conflicts(attempt, f"replace {self.symbols} symbol(s) of bars {self.timeframe}")
         return self.rows
 
     def _begin(self, rows: int) -> None:
