@@ -1,5 +1,5 @@
-"""Sync a run's partitions: fetch per symbol, validate everything before writing, then replace every
-validated window of the run in one transaction."""
+"""Sync a run's partitions: fetch per symbol, validate in batches, and replace every validated window of the
+run in one transaction (each batch inserted once validated, committed after the last)."""
 
 from __future__ import annotations
 
