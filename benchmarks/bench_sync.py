@@ -184,7 +184,10 @@ def _read_and_validate(config, folder: Path) -> float:  # noqa: ANN001
     from jutsu_pipeline.sync.engine import BarsSync
 
     class ReadAndValidate(BarsSync):
-        def _write(self) -> None:  # validated windows are dropped, not stored
+        def _feed(self) -> None:  # validated windows are dropped, not stored
+            self._pending = []
+
+        def _write(self) -> None:
             self._pending, self._pending_rows = [], 0
 
     [p] = bars_partitionings(config)
