@@ -5,7 +5,12 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,3 +128,18 @@ def query(config: JutsuConfig, sql: str, params: list | None = None) -> list[tup
 
     with JutsuDuckDBResource.for_config(config).get_connection(read_only=True) as con:
         return con.execute(sql, params or []).fetchall()
+
+
+def kill_at_pause(script: str, marker: Path, wait: float = 300.0) -> None:
+    """Run `script` in a new Python process and SIGKILL the pid it writes to `marker` once it appears (the
+    child writes it where it pauses). `wait` only bounds a hung child on a busy machine; nothing asserts speed."""
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + wait
+    while not marker.exists():
+        assert child.poll() is None, child.stdout.read() if child.stdout else ""
+        assert time.monotonic() < deadline, "the child never reached its pause"
+        time.sleep(0.1)
+    os.kill(int(marker.read_text()), signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL

@@ -4,13 +4,7 @@ point of the replace's one transaction), whatever the file's version or a user's
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import duckdb
@@ -20,6 +14,7 @@ import pytest
 from jutsu_pipeline.config import REPO_ROOT
 from jutsu_pipeline.storage.bars import WindowReplacement, replace_windows
 from jutsu_pipeline.storage.ddl import BARS_KEY, CREATE_BARS, column_names, ensure_schema, has_primary_key
+from jutsu_pipeline_tests.conftest import kill_at_pause
 
 UTC = dt.timezone.utc
 START = dt.datetime(2020, 1, 1, tzinfo=UTC)
@@ -138,16 +133,7 @@ def test_a_kill_during_a_fill_leaves_all_of_it_or_none(tmp_path: Path, point: st
         write(con, replacement("AAA", 100, 1.0))
         before = contents(con)
     script = CHILD.format(repo=str(REPO_ROOT), marker=str(marker), database=str(database), point=point)
-    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + WAIT
-    while not marker.exists():
-        assert child.poll() is None, child.stdout.read() if child.stdout else ""
-        assert time.monotonic() < deadline, "the child never reached its pause"
-        time.sleep(0.1)
-    os.kill(int(marker.read_text()), signal.SIGKILL)
-    child.wait()
-    assert child.returncode == -signal.SIGKILL
+    kill_at_pause(script, marker, WAIT)
     with duckdb.connect(str(database)) as con:
         after = contents(con)
         assert_keyed(con)

@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 
 from jutsu_pipeline.instance_storage import BatchingSqliteEventLogStorage, JutsuInstance
+from jutsu_pipeline_tests.conftest import kill_at_pause
 
 TEMPLATE = Path(__file__).parents[1] / "data" / "dagster_home" / "dagster.yaml"
 PARTS = dg.MultiPartitionsDefinition({
@@ -206,12 +207,7 @@ pause()  # committed (synchronous=NORMAL: in the WAL, not yet fsynced)
 def test_a_writer_killed_mid_batch_leaves_whole_batches_and_no_lock(instance, tmp_path: Path, point: str) -> None:
     """SIGKILL of a process storing a batch: the shards hold whole batches (none of the killed one if it was not
     committed, all of it if it was), pass SQLite's integrity check, and the next writer is not blocked."""
-    import signal
     import sqlite3
-    import subprocess
-    import sys
-    import textwrap
-    import time
 
     from dagster_shared.serdes import serialize_value
 
@@ -221,16 +217,7 @@ def test_a_writer_killed_mid_batch_leaves_whole_batches_and_no_lock(instance, tm
     base, marker = tmp_path / "killed", tmp_path / "marker"
     script = KILLED_WRITER.format(repo=str(Path(__file__).parents[1]), marker=str(marker), events=str(tmp_path / "events.json"),
                                   base=str(base), point=point)
-    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120  # generous: the machine may be loaded; not a speed assertion
-    while not marker.exists():
-        assert child.poll() is None, child.stdout.read() if child.stdout else ""
-        assert time.monotonic() < deadline, "the child never reached its pause"
-        time.sleep(0.1)
-    os.kill(int(marker.read_text()), signal.SIGKILL)
-    child.wait()
-    assert child.returncode == -signal.SIGKILL
+    kill_at_pause(script, marker, 120)
 
     def counts() -> list[int]:
         found = []

@@ -6,12 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import duckdb
@@ -27,6 +21,7 @@ from jutsu_pipeline.providers.files import FilesProvider
 from jutsu_pipeline.sync import engine
 from jutsu_pipeline.sync.engine import BarsSync
 from jutsu_pipeline.timeframes import Timeframe
+from jutsu_pipeline_tests.conftest import kill_at_pause
 
 UTC = dt.timezone.utc
 SYMBOLS = ["AAA", "BBB", "CCC", "DDD"]
@@ -151,16 +146,7 @@ def test_a_run_killed_with_batches_in_its_open_transaction_stores_nothing(tmp_pa
     _write_files(tmp_path / "bars")
     db, marker = tmp_path / "jutsu.duckdb", tmp_path / "marker"
     script = CHILD.format(repo=str(REPO_ROOT), marker=str(marker), tmp=str(tmp_path), database=str(db))
-    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 300.0  # bound on a busy machine; no assertion depends on it
-    while not marker.exists():
-        assert child.poll() is None, child.stdout.read() if child.stdout else ""
-        assert time.monotonic() < deadline, "the child never reached its pause"
-        time.sleep(0.1)
-    os.kill(int(marker.read_text()), signal.SIGKILL)
-    child.wait()
-    assert child.returncode == -signal.SIGKILL
+    kill_at_pause(script, marker, 300.0)
     assert _bars(db) == []  # AAA and BBB were inserted, never committed
     clean_db = tmp_path / "clean.duckdb"
     _sync(tmp_path, clean_db)
