@@ -321,6 +321,8 @@ _INSERT_EVENT = f"INSERT INTO {_EVENT_COLUMNS} VALUES (?, ?, ?, ?, ?, ?, ?)"
 _INSERT_TAG = f"INSERT INTO {_TAG_COLUMNS} VALUES (?, ?, ?, ?, ?)"
 # A TIMESTAMP as SQLAlchemy's SQLite dialect stores it ("2026-12-02 10:14:38.825934"), which Dagster's reads parse.
 _sqlite_timestamp = SqlEventLogStorageTable.c.timestamp.type.dialect_impl(sqlite_dialect()).bind_processor(sqlite_dialect())
+
+
 def _event_rows(storage: Any, events: Sequence[EventLogEntry], stamp: Any = None) -> list[tuple]:
     """Each event's `_EVENT_COLUMNS`, the values Dagster's `_event_to_row` gives them (`stamp` adapts the timestamp)."""
     rows = []

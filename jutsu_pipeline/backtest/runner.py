@@ -14,7 +14,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-from numpy._core.multiarray import _set_madvise_hugepage  # type: ignore[attr-defined]
+
+try:  # numpy's switch behind NUMPY_MADVISE_HUGEPAGE is private (numpy._core since numpy 2)
+    from numpy._core.multiarray import _set_madvise_hugepage as _madvise_switch  # type: ignore[attr-defined]
+except ImportError:  # a numpy without it: runs keep numpy's own setting
+    _madvise_switch = None
 
 from jutsu_pipeline.backtest.curves import Clock, derive_curves, series_aggregates, series_clock
 from jutsu_pipeline.backtest.engine import SimInput, SimResult, simulate
@@ -56,11 +60,14 @@ def _small_pages() -> Iterator[None]:
     restored after). A run makes ~150 MB of short-lived temporaries; on this project's VM a fresh transparent
     huge page cost ~5-15 ms of system time (the host reclaims free guest memory in 2 MB blocks, zeroing one
     faults it all back in): 0.2-0.9 s of a 500 x 2,520 run, the slow mode of its benchmark, against ~0.05 s."""
-    previous = _set_madvise_hugepage(False)
+    if _madvise_switch is None:
+        yield
+        return
+    previous = _madvise_switch(False)
     try:
         yield
     finally:
-        _set_madvise_hugepage(previous)
+        _madvise_switch(previous)
 
 
 @_small_pages()

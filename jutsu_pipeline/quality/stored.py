@@ -202,11 +202,11 @@ def check_schema(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: C
         frame = load_changed_bars(con, p, changed.with_symbols(symbol for (symbol,) in suspects))
     else:
         frame = load_bars(con, p, table_suspects(con, p, "ohlcv_schema"))
-        if _column_type_problems(frame):  # every row is mis-typed: counted per symbol below
-            frame = load_changed_bars(con, p, None)
+    problems = _column_type_problems(frame)  # the table's column types: the same for every symbol's rows
+    if problems and changed is None:  # every row is mis-typed: counted per symbol below
+        frame = load_changed_bars(con, p, None)
     report = CheckReport("ohlcv_schema", rules, *(_row_count(con, p) if changed is None else _judged_height(frame)))
     flags = {**STORED_ROW_RULES, **({} if p.timeframe.is_intraday else DAILY_RULES)}
-    problems = _column_type_problems(frame)
     if problems and frame.height:
         detail = "; ".join(problems)
         typed = frame.group_by("symbol").agg(pl.len().cast(pl.Int64).alias("count")).with_columns(
