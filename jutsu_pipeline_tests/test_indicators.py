@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -24,6 +19,7 @@ from jutsu_pipeline.providers.sample import SAMPLE_DIR
 from jutsu_pipeline.storage.ddl import ensure_schema
 from jutsu_pipeline.storage.indicators import input_versions
 from jutsu_pipeline.storage.scope import ROW_HASH
+from jutsu_pipeline_tests.conftest import kill_at_pause
 from jutsu_pipeline_tests.helpers import bars_versions
 
 SAMPLE_SYMBOLS = ("AAPL", "FB", "GOOG", "IBM", "MSFT")
@@ -356,12 +352,7 @@ def test_a_kill_during_a_swapping_refresh_leaves_the_old_rows_or_the_new(sample_
         con.execute("UPDATE bars SET close = close * 2")
     script = KILLED_REFRESH.format(repo=str(Path(__file__).resolve().parents[1]), marker=str(marker),
                                    database=str(database), point=point, symbols=list(SAMPLE_SYMBOLS))
-    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    while not marker.exists():  # no deadline: the child either pauses or exits (then its output fails the test)
-        assert child.poll() is None, child.stdout.read() if child.stdout else ""
-        time.sleep(0.1)
-    os.kill(int(marker.read_text()), signal.SIGKILL)
-    child.wait()
+    kill_at_pause(script, marker)
     with duckdb.connect(str(database)) as con:
         after = stored_indicators(con, DEFAULT)
         if point == "in_transaction":
