@@ -130,6 +130,14 @@ def query(config: JutsuConfig, sql: str, params: list | None = None) -> list[tup
         return con.execute(sql, params or []).fetchall()
 
 
+def keyed_bars_ddl() -> str:
+    """`bars` as files made before 2026-12-02 have it: with the primary key (symbol, timeframe, ts)."""
+    from jutsu_pipeline.storage.ddl import CREATE_BARS
+
+    table = CREATE_BARS.replace("DEFAULT false  --", "DEFAULT false,  --").rstrip().removesuffix(")")
+    return table + "    PRIMARY KEY (symbol, timeframe, ts)\n)"
+
+
 def kill_at_pause(script: str, marker: Path, wait: float = 300.0) -> None:
     """Run `script` in a new Python process and SIGKILL the pid it writes to `marker` once it appears (the
     child writes it where it pauses). `wait` only bounds a hung child on a busy machine; nothing asserts speed."""

@@ -1,5 +1,6 @@
-"""Fills of a DuckDB file's `bars` keep its primary key, every stored row and atomicity (a SIGKILL at any
-point of the replace's one transaction), whatever the file's version or a user's additions to the table."""
+"""Fills of a DuckDB file's `bars` keep every stored row, unique (symbol, timeframe, ts) and atomicity (a SIGKILL
+at any point of the replace's one transaction), whatever the file's version (with the primary key before
+2026-12-02, without since) or a user's additions to the table."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import polars as pl
 import pytest
 
 from jutsu_pipeline.config import REPO_ROOT
-from jutsu_pipeline.storage.bars import WindowReplacement, replace_windows
-from jutsu_pipeline.storage.ddl import BARS_KEY, CREATE_BARS, column_names, ensure_schema, has_primary_key
-from jutsu_pipeline_tests.conftest import kill_at_pause
+from jutsu_pipeline.storage.bars import DuplicateBarsError, WindowReplacement, replace_windows
+from jutsu_pipeline.storage.ddl import BARS_KEY, column_names, ensure_schema, has_primary_key
+from jutsu_pipeline_tests.conftest import keyed_bars_ddl, kill_at_pause
 
 UTC = dt.timezone.utc
 START = dt.datetime(2020, 1, 1, tzinfo=UTC)
@@ -39,11 +40,14 @@ def contents(con: duckdb.DuckDBPyConnection) -> list[tuple]:
                        "FROM bars GROUP BY symbol ORDER BY symbol").fetchall()
 
 
-def assert_keyed(con: duckdb.DuckDBPyConnection) -> None:
-    """The key is there and the database refuses a duplicate."""
-    assert has_primary_key(con, "bars", BARS_KEY)
-    with pytest.raises(duckdb.ConstraintException):
-        con.execute("INSERT INTO bars SELECT * FROM bars LIMIT 1")
+def assert_unique(con: duckdb.DuckDBPyConnection, *, keyed: bool) -> None:
+    """No two rows share (symbol, timeframe, ts); a file made with the key keeps it (and refuses a duplicate),
+    a new file has none."""
+    assert con.execute("SELECT count(*) - count(DISTINCT (symbol, timeframe, ts)) FROM bars").fetchone()[0] == 0
+    assert has_primary_key(con, "bars", BARS_KEY) == keyed
+    if keyed:
+        with pytest.raises(duckdb.ConstraintException):
+            con.execute("INSERT INTO bars SELECT * FROM bars LIMIT 1")
 
 
 def write(con: duckdb.DuckDBPyConnection, *replacements: WindowReplacement) -> int:
@@ -53,7 +57,7 @@ def write(con: duckdb.DuckDBPyConnection, *replacements: WindowReplacement) -> i
 def test_a_fill_keeps_the_key_and_every_stored_row(tmp_path: Path) -> None:
     # A file of an older version: `bars` with its key but without the later `incomplete` column.
     with duckdb.connect(str(tmp_path / "old.duckdb")) as con:
-        con.execute(re.sub(r"\n +incomplete [^\n]*", "", CREATE_BARS))
+        con.execute(re.sub(r"\n +incomplete [^\n]*", "", keyed_bars_ddl()))
         assert "incomplete" not in column_names(con, "bars")
         con.execute("INSERT INTO bars SELECT 'OLD', '1d', TIMESTAMPTZ '2019-01-01' + INTERVAL (i) DAY, 5, 5, 5, 5, 1, "
                     "NULL, 'files', now() FROM range(40) AS t(i)")
@@ -61,7 +65,7 @@ def test_a_fill_keeps_the_key_and_every_stored_row(tmp_path: Path) -> None:
         before = table_oid(con)
         # 50 rows into a table of 40, then a replace inside one window: the 40 rows kept, the same table.
         assert write(con, replacement("AAA", 30, 1.0), replacement("BBB", 20, 2.0)) == 50
-        assert_keyed(con)
+        assert_unique(con, keyed=True)
         assert write(con, replacement("AAA", 5, 3.0, first=10)) == 5
         assert table_oid(con) == before
         assert contents(con) == [
@@ -74,25 +78,28 @@ def test_a_fill_keeps_the_key_and_every_stored_row(tmp_path: Path) -> None:
                             "ORDER BY rowid) AS back FROM bars) WHERE back").fetchone()[0]
         assert order == 0
     with duckdb.connect(str(tmp_path / "old.duckdb")) as con:  # and after a checkpoint and reopening
-        assert_keyed(con)
+        assert_unique(con, keyed=True)
         assert con.execute("SELECT count(*) FROM bars").fetchone()[0] == 90
 
 
-def test_duplicates_in_a_fill_roll_the_whole_replace_back(tmp_path: Path) -> None:
+@pytest.mark.parametrize("keyed", [False, True], ids=["new file", "file with the key"])
+def test_duplicates_in_a_fill_roll_the_whole_replace_back(tmp_path: Path, keyed: bool) -> None:
     with duckdb.connect(str(tmp_path / "dup.duckdb")) as con:
+        if keyed:
+            con.execute(keyed_bars_ddl())
         write(con, replacement("AAA", 3, 1.0))
         before, oid = contents(con), table_oid(con)
         twice = replacement("BBB", 10, 2.0)
         twice = WindowReplacement("BBB", twice.windows, pl.concat([twice.frame, twice.frame]))
-        # The key refuses the duplicate, and nothing of the replace is kept.
-        with pytest.raises(duckdb.ConstraintException, match="[Dd]uplicate key"):
-            write(con, twice)
+        # The writer refuses the duplicate (a caller that skipped validation), and nothing of the replace is kept.
+        with pytest.raises(DuplicateBarsError, match="10 duplicate bar.*BBB at 2020-01-01 00:00"):
+            write(con, replacement("CCC", 4, 3.0), twice)
         assert (contents(con), table_oid(con)) == (before, oid)
-        assert_keyed(con)
+        assert_unique(con, keyed=keyed)
 
 
 def test_a_table_with_a_users_index_is_filled_in_place(tmp_path: Path) -> None:
-    """What a user added to `bars` (an index) stays, and the key with it."""
+    """What a user added to `bars` (an index) stays."""
     with duckdb.connect(str(tmp_path / "user.duckdb")) as con:
         ensure_schema(con)
         con.execute("CREATE INDEX by_source ON bars (source)")
@@ -100,7 +107,7 @@ def test_a_table_with_a_users_index_is_filled_in_place(tmp_path: Path) -> None:
         assert write(con, replacement("AAA", 30, 1.0)) == 30
         assert table_oid(con) == oid
         assert con.execute("SELECT count(*) FROM duckdb_indexes() WHERE index_name = 'by_source'").fetchone()[0] == 1
-        assert_keyed(con)
+        assert_unique(con, keyed=False)
 
 
 CHILD = """
@@ -136,7 +143,7 @@ def test_a_kill_during_a_fill_leaves_all_of_it_or_none(tmp_path: Path, point: st
     kill_at_pause(script, marker, WAIT)
     with duckdb.connect(str(database)) as con:
         after = contents(con)
-        assert_keyed(con)
+        assert_unique(con, keyed=False)
         if point == "in_transaction":
             assert after == before
         else:

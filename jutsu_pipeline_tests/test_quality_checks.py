@@ -36,7 +36,7 @@ from jutsu_pipeline.storage.ddl import BARS_KEY as PRIMARY_KEY
 from jutsu_pipeline.storage.ddl import ensure_schema, has_primary_key
 from jutsu_pipeline.storage.scope import read_bars, scope_params
 from jutsu_pipeline.timeframes import Timeframe
-from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, write_config
+from jutsu_pipeline_tests.conftest import SAMPLE_MARKET, keyed_bars_ddl, write_config
 from jutsu_pipeline_tests.helpers import run_bars
 
 UTC = dt.timezone.utc
@@ -83,6 +83,11 @@ CHECKS = {
 LEGACY_TABLE = [  # a `bars` table made by another tool: no primary key
     "DROP VIEW IF EXISTS bars_adjusted", "DROP VIEW IF EXISTS coverage",
     "CREATE TABLE legacy AS SELECT * FROM bars", "DROP TABLE bars", "ALTER TABLE legacy RENAME TO bars",
+]
+KEYED_TABLE = [  # `bars` of a file made before 2026-12-02: the primary key (symbol, timeframe, ts)
+    "DROP VIEW IF EXISTS bars_adjusted", "DROP VIEW IF EXISTS coverage",
+    keyed_bars_ddl().replace("IF NOT EXISTS bars", "keyed"), "INSERT INTO keyed SELECT * FROM bars",
+    "DROP TABLE bars", "ALTER TABLE keyed RENAME TO bars",
 ]
 IBM = "symbol = 'IBM' AND ts = TIMESTAMPTZ '2012-06-05 00:00:00+00'"
 DEFECTS: dict[str, tuple[list[str], str, str]] = {  # defect -> (SQL that writes it, check, rule)
@@ -134,13 +139,16 @@ def test_the_duplicate_scan_is_left_out_only_where_the_primary_key_enforces_uniq
     copy = tmp_path / "bars.duckdb"
     shutil.copy(path, copy)
     with _connect(copy) as con:
+        assert not has_primary_key(con, "bars", PRIMARY_KEY)  # a new file: scanned (the defect test finds duplicates)
+        for statement in KEYED_TABLE:
+            con.execute(statement)
         assert has_primary_key(con, "bars", PRIMARY_KEY)
         assert not has_primary_key(con, "bars", ("symbol", "ts")) and not has_primary_key(con, "nothing", PRIMARY_KEY)
         with pytest.raises(duckdb.ConstraintException):  # what makes the scan redundant there
             con.execute(f"INSERT INTO bars SELECT * FROM bars WHERE {IBM}")
         for statement in LEGACY_TABLE:
             con.execute(statement)
-        assert not has_primary_key(con, "bars", PRIMARY_KEY)  # scanned (the defect test below finds duplicates)
+        assert not has_primary_key(con, "bars", PRIMARY_KEY)
 
 
 @pytest.mark.parametrize("defect", list(DEFECTS))
@@ -331,7 +339,7 @@ def test_the_missing_candidates_counts_agree_with_the_missing_bars_anti_join(pri
     copy = shutil.copy(path, tmp_path / "bars.duckdb")
     params = scope_params("1d", p.symbols)
     with _connect(copy) as con:
-        for statement in [] if primary_key else LEGACY_TABLE:
+        for statement in KEYED_TABLE if primary_key else LEGACY_TABLE:
             con.execute(statement)
         grid, materialized = calendar_grid(p).to_arrow(), materialized_frame(keys).to_arrow()
         for gap, (statement, expected) in GAPS.items():

@@ -306,8 +306,8 @@ def _sql_per_symbol(con: duckdb.DuckDBPyConnection, statement: str, rule: str, p
 def check_duplicates(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None = None) -> CheckReport:
     """no_duplicates: primary-key uniqueness and increasing ts within each ingestion."""
     params, key = _scope(p, changed), changed is not None
-    # A table whose primary key is (symbol, timeframe, ts) cannot hold a duplicate: its scan (1.1 s of a
-    # first evaluation over 2.5 M bars) is left out. A DuckLake or a table made without the key is scanned.
+    # A table whose primary key is (symbol, timeframe, ts) (a file made before 2026-12-02) cannot hold a
+    # duplicate: its scan is left out. Newer files, a DuckLake and tables made by other tools are scanned.
     # Asked once per check step (the catalog does not change under a read-only connection).
     enforced = _shared(("primary_key", id(con)), lambda: has_primary_key(con, "bars", BARS_KEY))
     # The whole table: only the symbols whose rows may be out of order are scanned in rowid order.

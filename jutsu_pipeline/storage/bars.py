@@ -123,6 +123,7 @@ class WindowsWriter:
         # One contiguous Arrow chunk in key order: DuckDB inserts it in full vectors and fills the primary-key
         # index in order (a concat of one small frame per window took ~2x as long to insert).
         staged = pl.concat(frames, how="vertical").sort("symbol", "ts").rechunk()
+        _refuse_duplicates(staged, self.timeframe)
         windows = pl.DataFrame(
             [(r.symbol, start, end) for r in replacements for start, end in r.windows],
             schema={"symbol": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")},
@@ -160,6 +161,21 @@ class WindowsWriter:
                 with suppress(duckdb.Error):
                     self.con.execute(f"SET threads = {self._threads}")
                 self._threads = None
+
+
+class DuplicateBarsError(ValueError):
+    """One write held two bars of a symbol with the same start: nothing of the write is kept."""
+
+
+def _refuse_duplicates(staged: pl.DataFrame, timeframe: str) -> None:
+    """What the primary key did on files made before 2026-12-02 (`staged` sorted by symbol, ts): the rows
+    deleted first cannot collide with the new ones, two new ones can only if a caller skipped validation."""
+    same = (pl.col("symbol") == pl.col("symbol").shift()) & (pl.col("ts") == pl.col("ts").shift())
+    twice = staged.select("symbol", "ts").filter(same)
+    if twice.height:
+        symbol, ts = twice.row(0)
+        raise DuplicateBarsError(f"bars {timeframe}: {twice.height} duplicate bar(s) in one write, the first "
+                                 f"{symbol} at {ts:%Y-%m-%d %H:%M}; nothing of the write was stored")
 
 
 def replace_windows(

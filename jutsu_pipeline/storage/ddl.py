@@ -2,8 +2,8 @@
 the point-in-time macros and `coverage`. Every DDL statement of the pipeline's bars lives here.
 
 New tables, macros and views go into SCHEMA_STATEMENTS: the same statement then works on a DuckDB file and
-on a DuckLake, which has no PRIMARY KEY/UNIQUE constraints (uniqueness comes from replacing whole windows
-in one transaction) and keeps no macros (they are created per connection there, `session_macros`)."""
+on a DuckLake, which has no PRIMARY KEY/UNIQUE constraints and keeps no macros (they are created per
+connection there, `session_macros`)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ import duckdb
 from jutsu_pipeline.storage.backend import LAKE, is_lake
 from jutsu_pipeline.storage.transactions import retry_conflicts
 
+# No primary key: rows are unique by construction, on a DuckDB file as on a DuckLake. Every write deletes the
+# windows it replaces and inserts validated rows (unique, inside those windows) in one transaction, and the
+# writer refuses a duplicate (storage/bars.py); the `no_duplicates` check scans for rows written by others.
+# The key's ART index was most of a first sync's write: 2.5 M bars in 4.4 s keyed against 1.7 s without
+# (docs/performance.md, 2026-12-02). Files made earlier keep their key (DuckDB cannot drop it); both work.
 CREATE_BARS = """
 CREATE TABLE IF NOT EXISTS bars (
     symbol      VARCHAR     NOT NULL,
@@ -30,8 +35,7 @@ CREATE TABLE IF NOT EXISTS bars (
     adj_close   DOUBLE,                -- provider's split/dividend-adjusted close, NULL if none
     source      VARCHAR     NOT NULL,  -- provider name, or `derived:<base timeframe>`
     ingested_at TIMESTAMPTZ NOT NULL,
-    incomplete  BOOLEAN     NOT NULL DEFAULT false,  -- derived bars: some base bars of the bucket are missing
-    PRIMARY KEY (symbol, timeframe, ts)
+    incomplete  BOOLEAN     NOT NULL DEFAULT false  -- derived bars: some base bars of the bucket are missing
 )
 """
 
@@ -207,7 +211,7 @@ def relation_exists(con: duckdb.DuckDBPyConnection, name: str, kind: str | None 
 
 
 _KEY_CONSTRAINT = re.compile(r",(\s*--[^\n]*)?\s*(PRIMARY\s+KEY|UNIQUE)\s*\([^)]*\)", re.IGNORECASE)
-BARS_KEY = ("symbol", "timeframe", "ts")  # CREATE_BARS's primary key
+BARS_KEY = ("symbol", "timeframe", "ts")  # the primary key of `bars` in files made before 2026-12-02
 PRIMARY_KEYS = """
 SELECT constraint_column_names FROM duckdb_constraints()
 WHERE database_name = current_database() AND schema_name = current_schema() AND table_name = $name
@@ -216,8 +220,8 @@ WHERE database_name = current_database() AND schema_name = current_schema() AND 
 
 
 def has_primary_key(con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[str]) -> bool:
-    """Table `name` enforces a primary key on exactly `columns` (a DuckDB file's `bars`: yes; a DuckLake's or a
-    table made by another tool: no)."""
+    """Table `name` enforces a primary key on exactly `columns` (`bars` of a DuckDB file made before
+    2026-12-02: yes; a newer one's, a DuckLake's or a table made by another tool: no)."""
     return any(list(key) == list(columns) for (key,) in con.execute(PRIMARY_KEYS, {"name": name}).fetchall())
 
 
