@@ -1,8 +1,8 @@
 """Full indicator refresh (500 symbols x 2,520 daily bars) through DuckDB vs its floor, in one run.
 
 Run: python benchmarks/bench_indicators.py [--symbols 500] [--bars 2520] [--repeats 3] [--stored-by day]
-Prints best-of-N wall times of compute_indicators end to end (read bars_adjusted, TA-Lib, DELETE +
-INSERT + input records in one transaction) against the baseline: TA-Lib's functions called per symbol
+Prints best-of-N wall times of compute_indicators end to end (read bars_adjusted, TA-Lib, a swapped-in table
+(or DELETE) + INSERT + input records in one transaction) against the baseline: TA-Lib's functions called per symbol
 on numpy arrays plus a plain Arrow INSERT of the same rows into an empty table (target: ratio <= 1.1);
 and that floor plus the plain read a script would do of what TA-Lib takes (symbol, ts, high, low, close,
 volume, ORDER BY symbol, ts): the refresh has to read the bars, the first floor starts from arrays.
