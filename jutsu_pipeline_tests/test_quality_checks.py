@@ -22,7 +22,7 @@ from jutsu_pipeline.quality.checks import checks_for, get
 from jutsu_pipeline.quality.expressions import DAILY_RULES, STORED_ROW_RULES
 from jutsu_pipeline.quality.grid import calendar_grid, materialized_frame
 from jutsu_pipeline.quality.report import CheckReport
-from jutsu_pipeline.quality.sql import CALENDAR_MISSING, MISSING_CANDIDATES, ROW_RULE_SUSPECTS, TABLE_SUSPECTS
+from jutsu_pipeline.quality.sql import CALENDAR_MISSING, ROW_RULE_SUSPECTS, TABLE_SUSPECTS
 from jutsu_pipeline.quality.stored import (
     check_anomalies,
     check_calendar,
@@ -30,6 +30,7 @@ from jutsu_pipeline.quality.stored import (
     check_fresh,
     check_schema,
     flag_rows,
+    missing_candidates,
 )
 from jutsu_pipeline.storage.actions import record_actions
 from jutsu_pipeline.storage.ddl import BARS_KEY as PRIMARY_KEY
@@ -332,8 +333,9 @@ GAPS = {  # a gap in the stored bars -> the symbols with calendar_missing (delet
 @pytest.mark.parametrize("primary_key", [True, False], ids=["primary key", "no key"])
 def test_the_missing_candidates_counts_agree_with_the_missing_bars_anti_join(primary_key: bool, stored_2012,
                                                                              tmp_path) -> None:
-    """MISSING_CANDIDATES (counts) names exactly the symbols CALENDAR_MISSING's anti join finds bars missing in,
-    and the whole-table check reports the same as the anti join over every symbol."""
+    """`missing_candidates` (counts, and any symbol whose rows may repeat a ts) names exactly the symbols
+    CALENDAR_MISSING's anti join finds bars missing in, and the whole-table check reports the same as the anti
+    join over every symbol."""
     path, keys = stored_2012
     p = _partitioning({**SAMPLE_MARKET, "symbols": ["AAPL", "FB", "IBM"]}, Profile.STANDARD)
     copy = shutil.copy(path, tmp_path / "bars.duckdb")
@@ -349,7 +351,7 @@ def test_the_missing_candidates_counts_agree_with_the_missing_bars_anti_join(pri
             con.execute(statement)
             con.register("grid", grid)
             con.register("materialized", materialized)
-            candidates = {s for (s,) in con.execute(MISSING_CANDIDATES[primary_key], params).fetchall()}
+            candidates = set(missing_candidates(con, p))
             anti_join = {s: n for s, n, _ in con.execute(CALENDAR_MISSING[False], params).fetchall()}
             con.unregister("grid")
             con.unregister("materialized")

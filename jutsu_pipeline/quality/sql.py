@@ -47,7 +47,8 @@ ROW_RULE_SUSPECTS = f"SELECT DISTINCT symbol FROM bars WHERE {SCOPE} AND {ROW_RU
 # ohlcv_schema: ROW_RULE_BROKEN. price_anomalies (`expressions.suspicious_rules` with the same arithmetic, so
 # a superset: a NaN gap and a zero previous close count here): a jump beyond $max_open_gap, explained by a
 # stored action or not (those are labelled), zero volume, a flat bar repeating the previous close.
-# no_duplicates: OUT_OF_ORDER.
+# no_duplicates: OUT_OF_ORDER; and DUPLICATE_KEYS, calendar_complete's counts: only an `unordered` symbol's
+# rows can repeat a ts (strictly increasing ts in one run are distinct, whatever the order rows stream in).
 TABLE_SUSPECTS = f"""
 SELECT symbol, bool_or(broken) AS ohlcv_schema,
     count(*) FILTER (run_start) <> 1 OR bool_or(NOT (run_start OR coalesce(previous_ts < ts, false))) AS unordered,
@@ -69,7 +70,8 @@ WHERE run_start OR broken OR anomalous OR NOT coalesce(previous_ts < ts AND prev
 GROUP BY symbol HAVING ohlcv_schema OR price_anomalies OR no_duplicates
 """
 
-# Rows sharing (symbol, timeframe, ts): impossible under the primary key, possible in tables made without it.
+# Rows sharing (symbol, timeframe, ts): impossible under the primary key, possible in tables made without it
+# (the whole table: scanned for the `unordered` symbols of TABLE_SUSPECTS only).
 DUPLICATE_KEYS = {c: f"""
 SELECT symbol, count(*) AS keys, (list(strftime(ts, '%Y-%m-%d %H:%M') ORDER BY ts))[1:3] AS examples
 FROM (
@@ -119,10 +121,11 @@ GROUP BY e.symbol
 """ for c in (False, True)}
 
 # The symbols with missing grid timestamps (as CALENDAR_MISSING[False] finds), from counts: per materialised
-# partition, the grid timestamps inside the symbol's life against its stored bars on the grid (distinct unless
-# the primary key makes them so). No anti join of every bar by (symbol, ts): 0.3 s where that took 1.4 s
+# partition, the grid timestamps inside the symbol's life against its stored bars on the grid. They count as
+# distinct: a symbol whose rows may repeat a ts (`unordered` in TABLE_SUSPECTS) is a candidate anyway
+# (`stored.missing_candidates`). No anti join of every bar by (symbol, ts): 0.3 s where that took 1.4 s
 # (500 x 10 y daily, 2026-12-02, loaded machine); CALENDAR_MISSING then names only these symbols' examples.
-MISSING_CANDIDATES = {unique: f"""
+MISSING_CANDIDATES = f"""
 WITH life AS (
     SELECT b.symbol, min(b.ts) AS first_ts, max(b.ts) AS last_ts FROM bars AS b WHERE {scope_filter("b")} GROUP BY b.symbol
 ),
@@ -134,14 +137,14 @@ expected AS (
     FROM materialized AS m JOIN periods AS p USING (partition_date) JOIN life AS l USING (symbol)
 ),
 stored AS (
-    SELECT b.symbol, g.partition_date, {"count(*)" if unique else "count(DISTINCT b.ts)"} AS n
+    SELECT b.symbol, g.partition_date, count(*) AS n
     FROM bars AS b JOIN grid AS g ON g.ts = b.ts
     WHERE {scope_filter("b")}
     GROUP BY b.symbol, g.partition_date
 )
 SELECT e.symbol FROM expected AS e LEFT JOIN stored AS s USING (symbol, partition_date)
 GROUP BY e.symbol HAVING sum(e.n - coalesce(s.n, 0)) > 0
-""" for unique in (False, True)}
+"""
 
 # Stored bars that are not on the calendar's grid (off-session days, outside hours, off the bar grid,
 # outside the market's history).
