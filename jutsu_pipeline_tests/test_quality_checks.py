@@ -22,7 +22,7 @@ from jutsu_pipeline.quality.checks import checks_for, get
 from jutsu_pipeline.quality.expressions import DAILY_RULES, STORED_ROW_RULES
 from jutsu_pipeline.quality.grid import calendar_grid, materialized_frame
 from jutsu_pipeline.quality.report import CheckReport
-from jutsu_pipeline.quality.sql import CALENDAR_MISSING, ROW_RULE_SUSPECTS, TABLE_SUSPECTS
+from jutsu_pipeline.quality.sql import CALENDAR_MISSING, ROW_RULE_SUSPECTS
 from jutsu_pipeline.quality.stored import (
     check_anomalies,
     check_calendar,
@@ -294,8 +294,7 @@ ROW_DEFECTS: dict[str, tuple[str, bool]] = {  # bad row written into IBM -> (SQL
 
 @pytest.mark.parametrize("daily", [True, False], ids=["daily", "intraday"])
 def test_the_row_rule_suspects_sql_agrees_with_the_polars_rules(daily: bool, stored_2012, tmp_path) -> None:
-    """ROW_RULE_SUSPECTS and TABLE_SUSPECTS' ohlcv_schema (SQL scans) find exactly the symbols the polars row
-    rules flag on the same bars."""
+    """ROW_RULE_SUSPECTS (an SQL scan) finds exactly the symbols the polars row rules flag on the same bars."""
     path = shutil.copy(stored_2012[0], tmp_path / "bars.duckdb")
     symbols = ["AAPL", "FB", "IBM"]
     flags = {**STORED_ROW_RULES, **(DAILY_RULES if daily else {})}
@@ -307,8 +306,6 @@ def test_the_row_rule_suspects_sql_agrees_with_the_polars_rules(daily: bool, sto
             con.execute(statement)
             params = {**scope_params("1d", symbols), "daily": daily}
             suspects = {s for (s,) in con.execute(ROW_RULE_SUSPECTS, params).fetchall()}
-            streamed = con.execute(TABLE_SUSPECTS, {**params, "max_open_gap": 0.25}).pl().filter("ohlcv_schema")
-            assert suspects == set(streamed["symbol"])
             frame = cast(pl.DataFrame, pl.from_arrow(read_bars(con, "1d", symbols)))
             per_symbol, _ = flag_rows(frame, flags, "%Y-%m-%d")
             con.execute("ROLLBACK")

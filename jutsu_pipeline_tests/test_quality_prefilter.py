@@ -1,5 +1,6 @@
-"""The whole-table checks load or scan only the symbols `sql.TABLE_SUSPECTS` names: one bad row among many
-clean symbols in a real DuckDB file must give the same report as judging every symbol's rows."""
+"""The whole-table checks load or scan only the symbols `sql.TABLE_SUSPECTS` (`ROW_RULE_SUSPECTS` for
+ohlcv_schema) names: one bad row among many clean symbols in a real DuckDB file must give the same report as
+judging every symbol's rows."""
 
 from __future__ import annotations
 
@@ -61,6 +62,9 @@ DEFECTS: dict[str, tuple[list[str] | Callable[[duckdb.DuckDBPyConnection], None]
     "stale flat bar": ([  # open = high = low = close = the previous close
         f"UPDATE bars SET open = {PREVIOUS}, high = {PREVIOUS}, low = {PREVIOUS}, close = {PREVIOUS} WHERE {ROW}"],
         "price_anomalies"),
+    "duplicate bar stored last": ([*NULLABLE, f"INSERT INTO bars SELECT * FROM bars WHERE {ROW}"], "no_duplicates"),
+    "duplicate bar in place": ([*NULLABLE, f"UPDATE bars SET ts = {DAY} WHERE symbol = '{BAD}' AND ts = {DAY} + "
+                                "INTERVAL 1 DAY"], "no_duplicates"),  # its run's ts stop increasing
     "out-of-order ingestion": ([  # one ingestion that stored 2021-06-16 before 2021-06-15
         f"CREATE TEMP TABLE two AS SELECT * FROM bars WHERE {THREE_DAYS} AND ts::DATE < '2021-06-17'",
         f"DELETE FROM bars WHERE {THREE_DAYS} AND ts::DATE < '2021-06-17'",

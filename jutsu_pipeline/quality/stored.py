@@ -80,12 +80,16 @@ def load_bars(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, symbols: Iter
 
 
 def table_suspects(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, check: str) -> list[str]:
-    """The symbols of the whole table where `check` may find a failing row (`sql.TABLE_SUSPECTS`, read once per
-    check step): it loads or scans only theirs, the others pass with their rows counted in SQL."""
+    """The symbols of the whole table where `check` may find a failing row (`sql.ROW_RULE_SUSPECTS` for
+    ohlcv_schema, else `sql.TABLE_SUSPECTS`; each read once per check step): it loads or scans only theirs, the
+    others pass with their rows counted in SQL."""
+    if check == "ohlcv_schema":
+        params = {**_params(p), "daily": not p.timeframe.is_intraday}
+        return _shared(("row_rules", id(con), p.timeframe.value, tuple(p.symbols)),
+                       lambda: [symbol for (symbol,) in con.execute(sql.ROW_RULE_SUSPECTS, params).fetchall()])
     gap = p.config.quality.max_open_gap
-    params = {**_params(p), "daily": not p.timeframe.is_intraday, "max_open_gap": gap}
     frame = _shared(("suspects", id(con), p.timeframe.value, tuple(p.symbols), gap),
-                    lambda: con.execute(sql.TABLE_SUSPECTS, params).pl())
+                    lambda: con.execute(sql.TABLE_SUSPECTS, {**_params(p), "max_open_gap": gap}).pl())
     return frame.filter(pl.col(check))["symbol"].to_list()
 
 
@@ -197,11 +201,11 @@ def check_schema(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: C
     `changed`: over its rows). A whole-table SQL scan finds the symbols with a suspect row; only their rows
     (and the changed ones) are loaded and judged by the polars rules, the others pass as counted in SQL."""
     rules = tuple(r for r in builtin_checks.SCHEMA.rules if r != "daily_at_midnight" or not p.timeframe.is_intraday)
-    if changed is not None:  # the streamed TABLE_SUSPECTS runs on one thread: a parallel scan here
-        suspects = con.execute(sql.ROW_RULE_SUSPECTS, {**_params(p), "daily": not p.timeframe.is_intraday}).fetchall()
-        frame = load_changed_bars(con, p, changed.with_symbols(symbol for (symbol,) in suspects))
+    suspects = table_suspects(con, p, "ohlcv_schema")
+    if changed is not None:
+        frame = load_changed_bars(con, p, changed.with_symbols(suspects))
     else:
-        frame = load_bars(con, p, table_suspects(con, p, "ohlcv_schema"))
+        frame = load_bars(con, p, suspects)
     problems = _column_type_problems(frame)  # the table's column types: the same for every symbol's rows
     if problems and changed is None:  # every row is mis-typed: counted per symbol below
         frame = load_changed_bars(con, p, None)
