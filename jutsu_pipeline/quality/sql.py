@@ -45,13 +45,14 @@ ROW_RULE_SUSPECTS = f"SELECT DISTINCT symbol FROM bars WHERE {SCOPE} AND {ROW_RU
 # window in (symbol, ts) order and 2.2 s for loading the bars sorted). Where a symbol's rows come as one run
 # of strictly increasing ts (what the writer stores), the predecessor is the previous bar in time and
 # increasing rowids mean no ingestion stored its rows out of order; any other symbol is suspect to both rules.
-# price_anomalies (`expressions.suspicious_rules` with the same arithmetic, so
-# a superset: a NaN gap and a zero previous close count here): a jump beyond $max_open_gap, explained by a
-# stored action or not (those are labelled), zero volume, a flat bar repeating the previous close.
+# price_anomalies (`expressions.suspicious_rules` with the same arithmetic, so a superset: a NaN gap and a zero
+# previous close count here): a jump beyond $max_open_gap, explained by a stored action or not (those are
+# labelled), zero volume, a flat bar repeating the previous close.
 # no_duplicates: OUT_OF_ORDER; and DUPLICATE_KEYS, calendar_complete's counts: only an `unordered` symbol's
 # rows can repeat a ts (strictly increasing ts in one run are distinct, whatever the order rows stream in).
 TABLE_SUSPECTS = f"""
-SELECT symbol, count(*) FILTER (run_start) <> 1 OR bool_or(NOT (run_start OR coalesce(previous_ts < ts, false))) AS unordered,
+SELECT symbol,
+    count(*) FILTER (run_start) <> 1 OR bool_or(NOT (run_start OR coalesce(previous_ts < ts, false))) AS unordered,
     unordered OR bool_or(anomalous) AS price_anomalies,
     unordered OR bool_or(NOT (run_start OR coalesce(previous_rid < rid, false))) AS no_duplicates
 FROM (
@@ -70,8 +71,7 @@ WHERE run_start OR anomalous OR NOT coalesce(previous_ts < ts AND previous_rid <
 GROUP BY symbol HAVING price_anomalies OR no_duplicates
 """
 
-# Rows sharing (symbol, timeframe, ts): impossible under the primary key, possible in tables made without it
-# (the whole table: scanned for the `unordered` symbols of TABLE_SUSPECTS only).
+# Rows sharing (symbol, timeframe, ts): impossible under the primary key, possible in tables made without it.
 DUPLICATE_KEYS = {c: f"""
 SELECT symbol, count(*) AS keys, (list(strftime(ts, '%Y-%m-%d %H:%M') ORDER BY ts))[1:3] AS examples
 FROM (
