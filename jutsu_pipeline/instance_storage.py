@@ -325,19 +325,49 @@ _sqlite_timestamp = SqlEventLogStorageTable.c.timestamp.type.dialect_impl(sqlite
 
 def _event_rows(storage: Any, events: Sequence[EventLogEntry], stamp: Any = None) -> list[tuple]:
     """Each event's `_EVENT_COLUMNS`, the values Dagster's `_event_to_row` gives them (`stamp` adapts the timestamp)."""
-    rows = []
+    rows: list[tuple] = []
+    keys: dict[Any, str] = {}  # an asset key's JSON, made once per batch
     for event, body in zip(events, serialised(events), strict=True):
         dagster_event = event.get_dagster_event()
+        asset_event = _asset_event(dagster_event)
+        asset_key, partition = (dagster_event.asset_key, dagster_event.partition) if asset_event is None \
+            else (asset_event.asset_key, asset_event.partition)
+        key = keys.get(asset_key) or keys.setdefault(asset_key, asset_key.to_string())  # type: ignore[union-attr]
         timestamp = storage._event_insert_timestamp(event)  # noqa: SLF001
         rows.append((event.run_id, body, dagster_event.event_type_value, stamp(timestamp) if stamp else timestamp,
-                     dagster_event.step_key, dagster_event.asset_key.to_string(), dagster_event.partition))  # type: ignore[union-attr]
+                     dagster_event.step_key, key, partition))
     return rows
 
 
 def _tag_rows(storage: Any, events: Sequence[EventLogEntry], event_ids: Sequence[int], rows: Sequence[tuple]) -> list[tuple]:
     """`_TAG_COLUMNS` of the events' indexed tags, as Dagster's `_store_asset_event_tags` writes them."""
-    return [(event_id, row[5], key, value, row[3]) for event_id, event, row in zip(event_ids, events, rows, strict=True)
-            for key, value in storage._tags_for_asset_event(event).items()]  # noqa: SLF001
+    indexed: dict[frozenset[str], set[str]] = {}  # the names the storage indexes, asked once per set of tag names
+    out = []
+    for event_id, event, row in zip(event_ids, events, rows, strict=True):
+        asset_event = _asset_event(event.get_dagster_event())
+        if asset_event is None:
+            out += [(event_id, row[5], key, value, row[3]) for key, value in storage._tags_for_asset_event(event).items()]  # noqa: SLF001
+            continue
+        tags = asset_event.tags or {}
+        names = frozenset(tags)
+        if names not in indexed:
+            indexed[names] = storage.get_asset_tags_to_index(set(names))
+        out += [(event_id, row[5], key, value, row[3]) for key, value in tags.items() if key in indexed[names]]
+    return out
+
+
+def _asset_event(dagster_event: Any) -> Any:
+    """The AssetMaterialization or AssetObservation a materialisation or observation event carries, else None.
+    Read off the event's data: Dagster's `asset_key`, `partition` and `_tags_for_asset_event` convert the event
+    type and format an error message on every call, a fifth of a batch's storing (py-spy)."""
+    if dagster_event.event_type_value == _MATERIALIZATION:
+        return dagster_event.event_specific_data.materialization
+    if dagster_event.event_type_value == _OBSERVATION:
+        return dagster_event.event_specific_data.asset_observation
+    return None
+
+
+_MATERIALIZATION, _OBSERVATION = DagsterEventType.ASSET_MATERIALIZATION.value, DagsterEventType.ASSET_OBSERVATION.value
 
 
 def _latest_of_each(events: Sequence[EventLogEntry], event_ids: Sequence[int],
@@ -449,6 +479,8 @@ def _revision_of(template: str) -> str | None:
 
 def _batchable(event: EventLogEntry) -> bool:
     """Asset materialisation/observation/planned events: rows in the event and asset tables only."""
+    if event.dagster_event is not None and _asset_event(event.dagster_event) is not None:
+        return True  # a materialisation or observation (the rest of a range run's batch): the test below, faster
     return (event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS
             and event.get_dagster_event().asset_key is not None
             and event.dagster_event_type not in ASSET_CHECK_EVENTS

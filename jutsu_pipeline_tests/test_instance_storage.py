@@ -131,6 +131,9 @@ def volumes(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
                       {"ratio": dg.MetadataValue.float(n / 7), "url": dg.MetadataValue.url("https://x/é")})}
              for n, key in enumerate(context.partition_keys)}
     set_partition_metadata(context, context.assets_def.key, context.partition_keys, facts)
+    for key in context.partition_keys[:3]:  # observations share the batch (tags: one indexed, one not)
+        context.log_event(dg.AssetObservation(asset_key=context.assets_def.key, partition=key, metadata={"n": 1},
+                                              tags={"dagster/data_version": key.upper(), "source": "files"}))
     return dg.MaterializeResult(metadata={"run": dg.MetadataValue.json({"keys": len(facts)})})
 
 
@@ -158,8 +161,9 @@ def test_batched_rows_are_the_rows_dagster_s_own_store_event_writes(instance, tm
     from jutsu_pipeline.instance_storage import serialised
 
     ok = dg.materialize([prices, volumes], instance=instance, tags=dict(zip(RANGE, ("2020-01-01|A", "2024-01-01|C"))))
-    events = [e for e in instance.all_logs(ok.run_id) if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION]
-    assert len(events) == 30 and len({e.get_dagster_event().asset_key for e in events}) == 2
+    kinds = (dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_OBSERVATION)
+    events = [e for e in instance.all_logs(ok.run_id) if e.dagster_event_type in kinds]
+    assert len(events) == 33 and len({e.get_dagster_event().asset_key for e in events}) == 2
     odd = events[3]._replace(dagster_event=events[3].get_dagster_event()._replace(message="another shape"))
     mixed = [*events[:3], odd, *events[4:]]
     assert serialised(mixed) == [serialize_value(e) for e in mixed]
@@ -170,7 +174,8 @@ def test_batched_rows_are_the_rows_dagster_s_own_store_event_writes(instance, tm
     batching = BatchingSqliteEventLogStorage(str(tmp_path / "batching"), batch_size=0)
     batching.store_event_batch(events)
     expected, stored = _tables(tmp_path / "dagster", ok.run_id), _tables(tmp_path / "batching", ok.run_id)
-    assert len(stored["index:event_logs"]) == 30 and len(stored["index:asset_event_tags"]) == 90  # data version, 2 dims
+    # Materialisations: data version and 2 dims; observations: the data version.
+    assert len(stored["index:event_logs"]) == 33 and len(stored["index:asset_event_tags"]) == 93
     assert stored == expected
     # A second batch continues the index's ids after the rows already there.
     dagster_own.store_event(events[0])
