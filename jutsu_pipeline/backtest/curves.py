@@ -32,19 +32,6 @@ class Clock:
         return Clock(*(np.tile(getattr(self, f.name), times) for f in fields(self)))
 
 
-@dataclass(frozen=True)
-class Curves:
-    """Per bar (flat, like the equity array)."""
-
-    drawdown: np.ndarray  # 1 - equity / running max (backtesting DrawdownPct)
-    episode: np.ndarray  # id of the drawdown episode the bar closes or lies in (see stats.py)
-    prev_ts_us: np.ndarray  # timestamp of the previous bar (first bar: its own)
-    equity_log_return: np.ndarray  # NaN on a series' first bar
-    market_log_return: np.ndarray
-    period_return_series: np.ndarray  # series id of each resampled-period return
-    period_return: np.ndarray  # Equity.resample(rule).last().pct_change() values
-
-
 def series_clock(starts: np.ndarray, ends: np.ndarray, ts_us: np.ndarray) -> Clock:
     """backtesting's ``_data_period`` (median spacing of the last 100 bars) and what it implies."""
     n = ends - starts
@@ -104,64 +91,12 @@ def _running_max(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return out
 
 
-def _shift(values: np.ndarray, fill: float, *, forward: bool = False) -> np.ndarray:
-    """``values`` moved one place later (previous element), or earlier with ``forward``; ``fill`` at the gap."""
-    out = np.empty_like(values, dtype=np.result_type(values, np.asarray(fill)))
-    if values.size:
-        if forward:
-            out[:-1], out[-1] = values[1:], fill
-        else:
-            out[1:], out[0] = values[:-1], fill
-    return out
-
-
-def derive_curves(
-    starts: np.ndarray, ends: np.ndarray, ts_us: np.ndarray, close: np.ndarray, equity: np.ndarray, clock: Clock
-) -> Curves:
-    """Drawdown, episode ids, log returns and resampled period returns of every series."""
-    n = ends - starts
-    drawdown = 1 - equity / _running_max(equity, n)
-
-    first, last = starts[n > 0], ends[n > 0] - 1
-    marker = drawdown == 0
-    marker[last] = True
-    # Markers strictly before each bar: a series' first bar is a marker (drawdown 0), so ids never
-    # span two series and a group is (previous marker, closing marker].
-    episode = _shift(np.cumsum(marker), 0).astype(np.int64)
-    prev_ts = _shift(ts_us, 0)
-    prev_ts[first] = ts_us[first]
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        eq_lr = np.log(equity / _shift(equity, np.nan))
-        mk_lr = np.log(close / _shift(close, np.nan))
-    eq_lr[first] = np.nan
-    mk_lr[first] = np.nan
-
-    key = _period_key(ts_us, clock.rule, n)
-    period_last = key != _shift(key, 0, forward=True)
-    period_last[last] = True
-    at = np.flatnonzero(period_last)
-    p_series = np.searchsorted(ends, at, side="right")
-    p_equity = equity[at]
-    same = p_series == _shift(p_series, -1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p_return = p_equity / _shift(p_equity, np.nan) - 1
-    return Curves(
-        drawdown=drawdown,
-        episode=episode,
-        prev_ts_us=prev_ts,
-        equity_log_return=eq_lr,
-        market_log_return=mk_lr,
-        period_return_series=p_series[same],
-        period_return=p_return[same],
-    )
-
-
 @dataclass(frozen=True)
 class SeriesAggregates:
     """Per-series reductions of the per-bar curves (series with at least one bar, in series order), and
     per drawdown episode of more than one bar: what stats.py aggregated from 1.26 M rows in SQL."""
 
+    drawdown: np.ndarray  # per bar (flat, like equity): 1 - equity / running max (backtesting DrawdownPct)
     series_id: np.ndarray
     start_us: np.ndarray
     end_us: np.ndarray
@@ -183,29 +118,46 @@ class SeriesAggregates:
 
 
 def series_aggregates(starts: np.ndarray, ends: np.ndarray, ts_us: np.ndarray, close: np.ndarray,
-                      equity: np.ndarray, curves: Curves) -> SeriesAggregates:
-    """Segmented reductions (series are contiguous and sorted by ts): first/last by position, the rest
-    by ``reduceat`` over the series' slices (20x cheaper than a weighted ``bincount``)."""
+                      equity: np.ndarray, clock: Clock) -> SeriesAggregates:
+    """Drawdown, then segmented reductions (series are contiguous and sorted by ts): first/last by position,
+    the rest by ``reduceat`` over the series' slices (20x cheaper than a weighted ``bincount``). No per-bar
+    array is made that a reduction does not need: each fresh 10 MB temporary costs its page faults."""
     n = ends - starts
     live = np.flatnonzero(n > 0)
     first, last = starts[live], ends[live] - 1
-    drawdown = curves.drawdown
+    drawdown = _running_max(equity, n)
+    np.subtract(1, np.divide(equity, drawdown, out=drawdown), out=drawdown)
     count_dd = _segment_sum(drawdown != 0, first)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean_dd = np.where(count_dd > 0, _segment_sum(drawdown, first) / count_dd, np.nan)  # zeros add nothing
-    covariance, market_variance = _covariances(first, curves.equity_log_return, curves.market_log_return)
+    covariance, market_variance = _covariances(first, _log_returns(equity, first), _log_returns(close, first))
 
-    # Episodes: runs of equal id (ids never span two series); duration from the run's first previous
-    # ts to its last ts; only runs of more than one bar count.
-    episode = curves.episode
-    run_start = np.flatnonzero(np.r_[True, episode[1:] != episode[:-1]]) if episode.size else np.empty(0, np.int64)
-    run_end = np.r_[run_start[1:], episode.size]
+    # Episodes: a group (previous marker, closing marker] of the markers (bars at their peak, and each series'
+    # last bar); a series' first bar is one (drawdown 0), so no group spans two series. Its duration runs from
+    # the bar before the group to its last bar; only groups of more than one bar count.
+    marker = drawdown == 0
+    marker[last] = True
+    run_end = np.flatnonzero(marker) + 1
+    run_start = np.concatenate(([0], run_end))[:-1]
     longer = (run_end - run_start) > 1
     peak = np.maximum.reduceat(drawdown, run_start) if run_start.size else np.empty(0)
+    opened, closing = run_start[longer], run_end[longer] - 1
+    before = np.where(np.isin(opened, first), opened, opened - 1)
 
-    r_series, r = curves.period_return_series, curves.period_return
-    r_first = np.flatnonzero(np.r_[True, r_series[1:] != r_series[:-1]]) if r_series.size else np.empty(0, np.int64)
-    r_count = np.diff(np.r_[r_first, r_series.size]).astype(np.float64)
+    # Period returns: the equity at each period's last bar (pandas' resample().last()), pct_change within a series.
+    key = _period_key(ts_us, clock.rule, n)
+    period_last = np.empty(key.size, dtype=bool)
+    np.not_equal(key[1:], key[:-1], out=period_last[:-1])
+    period_last[last] = True
+    at = np.flatnonzero(period_last)
+    lo = np.searchsorted(at, first)  # each live series' periods are at[lo:hi]; its returns one fewer
+    per_series = np.searchsorted(at, last, side="right") - lo - 1
+    p_equity = equity[at]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.delete(p_equity[1:] / p_equity[:-1] - 1, lo[1:] - 1)  # the pairs across two series dropped
+    has_returns = per_series > 0
+    r_count = per_series[has_returns].astype(np.float64)
+    r_first = (np.cumsum(per_series) - per_series)[has_returns]
     with np.errstate(divide="ignore", invalid="ignore"):
         growth = 1 + r
         ruined = _segment_sum(growth <= 0, r_first) > 0
@@ -214,6 +166,7 @@ def series_aggregates(starts: np.ndarray, ends: np.ndarray, ts_us: np.ndarray, c
         r_variance = np.where(r_count >= 2, _segment_sum(deviation * deviation, r_first) / (r_count - 1), np.nan)
         downside = np.sqrt(_segment_sum(np.square(np.minimum(r, 0)), r_first) / r_count)
     return SeriesAggregates(
+        drawdown=drawdown,
         series_id=live,
         start_us=ts_us[first],
         end_us=ts_us[last],
@@ -225,14 +178,24 @@ def series_aggregates(starts: np.ndarray, ends: np.ndarray, ts_us: np.ndarray, c
         close_last=close[last],
         covariance=covariance,
         market_variance=market_variance,
-        episode_series=np.searchsorted(ends, run_start[longer], side="right"),
+        episode_series=np.searchsorted(ends, opened, side="right"),
         episode_peak=peak[longer],
-        episode_duration_us=ts_us[run_end[longer] - 1] - curves.prev_ts_us[run_start[longer]],
-        returns_series=r_series[r_first],
+        episode_duration_us=ts_us[closing] - ts_us[before],
+        returns_series=live[has_returns],
         returns_gmean=gmean,
         returns_variance=r_variance,
         returns_downside=downside,
     )
+
+
+def _log_returns(values: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """log(values[t] / values[t-1]), 0 on each segment's first bar (in place: one fresh array)."""
+    out = np.ones_like(values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(values[1:], values[:-1], out=out[1:])
+        np.log(out, out=out)
+    out[first] = 0.0
+    return out
 
 
 def _segment_sum(values: np.ndarray, first: np.ndarray) -> np.ndarray:
@@ -241,22 +204,17 @@ def _segment_sum(values: np.ndarray, first: np.ndarray) -> np.ndarray:
 
 
 def _covariances(first: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per segment: sample covariance of (x, y) and sample variance of y over the bars where both are
-    defined (NaN marks a segment's first bar), two-pass; NaN below two pairs. A first bar adds an exact 0 to
-    each sum (the same sums as leaving it out); a NaN elsewhere propagates."""
+    """Per segment: sample covariance of (x, y) and sample variance of y over the bars after each segment's
+    first (where both are 0), two-pass, in place; NaN below two pairs. A first bar adds an exact 0 to each
+    sum (the same sums as leaving it out); a NaN elsewhere propagates."""
     lengths = np.diff(np.r_[first, x.size]).astype(np.int64)
     count = np.maximum(lengths - 1, 0).astype(np.float64)
-    deviations = []
     for values in (x, y):
-        values = values.copy()
-        values[first] = 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
             values -= np.repeat(_segment_sum(values, first) / count, lengths)
         values[first] = 0.0
-        deviations.append(values)
-    dx, dy = deviations
     with np.errstate(divide="ignore", invalid="ignore"):
-        covariance = _segment_sum(dx * dy, first) / (count - 1)
-        variance = _segment_sum(dy * dy, first) / (count - 1)
+        covariance = _segment_sum(x * y, first) / (count - 1)
+        variance = _segment_sum(np.square(y, out=x), first) / (count - 1)
     enough = count >= 2
     return np.where(enough, covariance, np.nan), np.where(enough, variance, np.nan)

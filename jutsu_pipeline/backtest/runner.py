@@ -20,7 +20,7 @@ try:  # numpy's switch behind NUMPY_MADVISE_HUGEPAGE is private (numpy._core sin
 except ImportError:  # a numpy without it: runs keep numpy's own setting
     _madvise_switch = None
 
-from jutsu_pipeline.backtest.curves import Clock, derive_curves, series_aggregates, series_clock
+from jutsu_pipeline.backtest.curves import Clock, series_aggregates, series_clock
 from jutsu_pipeline.backtest.engine import SimInput, SimResult, simulate
 from jutsu_pipeline.backtest.stats import DURATION_STATS, compute_performance
 from jutsu_pipeline.backtest.strategies import Bars, StrategyConfig
@@ -305,8 +305,7 @@ def _register_results(
     per-bar drawdown)."""
     n_bars = sim.ends - sim.starts
     tr = result.trades
-    curves = derive_curves(sim.starts, sim.ends, ts_us, sim.close, result.equity, clock)
-    agg = series_aggregates(sim.starts, sim.ends, ts_us, sim.close, result.equity, curves)
+    agg = series_aggregates(sim.starts, sim.ends, ts_us, sim.close, result.equity, clock)
     open_trade = np.zeros(n_bars.size, dtype=bool)
     open_trade[tr.series[tr.is_open]] = True
     ts_type = pa.timestamp("us", tz="UTC")
@@ -361,4 +360,4 @@ def _register_results(
     for name in REGISTERED:
         if name in tables:
             con.register(name, tables[name])
-    return tables, curves.drawdown
+    return tables, agg.drawdown
