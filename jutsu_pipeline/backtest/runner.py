@@ -174,18 +174,17 @@ def _backtest_loaded(
     clock = series_clock(starts, ends, ts_us)  # per symbol: each strategy runs over the same bars
     first = np.zeros(table.num_rows, dtype=bool)
     first[starts] = True
-    local_bar = np.arange(table.num_rows) - np.repeat(starts, counts)
     opens, close = (table.column(c).to_numpy() for c in ("open", "close"))
     signals = []
     for strategy in strategies:
         inputs = {role: table.column(column).to_numpy()
                   for role, column in strategy.input_columns().items()}
         entry, exit_ = strategy.strategy.signal(strategy.typed_params, Bars(opens, close, first, inputs))
-        warmup = _warmup(inputs.values(), local_bar, starts)
-        live = local_bar > np.repeat(warmup, counts)
-        signals.append({"open": opens, "close": close, "entry": entry & live, "exit": exit_ & live,
-                        "warmup": np.repeat(warmup, counts)})
-    sim, series = _assemble(strategies, symbols, counts, signals)
+        warmup = _warmup(inputs.values(), starts, counts)
+        dead = np.minimum(warmup + 1, counts)  # each symbol's bars up to its warmup's, then live ones
+        live = np.repeat(np.tile([False, True], counts.size), np.column_stack([dead, counts - dead]).ravel())
+        signals.append((entry & live, exit_ & live, warmup))
+    sim, series = _assemble(strategies, symbols, counts, opens, close, signals)
     result = simulate(sim)
     ts_all = np.tile(ts_us, len(strategies))
     tables, drawdown = _register_results(con, series, sim, ts_all, result, clock.repeated(len(strategies)))
@@ -232,16 +231,18 @@ def _check_computed(bars: pa.Table, strategies: Sequence[StrategyConfig], timefr
                                  "materialize their indicators partitions first")
 
 
-def _warmup(inputs: Iterable[np.ndarray], local_bar: np.ndarray, starts: np.ndarray) -> np.ndarray:
+def _warmup(inputs: Iterable[np.ndarray], starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """backtesting.py's ``_indicator_warmup_nbars`` per symbol: the latest first non-NaN bar over the
     inputs, an all-NaN input counting as 0. Signals act from the bar after it."""
     warmup = np.zeros(starts.size, dtype=np.int64)
-    if not starts.size:
-        return warmup
     for values in inputs:
-        position = np.where(np.isnan(values), np.iinfo(np.int64).max, local_bar)
-        found = np.minimum.reduceat(position, starts)
-        warmup = np.maximum(warmup, np.where(found == np.iinfo(np.int64).max, 0, found))
+        defined = ~np.isnan(values)
+        opening = defined.copy()  # the first bar of each run of defined bars within a symbol (a few per symbol)
+        opening[1:] &= ~defined[:-1]
+        opening[starts] = defined[starts]
+        runs = np.append(np.flatnonzero(opening), values.size)
+        found = runs[np.searchsorted(runs, starts)] - starts
+        warmup = np.maximum(warmup, np.where(found < counts, found, 0))
     return warmup
 
 
@@ -259,39 +260,38 @@ def _equity_frame(series: dict[str, np.ndarray], ts_us: np.ndarray, equity: np.n
 
 
 def _assemble(
-    strategies: Sequence[StrategyConfig], symbols: list[str], counts: np.ndarray, signals: list[dict[str, np.ndarray]]
+    strategies: Sequence[StrategyConfig], symbols: list[str], counts: np.ndarray, opens: np.ndarray, close: np.ndarray,
+    signals: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
 ) -> tuple[SimInput, dict[str, np.ndarray]]:
-    """Concatenate every strategy's signal rows; one series per strategy x symbol (same symbol order)."""
+    """Every strategy's rows one after another (entry, exit and per-symbol warmup of each); one series per
+    strategy x symbol (same symbol order)."""
     k = len(strategies)
     n_bars = np.tile(counts, k)
     ends = np.cumsum(n_bars)
-    starts = ends - n_bars
 
     def per_series(values: list[object]) -> np.ndarray:
         return np.repeat(np.asarray(values), counts.size)
 
-    def flat(column: str, dtype: type) -> np.ndarray:
-        parts = [np.asarray(sig[column]) for sig in signals]
-        return np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype=dtype)
+    def flat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.asarray(parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else (), dtype=dtype)
 
     sim = SimInput(
-        starts=starts,
+        starts=ends - n_bars,
         ends=ends,
-        open=flat("open", np.float64),
-        close=flat("close", np.float64),
-        entry=flat("entry", bool),
-        exit=flat("exit", bool),
+        open=flat([opens] * k, np.float64),
+        close=flat([close] * k, np.float64),
+        entry=flat([entry for entry, _, _ in signals], bool),
+        exit=flat([exit_ for _, exit_, _ in signals], bool),
         initial_cash=per_series([s.initial_cash for s in strategies]).astype(np.float64),
         commission=per_series([s.commission_rate for s in strategies]).astype(np.float64),
         unit=per_series([s.unit for s in strategies]).astype(np.float64),
     )
-    warmup = flat("warmup", np.int64)[starts[n_bars > 0]] if n_bars.size else np.empty(0, dtype=np.int64)
     series = {
         "series_id": np.arange(n_bars.size, dtype=np.int64),
         "strategy": per_series([s.name for s in strategies]),
         "symbol": np.tile(np.asarray(symbols, dtype=object), k),
         "params_json": per_series([s.params_json() for s in strategies]),
-        "warmup": warmup,
+        "warmup": flat([warmup for _, _, warmup in signals], np.int64),
         "n_bars": n_bars,
     }
     return sim, series
