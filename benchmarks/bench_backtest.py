@@ -13,8 +13,8 @@ shares, 10,000 cash, no commission, long only. Timed:
 - vectorbt: MA.run x2, crossed_above/below, Portfolio.from_signals (price=open, signals shifted
   one bar, size=inf, size_granularity=1) and a comparable set of metrics, in memory. Warm (numba
   compiled by a first run, whose time is reported separately as "cold").
-- vectorbt with the same DuckDB I/O as ours: the same two sorted reads (open and close of the bars,
-  the two stored SMAs), the same signals and portfolio, then its trades (with timestamps) and
+- vectorbt with the same DuckDB I/O as ours: the same two reads (open and close of the bars, the two
+  stored SMAs, in storage order, sorted in numpy only if needed), the same signals and portfolio, then its trades (with timestamps) and
   metrics written to two tables in one transaction and the CHECKPOINT: equal work in and out.
 - backtesting.py 0.6.6: run per symbol on a sample of symbols, extrapolated linearly to all symbols.
 
@@ -38,6 +38,7 @@ from _util import Seconds, timed
 
 from jutsu_pipeline.backtest import StrategyConfig, backtest_bars, run_backtests
 from jutsu_pipeline.indicators import compute_indicators
+from jutsu_pipeline.indicators.frame import sorted_runs
 from jutsu_pipeline.storage.ddl import ensure_schema
 from jutsu_pipeline.storage.scope import read_bars
 from jutsu_pipeline.storage.transactions import transaction
@@ -109,8 +110,9 @@ def run_vectorbt_duckdb(con: duckdb.DuckDBPyConnection, symbols: list[str]) -> d
     """vectorbt with our I/O: the same reads as ``run_backtests``, its trades and metrics replaced in one
     transaction (the caller checkpoints)."""
     with transaction(con):
-        bars = read_bars(con, "1d", symbols, relation="bars_adjusted", columns=("open", "close"))
-        smas = read_bars(con, "1d", symbols, relation="indicators", columns=("sma_10", "sma_30"))
+        bars = read_bars(con, "1d", symbols, relation="bars_adjusted", columns=("open", "close"), positions=True)
+        smas = read_bars(con, "1d", symbols, relation="indicators", columns=("sma_10", "sma_30"), positions=True)
+    bars, smas = (in_order(table) for table in (bars, smas))
     n = len(symbols)
     ts = bars.column("ts").to_numpy().reshape(n, -1)[0]  # the bench's symbols share their bars' timestamps
     wide = {name: np.ascontiguousarray(table.column(name).to_numpy().reshape(n, -1).T) for table, names in
@@ -137,6 +139,12 @@ def run_vectorbt_duckdb(con: duckdb.DuckDBPyConnection, symbols: list[str]) -> d
         con.execute("DELETE FROM vbt_metrics")
         con.execute("INSERT INTO vbt_metrics SELECT * FROM _vbt_metrics")
     return out
+
+
+def in_order(table: pa.Table) -> pa.Table:
+    """Rows of ``read_bars(..., positions=True)`` ordered by symbol_no, ts (as run_backtests orders them)."""
+    order, _, _ = sorted_runs(table.column("symbol_no").to_numpy(), table.column("ts").cast(pa.int64()).to_numpy())
+    return table if order is None else table.take(order)
 
 
 def run_backtesting_py(index: pd.DatetimeIndex, opens: np.ndarray, close: np.ndarray, sample: int) -> float:

@@ -25,6 +25,7 @@ from jutsu_pipeline.backtest.engine import SimInput, SimResult, simulate
 from jutsu_pipeline.backtest.stats import DURATION_STATS, compute_performance
 from jutsu_pipeline.backtest.strategies import Bars, StrategyConfig
 from jutsu_pipeline.indicators import indicator_frame
+from jutsu_pipeline.indicators.frame import sorted_runs
 from jutsu_pipeline.storage.backend import current_snapshot
 from jutsu_pipeline.storage.backtests import ensure_result_tables, replace_results
 from jutsu_pipeline.storage.ddl import column_names, ensure_schema
@@ -97,17 +98,23 @@ def run_backtests(
     if missing:
         raise ValueError(f"indicators table lacks column(s) {missing} the strategies read: materialize the "
                          f"indicators asset of timeframe {timeframe} (it computes every strategy's indicators)")
+    names = sorted(set(symbols))  # symbol_no in name order: series, trades and results ordered by symbol
     with transaction(con):  # the snapshot id, the bars and the indicators come from one (DuckLake) snapshot
         snapshot = current_snapshot(con)
-        bars = read_bars(con, timeframe, symbols, relation="bars_adjusted" if adjusted else "bars",
-                         columns=("open", "close"), row_hash=True)
-        # Two sorted reads matched by position cost a third of a join.
-        loaded = read_bars(con, timeframe, symbols, relation="indicators", columns=needed) if needed else None
+        bars = read_bars(con, timeframe, names, relation="bars_adjusted" if adjusted else "bars",
+                         columns=("open", "close"), row_hash=True, positions=True)
+        # Two reads matched by position cost a third of a join.
+        loaded = read_bars(con, timeframe, names, relation="indicators", columns=needed, positions=True) if needed else None
+    bars = _sorted(bars)
+    position = bars.column("symbol_no").to_numpy()
+    starts = np.flatnonzero(np.diff(position, prepend=-1))
+    counts = np.diff(starts, append=position.size)
+    run_names = [names[k] for k in position[starts].tolist()]
     if loaded is not None:
-        bars = _with_indicators(bars, loaded, timeframe)
-        _check_computed(bars, strategies, timeframe)
+        bars = _with_indicators(bars, _sorted(loaded), names, timeframe)
+        _check_computed(bars, run_names, starts, counts, strategies, timeframe)
     try:
-        result = _backtest_loaded(con, bars, strategies)
+        result = _backtest_loaded(con, bars, run_names, counts, strategies)
         result = replace(result, performance=result.performance.with_columns(
             pl.lit(snapshot, pl.Int64).alias("data_snapshot")))
         replace_results(con, timeframe=timeframe, strategies=[s.name for s in strategies], symbols=list(symbols),
@@ -132,7 +139,9 @@ def backtest_bars(bars: pl.DataFrame, strategies: Sequence[StrategyConfig]) -> B
         con.register("_bt_bars", frame.select(BAR_COLUMNS).to_arrow())
         row_hash = con.execute(ROW_HASH_OF_ARROW).to_arrow_table().column("row_hash")
         table = frame.drop("high", "low", "volume").to_arrow().append_column("row_hash", row_hash)
-        return _backtest_loaded(con, table, strategies)
+        runs = pc.run_end_encode(table.column("symbol").combine_chunks())
+        counts = np.diff(runs.run_ends.to_numpy().astype(np.int64), prepend=0)
+        return _backtest_loaded(con, table, runs.values.to_pylist(), counts, strategies)
     finally:
         con.close()
 
@@ -157,19 +166,18 @@ def _check_unique_names(strategies: Sequence[StrategyConfig]) -> None:
 
 
 def _backtest_loaded(
-    con: duckdb.DuckDBPyConnection, table: pa.Table, strategies: Sequence[StrategyConfig]
+    con: duckdb.DuckDBPyConnection, table: pa.Table, symbols: list[str], counts: np.ndarray,
+    strategies: Sequence[StrategyConfig],
 ) -> BacktestResult:
-    """Signals, simulation and statistics over ``table`` (symbol, ts, open, close, row_hash and the indicator
-    columns, sorted by symbol, ts); the results stay registered for ``replace_results``."""
+    """Signals, simulation and statistics over ``table`` (ts, open, close, row_hash and the indicator columns;
+    runs of ``counts`` rows, each one of ``symbols``' bars in ts order); the results stay registered for
+    ``replace_results``."""
     strategies = sorted(strategies, key=lambda s: s.name)  # every result comes out ordered by strategy, symbol
     table = table.combine_chunks()
-    runs = pc.run_end_encode(table.column("symbol").combine_chunks())
-    symbols = runs.values.to_pylist()
-    ends = runs.run_ends.to_numpy().astype(np.int64)
-    counts = np.diff(ends, prepend=0)
+    ends = np.cumsum(counts)
     ts_us = table.column("ts").cast(pa.int64()).to_numpy()
     starts = ends - counts
-    con.register("_bt_version_parts", version_parts(runs.values, counts, table.column("ts"),
+    con.register("_bt_version_parts", version_parts(pa.array(symbols, pa.string()), counts, table.column("ts"),
                                                     table.column("row_hash").to_numpy()))
     clock = series_clock(starts, ends, ts_us)  # per symbol: each strategy runs over the same bars
     first = np.zeros(table.num_rows, dtype=bool)
@@ -199,33 +207,38 @@ def _backtest_loaded(
     )
 
 
-def _with_indicators(bars: pa.Table, indicators: pa.Table, timeframe: str) -> pa.Table:
-    """``bars`` with the indicator columns appended, both sorted by (symbol, ts); every bar needs its row."""
-    keys = ["symbol", "ts"]
+def _sorted(table: pa.Table) -> pa.Table:
+    """``table`` (symbol_no, ts, ...) ordered by symbol_no, ts: as it is when stored so."""
+    order, _, _ = sorted_runs(table.column("symbol_no").to_numpy(), table.column("ts").cast(pa.int64()).to_numpy())
+    return table if order is None else table.take(order)
+
+
+def _with_indicators(bars: pa.Table, indicators: pa.Table, names: Sequence[str], timeframe: str) -> pa.Table:
+    """``bars`` with the indicator columns appended, both sorted by (symbol_no, ts); every bar needs its row."""
+    keys = ["symbol_no", "ts"]
     if indicators.num_rows != bars.num_rows or not all(bars.column(k).equals(indicators.column(k)) for k in keys):
         # Slow path: rows of bars deleted since the indicators ran are ignored; a bar without its row is an error.
         marked = cast(pl.DataFrame, pl.from_arrow(indicators)).with_columns(pl.lit(True).alias("_stored"))
         joined = cast(pl.DataFrame, pl.from_arrow(bars.select(keys))).join(marked, on=keys, how="left", maintain_order="left")
-        lacking = joined.filter(pl.col("_stored").is_null())["symbol"].unique()
-        if lacking.len():
-            raise ValueError(f"no indicators stored for some bars of {sorted(lacking)} ({timeframe}): materialize "
-                             "their indicators partitions first")
+        lacking = joined.filter(pl.col("_stored").is_null())["symbol_no"].unique().to_list()
+        if lacking:
+            raise ValueError(f"no indicators stored for some bars of {sorted(names[k] for k in lacking)} ({timeframe}): "
+                             "materialize their indicators partitions first")
         indicators = joined.drop("_stored").to_arrow()
     for name in indicators.column_names[2:]:
         bars = bars.append_column(name, indicators.column(name))
     return bars
 
 
-def _check_computed(bars: pa.Table, strategies: Sequence[StrategyConfig], timeframe: str) -> None:
-    """Each symbol has every input value TA-Lib defines (rows written without a column hold NULLs)."""
-    runs = pc.run_end_encode(bars.column("symbol").combine_chunks())
-    ends = runs.run_ends.to_numpy().astype(np.int64)
-    counts = np.diff(ends, prepend=0)
+def _check_computed(bars: pa.Table, names: list[str], starts: np.ndarray, counts: np.ndarray,
+                    strategies: Sequence[StrategyConfig], timeframe: str) -> None:
+    """Each symbol (runs of ``counts`` rows from ``starts``, ``names``) has every input value TA-Lib defines
+    (rows written without a column hold NULLs)."""
     for strategy in strategies:
         for spec, output in strategy.inputs().values():
             values = bars.column(spec.column(output)).to_numpy()
-            defined = np.add.reduceat(~np.isnan(values), ends - counts) if counts.size else counts
-            short = np.asarray(runs.values.to_pylist(), dtype=object)[defined < np.maximum(counts - spec.lookback(), 0)]
+            defined = np.add.reduceat(~np.isnan(values), starts) if counts.size else counts
+            short = np.asarray(names, dtype=object)[defined < np.maximum(counts - spec.lookback(), 0)]
             if short.size:
                 raise ValueError(f"indicator {spec.column(output)} is not computed for {sorted(short)} ({timeframe}): "
                                  "materialize their indicators partitions first")
