@@ -152,19 +152,21 @@ def series_aggregates(starts: np.ndarray, ends: np.ndarray, ts_us: np.ndarray, c
     at = np.flatnonzero(period_last)
     lo = np.searchsorted(at, first)  # each live series' periods are at[lo:hi]; its returns one fewer
     per_series = np.searchsorted(at, last, side="right") - lo - 1
-    p_equity = equity[at]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.delete(p_equity[1:] / p_equity[:-1] - 1, lo[1:] - 1)  # the pairs across two series dropped
+    p_equity = equity if at.size == equity.size else equity[at]  # bars of the period: each its own (daily)
     has_returns = per_series > 0
     r_count = per_series[has_returns].astype(np.float64)
     r_first = (np.cumsum(per_series) - per_series)[has_returns]
     with np.errstate(divide="ignore", invalid="ignore"):
-        growth = 1 + r
-        ruined = _segment_sum(growth <= 0, r_first) > 0
-        gmean = np.where(ruined, 0.0, np.exp(_segment_sum(np.log(growth), r_first) / r_count) - 1)
-        deviation = r - np.repeat(_segment_sum(r, r_first) / r_count, r_count.astype(np.int64))
-        r_variance = np.where(r_count >= 2, _segment_sum(deviation * deviation, r_first) / (r_count - 1), np.nan)
-        downside = np.sqrt(_segment_sum(np.square(np.minimum(r, 0)), r_first) / r_count)
+        r = np.divide(p_equity[1:], p_equity[:-1])
+        r = np.delete(np.subtract(r, 1, out=r), lo[1:] - 1)  # the pairs across two series dropped
+        scratch = np.add(1, r)  # growth, then its log, the deviations and their squares, the losses' squares
+        ruined = _segment_sum(scratch <= 0, r_first) > 0
+        gmean = np.where(ruined, 0.0, np.exp(_segment_sum(np.log(scratch, out=scratch), r_first) / r_count) - 1)
+        deviation = np.repeat(_segment_sum(r, r_first) / r_count, r_count.astype(np.int64))
+        squares = np.square(np.subtract(r, deviation, out=deviation), out=deviation)
+        r_variance = np.where(r_count >= 2, _segment_sum(squares, r_first) / (r_count - 1), np.nan)
+        losses = np.square(np.minimum(r, 0, out=scratch), out=scratch)
+        downside = np.sqrt(_segment_sum(losses, r_first) / r_count)
     return SeriesAggregates(
         drawdown=drawdown,
         series_id=live,

@@ -80,9 +80,11 @@ def read_bars(con: duckdb.DuckDBPyConnection, timeframe: str, symbols: Iterable[
         raise ValueError(f"read_bars reads {RELATIONS} (bars: columns {BAR_COLUMNS}), not {relation} {columns}")
     relation = bars_relation(con, symbols, relation)
     selected = "".join(f', "{c}"' for c in columns) + (f", {ROW_HASH} AS row_hash" if row_hash else "")
-    key, order = ("list_position($symbols::VARCHAR[], symbol)::INTEGER - 1 AS symbol_no", "") if positions else (
-        "symbol", " ORDER BY symbol, ts")
-    statement = f"SELECT {key}, ts{selected} FROM {relation} WHERE {scope_filter()}{order}"
+    if positions:  # a filter keeps the scan's order where `IN (SELECT unnest(...))`, a join, does not
+        statement = (f"SELECT list_position($symbols::VARCHAR[], symbol)::INTEGER - 1 AS symbol_no, ts{selected} "
+                     f"FROM {relation} WHERE timeframe = $timeframe AND list_contains($symbols::VARCHAR[], symbol)")
+    else:
+        statement = f"SELECT symbol, ts{selected} FROM {relation} WHERE {scope_filter()} ORDER BY symbol, ts"
     return fetch_arrow(con, statement, scope_params(timeframe, symbols))
 
 
