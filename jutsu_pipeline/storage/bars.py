@@ -120,8 +120,9 @@ class WindowsWriter:
             self._begin(sum(r.frame.height for r in replacements))
         frames = [r.frame.select("ts", "open", "high", "low", "close", "volume", "adj_close")
                   .with_columns(pl.lit(r.symbol).alias("symbol")) for r in replacements]
-        # One contiguous Arrow chunk in key order: DuckDB inserts it in full vectors and fills the primary-key
-        # index in order (a concat of one small frame per window took ~2x as long to insert).
+        # One contiguous Arrow chunk in (symbol, ts) order: DuckDB inserts it in full vectors (a concat of one
+        # small frame per window took ~2x as long), the row groups' symbol ranges stay narrow for the deletes'
+        # skipping, and adjacent rows show duplicates.
         staged = pl.concat(frames, how="vertical").sort("symbol", "ts").rechunk()
         _refuse_duplicates(staged, self.timeframe)
         windows = pl.DataFrame(

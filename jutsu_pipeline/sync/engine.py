@@ -36,8 +36,8 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 FLUSH_ROWS = 250_000  # validate in batches of about this many bars
 # Bars of the run's one write (transaction); only a run writing more commits every WRITE_ROWS (each commit
-# still whole windows). Ten 250,000-bar transactions cost ~2x one: every commit maintains and persists
-# the primary-key index of `bars` again (2026-12-02, 500 x 20 y daily).
+# still whole windows). Ten 250,000-bar transactions cost ~2x one, measured while `bars` had its primary key:
+# every commit maintained and persisted its index again (2026-12-02, 500 x 20 y daily).
 WRITE_ROWS = 10_000_000
 # Progress lines per run: each Dagster log line is an event-log row written on its own (no batching), so
 # a run logs at most PROGRESS_LINES of them, and none sooner than PROGRESS_SECONDS after the previous one
