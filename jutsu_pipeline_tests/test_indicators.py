@@ -319,6 +319,36 @@ def test_a_full_refresh_of_every_row_swaps_the_table_and_keeps_the_rest(sample_d
         assert table_oid(con) == oid and stored_indicators(con, DEFAULT).equals(before, null_equal=True)
 
 
+def compressions(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    """The codecs of each `indicators` column's checkpointed segments."""
+    con.execute("CHECKPOINT")
+    rows = con.execute("SELECT column_name, list(DISTINCT compression) FROM pragma_storage_info('indicators') "
+                       "WHERE segment_type <> 'VALIDITY' GROUP BY column_name").fetchall()
+    return {column: set(codecs) for column, codecs in rows}
+
+
+def test_indicator_columns_are_stored_uncompressed_also_after_a_swap(sample_db: Path, tmp_path: Path) -> None:
+    path = tmp_path / "copy.duckdb"
+    path.write_bytes(sample_db.read_bytes())
+    symbols = list(SAMPLE_SYMBOLS)
+    with duckdb.connect(str(path)) as con:
+        # A table made before this choice: its indicator columns compressed with DuckDB's default codec.
+        con.execute("CREATE TABLE indicators (symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL, "
+                    "ts TIMESTAMPTZ NOT NULL, sma_7 DOUBLE)")
+        con.execute("INSERT INTO indicators SELECT symbol, timeframe, ts, close FROM bars")
+        assert compressions(con)["sma_7"] != {"Uncompressed"}
+        compute_indicators(con, timeframe="1d", symbols=["IBM"], params=DEFAULT)  # in place: columns added
+        codecs = compressions(con)
+        assert all(codecs[c] == {"Uncompressed"} for c in DEFAULT.column_names())
+        oid = table_oid(con)
+        compute_indicators(con, timeframe="1d", symbols=symbols, params=DEFAULT)  # every row: swapped
+        assert table_oid(con) != oid
+        codecs = compressions(con)
+        assert all(codecs[c] == {"Uncompressed"} for c in DEFAULT.column_names())  # sma_7, all NULL now: Constant
+        assert codecs["symbol"] != {"Uncompressed"}  # the key columns keep DuckDB's choice
+        assert_matches_talib(adjusted_bars(con, SAMPLE_SYMBOLS), stored_indicators(con, DEFAULT), DEFAULT)
+
+
 KILLED_REFRESH = """
 import os, sys, time
 from pathlib import Path
