@@ -6,7 +6,9 @@ Prints best-of-N wall times of compute_indicators end to end (read bars_adjusted
 on numpy arrays plus a plain Arrow INSERT of the same rows into an empty table (target: ratio <= 1.1);
 and that floor plus the plain read a script would do of what TA-Lib takes (symbol, ts, high, low, close,
 volume, ORDER BY symbol, ts): the refresh has to read the bars, the first floor starts from arrays.
-`--stored-by day` inserts the bars day by day (as daily closes leave them) instead of symbol by symbol:
+A third floor inserts the same rows into uncompressed DOUBLE columns, the storage `indicators` uses (the
+issue's floor is the plain insert with DuckDB's default codecs): it shows what the refresh costs beyond
+TA-Lib and a write of the same kind. `--stored-by day` inserts the bars day by day (as daily closes leave them) instead of symbol by symbol:
 the refresh then has to sort what it reads.
 The insert is given as record batches, the fastest plain form (DuckDB inserts batches in parallel; one
 1.26 M-row chunk is one thread and 1.3-2x slower, which flattered the ratio). Every round measures
@@ -35,6 +37,7 @@ from bench_backtest import bars_frame, synthetic
 
 from jutsu_pipeline.indicators import IndicatorParams, compute_indicators, indicator_frame
 from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.storage.indicators import UNCOMPRESSED
 from jutsu_pipeline.storage.scope import OHLCV, read_bars
 
 
@@ -76,6 +79,7 @@ def main() -> None:
         frame = pl.from_arrow(read_bars(con, "1d", symbols, relation="bars_adjusted", columns=OHLCV))
         staged = indicator_frame(frame, params).to_arrow()
         columns = ", ".join(f'"{c}" DOUBLE' for c in params.column_names())
+        uncompressed = ", ".join(f'"{c}" DOUBLE{UNCOMPRESSED}' for c in params.column_names())
 
         def plain_read() -> pa.Table:  # the read floor: what TA-Lib takes, sorted, as a script reads it
             return con.execute("SELECT symbol, ts, high, low, close, volume FROM bars WHERE timeframe = '1d' AND symbol IN "
@@ -91,6 +95,12 @@ def main() -> None:
             con.execute("INSERT INTO plain BY NAME SELECT '1d' AS timeframe, * FROM staged_plain")
             con.unregister("staged_plain")
 
+        def same_storage_insert() -> None:  # the floor's INSERT into a table stored as `indicators` is (uncompressed)
+            con.execute(f"CREATE OR REPLACE TABLE plain (symbol VARCHAR, timeframe VARCHAR, ts TIMESTAMPTZ, {uncompressed})")
+            con.register("staged_plain", batched)
+            con.execute("INSERT INTO plain BY NAME SELECT '1d' AS timeframe, * FROM staged_plain")
+            con.unregister("staged_plain")
+
         def close_session() -> int:
             con.execute("INSERT INTO bars SELECT * FROM held")
             return compute_indicators(con, timeframe="1d", symbols=symbols, params=params, incremental=True)
@@ -102,7 +112,7 @@ def main() -> None:
             return run
 
         # Interleaved, so that the shared machine's load hits every measurement alike; best of each.
-        times: dict[str, list[Seconds]] = {k: [] for k in ("full", "ta", "insert", "read", "compute", "close")}
+        times: dict[str, list[Seconds]] = {k: [] for k in ("full", "ta", "insert", "read", "compute", "close", "same")}
         for _ in range(args.repeats):
             con.execute("CHECKPOINT")
             times["full"].append(timed(checkpointed(
@@ -110,6 +120,7 @@ def main() -> None:
             times["ta"].append(timed(lambda: talib_all(arrays, params)))
             times["insert"].append(timed(checkpointed(plain_insert)))
             times["read"].append(timed(plain_read))
+            times["same"].append(timed(checkpointed(same_storage_insert)))
             times["compute"].append(timed(lambda: indicator_frame(frame, params)))
             times["close"].append(timed(checkpointed(close_session)))
             written = con.execute("SELECT count(*) FROM indicators WHERE ts = (SELECT max(ts) FROM held)").fetchone()
@@ -121,7 +132,7 @@ def main() -> None:
         con.close()
     wall = {k: [float(t) for t in v] for k, v in times.items()}
     cpu = {k: [t.cpu for t in v] for k, v in times.items()}
-    full, ta, insert, read, compute, close = (min(wall[k]) for k in wall)
+    full, ta, insert, read, compute, close, same = (min(wall[k]) for k in wall)
 
     def ratios(t: dict[str, list[float]], floor: tuple[str, ...] = ("ta", "insert")) -> str:
         rounds = sorted(f / sum(parts) for f, *parts in zip(t["full"], *(t[k] for k in floor)))
@@ -140,6 +151,9 @@ def main() -> None:
     with_read = ("read", "ta", "insert")
     print(f"ratio full / (read + TA-Lib + insert): wall {ratios(wall, with_read)}")
     print(f"                                       cpu  {ratios(cpu, with_read)}")
+    print(f"the same INSERT into uncompressed columns (as `indicators` stores them): {same * 1e3:.1f} ms")
+    print(f"ratio full / (TA-Lib + that insert): wall {ratios(wall, ('ta', 'same'))}")
+    print(f"                                     cpu  {ratios(cpu, ('ta', 'same'))}")
     print(f"ratio compute only / TA-Lib      : {compute / ta:8.2f} x")
     print(f"daily close, incremental (1 new bar x {args.symbols}): {close * 1e3:8.1f} ms = {close / full:.2f} x the full refresh")
 
