@@ -13,6 +13,7 @@ from jutsu_pipeline.calendars import session_table
 from jutsu_pipeline.derive import derived_source, sql
 from jutsu_pipeline.partitions import BarsPartitioning, split_partition_key
 from jutsu_pipeline.storage.ddl import ensure_schema
+from jutsu_pipeline.storage.scope import registered
 from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 from jutsu_pipeline.timeframes import Timeframe
 
@@ -75,7 +76,6 @@ def derive_partitions(con: duckdb.DuckDBPyConnection, partitioning: BarsPartitio
     insert = {**params, **bounds, "daily": daily, "step_us": int(timeframe.duration.total_seconds() * 1_000_000),
               "base_us": int(base.duration.total_seconds() * 1_000_000), "source": derived_source(base),
               "ingested_at": now or dt.datetime.now(UTC)}
-    con.register("derive_sessions", sessions.to_arrow())
 
     def derive() -> tuple[int, int]:
         with transaction(con):
@@ -86,18 +86,13 @@ def derive_partitions(con: duckdb.DuckDBPyConnection, partitioning: BarsPartitio
                 if days is None:
                     ((bars,),) = con.execute(sql.INSERT_DERIVED_BY_ASOF, insert).fetchall()
                 else:
-                    con.register("derive_days", days.to_arrow())
-                    try:
+                    with registered(con, derive_days=days.to_arrow()):
                         ((bars,),) = con.execute(sql.INSERT_DERIVED_BY_DAY, insert).fetchall()
-                    finally:
-                        con.unregister("derive_days")
                 ((incomplete,),) = con.execute(sql.COUNT_INCOMPLETE, {"timeframe": timeframe.value,
                                                                       "ingested_at": insert["ingested_at"]}).fetchall()
         return bars, incomplete
 
-    try:
+    with registered(con, derive_sessions=sessions.to_arrow()):
         bars, incomplete = retry_conflicts(derive, f"derive {timeframe.value} bars")  # DuckLake: another writer won
-    finally:
-        con.unregister("derive_sessions")
     windows = sessions.group_by("symbol", "date_key").agg(pl.col("start").min(), pl.col("end").max())
     return DeriveOutcome(int(bars), int(incomplete or 0), windows)

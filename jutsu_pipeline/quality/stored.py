@@ -28,7 +28,14 @@ from jutsu_pipeline.quality.grid import calendar_grid, materialized_frame
 from jutsu_pipeline.quality.report import MAX_SAMPLES, CheckReport, Markdown, empty_per_symbol, markdown_table
 from jutsu_pipeline.quality.rules import VALUE_COLUMNS
 from jutsu_pipeline.storage.ddl import BARS_KEY, has_primary_key, relation_exists
-from jutsu_pipeline.storage.scope import CHANGED_RELATION, JUDGED, read_bars, read_changed_bars, scope_params
+from jutsu_pipeline.storage.scope import (
+    CHANGED_RELATION,
+    JUDGED,
+    read_bars,
+    read_changed_bars,
+    registered,
+    scope_params,
+)
 
 UTC = dt.timezone.utc
 MAX_CORPORATE_ACTIONS = 25
@@ -114,11 +121,8 @@ def changed_scope(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: 
         yield
         return
     frame = changed.frame().filter(pl.col("symbol").is_in(list(p.symbols)))
-    con.register(CHANGED_RELATION, frame.to_arrow())
-    try:
+    with registered(con, **{CHANGED_RELATION: frame.to_arrow()}):
         yield
-    finally:
-        con.unregister(CHANGED_RELATION)
 
 
 def load_changed_bars(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None) -> pl.DataFrame:
@@ -337,21 +341,15 @@ def check_calendar(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, material
         first = min(changed.since.values(), default=None)
         grid = grid if first is None else grid.filter(pl.col("ts") >= first)
     missing, unexpected = sql.CALENDAR_MISSING[changed is not None], sql.CALENDAR_UNEXPECTED[changed is not None]
-    con.register("grid", grid.to_arrow())
-    con.register("materialized", parts.to_arrow())
-    try:
-        with changed_scope(con, p, changed):
-            report = CheckReport("calendar_complete", builtin_checks.CALENDAR.rules, *_row_count(con, p, changed))
-            if changed is None:  # the whole table: the examples of only the symbols whose counts fall short
-                params = scope_params(p.timeframe.value, missing_candidates(con, p))
-            report.per_symbol = pl.concat([
-                _sql_per_symbol(con, missing, "calendar_missing", params) if params.get("symbols", True)
-                else empty_per_symbol(),
-                _sql_per_symbol(con, unexpected, "calendar_unexpected", _scope(p, changed)),
-            ])
-    finally:
-        con.unregister("grid")
-        con.unregister("materialized")
+    with registered(con, grid=grid.to_arrow(), materialized=parts.to_arrow()), changed_scope(con, p, changed):
+        report = CheckReport("calendar_complete", builtin_checks.CALENDAR.rules, *_row_count(con, p, changed))
+        if changed is None:  # the whole table: the examples of only the symbols whose counts fall short
+            params = scope_params(p.timeframe.value, missing_candidates(con, p))
+        report.per_symbol = pl.concat([
+            _sql_per_symbol(con, missing, "calendar_missing", params) if params.get("symbols", True)
+            else empty_per_symbol(),
+            _sql_per_symbol(con, unexpected, "calendar_unexpected", _scope(p, changed)),
+        ])
     report.extra = {
         "partitions_checked": parts.height,
         "grid_timestamps": grid.height,

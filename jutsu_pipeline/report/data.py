@@ -18,7 +18,7 @@ from jutsu_pipeline.partitions import BarsPartitioning, partition_key
 from jutsu_pipeline.quality.grid import calendar_grid
 from jutsu_pipeline.report import sql
 from jutsu_pipeline.storage.ddl import column_names, relation_exists
-from jutsu_pipeline.storage.scope import fetch_arrow, scope_params
+from jutsu_pipeline.storage.scope import fetch_arrow, registered, scope_params
 
 MAX_COVERAGE_COLUMNS = 400  # intraday session partitions are binned so a row stays readable
 MAX_CURVE_POINTS = 1500  # equity curves are thinned (drawdown keeps each bucket's deepest point)
@@ -75,11 +75,8 @@ def coverage(
         pl.col("partition_date").dt.strftime("%Y-%m-%d"), "len").iter_rows())
     stored: dict[tuple[str, str], int] = {}
     if relation_exists(con, "bars") and grid.height:
-        con.register("grid", grid.to_arrow())
-        try:
+        with registered(con, grid=grid.to_arrow()):
             rows = con.execute(sql.BARS_PER_PARTITION, scope_params(partitioning.timeframe.value, symbols)).fetchall()
-        finally:
-            con.unregister("grid")
         stored = {(symbol, day.isoformat()): int(bars) for symbol, day, bars in rows}
     closed = {key: partitioning.window(key)[1] <= now for key in date_keys}
 

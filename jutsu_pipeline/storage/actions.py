@@ -8,7 +8,7 @@ from typing import cast
 import duckdb
 import polars as pl
 
-from jutsu_pipeline.storage.scope import fetch_arrow, scope_filter, scope_params
+from jutsu_pipeline.storage.scope import fetch_arrow, registered, scope_filter, scope_params
 
 # One row per action as providers, files and inference publish it; storage adds source and ingested_at.
 ACTION_SCHEMA: dict[str, pl.DataType] = {
@@ -97,9 +97,6 @@ def record_actions(con: duckdb.DuckDBPyConnection, *, source: str, symbols: list
     stored = stored.cast(ACTION_SCHEMA) if stored.height else pl.DataFrame(schema=ACTION_SCHEMA)  # type: ignore[arg-type]
     delta = changes(stored, published.filter(pl.col("symbol").is_in(symbols)))
     if delta.height:
-        con.register("staged_actions", delta.to_arrow())
-        try:
+        with registered(con, staged_actions=delta.to_arrow()):
             con.execute(INSERT_STAGED_ACTIONS, {"source": source, "ingested_at": ingested_at})
-        finally:
-            con.unregister("staged_actions")
     return delta.height

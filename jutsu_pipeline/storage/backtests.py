@@ -9,7 +9,7 @@ import duckdb
 import pyarrow as pa
 
 from jutsu_pipeline.storage.ddl import column_names, relations, run_ddl
-from jutsu_pipeline.storage.scope import fetch_arrow, scope_filter, scope_params
+from jutsu_pipeline.storage.scope import fetch_arrow, registered, scope_filter, scope_params
 from jutsu_pipeline.storage.transactions import retry_conflicts, transaction
 
 CREATE_BACKTEST_TRADES = """
@@ -242,14 +242,11 @@ def read_equity(con: duckdb.DuckDBPyConnection, *, strategies: Sequence[str], sy
 def replace_leaderboard(con: duckdb.DuckDBPyConnection, *, market: str, ranked: pa.Table) -> None:
     """`ranked` (rank, strategy, symbol, timeframe and the shown statistics) becomes the market's rows."""
     run_ddl(con, (CREATE_LEADERBOARD,))
-    con.register("ranked", ranked)
 
     def replace() -> None:
         with transaction(con):
             con.execute(DELETE_LEADERBOARD, {"market": market})
             con.execute(INSERT_LEADERBOARD, {"market": market})
 
-    try:
+    with registered(con, ranked=ranked):
         retry_conflicts(replace, f"{market} leaderboard")
-    finally:
-        con.unregister("ranked")

@@ -14,7 +14,7 @@ import polars as pl
 
 from jutsu_pipeline.storage.backend import is_lake
 from jutsu_pipeline.storage.ddl import ensure_schema, relation_exists
-from jutsu_pipeline.storage.scope import BAR_COLUMNS, read_bars
+from jutsu_pipeline.storage.scope import BAR_COLUMNS, read_bars, registered
 from jutsu_pipeline.storage.transactions import retry_conflicts
 
 # The symbol bounds let the scan skip row groups by their min/max: the rows a streamed replace already
@@ -130,17 +130,12 @@ class WindowsWriter:
             schema={"symbol": pl.String, "start": pl.Datetime("us", "UTC"), "end": pl.Datetime("us", "UTC")},
             orient="row",
         )
-        self.con.register("staged_windows", windows.to_arrow())
-        self.con.register("staged_bars", staged.to_arrow())
-        try:
+        with registered(self.con, staged_windows=windows.to_arrow(), staged_bars=staged.to_arrow()):
             self.con.execute(DELETE_STAGED_WINDOWS, {"timeframe": self.timeframe, "first": windows["symbol"].min(),
                                                      "last": windows["symbol"].max()})
             if staged.height:
                 self.con.execute(INSERT_STAGED, {"timeframe": self.timeframe, "source": self.source,
                                                  "ingested_at": self.ingested_at})
-        finally:
-            self.con.unregister("staged_windows")
-            self.con.unregister("staged_bars")
 
     def _wait(self) -> None:
         inserting, self._inserting = self._inserting, None
@@ -195,7 +190,7 @@ def replace_windows(
 
 LAST_FINAL_BARS = """
 SELECT w.symbol, w.date_key, max(b.ts) AS last_ts
-FROM tail_windows AS w
+FROM windows AS w
 JOIN bars AS b ON b.symbol = w.symbol AND b.timeframe = $timeframe AND b.ts >= w.start AND b.ts < w."end"
 WHERE b.ts <= $final_before
 GROUP BY w.symbol, w.date_key
@@ -206,19 +201,13 @@ def last_final_bars(con: duckdb.DuckDBPyConnection, *, timeframe: str, windows: 
                     final_before: dt.datetime) -> dict[tuple[str, str], dt.datetime]:
     """(symbol, date_key) -> start of the last stored bar that started at or before `final_before`
     inside each window of `windows` (symbol, date_key, start, end); windows without one are absent."""
-    if windows.is_empty() or not relation_exists(con, "bars"):
-        return {}
-    con.register("tail_windows", windows.to_arrow())
-    try:
-        rows = con.execute(LAST_FINAL_BARS, {"timeframe": timeframe, "final_before": final_before}).fetchall()
-    finally:
-        con.unregister("tail_windows")
+    rows = _per_window(con, LAST_FINAL_BARS, windows, {"timeframe": timeframe, "final_before": final_before})
     return {(symbol, date_key): last_ts.astimezone(dt.timezone.utc) for symbol, date_key, last_ts in rows}
 
 
 WINDOW_STATS = """
 SELECT w.symbol, w.date_key, count(*) AS bars, min(b.ts) AS first_ts, max(b.ts) AS last_ts
-FROM stat_windows AS w
+FROM windows AS w
 JOIN bars AS b ON b.symbol = w.symbol AND b.timeframe = $timeframe AND b.ts >= w.start AND b.ts < w."end"
 GROUP BY w.symbol, w.date_key
 """
@@ -228,15 +217,17 @@ def window_stats(con: duckdb.DuckDBPyConnection, *, timeframe: str,
                  windows: pl.DataFrame) -> dict[tuple[str, str], tuple[int, dt.datetime, dt.datetime]]:
     """(symbol, date_key) -> (stored bars, first and last bar start) of each window of `windows` (symbol,
     date_key, start, end); windows without bars are absent."""
-    if windows.is_empty() or not relation_exists(con, "bars"):
-        return {}
-    con.register("stat_windows", windows.to_arrow())
-    try:
-        rows = con.execute(WINDOW_STATS, {"timeframe": timeframe}).fetchall()
-    finally:
-        con.unregister("stat_windows")
+    rows = _per_window(con, WINDOW_STATS, windows, {"timeframe": timeframe})
     utc = dt.timezone.utc
     return {(symbol, key): (int(n), first.astimezone(utc), last.astimezone(utc)) for symbol, key, n, first, last in rows}
+
+
+def _per_window(con: duckdb.DuckDBPyConnection, statement: str, windows: pl.DataFrame,
+                params: dict[str, object]) -> list[tuple]:
+    if windows.is_empty() or not relation_exists(con, "bars"):
+        return []
+    with registered(con, windows=windows.to_arrow()):
+        return con.execute(statement, params).fetchall()
 
 
 def read_symbol_bars(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbol: str) -> pl.DataFrame:

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -46,6 +47,18 @@ def fetch_arrow(con: duckdb.DuckDBPyConnection, statement: str, params: dict[str
     """A parameterised read as Arrow. `con.execute(...)`, not `con.sql(..., params=...)`: the latter took
     10-20x as long for the same 2.5M-row scoped read (duckdb 1.5.5, measured 2026-12-02)."""
     return con.execute(statement, params).to_arrow_table()
+
+
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, **relations: object) -> Iterator[None]:
+    """`relations` (Arrow tables, frames) registered in `con` under their names while the block runs."""
+    for name, relation in relations.items():
+        con.register(name, relation)
+    try:
+        yield
+    finally:
+        for name in relations:
+            con.unregister(name)
 
 
 def scope_params(timeframe: str | None, symbols: Iterable[str]) -> dict[str, object]:
