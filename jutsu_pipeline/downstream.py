@@ -39,17 +39,6 @@ class DownstreamOutcome:
     requested: dict[str, int] = field(default_factory=dict)  # asset -> partitions requested
 
 
-def _ancestors(graph, key: dg.AssetKey) -> set[dg.AssetKey]:  # noqa: ANN001
-    seen: set[dg.AssetKey] = set()
-    todo = list(graph.get(key).parent_keys)
-    while todo:
-        parent = todo.pop()
-        if parent not in seen:
-            seen.add(parent)
-            todo.extend(graph.get(parent).parent_keys)
-    return seen
-
-
 def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance, bars_keys: list[dg.AssetKey],
                    run: Callable[[dg.JobDefinition, dict[str, str], dg.AssetKey, str], bool],
                    report: Callable[[str], None] = print) -> DownstreamOutcome:
@@ -69,8 +58,8 @@ def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance, bars_keys
         # Execute the whole request in dependency order, as the daemon would: a layer requested together
         # with its inputs must not be re-requested when those inputs land a moment later.
         failed: set[dg.AssetKey] = set()
-        for key in sorted(requested, key=lambda k: (len(_ancestors(graph, k)), k.path)):
-            if _ancestors(graph, key) & failed:
+        for key in sorted(requested, key=lambda k: (len(graph.get_ancestor_asset_keys(k)), k.path)):
+            if graph.get_ancestor_asset_keys(key) & failed:
                 report(f"{key.to_user_string()}: not computed, an input failed in this sync.")
                 failed.add(key)
                 continue

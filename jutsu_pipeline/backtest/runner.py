@@ -120,7 +120,8 @@ def run_backtests(
         replace_results(con, timeframe=timeframe, strategies=[s.name for s in strategies], symbols=list(symbols),
                         computed_at=dt.datetime.now(dt.timezone.utc), adjusted=adjusted, data_snapshot=snapshot)
     finally:
-        _drop_session_objects(con)
+        for name in REGISTERED:
+            con.unregister(name)
     return result
 
 
@@ -151,12 +152,6 @@ REGISTERED = ("_bt_version_parts", "_bt_series", "_bt_equity_agg", "_bt_dd_episo
               "_bt_performance")
 # Reductions SQL returned as NULL (no non-zero drawdown, fewer than two return pairs): NaN here.
 NULL_WHEN_NAN = ("mean_nonzero_drawdown", "covariance", "market_variance")
-
-
-def _drop_session_objects(con: duckdb.DuckDBPyConnection) -> None:
-    """Remove the Arrow views a run registers in the caller's connection."""
-    for name in REGISTERED:
-        con.unregister(name)
 
 
 def _check_unique_names(strategies: Sequence[StrategyConfig]) -> None:
