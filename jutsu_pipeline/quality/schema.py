@@ -29,6 +29,7 @@ from jutsu_pipeline.quality.rules import (
 )
 
 ROW_ID = "_row"
+MAX_EXAMPLES = 3  # rows shown per rule and partition that failed it
 
 
 def _key_columns() -> dict[str, pa.Column]:
@@ -159,7 +160,6 @@ def validate_bars(
     windows: pl.DataFrame,
     sessions: Iterable[dt.date] | None,
     daily: bool,
-    max_examples: int = 3,
     quality: QualityConfig | None = None,
     step: dt.timedelta | None = None,
 ) -> ValidationReport:
@@ -180,11 +180,11 @@ def validate_bars(
     try:
         detailed_schema(daily, quality, ordered).validate(numbered, lazy=True)
     except pa.errors.SchemaErrors as errors:
-        return ValidationReport(located, _group_failures(numbered, errors.failure_cases, max_examples))
+        return ValidationReport(located, _group_failures(numbered, errors.failure_cases))
     raise AssertionError("the gate and detailed OHLCV schemas disagree")  # pragma: no cover
 
 
-def _group_failures(frame: pl.DataFrame, cases: pl.DataFrame, max_examples: int) -> dict[FailureKey, list[RuleFailure]]:
+def _group_failures(frame: pl.DataFrame, cases: pl.DataFrame) -> dict[FailureKey, list[RuleFailure]]:
     grouped: dict[FailureKey, list[RuleFailure]] = {}
     cases = cases.with_columns(pl.col("check").cast(pl.String), pl.col("index").cast(pl.Int64))
     for (check,), rule_cases in cases.group_by("check", maintain_order=True):
@@ -196,6 +196,6 @@ def _group_failures(frame: pl.DataFrame, cases: pl.DataFrame, max_examples: int)
             continue
         failing = frame.filter(pl.col(ROW_ID).is_in(rows.implode()))
         for (symbol, window), part in failing.group_by("symbol", WINDOW_COLUMN, maintain_order=True):
-            examples = part.head(max_examples).drop(ROW_ID).to_dicts()
+            examples = part.head(MAX_EXAMPLES).drop(ROW_ID).to_dicts()
             grouped.setdefault((symbol, window), []).append(RuleFailure(rule, part.height, examples))
     return grouped

@@ -7,19 +7,19 @@ Tables `grid` (partition_date, ts) and `materialized` (symbol, partition_date) a
 
 from __future__ import annotations
 
-from jutsu_pipeline.storage.scope import changed_filter, changed_join, scope_filter
+from jutsu_pipeline.storage.scope import CHANGED_FILTER, CHANGED_JOIN, scope_filter
 
 SCOPE = scope_filter()
 
 
 def _join(changed: bool) -> str:
-    return changed_join() if changed else ""
+    return CHANGED_JOIN if changed else ""
 
 
 def _where(changed: bool) -> str:
     """The asset's rows of `bars AS b` (bind `scope_params`) or, `changed`, only those of the registered
     `changed_scope` (symbol, since; bind `$timeframe` alone)."""
-    return changed_filter() if changed else scope_filter("b")
+    return CHANGED_FILTER if changed else scope_filter("b")
 
 
 ROW_COUNT = {c: f"SELECT count(*), count(DISTINCT b.symbol) FROM bars AS b {_join(c)} WHERE {_where(c)}"

@@ -33,14 +33,10 @@ def scope_filter(alias: str = "", *, timeframe: bool = True) -> str:
 CHANGED_RELATION = "changed_scope"  # registered by a caller: symbol VARCHAR, since TIMESTAMPTZ
 
 
-def changed_join(alias: str = "b") -> str:
-    """Join of `alias`'s rows to the registered `changed_scope` (as `c`): the symbols that changed."""
-    return f"JOIN {CHANGED_RELATION} AS c ON c.symbol = {alias}.symbol"
-
-
-def changed_filter(alias: str = "b") -> str:
-    """With `changed_join`: the asset's rows from each changed symbol's `since` on; bind `$timeframe`."""
-    return f"{alias}.timeframe = $timeframe AND {alias}.ts >= c.since"
+# The rows of `bars AS b` joined to the registered `changed_scope` (as `c`): the symbols that changed; with
+# CHANGED_FILTER, from each one's `since` on (bind `$timeframe`).
+CHANGED_JOIN = f"JOIN {CHANGED_RELATION} AS c ON c.symbol = b.symbol"
+CHANGED_FILTER = "b.timeframe = $timeframe AND b.ts >= c.since"
 
 
 def fetch_arrow(con: duckdb.DuckDBPyConnection, statement: str, params: dict[str, object]) -> pa.Table:
@@ -110,7 +106,7 @@ CONTEXT_LOOKBACK = dt.timedelta(days=31)  # a symbol's previous bar is nearly al
 # join's build side is empty and DuckDB skips its scan.
 _CHANGED_BARS = f"""
 WITH near AS (
-    SELECT b.symbol, max(b.ts) AS ts FROM bars AS b {changed_join()}
+    SELECT b.symbol, max(b.ts) AS ts FROM bars AS b {CHANGED_JOIN}
     WHERE b.timeframe = $timeframe AND b.ts < c.since
       AND b.ts >= (SELECT min(since) FROM {CHANGED_RELATION}) - $lookback
     GROUP BY b.symbol

@@ -146,7 +146,7 @@ class HttpClient:
 
     def __init__(self, provider: str, base_url: str, settings: HttpSettings, stats: FetchStats, *,
                  headers: Mapping[str, str] | None = None, error_mapper: ErrorMapper | None = None,
-                 limiter_scope: str = "requests", identity: str | None = None) -> None:
+                 identity: str | None = None) -> None:
         self.provider = provider
         self.base_url = base_url.rstrip("/")
         self.settings = settings
@@ -160,7 +160,7 @@ class HttpClient:
                                 max_keepalive_connections=settings.max_connections),
         )
         install_log_redaction("httpx", "httpcore", log.name)
-        self.limiter = shared_limiter((provider, self.base_url, limiter_scope), settings.requests_per_second,
+        self.limiter = shared_limiter((provider, self.base_url, "requests"), settings.requests_per_second,
                                       max(settings.burst, 1.0), identity)
         self.weight_limiter: TokenBucket | SharedTokenBucket | None = None
         if settings.weight_per_minute:
