@@ -39,8 +39,7 @@ def _key_columns() -> dict[str, pa.Column]:
 def _columns() -> dict[str, pa.Column]:
     number = pa.Column(pl.Float64, nullable=True)
     return {
-        "symbol": pa.Column(pl.String),
-        "ts": pa.Column(pl.Datetime("us", "UTC")),
+        **_key_columns(),
         **{name: number for name in VALUE_COLUMNS},
         WINDOW_COLUMN: pa.Column(pl.String, nullable=True),
         SESSION_COLUMN: pa.Column(pl.Boolean),

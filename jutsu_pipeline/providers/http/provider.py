@@ -85,8 +85,8 @@ class HttpProvider:
     def _fetch(self, request: FetchRequest) -> pl.DataFrame:
         raise NotImplementedError
 
-    def context(self, request: FetchRequest, symbol: str | None = None) -> RequestContext:
-        return RequestContext(self.name, symbol or request.symbol, request.timeframe, request.start, request.end)
+    def context(self, request: FetchRequest) -> RequestContext:
+        return RequestContext(self.name, request.symbol, request.timeframe, request.start, request.end)
 
     def day_timezone(self) -> str:
         """The zone whose local date keys daily bars (the market's; crypto providers use UTC)."""
