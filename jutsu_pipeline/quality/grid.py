@@ -13,36 +13,20 @@ from jutsu_pipeline.partitions import BarsPartitioning, split_partition_key
 UTC = dt.timezone.utc
 
 
-def history_bounds(partitioning: BarsPartitioning, today: dt.date) -> tuple[dt.date, dt.date]:
-    """The market's configured history [start, end] (end: today when open-ended)."""
-    cfg = partitioning.config
-    return cfg.start, cfg.end or today
-
-
 def calendar_grid(partitioning: BarsPartitioning, today: dt.date | None = None) -> pl.DataFrame:
     """partition_date (date), ts (UTC): daily, each session at 00:00 UTC in its period's partition
     (the grain's period, of the base timeframe for a derived one); intraday, every bar start anchored to the
     session's open (open + k * step, XNYS 1h: 09:30 ... 15:30) with open <= ts < close.
     """
-    today = today or dt.datetime.now(UTC).date()
-    first, last = history_bounds(partitioning, today)
-    sessions = session_table(partitioning.calendar, first, last)
+    cfg = partitioning.config
+    sessions = session_table(partitioning.calendar, cfg.start, cfg.end or today or dt.datetime.now(UTC).date())
+    every = partitioning.grain.polars_every
+    partition = (pl.col("session").dt.truncate(every) if every else pl.col("session")).alias("partition_date")
     if not partitioning.timeframe.is_intraday:
-        every = partitioning.grain.polars_every
-        return sessions.select(
-            (pl.col("session").dt.truncate(every) if every else pl.col("session")).alias("partition_date"),
-            pl.col("session").cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias("ts"),
-        )
-    return (
-        sessions.with_columns(pl.col("open").alias("first_bar"))
-        .select(
-            (pl.col("session").dt.truncate(every) if (every := partitioning.grain.polars_every)
-             else pl.col("session")).alias("partition_date"),
-            pl.datetime_ranges("first_bar", "close", interval=partitioning.timeframe.duration, closed="left").alias("ts"),
-        )
-        .explode("ts")
-        .drop_nulls("ts")
-    )
+        midnight = pl.col("session").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        return sessions.select(partition, midnight.alias("ts"))
+    starts = pl.datetime_ranges("open", "close", interval=partitioning.timeframe.duration, closed="left").alias("ts")
+    return sessions.select(partition, starts).explode("ts").drop_nulls("ts")
 
 
 def materialized_frame(keys: Iterable[str]) -> pl.DataFrame:
