@@ -163,11 +163,3 @@ LEFT JOIN bars AS b ON b.symbol = s.symbol AND b.timeframe = $timeframe
 GROUP BY s.symbol
 ORDER BY s.symbol
 """
-
-# The actions in force (one source per action) of the asset's symbols.
-ASSET_ACTIONS = f"""
-SELECT symbol, ex_date, kind, ratio, cash_amount, source
-FROM corporate_actions_current
-WHERE {scope_filter(timeframe=False)}
-ORDER BY symbol, ex_date, kind
-"""

@@ -27,6 +27,7 @@ from jutsu_pipeline.quality.expressions import DAILY_RULES, STORED_ROW_RULES, op
 from jutsu_pipeline.quality.grid import calendar_grid, materialized_frame
 from jutsu_pipeline.quality.report import MAX_SAMPLES, CheckReport, Markdown, empty_per_symbol, markdown_table
 from jutsu_pipeline.quality.rules import VALUE_COLUMNS
+from jutsu_pipeline.storage.actions import read_actions
 from jutsu_pipeline.storage.ddl import BARS_KEY, has_primary_key, relation_exists
 from jutsu_pipeline.storage.scope import (
     CHANGED_RELATION,
@@ -255,8 +256,9 @@ def check_anomalies(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed
 
 def load_actions(con: duckdb.DuckDBPyConnection, p: BarsPartitioning) -> pl.DataFrame:
     """symbol, ex_date, action (a readable label) of the stored actions in force for the asset's symbols."""
+    columns = ("symbol", "ex_date", "kind", "ratio", "cash_amount", "source")
     present = relation_exists(con, "corporate_actions_current")
-    rows = con.execute(sql.ASSET_ACTIONS, {"symbols": list(p.symbols)}).fetchall() if present else []
+    rows = read_actions(con, list(p.symbols)).select(columns).iter_rows() if present else []
     labels = [(symbol, day, _action_label(kind, ratio, cash, source)) for symbol, day, kind, ratio, cash, source in rows]
     frame = pl.DataFrame(labels, schema={"symbol": pl.String, "ex_date": pl.Date, "action": pl.String}, orient="row")
     return frame.group_by("symbol", "ex_date").agg(pl.col("action").str.join("; "))
