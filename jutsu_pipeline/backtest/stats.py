@@ -29,10 +29,7 @@ import pyarrow as pa
 from jutsu_pipeline.storage.versions import VERSION_OF_PARTS
 
 _PERFORMANCE = """
-WITH equity AS (
-    SELECT * FROM _bt_equity_agg
-),
-episodes AS (
+WITH episodes AS (
     SELECT
         series_id,
         count(*) AS n_episodes,
@@ -41,9 +38,6 @@ episodes AS (
         sum(duration_us)::HUGEINT AS sum_duration_us
     FROM _bt_dd_episodes
     GROUP BY series_id
-),
-period_returns AS (
-    SELECT * FROM _bt_period_agg
 ),
 closed AS (
     SELECT
@@ -81,9 +75,9 @@ base AS (
         (e.close_last - s.close_base) / s.close_base * 100 AS buy_hold_pct,
         CASE WHEN s.n_bars > 2 THEN e.covariance / e.market_variance END AS beta_value
     FROM _bt_series s
-    JOIN equity e USING (series_id)
+    JOIN _bt_equity_agg e USING (series_id)
     LEFT JOIN episodes d USING (series_id)
-    LEFT JOIN period_returns r USING (series_id)
+    LEFT JOIN _bt_period_agg r USING (series_id)
     LEFT JOIN closed t USING (series_id)
 ),
 stats AS (
