@@ -50,8 +50,10 @@ def stored_facts(stats: tuple[int, dt.datetime, dt.datetime] | None) -> dict[str
 
 def partition_metadata(outcome: SyncOutcome) -> dict[str, dict[str, dg.MetadataValue]]:
     """partition key -> its own facts: stored bars (`dagster/row_count`) with the first and last bar, or
-    the reason it is valid with no bars. Failed partitions are absent (they are not materialised)."""
-    per = {key: stored_facts(stats) for key, stats in outcome.stored.items()}
+    the reason it is valid with no bars. Failed partitions are absent (they are not materialised). Equal facts
+    share their immutable values (a first sync's 10,500 windows hold a few dozen distinct ones)."""
+    facts: dict[tuple[int, dt.datetime, dt.datetime], dict[str, dg.MetadataValue]] = {}
+    per = {key: dict(facts.get(s) or facts.setdefault(s, stored_facts(s))) for key, s in outcome.stored.items()}
     zero = dg.MetadataValue.int(0)
     for key, reason in outcome.empty.items():
         per[key] = {ROW_COUNT: zero, EMPTY_BECAUSE: dg.MetadataValue.text(reason)}
