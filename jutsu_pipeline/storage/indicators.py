@@ -16,7 +16,17 @@ import pyarrow as pa
 
 from jutsu_pipeline.storage.backend import is_lake
 from jutsu_pipeline.storage.ddl import column_names, ensure_schema, relation_exists, relations, run_ddl
-from jutsu_pipeline.storage.scope import EARLIEST, IDENTIFIER, OHLCV, ROW_HASH, fetch_arrow, scope_filter, scope_params
+from jutsu_pipeline.storage.scope import (
+    EARLIEST,
+    IDENTIFIER,
+    IN_SCOPE_STORAGE_ORDER,
+    OHLCV,
+    ROW_HASH,
+    SYMBOL_NO,
+    fetch_arrow,
+    scope_filter,
+    scope_params,
+)
 from jutsu_pipeline.storage.transactions import retry_conflicts
 from jutsu_pipeline.storage.versions import VERSION_OF_PARTS
 
@@ -65,16 +75,15 @@ HAVING count(*) FILTER (WHERE b.ts <= s.last_ts) = any_value(s.bars)
    AND min(b.ts) = any_value(s.first_ts)
 """
 
-# The bars an indicator run reads: the columns TA-Lib takes and the content hash, keyed by the symbol's position
-# in $symbols (runs found on an integer); SINCE (each symbol's from its `since` on) only when some symbol has one:
-# per row it cost a full refresh ~15 ms CPU of a ~130 ms read. No join, no ORDER BY: storage order, sorted by the
-# caller only when not already by symbol and ts; `$earliest` lets the scan skip older row groups.
+# The bars an indicator run reads: the columns TA-Lib takes and the content hash, keyed by symbol_no (as
+# `read_bars(positions=True)`); SINCE (each symbol's from its `since` on) only when some symbol has one: per row
+# it cost a full refresh ~15 ms CPU of a ~130 ms read. No join, no ORDER BY: storage order, sorted by the caller
+# only when not already by symbol and ts; `$earliest` lets the scan skip older row groups.
 READ_INPUTS = f"""
-SELECT symbol_no - 1 AS symbol_no, ts{{columns}}, {ROW_HASH} AS row_hash
-FROM (SELECT *, list_position($symbols::VARCHAR[], symbol)::INTEGER AS symbol_no FROM {{relation}}
-      WHERE timeframe = $timeframe AND list_contains($symbols::VARCHAR[], symbol) AND ts >= $earliest)
+SELECT * FROM (SELECT {SYMBOL_NO} AS symbol_no, ts{{columns}}, {ROW_HASH} AS row_hash FROM {{relation}}
+               WHERE {IN_SCOPE_STORAGE_ORDER} AND ts >= $earliest)
 {{since}}"""
-SINCE = "WHERE ts >= list_extract($since::TIMESTAMPTZ[], symbol_no)"
+SINCE = "WHERE ts >= list_extract($since::TIMESTAMPTZ[], symbol_no + 1)"
 
 # Stored values of cumulative columns at each symbol's last_ts (what an incremental run continues from).
 STORED_AT = """

@@ -39,6 +39,12 @@ CHANGED_JOIN = f"JOIN {CHANGED_RELATION} AS c ON c.symbol = b.symbol"
 CHANGED_FILTER = "b.timeframe = $timeframe AND b.ts >= c.since"
 
 
+# A row's symbol as its 0-based position in $symbols (runs found on an integer), and the scope as a filter: a
+# scan with filters returns rows in storage order, where `IN (SELECT unnest(...))`, a join, does not.
+SYMBOL_NO = "list_position($symbols::VARCHAR[], symbol)::INTEGER - 1"
+IN_SCOPE_STORAGE_ORDER = "timeframe = $timeframe AND list_contains($symbols::VARCHAR[], symbol)"
+
+
 def fetch_arrow(con: duckdb.DuckDBPyConnection, statement: str, params: dict[str, object]) -> pa.Table:
     """A parameterised read as Arrow. `con.execute(...)`, not `con.sql(..., params=...)`: the latter took
     10-20x as long for the same 2.5M-row scoped read (duckdb 1.5.5, measured 2026-12-02)."""
@@ -89,9 +95,8 @@ def read_bars(con: duckdb.DuckDBPyConnection, timeframe: str, symbols: Iterable[
         raise ValueError(f"read_bars reads {RELATIONS} (bars: columns {BAR_COLUMNS}), not {relation} {columns}")
     relation = bars_relation(con, symbols, relation)
     selected = "".join(f', "{c}"' for c in columns) + (f", {ROW_HASH} AS row_hash" if row_hash else "")
-    if positions:  # a filter keeps the scan's order where `IN (SELECT unnest(...))`, a join, does not
-        statement = (f"SELECT list_position($symbols::VARCHAR[], symbol)::INTEGER - 1 AS symbol_no, ts{selected} "
-                     f"FROM {relation} WHERE timeframe = $timeframe AND list_contains($symbols::VARCHAR[], symbol)")
+    if positions:
+        statement = f"SELECT {SYMBOL_NO} AS symbol_no, ts{selected} FROM {relation} WHERE {IN_SCOPE_STORAGE_ORDER}"
     else:
         statement = f"SELECT symbol, ts{selected} FROM {relation} WHERE {scope_filter()} ORDER BY symbol, ts"
     return fetch_arrow(con, statement, scope_params(timeframe, symbols))
