@@ -160,8 +160,9 @@ def ensure_indicator_table(con: duckdb.DuckDBPyConnection, columns: Iterable[str
     def migrate() -> list[str]:
         existing = set(column_names(con, "indicators"))  # add only the missing ones: no catalog churn
         added = [c for c in wanted if c not in existing]
+        storage = "" if added and is_lake(con) else UNCOMPRESSED
         for column in added:
-            con.execute(ADD_COLUMN.format(column=column, storage="" if is_lake(con) else UNCOMPRESSED))
+            con.execute(ADD_COLUMN.format(column=column, storage=storage))
         if "first_ts" not in column_names(con, "indicator_inputs"):
             con.execute(ADD_FIRST_TS)
         if added or not relation_exists(con, "bars_with_indicators"):  # the view binds its columns when created
