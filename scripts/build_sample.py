@@ -1,6 +1,6 @@
 """Rebuild jutsu_pipeline/sample_data/<SYMBOL>.parquet from the shared CSV (run once; the Parquet files are committed).
 
-Usage: python -m jutsu_pipeline.scripts.build_sample ../shared/data/us_stocks_daily_2000_2013.csv.gz jutsu_pipeline/sample_data
+Usage: python scripts/build_sample.py ../shared/data/us_stocks_daily_2000_2013.csv.gz jutsu_pipeline/sample_data
 """
 
 from __future__ import annotations

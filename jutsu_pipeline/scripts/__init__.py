@@ -1,1 +1,0 @@
-"""Maintenance scripts (not used at run time)."""
