@@ -12,6 +12,7 @@ import polars as pl
 from jutsu_pipeline.timeframes import Timeframe
 
 UTC = dt.timezone.utc
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
 # The canonical frame: one row per bar, sorted by ts, ts = bar start in UTC
 # (daily bars: the session date at 00:00 UTC); adj_close is NULL when the provider has none.
@@ -103,6 +104,11 @@ class PrefetchingProvider(Protocol):
     """A provider that can start reading a run's symbols before their fetches (local files, on threads)."""
 
     def prefetch(self, symbols: Iterable[str], timeframe: Timeframe) -> None: ...
+
+
+def epoch_us(moment: dt.datetime) -> int:
+    """A tz-aware moment as the canonical ts's integer (microseconds since the Unix epoch)."""
+    return (moment - EPOCH) // dt.timedelta(microseconds=1)
 
 
 def empty_frame() -> pl.DataFrame:

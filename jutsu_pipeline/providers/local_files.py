@@ -20,6 +20,7 @@ from jutsu_pipeline.providers.base import (
     ProviderError,
     SymbolHistory,
     UnknownSymbolError,
+    epoch_us,
 )
 from jutsu_pipeline.timeframes import Timeframe
 
@@ -43,7 +44,6 @@ _REQUIRED = ("open", "high", "low", "close", "volume")
 # Files read at once by `prefetch`: polars' readers release the GIL, so a run's reads use every core while
 # the engine validates (each read of a 20-year daily CSV is mostly single-threaded inside polars).
 READERS = max(2, min(4, os.cpu_count() or 1))
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
 def symbol_file_stem(symbol: str) -> str:
@@ -204,11 +204,11 @@ class LocalFilesProvider:
         timezone."""
         now = self.clock().astimezone(dt.timezone.utc)
         if timeframe.is_intraday:  # the bar [ts, ts + duration) has ended: ts <= now - duration
-            return _epoch_us(now - timeframe.duration), "right"
+            return epoch_us(now - timeframe.duration), "right"
         # ts is the local session date at 00:00 UTC, its bar ends at the next local midnight: final once the
         # market's local date is later than the bar's date.
         today = now.astimezone(ZoneInfo(self.timezone)).date()
-        return _epoch_us(dt.datetime.combine(today, dt.time(), dt.timezone.utc)), "left"
+        return epoch_us(dt.datetime.combine(today, dt.time(), dt.timezone.utc)), "left"
 
     def _rows(self, symbol: str, timeframe: Timeframe, start: dt.datetime | None = None,
               end: dt.datetime | None = None) -> pl.DataFrame:
@@ -217,10 +217,10 @@ class LocalFilesProvider:
         frame = self._load(symbol, timeframe)
         ts = self._epochs[(symbol, timeframe)]
         bound, side = self._final_before(timeframe)
-        lo = int(np.searchsorted(ts, _epoch_us(start), "left")) if start is not None else 0
+        lo = int(np.searchsorted(ts, epoch_us(start), "left")) if start is not None else 0
         hi = int(np.searchsorted(ts, bound, side))  # type: ignore[call-overload]
         if end is not None:
-            hi = min(hi, int(np.searchsorted(ts, _epoch_us(end), "left")))
+            hi = min(hi, int(np.searchsorted(ts, epoch_us(end), "left")))
         return frame.slice(lo, max(0, hi - lo))
 
     def fetch(self, request: FetchRequest) -> pl.DataFrame:
@@ -261,10 +261,6 @@ def _csv_header(path: Path) -> list[str]:
     """The column names of a CSV file from its first line (a polars read of zero rows cost ~1.5 ms a file)."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         return next(csv.reader(handle), [])
-
-
-def _epoch_us(moment: dt.datetime) -> int:
-    return (moment - EPOCH) // dt.timedelta(microseconds=1)
 
 
 def _as_datetime(value: object) -> dt.datetime:

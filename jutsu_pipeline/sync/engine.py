@@ -24,6 +24,7 @@ from jutsu_pipeline.providers.base import (
     ProviderError,
     SymbolHistory,
     empty_frame,
+    epoch_us,
     to_canonical,
 )
 from jutsu_pipeline.quality.rules import WINDOW_COLUMN
@@ -32,7 +33,6 @@ from jutsu_pipeline.storage.bars import WindowReplacement, WindowsWriter, last_f
 from jutsu_pipeline.sync.plan import FetchPlan, plan_fetches, window_rows_frame, windows_frame
 
 UTC = dt.timezone.utc
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
 FLUSH_ROWS = 250_000  # validate in batches of about this many bars
 # Bars of the run's one write (transaction); only a run writing more commits every WRITE_ROWS (each commit
@@ -226,7 +226,7 @@ class BarsSync:
         # Bars per window [start, end) by binary search over the sorted epoch microseconds (one polars filter
         # per window cost ~0.7 ms: 7 s for a first sync of 10,500 windows).
         ts = np.sort(fetched["ts"].drop_nulls().dt.epoch("us").to_numpy())
-        bounds = np.array([[_epoch_us(start), _epoch_us(end)] for plan in plans for start, end in plan.windows],
+        bounds = np.array([[epoch_us(start), epoch_us(end)] for plan in plans for start, end in plan.windows],
                           dtype=np.int64).reshape(-1, 2)
         if (np.searchsorted(ts, bounds[:, 1]) == np.searchsorted(ts, bounds[:, 0])).any():
             return self.provider.history(symbol, self.p.timeframe)
@@ -373,10 +373,6 @@ class BarsSync:
             self.outcome.failed[key] = f"{self._where} {symbol}: {message}"
         self.outcome.symbols_failed.append(symbol)
         self.log.error(f"{self._where} {symbol}: nothing stored for {len(keys)} partition(s): {message}")
-
-
-def _epoch_us(moment: dt.datetime) -> int:
-    return (moment - EPOCH) // dt.timedelta(microseconds=1)
 
 
 def _plan(symbol: str, windows: list[tuple[str, Window]]) -> FetchPlan:
