@@ -77,10 +77,6 @@ class BarSource:
 
     def times(self, symbol: str, timeframe: str, start: int, end: int, limit: int | None = None) -> list[int]:
         """The first `limit` bar starts in [start, end) (epoch s). Daily bars are keyed by session date 00:00 UTC."""
-        out = self._times(symbol, timeframe, start, end, limit)
-        return out if limit is None else out[:limit]
-
-    def _times(self, symbol: str, timeframe: str, start: int, end: int, limit: int | None) -> list[int]:
         spec = self.symbols[symbol]
         step = TIMEFRAME_SECONDS[timeframe]
         first, last = self._life(spec)
@@ -108,7 +104,7 @@ class BarSource:
                 out.append(t)
                 t += step
             i += 1
-        return out
+        return out[:limit]  # a session's bars may overshoot it
 
     def _session_close(self, t: int) -> int:
         """The close of the XNYS session an intraday instant belongs to."""

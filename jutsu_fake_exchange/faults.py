@@ -7,8 +7,6 @@ import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass
 
-# Faults that replace or damage the whole HTTP exchange.
-TRANSPORT_KINDS = frozenset({"none", "status", "slow_headers", "stall_body", "drop_mid_body", "truncated_json", "html_200"})
 # Faults that change the data a route serves (each route implements the ones that fit its protocol).
 DATA_KINDS = frozenset({"duplicate_boundary", "descending", "forming_jitter", "outside_range", "nulls",
                         "mismatched_arrays", "future_bar", "conflicting_duplicate", "off_grid", "naive_timestamps",

@@ -1,12 +1,14 @@
 """The protocols the fake exchange speaks: (method, path or prefix/) -> (route name, handler)."""
 
+from functools import partial
+
 from jutsu_fake_exchange.routes import alpaca, binance, schwab, yahoo
 from jutsu_fake_exchange.routes.schwab import SchwabAuthState
 
 ROUTES = {
     ("GET", "/api/v3/klines"): ("binance", binance.klines),
     ("GET", "/api/v3/time"): ("binance_time", binance.server_time),
-    ("GET", "/fapi/v1/klines"): ("binance_futures", binance.futures_klines),
+    ("GET", "/fapi/v1/klines"): ("binance_futures", partial(binance.klines, max_limit=1500)),
     ("GET", "/v2/stocks/bars"): ("alpaca", alpaca.bars),
     ("GET", "/v1/corporate-actions"): ("alpaca_actions", alpaca.corporate_actions),
     ("GET", "/marketdata/v1/pricehistory"): ("schwab", schwab.pricehistory),

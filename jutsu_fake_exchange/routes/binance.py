@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from jutsu_fake_exchange.bars import TIMEFRAME_SECONDS
 from jutsu_fake_exchange.messages import Request, Response
-from jutsu_fake_exchange.routes.common import served_bar, step
+from jutsu_fake_exchange.routes.common import served_bar
 
 INTERVALS = {"1m": "1m", "5m": "5m", "1h": "1h", "1d": "1d"}
 WEIGHT = 2
@@ -34,7 +35,7 @@ def klines(x, req: Request, max_limit: int = 1000) -> Response:  # noqa: ANN001 
         return _error(-1100, "Illegal characters found in a parameter.")
     if not 1 <= limit <= max_limit:
         return _error(-1130, "Data sent for parameter 'limit' is not valid.")
-    tf, size = INTERVALS[interval], step(interval)
+    tf, size = INTERVALS[interval], TIMEFRAME_SECONDS[interval]
     now = int(x.clock.now())
     upper = now + 1 if end_ms is None else min(end_ms // 1000 + 1, now + 1)
     if start_ms is None:
@@ -68,10 +69,6 @@ def klines(x, req: Request, max_limit: int = 1000) -> Response:  # noqa: ANN001 
     if "descending" in req.data_faults:
         rows.reverse()
     return Response.json(rows, headers=headers)
-
-
-def futures_klines(x, req: Request) -> Response:  # noqa: ANN001 - x: FakeExchange
-    return klines(x, req, max_limit=1500)
 
 
 def server_time(x, req: Request) -> Response:  # noqa: ANN001

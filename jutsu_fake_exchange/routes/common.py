@@ -6,7 +6,7 @@ import datetime as dt
 import random
 from zoneinfo import ZoneInfo
 
-from jutsu_fake_exchange.bars import DAY, TIMEFRAME_SECONDS
+from jutsu_fake_exchange.bars import DAY
 
 UTC = dt.timezone.utc
 
@@ -21,12 +21,7 @@ def keys_for_instants(exchange, symbol: str, timeframe: str, lo: int, hi: int, s
     """(key, stamp) of bars whose protocol stamp lies in [lo, hi); daily keys are searched a day wider."""
     pad = DAY * 2 if timeframe == "1d" else 0
     keys = exchange.bars.times(symbol, timeframe, lo - pad, hi + pad)
-    out = []
-    for key in keys:
-        instant = stamp(key)
-        if lo <= instant < hi:
-            out.append((key, instant))
-    return out
+    return [(key, instant) for key in keys if lo <= (instant := stamp(key)) < hi]
 
 
 def served_bar(exchange, symbol: str, timeframe: str, key: int, jitter: bool) -> tuple[float, ...] | None:  # noqa: ANN001
@@ -40,7 +35,3 @@ def served_bar(exchange, symbol: str, timeframe: str, key: int, jitter: bool) ->
         c = round(c * (1.0 + random.uniform(-0.002, 0.002)), 6)
         h, low = max(h, c), min(low, c)
     return o, h, low, c, v
-
-
-def step(timeframe: str) -> int:
-    return TIMEFRAME_SECONDS[timeframe]

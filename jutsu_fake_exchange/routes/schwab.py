@@ -61,14 +61,10 @@ class SchwabAuthState:
         with self.lock:
             self.refresh.clear()
 
-    def access_valid(self, token: str) -> bool:
+    def valid(self, grants: dict[str, _Grant], token: str) -> bool:
+        """`token` is one of `grants` (`access` or `refresh`) and has not expired."""
         with self.lock:
-            grant = self.access.get(token)
-        return grant is not None and grant.expires_at > self.exchange.clock.now()
-
-    def refresh_valid(self, token: str) -> bool:
-        with self.lock:
-            grant = self.refresh.get(token)
+            grant = grants.get(token)
         return grant is not None and grant.expires_at > self.exchange.clock.now()
 
 
@@ -91,7 +87,7 @@ def token(x, req: Request) -> Response:  # noqa: ANN001 - x: FakeExchange
         return Response.json(state.issue_tokens())
     if grant == "refresh_token":
         refresh = req.form.get("refresh_token", "")
-        if not state.refresh_valid(refresh):
+        if not state.valid(state.refresh, refresh):
             return Response.json({"error": "invalid_client", "error_description": "refresh token invalid"}, 400)
         return Response.json(state.issue_tokens(refresh))
     return Response.json({"error": "unsupported_grant_type"}, 400)
@@ -108,7 +104,7 @@ def authorize(x, req: Request) -> Response:  # noqa: ANN001
 
 def pricehistory(x, req: Request) -> Response:  # noqa: ANN001
     auth = req.headers.get("authorization", "")
-    if not auth.startswith("Bearer ") or not x.schwab.access_valid(auth[7:]):
+    if not auth.startswith("Bearer ") or not x.schwab.valid(x.schwab.access, auth[7:]):
         return Response.json({"errors": [{"status": "401", "title": "Unauthorized",
                                           "detail": "access token invalid or expired"}]}, 401)
     p = req.params

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 
 from jutsu_fake_exchange.messages import Request, Response
-from jutsu_fake_exchange.routes.common import keys_for_instants, served_bar
+from jutsu_fake_exchange.routes.common import keys_for_instants, local_midnight, served_bar
 
 INTERVALS = {"1m": ("1m", 8), "5m": ("5m", 60), "60m": ("1h", 730), "1h": ("1h", 730), "1d": ("1d", None)}
 
@@ -70,10 +71,10 @@ def chart(x, req: Request) -> Response:  # noqa: ANN001
     if "mismatched_arrays" in req.data_faults and stamps:
         cols["close"] = cols["close"][:-1]
     tz = "UTC" if spec.kind == "crypto" else "America/New_York"
+    first = x.bars.times(symbol, "1d", 0, 2**40, 1)[0]
     result = {
         "meta": {"currency": "USD", "symbol": symbol, "exchangeTimezoneName": tz, "dataGranularity": interval,
-                 "firstTradeDate": x.bars.session_open(symbol, x.bars.times(symbol, "1d", 0, 2**40, 1)[0])
-                 if spec.kind == "equity" else int(_first_crypto(x, symbol)),
+                 "firstTradeDate": x.bars.session_open(symbol, first) if spec.kind == "equity" else int(first),
                  "regularMarketTime": now},
         "timestamp": stamps,
         "indicators": {"quote": [cols]},
@@ -86,16 +87,8 @@ def chart(x, req: Request) -> Response:  # noqa: ANN001
     return Response.json({"chart": {"result": [result], "error": None}})
 
 
-def _first_crypto(x, symbol: str) -> int:  # noqa: ANN001
-    return x.bars.times(symbol, "1d", 0, 2**40, 1)[0]
-
-
 def _events(x, symbol: str, start: int, end: int, wanted: str) -> dict:  # noqa: ANN001
     """Yahoo's `events`: dividends and splits keyed by the ex-date's session open (epoch s)."""
-    import datetime as dt
-
-    from jutsu_fake_exchange.routes.common import local_midnight
-
     out: dict[str, dict] = {}
     for action in x.corporate_actions:
         if action.symbol != symbol:
