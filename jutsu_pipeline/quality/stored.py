@@ -77,10 +77,6 @@ def _ts_format(p: BarsPartitioning) -> str:
     return "%Y-%m-%d %H:%M" if p.timeframe.is_intraday else "%Y-%m-%d"
 
 
-def has_bars_table(con: duckdb.DuckDBPyConnection) -> bool:
-    return relation_exists(con, "bars")
-
-
 def load_bars(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, symbols: Iterable[str] | None = None) -> pl.DataFrame:
     """The asset's stored rows (of `symbols` only, when given), sorted by symbol and ts."""
     symbols = p.symbols if symbols is None else symbols
@@ -107,12 +103,11 @@ def _scope(p: BarsPartitioning, changed: Changed | None) -> dict:
 
 
 def _row_count(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None = None) -> tuple[int, int]:
-    return _shared(_scope_key("row_count", con, p, changed), lambda: _count_rows(con, p, changed))
+    def count() -> tuple[int, int]:
+        ((rows, symbols),) = con.execute(sql.ROW_COUNT[changed is not None], _scope(p, changed)).fetchall()
+        return int(rows), int(symbols)
 
-
-def _count_rows(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: Changed | None) -> tuple[int, int]:
-    ((rows, symbols),) = con.execute(sql.ROW_COUNT[changed is not None], _scope(p, changed)).fetchall()
-    return int(rows), int(symbols)
+    return _shared(_scope_key("row_count", con, p, changed), count)
 
 
 @contextmanager

@@ -49,6 +49,7 @@ def _build_checks(checks: list[Check], p: BarsPartitioning, pool: str | None) ->
                           description=f"The data-quality checks of {key.to_user_string()}.")
     def _checks(context: dg.AssetCheckExecutionContext, duckdb: JutsuDuckDBResource) -> Iterator[dg.AssetCheckResult]:
         from jutsu_pipeline.quality import stored
+        from jutsu_pipeline.storage.ddl import relation_exists
 
         selected = [check for check in checks if dg.AssetCheckKey(key, check.name) in context.selected_asset_check_keys]
         if not duckdb.exists():
@@ -61,7 +62,7 @@ def _build_checks(checks: list[Check], p: BarsPartitioning, pool: str | None) ->
         partitions_after = functools.cache(
             lambda after: instance.event_log_storage.get_materialized_partitions(key, after_cursor=after))
         with duckdb.get_connection(read_only=True) as con, stored.shared_reads():
-            if not stored.has_bars_table(con):
+            if not relation_exists(con, "bars"):
                 yield from (check_result(check.empty_report(), profile, key, check.name) for check in selected)
                 return
             for check in selected:
