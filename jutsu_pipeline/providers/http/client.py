@@ -115,15 +115,17 @@ def parse_retry_after(value: str | None, server_time: dt.datetime | None) -> flo
     try:
         return max(float(value), 0.0)
     except ValueError:
-        pass
+        when = _http_date(value)
+    return None if when is None else max((when - (server_time or dt.datetime.now(UTC))).total_seconds(), 0.0)
+
+
+def _http_date(value: str) -> dt.datetime | None:
+    """An HTTP-date header value (UTC when it names no zone), or None if it is not one."""
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    reference = server_time or dt.datetime.now(UTC)
-    return max((when - reference).total_seconds(), 0.0)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class _WaitRetryAfter(wait_base):
@@ -183,16 +185,10 @@ class HttpClient:
         return stamp + dt.timedelta(seconds=time.monotonic() - mono)
 
     def _observe_date(self, headers: httpx.Headers) -> dt.datetime | None:
-        value = headers.get("date")
-        if not value:
-            return None
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        when = when if when.tzinfo else when.replace(tzinfo=UTC)
-        with self._clock_lock:
-            self._server_time = (when, time.monotonic())
+        when = _http_date(headers.get("date") or "")
+        if when is not None:
+            with self._clock_lock:
+                self._server_time = (when, time.monotonic())
         return when
 
     # -- requests ------------------------------------------------------------------------------
@@ -242,14 +238,11 @@ class HttpClient:
         self.stats.requests += 1
         try:
             reply = self._send(call)
-        except HttpProviderError as error:
-            if error.counts_as_failure:
+        except ProviderError as error:
+            if isinstance(error, HttpProviderError) and error.counts_as_failure:
                 self.breaker.record_failure()
             else:
                 self.breaker.record_neutral()
-            raise
-        except ProviderError:
-            self.breaker.record_neutral()
             raise
         self.breaker.record_success()
         return reply
