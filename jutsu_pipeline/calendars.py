@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from jutsu_pipeline.lazy import installed_version
 from jutsu_pipeline.storage.atomic import write_atomically
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ class SessionCalendar:
     def timezone(self) -> ZoneInfo:
         if self.always_open:
             return ZoneInfo("UTC")
-        if _installed("exchange_calendars") == _TABLE_VERSION and self.code in _TIMEZONES:
+        if installed_version("exchange_calendars") == _TABLE_VERSION and self.code in _TIMEZONES:
             return ZoneInfo(_TIMEZONES[self.code])
         return ZoneInfo(str(_class_attribute(self.code, "tz", lambda: self._exchange().tz)))
 
@@ -233,7 +233,7 @@ def _cached_json(name: str, compute: Callable[[], Any]) -> Any:
     of a calendar (the freshness policy's session gaps, the close schedule's times) then needs neither
     exchange_calendars nor pandas, 0.5-5 s of imports by the machine's load in every process."""
     folder = _cache_folder()
-    path = folder / f"{name.replace('/', '-')}_xc{_installed('exchange_calendars')}.json" if folder else None
+    path = folder / f"{name.replace('/', '-')}_xc{installed_version('exchange_calendars')}.json" if folder else None
     try:
         if path is not None:
             return json.loads(path.read_text())
@@ -302,19 +302,11 @@ _TIMEZONES = {
 }
 
 
-@lru_cache(maxsize=1)
-def _installed(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def known_calendar(code: str) -> bool:
     """`code` is 24/7 or an exchange_calendars code (aliases included)."""
     if code == ALWAYS_OPEN:
         return True
-    if _installed("exchange_calendars") == _TABLE_VERSION:
+    if installed_version("exchange_calendars") == _TABLE_VERSION:
         return code in _TIMEZONES
     import exchange_calendars as xc
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from importlib import import_module
+from functools import cache
+from importlib import import_module, metadata
 from typing import Any
 
 
@@ -16,3 +17,12 @@ def lazy_names(package: str, where: Mapping[str, str]) -> Callable[[str], Any]:
         return getattr(import_module(f"{package}.{where[name]}"), name)
 
     return __getattr__
+
+
+@cache
+def installed_version(distribution: str) -> str | None:
+    """The installed version of `distribution`, read without importing it (None when not installed)."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None

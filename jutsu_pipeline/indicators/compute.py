@@ -26,11 +26,7 @@ from jutsu_pipeline.storage.versions import version_parts
 
 
 def ensure_indicator_schema(con: duckdb.DuckDBPyConnection, params: IndicatorParams | Iterable[IndicatorSpec]) -> list[str]:
-    """Create `indicators` and its view; add the columns `params` needs (one DOUBLE per output).
-
-    Columns of other parameter sets are kept (markets and strategies may need different periods).
-    Returns the columns added. Idempotent; issues no DDL when nothing is missing.
-    """
+    """`storage.indicators.ensure_indicator_table` for the columns `params` needs: returns the ones added."""
     return ensure_indicator_table(con, column_names(as_specs(params)))
 
 

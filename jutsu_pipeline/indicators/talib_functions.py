@@ -5,8 +5,7 @@ reading the configuration needs only the registry. Another installed version is 
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import metadata
+from jutsu_pipeline.lazy import installed_version
 
 TALIB_VERSION = "0.8.2"
 
@@ -36,17 +35,9 @@ TALIB_FUNCTIONS = frozenset((
 ))
 
 
-@cache
-def _installed() -> str | None:
-    try:
-        return metadata.version("ta-lib")
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def talib_has(function: str) -> bool:
     """TA-Lib has a function of this name (the table above when the installed TA-Lib is its version)."""
-    if _installed() == TALIB_VERSION:
+    if installed_version("ta-lib") == TALIB_VERSION:
         return function in TALIB_FUNCTIONS
     import talib
 

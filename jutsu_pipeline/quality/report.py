@@ -58,10 +58,8 @@ class CheckReport:
 
     def severity(self, profile: Profile) -> Severity:
         """ERROR if any failing rule is an error under the profile, else WARNING."""
-        failing = [rule for rule, count in self.counts.items() if count]
-        if any(RULES[rule].severity(profile) is Severity.ERROR for rule in failing):
-            return Severity.ERROR
-        return Severity.WARNING
+        failing = (rule for rule, count in self.counts.items() if count)
+        return Severity.ERROR if any(RULES[r].severity(profile) is Severity.ERROR for r in failing) else Severity.WARNING
 
     def summary(self, profile: Profile) -> str:
         if self.passed and not self.rows_checked:
