@@ -41,7 +41,8 @@ def migrate_duckdb_file(con: duckdb.DuckDBPyConnection, source: Path) -> dict[st
     if not source.exists():
         raise MigrationError(f"{source} does not exist: pass the DuckDB file to copy (e.g. data/jutsu.duckdb)")
     ensure_schema(con)  # contract tables keep their declared types and NOT NULLs
-    con.execute(f"ATTACH '{_quote(str(source))}' AS {SOURCE} (READ_ONLY)")
+    quoted = str(source).replace("'", "''")
+    con.execute(f"ATTACH '{quoted}' AS {SOURCE} (READ_ONLY)")
     try:
         tables = [row[0] for row in con.execute(SOURCE_TABLES).fetchall()]
         views = con.execute(SOURCE_VIEWS).fetchall()
@@ -77,7 +78,3 @@ def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: str) -> None:
         [SOURCE, table, table]).fetchall()
     for column, data_type in rows:
         con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {data_type}')
-
-
-def _quote(text: str) -> str:
-    return text.replace("'", "''")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TypeVar
 
 import duckdb
@@ -23,10 +23,8 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         yield con
         con.execute("COMMIT")
     except BaseException:
-        try:
+        with suppress(duckdb.Error):  # a failed COMMIT has already rolled back: keep the original error
             con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass  # a failed COMMIT has already rolled back: keep the original error
         raise
 
 
@@ -35,9 +33,8 @@ def is_commit_conflict(error: BaseException) -> bool:
     ("Transaction conflict") or took the snapshot id this commit wanted (a unique violation on
     ducklake_snapshot). Nothing of the failed transaction was committed either way."""
     text = str(error).lower()
-    if not isinstance(error, duckdb.Error):
-        return False
-    return ("conflict" in text and "transaction" in text) or "failed to commit ducklake transaction" in text
+    return isinstance(error, duckdb.Error) and (("conflict" in text and "transaction" in text)
+                                                or "failed to commit ducklake transaction" in text)
 
 
 def retry_conflicts(work: Callable[[], T], what: str = "write") -> T:
