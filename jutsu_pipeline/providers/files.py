@@ -1,12 +1,6 @@
-"""The `files` provider: a user's own CSV or Parquet files, one per symbol."""
+"""The `files` provider: a user's own CSV or Parquet files, one per symbol (`options: {path: <dir>}` holding
+`<SYMBOL>.csv|.parquet` with columns date or ts/timestamp and OHLCV): `LocalFilesProvider` itself."""
 
-from __future__ import annotations
+from jutsu_pipeline.providers.local_files import LocalFilesProvider as FilesProvider
 
-from jutsu_pipeline.providers.local_files import LocalFilesProvider
-
-
-class FilesProvider(LocalFilesProvider):
-    """`options: {path: <dir>}` holding `<SYMBOL>.csv|.parquet` (columns date or ts/timestamp, OHLCV)."""
-
-    name = "files"
-
+__all__ = ["FilesProvider"]
