@@ -262,6 +262,7 @@ def test_replace_is_per_symbol_and_transactional(sample_db: Path, tmp_path: Path
     path.write_bytes(sample_db.read_bytes())
     with duckdb.connect(str(path)) as con:
         compute_indicators(con, timeframe="1d", symbols=list(SAMPLE_SYMBOLS), params=DEFAULT)
+        assert con.execute("FROM duckdb_variables()").fetchall() == []  # the read's bound variables are reset
         before = stored_indicators(con, DEFAULT)
         con.execute("UPDATE bars SET close = close * 1.5, adj_close = adj_close * 1.5 WHERE symbol = 'IBM' AND ts >= '2010-01-01'")
         compute_indicators(con, timeframe="1d", symbols=["IBM"], params=DEFAULT)
@@ -378,6 +379,7 @@ def test_a_kill_during_a_swapping_refresh_leaves_the_old_rows_or_the_new(sample_
     database.write_bytes(sample_db.read_bytes())
     with duckdb.connect(str(database)) as con:
         compute_indicators(con, timeframe="1d", symbols=list(SAMPLE_SYMBOLS), params=DEFAULT)
+        assert con.execute("FROM duckdb_variables()").fetchall() == []  # the read's bound variables are reset
         before = stored_indicators(con, DEFAULT)
         con.execute("UPDATE bars SET close = close * 2")
     script = KILLED_REFRESH.format(repo=str(Path(__file__).resolve().parents[1]), marker=str(marker),

@@ -24,6 +24,7 @@ from jutsu_pipeline.storage.scope import (
     ROW_HASH,
     SYMBOL_NO,
     fetch_arrow,
+    fetch_arrow_parallel,
     registered,
     scope_filter,
     scope_params,
@@ -211,7 +212,7 @@ def read_inputs(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: Sequ
     selected = "".join(f', "{c}"' for c in columns)
     starts = [since.get(s, EARLIEST) for s in symbols]
     bound = {"since": starts} if since else {}
-    return fetch_arrow(con, READ_INPUTS.format(relation=relation, columns=selected, since=SINCE if since else ""), {
+    return fetch_arrow_parallel(con, READ_INPUTS.format(relation=relation, columns=selected, since=SINCE if since else ""), {
         **scope_params(timeframe, symbols), **bound, "earliest": min(starts, default=EARLIEST)})
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -49,6 +50,19 @@ def fetch_arrow(con: duckdb.DuckDBPyConnection, statement: str, params: dict[str
     """A parameterised read as Arrow. `con.execute(...)`, not `con.sql(..., params=...)`: the latter took
     10-20x as long for the same 2.5M-row scoped read (duckdb 1.5.5, measured 2026-12-02)."""
     return con.execute(statement, params).to_arrow_table()
+
+
+def fetch_arrow_parallel(con: duckdb.DuckDBPyConnection, statement: str, params: dict[str, object]) -> pa.Table:
+    """`fetch_arrow` for a large read: the parameters bound as session variables and `statement` (its `$name`s
+    read as `getvariable`) run as a relation, whose Arrow result DuckDB's threads build; `con.execute(...)` streams
+    the result to one thread that converts every chunk (1.26 M bars: ~85 against ~50 ms wall, 2026-12-02)."""
+    variables = {name: f"jutsu_{name}" for name in params}
+    for name, value in params.items():
+        con.execute(f"SET VARIABLE {variables[name]} = $value", {"value": value})
+    table = con.sql(re.sub(r"\$(\w+)", lambda m: f"getvariable('{variables[m[1]]}')", statement)).to_arrow_table()
+    for variable in variables.values():  # after a failure they stay (an aborted transaction refuses RESET)
+        con.execute(f"RESET VARIABLE {variable}")
+    return table
 
 
 @contextmanager
