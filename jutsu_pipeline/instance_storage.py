@@ -1,17 +1,11 @@
 """A SQLite event log that really writes event batches: one transaction per shard instead of one
 connection (engine, BEGIN, fsync) per event.
 
-Dagster groups the per-partition ASSET_MATERIALIZATION_PLANNED and ASSET_MATERIALIZATION events of a
-range run into batches when `DAGSTER_EVENT_BATCH_SIZE` > 0, but only dagster-postgres implements
-`store_event_batch`; the SQLite storage loops over `store_event`, which opens the run shard and the
-index shard for every event. The shipped data/dagster_home/dagster.yaml selects it (docs/operations.md):
-
-    instance_class:
-      module: jutsu_pipeline.instance_storage
-      class: JutsuInstance
-
-`JutsuInstance` is a plain DagsterInstance whose *default* storage (no `storage:` block) is Dagster's
-SQLite storage in $DAGSTER_HOME with this event log; any configured `storage:` (e.g. Postgres) wins.
+Dagster batches a range run's per-partition asset events when `DAGSTER_EVENT_BATCH_SIZE` > 0, but only
+dagster-postgres implements `store_event_batch`; the SQLite storage loops over `store_event`, opening the
+run and index shards for every event. The shipped data/dagster_home/dagster.yaml selects `JutsuInstance`
+(docs/operations.md): a DagsterInstance whose default storage (no `storage:` block) is Dagster's SQLite
+storage in $DAGSTER_HOME with this event log; any configured `storage:` (e.g. Postgres) wins.
 """
 
 from __future__ import annotations
@@ -59,14 +53,12 @@ DEFAULT_BATCH_SIZE = 1000
 
 class PlannedSubsetsMixin:
     """One ASSET_MATERIALIZATION_PLANNED event per asset and run, holding the run's partition subset, instead
-    of one event per partition (Dagster's `supports_partition_subset_in_asset_materialization_planned_events`):
-    a 10,500-partition range run wrote 10,500 planned rows before it started.
+    of one per partition: a 10,500-partition range run wrote 10,500 planned rows before it started.
 
-    Dagster's SQL storage derives failed and in-progress partitions (the asset status cache behind the UI,
-    automation conditions and the planner) from per-partition planned rows only; the read below also expands
-    the subset events, so a partition planned by a range run and not materialised by it is failed (the run
-    failed or was killed) or in progress (the run is live) exactly as before. Per-partition planned rows
-    written before (older instances) are still read as Dagster reads them.
+    Dagster's SQL storage derives failed and in-progress partitions (status cache, UI, automation, planner)
+    from per-partition planned rows only; the reads below also expand the subset events, so a partition a
+    range run planned and did not materialise is failed or in progress exactly as before. Older
+    per-partition planned rows are still read as Dagster reads them.
     """
 
     @property
@@ -137,22 +129,14 @@ class ReusedSqliteConnections:
     """SqliteEventLogStorage's `_connect` without a new engine and connection per call.
 
     Dagster opens and closes a SQLite connection for every event and read; closing the last connection to a
-    WAL database checkpoints it (writes the pages back and fsyncs), so each of a run's ~50 step, log and
-    check events cost a connection, a commit and a checkpoint (~20 ms each under load, bench_close.py).
-    Here a process keeps one connection per shard it used recently (the index shard and the latest
-    `MAX_OPEN_SHARDS` run shards): each call is still its own transaction, committed before it returns, so
-    other processes (webserver, daemon, run monitoring) see every event as soon as before, and a
-    crash of the process loses nothing committed. Connections are never shared across a fork: a child process
-    opens its own.
+    WAL database checkpoints it (writes the pages back and fsyncs): ~20 ms per event under load
+    (bench_close.py). A process keeps one connection per shard it used recently (the index shard and the
+    latest `MAX_OPEN_SHARDS` run shards); each call is still its own transaction, committed before it
+    returns, so other processes see every event as before. A forked child opens its own connections.
 
-    Every shard is written with `synchronous=NORMAL`, SQLite's setting for WAL databases (only in WAL mode,
-    which Dagster sets on every shard it creates): a commit is written to the WAL before it returns but fsynced
-    with the next checkpoint, not on its own (the index shard's fsyncs were a third of a 10,500-partition
-    batch's wall, bench_events.py). A killed process loses nothing committed and leaves no lock (the WAL is
-    replayed by the next connection); a power loss or OS crash may drop the last commits, whole and in order,
-    never corrupt the file. Dropped materialisations are the safe side of the coverage record: they come after
-    the bars' DuckDB commit, so a partition may read missing or failed with its bars stored, and is synced
-    again; never materialised without its bars. Run status is the run storage's (Dagster's `FULL`).
+    Every WAL shard is written with `synchronous=NORMAL` (fsynced at the next checkpoint, not per commit): a
+    killed process loses nothing committed; an OS crash may drop the last commits whole, never corrupt the
+    file, and a dropped materialisation only makes a stored partition sync again (docs/operations.md).
     """
 
     MAX_OPEN_SHARDS = 4  # run shards kept open besides the index shard (a process writes one run at a time)
