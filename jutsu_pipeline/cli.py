@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from importlib import import_module
 from pathlib import Path
 
 from jutsu_pipeline.configfile import ConfigError
@@ -23,12 +24,18 @@ ORDER BY timeframe, symbol
 """
 
 
+def _config():  # noqa: ANN202 - JutsuConfig
+    """jutsu.yaml, validated (imported on use: validating markets loads calendars, TA-Lib and pandas)."""
+    from jutsu_pipeline.config import load_config
+
+    return load_config()
+
+
 def _instance(config=None):  # noqa: ANN001, ANN202 - JutsuConfig | None, dagster.DagsterInstance
     """The project's instance: $DAGSTER_HOME if set, else the config's `dagster_home` (data/dagster_home)."""
-    from jutsu_pipeline.config import load_config
     from jutsu_pipeline.instance import open_configured_instance, recover_dead_runs
 
-    instance = open_configured_instance(config or load_config())  # also sets DAGSTER_HOME, absolute as Dagster requires
+    instance = open_configured_instance(config or _config())  # also sets DAGSTER_HOME, absolute as Dagster requires
     for run in recover_dead_runs(instance):
         print(f"Recovered run {run.run_id[:8]} ({run.job_name}): its process {run.pid} is gone; marked failed, "
               "pool slots freed, its partitions are missing again.")
@@ -60,20 +67,14 @@ def _select(config, market: str | None, timeframe: str | None) -> list:  # noqa:
 def sync(market: str | None, timeframe: str | None) -> int:
     """Run what the planner says must run (missing, failed, in-progress, moved bars partitions), then what
     Dagster's automation conditions request downstream; say which symbols were held back and why."""
-    from jutsu_pipeline.config import load_config
-
-    config = load_config()
+    config = _config()
     for name in {p.market: p for p in _select(config, market, timeframe)}:  # argument errors before Dagster loads
         missing_credentials(name, config.markets[name].provider, config.markets[name].options)
     if not config.is_lake:
         check_database_file(config.database)
-
-    def load_definitions():  # noqa: ANN202 - dagster.Definitions
-        from jutsu_pipeline.definitions import defs  # builds them (assets, checks, schedules, sensors)
-
-        return defs
-
-    return run_sync(config, load_definitions, _instance(config), market, timeframe)
+    # Importing the module builds the definitions (assets, checks, schedules, sensors): only when needed.
+    return run_sync(config, lambda: import_module("jutsu_pipeline.definitions").defs, _instance(config),
+                    market, timeframe)
 
 
 def run_sync(config, defs, instance, market: str | None = None, timeframe: str | None = None) -> int:  # noqa: ANN001
@@ -171,11 +172,9 @@ def run_sync(config, defs, instance, market: str | None = None, timeframe: str |
 def adopt(market: str | None, timeframe: str | None) -> int:
     """Record already stored, complete and valid windows of the current partition grain as materialised."""
     from jutsu_pipeline.adopt import adopt as adopt_windows
-    from jutsu_pipeline.config import load_config
 
-    config = load_config()
-    selected = _select(config, market, timeframe)
-    adopt_windows(config, _instance(config), selected)
+    config = _config()
+    adopt_windows(config, _instance(config), _select(config, market, timeframe))
     return 0
 
 
@@ -187,10 +186,9 @@ def _run(job, instance, tags: dict[str, str], key, label: str, total: int | None
 def report(market: str | None) -> int:
     """Write each market's HTML report (the `<market>/report` asset, recorded in the instance)."""
     from jutsu_pipeline.assets.report import report_asset_key
-    from jutsu_pipeline.config import load_config
     from jutsu_pipeline.definitions import defs, report_job_name
 
-    config = load_config()
+    config = _config()
     _select(config, market, None)  # an unknown --market lists the valid ones
     instance = _instance(config)
     failures = 0
@@ -219,9 +217,7 @@ def _print_query(title: str, sql: str) -> int:
     # Only the storage keys of jutsu.yaml: validating the markets would import calendars, TA-Lib, pandas.
     location = load_storage()
     if location is None:
-        from jutsu_pipeline.config import load_config
-
-        config = load_config()  # raises ConfigError naming every bad key
+        config = _config()  # raises ConfigError naming every bad key
         location = config.lake_target() if config.is_lake else config.database
     if not isinstance(location, Path):  # a DuckLake: readers never wait for its writers
         from jutsu_pipeline.storage.backend import connect_lake
@@ -280,11 +276,10 @@ def migrate_to_ducklake(source: str) -> int:
     """Copy a DuckDB file's tables and views into the DuckLake configured in jutsu.yaml."""
     import time
 
-    from jutsu_pipeline.config import load_config
     from jutsu_pipeline.resources import JutsuDuckDBResource
     from jutsu_pipeline.storage.migrate import MigrationError, migrate_duckdb_file
 
-    config = load_config()
+    config = _config()
     path = Path(source).expanduser().resolve()
     if not config.is_lake:
         print(f"{config.source_path}: storage kind is duckdb; set storage: {{kind: ducklake, catalog: ..., "
@@ -321,9 +316,7 @@ def write_dotenv(path: Path) -> int:
 
     The line keeps a DAGSTER_HOME already set in the environment (`${DAGSTER_HOME:-...}`), since Dagster
     lets .env values override the environment. A DAGSTER_HOME line the user wrote is left alone."""
-    from jutsu_pipeline.config import load_config
-
-    config = load_config()
+    config = _config()
     home = config.resolve(config.dagster_home)
     ours = [DOTENV_MARKER, f"DAGSTER_HOME=${{DAGSTER_HOME:-{home}}}"]
     lines = path.read_text().splitlines() if path.exists() else []
@@ -385,9 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "adopt":
             return adopt(args.market, args.timeframe)
         if args.command == "leaderboard":
-            from jutsu_pipeline.config import load_config
-
-            if not any(market.strategies for market in load_config().markets.values()):
+            if not any(market.strategies for market in _config().markets.values()):
                 print("No market configures `strategies:`, so there are no backtests to rank; add some "
                       "(docs/backtesting.md#configuration) and run `jutsu sync`.")
                 return 0
@@ -397,9 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "env":
             if args.write:
                 return write_dotenv(args.write)
-            from jutsu_pipeline.config import load_config
-
-            print(f"DAGSTER_HOME={load_config().instance_dir}")
+            print(f"DAGSTER_HOME={_config().instance_dir}")
             return 0
         return _print_query("Coverage", COVERAGE_SQL)
     except (ConfigError, UsageError, NotADuckDBFileError, MissingCredentials) as error:
