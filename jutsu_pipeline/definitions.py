@@ -33,80 +33,48 @@ AUTOMATION_SENSOR = "jutsu_automation"
 
 
 def bars_partitionings(config: JutsuConfig) -> list[BarsPartitioning]:
-    """One partitioning per market × timeframe, in config order."""
-    return [
-        BarsPartitioning(market, timeframe, settings)
-        for market, settings in config.markets.items()
-        for timeframe in settings.timeframes
-    ]
-
-
-def derived_partitionings(config: JutsuConfig) -> list[BarsPartitioning]:
-    """One partitioning per market × derived timeframe, partitioned like the market's base timeframe."""
-    return [
-        BarsPartitioning(market, timeframe, settings, base=settings.base_timeframe)
-        for market, settings in config.markets.items()
-        for timeframe in settings.derive
-    ]
-
-
-def indicators_job_name(partitioning: BarsPartitioning) -> str:
-    """The job that recomputes one market × timeframe's indicators, e.g. `indicators_us_stocks_1d`."""
-    return f"indicators_{partitioning.market}_{partitioning.timeframe.value}"
-
-
-def backtest_job_name(partitioning: BarsPartitioning) -> str:
-    return f"backtest_{partitioning.market}_{partitioning.timeframe.value}"
-
-
-def leaderboard_job_name(market: str) -> str:
-    return f"leaderboard_{market}"
+    """One partitioning per market × fetched timeframe, in config order."""
+    return [BarsPartitioning(market, tf, settings)
+            for market, settings in config.markets.items() for tf in settings.timeframes]
 
 
 def report_job_name(market: str) -> str:
     return f"report_{market}"
 
 
+def _job(name: str, key: dg.AssetKey, description: str | None = None) -> dg.UnresolvedAssetJobDefinition:
+    return dg.define_asset_job(name, selection=dg.AssetSelection.assets(key), description=description)
+
+
 def build_definitions(config: JutsuConfig) -> dg.Definitions:
     """Everything Dagster loads for one configuration."""
     fetched = bars_partitionings(config)
-    derived = derived_partitionings(config)
+    # Derived timeframes are partitioned like the market's base timeframe.
+    derived = [BarsPartitioning(market, tf, settings, base=settings.base_timeframe)
+               for market, settings in config.markets.items() for tf in settings.derive]
     partitionings = fetched + derived  # every bars asset: checks, indicators and backtests treat them alike
     assets = [build_bars_asset(config, partitioning) for partitioning in fetched]
     assets += [build_derived_bars_asset(config, partitioning) for partitioning in derived]
     assets += [build_corporate_actions_asset(config, market) for market, settings in config.markets.items()
                if settings.actions_enabled]
     assets += [build_indicators_asset(config, partitioning) for partitioning in partitionings]
+    jobs = [_job(bars_job_name(p), bars_asset_key(p.market, p.timeframe.value),
+                 f"Sync {p.timeframe.value} bars of market {p.market} for the selected partitions.")
+            for p in partitionings]
+    jobs += [_job(f"indicators_{p.market}_{p.timeframe.value}", indicators_asset_key(p.market, p.timeframe.value),
+                  f"Recompute the indicators of market {p.market} ({p.timeframe.value}) for the selected symbols.")
+             for p in partitionings]
     for market, settings in config.markets.items():
         of_market = [p for p in partitionings if p.market == market]
         if settings.strategies:
             assets += [build_backtest_asset(config, p) for p in of_market]
             assets.append(build_leaderboard_asset(config, of_market))
+            jobs += [_job(f"backtest_{market}_{p.timeframe.value}", backtest_asset_key(market, p.timeframe.value))
+                     for p in of_market]
+            jobs.append(_job(f"leaderboard_{market}", leaderboard_asset_key(market)))
         assets.append(build_report_asset(config, of_market))
-    jobs = [
-        dg.define_asset_job(
-            bars_job_name(p),
-            selection=dg.AssetSelection.assets(bars_asset_key(p.market, p.timeframe.value)),
-            description=f"Sync {p.timeframe.value} bars of market {p.market} for the selected partitions.",
-        )
-        for p in partitionings
-    ] + [
-        dg.define_asset_job(
-            indicators_job_name(p),
-            selection=dg.AssetSelection.assets(indicators_asset_key(p.market, p.timeframe.value)),
-            description=f"Recompute the indicators of market {p.market} ({p.timeframe.value}) for the selected symbols.",
-        )
-        for p in partitionings
-    ]
-    for market, settings in config.markets.items():
-        if settings.strategies:
-            jobs += [dg.define_asset_job(backtest_job_name(p), selection=dg.AssetSelection.assets(
-                backtest_asset_key(p.market, p.timeframe.value))) for p in partitionings if p.market == market]
-            jobs.append(dg.define_asset_job(leaderboard_job_name(market),
-                                            selection=dg.AssetSelection.assets(leaderboard_asset_key(market))))
-    jobs += [dg.define_asset_job(report_job_name(market), selection=dg.AssetSelection.assets(report_asset_key(market)),
-                                 description=f"Rewrite the HTML report of market {market}.")
-             for market in config.markets]
+        jobs.append(_job(report_job_name(market), report_asset_key(market),
+                         f"Rewrite the HTML report of market {market}."))
     automation = dg.AutomationConditionSensorDefinition(
         AUTOMATION_SENSOR,
         target=dg.AssetSelection.all(),
@@ -158,10 +126,9 @@ def _warn_if_temporary_instance() -> None:
 
 _warn_if_temporary_instance()
 defs = build_definitions(_load_config())
-# Every process that loads the code location (`jutsu`, Dagster's run and code servers) keeps what exists now,
-# modules and definitions (~300,000 objects), until it exits: frozen, the collector's full passes no longer walk
-# them (reference counting still frees them). A range run then keeps up to ~280,000 new objects until it ends (keys,
-# metadata, an event per partition); with the default young generation (700) a full pass over them came at each
-# quarter of growth, 0.4-0.6 s of a 10,500-partition run freeing almost nothing. 10,000 makes every pass 14x rarer.
+# Every process that loads the code location (`jutsu`, Dagster's run and code servers) keeps what exists now
+# (modules, definitions: ~300,000 objects) until it exits: frozen, the collector's full passes skip them. A range
+# run keeps up to ~280,000 new objects until it ends; with the default young threshold (700) a full pass came at
+# each quarter of growth, 0.4-0.6 s of a 10,500-partition run freeing almost nothing. 10,000 makes them 14x rarer.
 gc.freeze()
 gc.set_threshold(10_000, *gc.get_threshold()[1:])
