@@ -70,39 +70,30 @@ def _schedule(partitioning: BarsPartitioning, job_name: str, suffix: str, cron: 
                        default_status=dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED)
 
 
-def market_close_schedule(partitioning: BarsPartitioning, job_name: str) -> dg.ScheduleDefinition:
-    """`<market>_bars_<tf>_at_close`: the window holding today's session for every symbol, once a trading day."""
+def close_schedule(partitioning: BarsPartitioning, job_name: str) -> dg.ScheduleDefinition:
+    """`<market>_bars_<tf>_at_close`: the window holding today's session for every symbol, once a trading day;
+    for a 24/7 market `<market>_bars_<tf>_daily`: the window holding the UTC day that just ended."""
     offset = partitioning.config.automation.offset_minutes
-    tz = partitioning.calendar.timezone
-    code = partitioning.config.calendar
-    cron = close_cron(partitioning, offset)
+    calendar, code = partitioning.calendar, partitioning.config.calendar
+    if calendar.always_open:
+        suffix, trigger, tz, cron = "daily", "utc_daily", UTC, f"{offset % 60} {offset // 60} * * *"
+        description = f"Daily at {cron} UTC: one run syncing the windows of the previous UTC day for every symbol."
+    else:
+        suffix, trigger, tz, cron = "at_close", "market_close", calendar.timezone, close_cron(partitioning, offset)
+        description = (f"{offset} min after the regular {code} close ({cron} {tz}): one run refreshing the current "
+                       f"{partitioning.grain} of every symbol (tail only when stored). Holidays skip.")
 
-    @_schedule(partitioning, job_name, "at_close", cron, tz,
-               f"{offset} min after the regular {code} close ({cron} {tz}): one run refreshing the current "
-               f"{partitioning.grain} of every symbol (tail only when stored). Holidays skip.")
-    def _at_close(context: dg.ScheduleEvaluationContext):  # noqa: ANN202
+    @_schedule(partitioning, job_name, suffix, cron, tz, description)
+    def _close(context: dg.ScheduleEvaluationContext):  # noqa: ANN202
         tick = _tick_time(context, tz)
         day = (tick - dt.timedelta(minutes=offset)).date()  # the session that just closed
-        if not partitioning.calendar.is_session(day):
+        if calendar.always_open:
+            day -= dt.timedelta(days=1)  # the UTC day before the tick's
+        elif not calendar.is_session(day):
             return dg.SkipReason(f"{day} ({day:%A}) is not a {code} session: no bars to sync")
-        return recent_requests(context, partitioning, job_name, tick, f"{job_name}:{day}", "market_close", day)
+        return recent_requests(context, partitioning, job_name, tick, f"{job_name}:{day}", trigger, day)
 
-    return _at_close
-
-
-def utc_daily_schedule(partitioning: BarsPartitioning, job_name: str) -> dg.ScheduleDefinition:
-    """`<market>_bars_<tf>_daily` (24/7 markets): the window holding the UTC day that just ended."""
-    offset = partitioning.config.automation.offset_minutes
-    cron = f"{offset % 60} {offset // 60} * * *"
-
-    @_schedule(partitioning, job_name, "daily", cron, "UTC",
-               f"Daily at {cron} UTC: one run syncing the windows of the previous UTC day for every symbol.")
-    def _daily(context: dg.ScheduleEvaluationContext):  # noqa: ANN202
-        tick = _tick_time(context, UTC)
-        day = (tick - dt.timedelta(minutes=offset)).date() - dt.timedelta(days=1)
-        return recent_requests(context, partitioning, job_name, tick, f"{job_name}:{day}", "utc_daily", day)
-
-    return _daily
+    return _close
 
 
 def refresh_cron(partitioning: BarsPartitioning, minutes: int) -> str:
@@ -142,8 +133,7 @@ def refresh_schedule(partitioning: BarsPartitioning, job_name: str) -> dg.Schedu
 
 def build_schedules(partitioning: BarsPartitioning, job_name: str) -> list[dg.ScheduleDefinition]:
     """The schedules of one market × timeframe (RUNNING unless `automation.schedule: false`)."""
-    schedules = [market_close_schedule(partitioning, job_name) if not partitioning.calendar.always_open
-                 else utc_daily_schedule(partitioning, job_name)]
+    schedules = [close_schedule(partitioning, job_name)]
     if partitioning.timeframe.is_intraday and partitioning.config.refresh_every():
         schedules.append(refresh_schedule(partitioning, job_name))
     return schedules
