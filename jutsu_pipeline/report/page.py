@@ -19,7 +19,6 @@ from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.report import data, report_path
 from jutsu_pipeline.report.data import PartitionStatus
-from jutsu_pipeline.storage.atomic import write_atomically
 
 CHART_LIBRARY = "lightweight-charts.standalone.production.js"
 LEADERBOARD_ROWS = 20
@@ -107,11 +106,6 @@ def build_report(
         leaderboard_rows=len(board["rows"]),
     )
     return page, summary
-
-
-def write_report(page: str, path: Path) -> None:
-    """Replace the file atomically (a browser never sees half a page), readable by others (0644)."""
-    write_atomically(path, page)
 
 
 _TEMPLATE = """<!DOCTYPE html>

@@ -60,13 +60,14 @@ def build_report_asset(config: JutsuConfig, partitionings: list[BarsPartitioning
         metadata={"path": dg.MetadataValue.path(str(path))},
     )
     def report(context: dg.AssetExecutionContext, duckdb: JutsuDuckDBResource) -> dg.MaterializeResult:
-        from jutsu_pipeline.report import build_report, write_report
+        from jutsu_pipeline.report.page import build_report
+        from jutsu_pipeline.storage.atomic import write_atomically  # a browser never sees half a page
 
         started = time.perf_counter()
         statuses = {p.timeframe.value: partition_statuses(context.instance, p) for p in partitionings}
         with duckdb.get_connection() as con:
             page, summary = build_report(con, config, market, statuses)
-        write_report(page, summary.path)
+        write_atomically(summary.path, page)
         seconds = time.perf_counter() - started
         context.log.info(f"{market}/report: {summary.path} ({summary.bytes / 1e6:.1f} MB) in {seconds:.2f} s")
         return dg.MaterializeResult(metadata={
