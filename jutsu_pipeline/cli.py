@@ -83,19 +83,8 @@ def run_sync(config, defs, instance, market: str | None = None, timeframe: str |
     are then loaded only when a run is needed or Dagster's automation must evaluate (downstream.QuietMark)."""
     from functools import cache
 
-    from jutsu_pipeline import faultpoints
+    from jutsu_pipeline import downstream, faultpoints
     from jutsu_pipeline.assets.partitions import bars_asset_key, bars_job_name
-    from jutsu_pipeline.downstream import (
-        DownstreamOutcome,
-        QuietMark,
-        blocking_check_names,
-        definitions_fingerprint,
-        failing_checks,
-        high_water,
-        quiet_mark,
-        remember_quiet,
-        run_downstream,
-    )
     from jutsu_pipeline.status import partition_status
     from jutsu_pipeline.sync.planner import held_symbols, plan_sync
 
@@ -138,30 +127,30 @@ def run_sync(config, defs, instance, market: str | None = None, timeframe: str |
             _run(checks, instance, {}, key, "checks of the stored partitions")
         failures += failed_runs
 
-    fingerprint = definitions_fingerprint(config, bars_keys)
-    mark = quiet_mark(instance, fingerprint)
+    fingerprint = downstream.definitions_fingerprint(config, bars_keys)
+    mark = downstream.quiet_mark(instance, fingerprint)
     if mark is None:
-        seen = high_water(instance)  # before evaluating: anything recorded meanwhile invalidates the mark
-        downstream = run_downstream(definitions(), instance, bars_keys,
-                                    lambda job, tags, key, label: _run(job, instance, tags, key, label))
-        blocking = {key.to_user_string(): blocking_check_names(definitions(), key) for key in bars_keys}
-        if not downstream.runs:
-            remember_quiet(instance, QuietMark(fingerprint, seen, blocking))
+        seen = downstream.high_water(instance)  # before evaluating: anything recorded meanwhile invalidates the mark
+        outcome = downstream.run_downstream(definitions(), instance, bars_keys,
+                                            lambda job, tags, key, label: _run(job, instance, tags, key, label))
+        blocking = {key.to_user_string(): downstream.blocking_check_names(definitions(), key) for key in bars_keys}
+        if not outcome.runs:
+            downstream.remember_quiet(instance, downstream.QuietMark(fingerprint, seen, blocking))
     else:  # nothing recorded since an evaluation that requested nothing: it would request nothing again
-        downstream, blocking = DownstreamOutcome(), mark.blocking
-    failures += downstream.failed_runs
+        outcome, blocking = downstream.DownstreamOutcome(), mark.blocking
+    failures += outcome.failed_runs
 
     held_lines: list[str] = []
     for partitioning, key in zip(selected, bars_keys):
         status = unchanged.get(key) or partition_status(instance, key, partitioning)
         held = held_symbols(partitioning, status)
-        checks = failing_checks(instance, key, blocking[key.to_user_string()])
+        checks = downstream.failing_checks(instance, key, blocking[key.to_user_string()])
         if checks:
             held = {s: f"blocking check(s) {', '.join(checks)} failed on {key.to_user_string()}"
                     for s in partitioning.symbols}
         held_lines += [f"{key.to_user_string()}: {symbol} held back (its indicators and backtests are not computed): "
                        f"{why}. Fix the data or provider and run `jutsu sync` again." for symbol, why in held.items()]
-    if not downstream.runs:  # "up to date" alone would hide that held-back symbols were not computed
+    if not outcome.runs:  # "up to date" alone would hide that held-back symbols were not computed
         print("Downstream (indicators, backtests, leaderboards): "
               + ("up to date except the symbols held back below." if held_lines else "up to date."))
     for line in held_lines:

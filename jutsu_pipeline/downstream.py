@@ -1,11 +1,10 @@
-"""Downstream of bars as Dagster itself decides it: evaluate the assets' automation conditions (the ones
-the `jutsu_automation` sensor evaluates under the daemon) and execute what they request.
+"""Downstream of bars as Dagster itself decides it: evaluate the automation conditions (as the
+`jutsu_automation` sensor does under the daemon) and execute what they request.
 
-`jutsu sync` keeps its own evaluation cursor in the instance, so a bars partition materialised from any
-path makes its symbol stale for the next `jutsu sync` too. An evaluation that requested nothing is
-remembered (`QuietMark`): while the event log and the definitions' fingerprint are unchanged, evaluating
-again would request nothing (the conditions read only the event log and the asset graph), so a `jutsu
-sync` with nothing to do skips loading the definitions.
+`jutsu sync` keeps its own evaluation cursor in the instance, so a bars partition materialised from any path
+makes its symbol stale for the next `jutsu sync` too. An evaluation that requested nothing is remembered
+(`QuietMark`): the conditions read only the event log and the asset graph, so while neither changed a
+`jutsu sync` with nothing to do skips loading the definitions.
 """
 
 from __future__ import annotations
@@ -147,9 +146,6 @@ def failing_checks(instance: dg.DagsterInstance, asset_key: dg.AssetKey, names: 
         return []
     keys = [dg.AssetCheckKey(asset_key, name) for name in names]
     latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
-    failing = []
-    for check_key, record in latest.items():
-        evaluation = record.event.asset_check_evaluation if record.event is not None else None
-        if evaluation is not None and not evaluation.passed:
-            failing.append(check_key.name)
-    return sorted(failing)
+    evaluations = {key.name: record.event.asset_check_evaluation if record.event else None
+                   for key, record in latest.items()}
+    return sorted(name for name, evaluation in evaluations.items() if evaluation is not None and not evaluation.passed)

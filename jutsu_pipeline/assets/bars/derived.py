@@ -59,15 +59,12 @@ def build_derived_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning
             outcome = derive_partitions(con, partitioning, base, keys)
             stored = window_stats(con, timeframe=timeframe.value, windows=outcome.windows)
         seconds = time.perf_counter() - started
-        # The run's totals once, in its log; each partition's event holds its own rows (a range run's returned
-        # metadata is copied into every partition's event).
+        # The run's totals once, in its log; each partition's event its own rows (as for fetched bars).
         context.log.info(f"{key.to_user_string()}: {outcome.bars} bars written ({outcome.incomplete} incomplete) "
                          f"from {base} bars of {len(keys)} partition(s) in {seconds:.2f} s")
-        per_partition = {}
-        for partition in keys:
-            date_key, symbol = split_partition_key(partition)
-            per_partition[partition] = stored_facts(stored.get((symbol, date_key)))
-        set_partition_metadata(context, key, keys, per_partition)
+        by_key = {partition: split_partition_key(partition) for partition in keys}
+        set_partition_metadata(context, key, keys, {partition: stored_facts(stored.get((symbol, date_key)))
+                                                    for partition, (date_key, symbol) in by_key.items()})
         return dg.MaterializeResult(metadata={"source": dg.MetadataValue.text(derived_source(base))})
 
     return derived_bars

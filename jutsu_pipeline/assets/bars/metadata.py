@@ -1,10 +1,9 @@
 """What a bars run records: each partition's own facts on its materialisation, the run's totals once.
 
-A range run materialises every partition of its range; Dagster copies whatever metadata the asset returns
-into each of those events (10,500 for a first sync of 500 symbols × 20 years). So each partition gets only its
-own facts (rows, first and last bar, why it is empty); the history bounds and grain the planner compares are
-the run's tags (`planner_tags` in assets/partitions.py), and the run's totals go to the run's log (one
-summary line) and to `jutsu sync`'s summary, or to the step failure's metadata.
+Dagster copies whatever metadata the asset returns into each partition's event (10,500 for a first sync of
+500 symbols × 20 years), so a partition gets only its own facts (rows, first and last bar, why it is empty);
+the planner's keys are run tags (`planner_tags`), the totals go to the run's log and `jutsu sync`'s summary,
+or to the step failure's metadata.
 """
 
 from __future__ import annotations
