@@ -10,6 +10,8 @@ import warnings
 from collections.abc import Iterator
 from difflib import get_close_matches
 from enum import StrEnum
+from functools import reduce
+from operator import getitem
 from pathlib import Path
 from types import UnionType
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
@@ -328,7 +330,7 @@ def _format_errors(error: ValidationError, data: Any, prefix: tuple = ()) -> lis
             continue
         mapping = holding.get(loc)
         if item["type"] == "value_error" and mapping is not None:  # e.g. provider options, a strategy's params
-            node = _at(data, loc)
+            node = reduce(getitem, loc, data)
             try:
                 mapping.model_validate({k: v for k, v in node.items() if loc + (k,) not in unknown})
             except ValidationError as inner:
@@ -352,12 +354,6 @@ def _dotted(path: tuple) -> str:
 def _closest(key: object, valid: list[str]) -> str:
     close = get_close_matches(str(key), valid, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _at(data: Any, path: tuple) -> Any:
-    for part in path:
-        data = data[part]
-    return data
 
 
 def _raw_path(loc: tuple, data: Any) -> tuple:

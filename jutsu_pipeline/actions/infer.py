@@ -23,11 +23,6 @@ SPLIT_TOLERANCE = 0.005  # a step within 0.5 % of p/q (p, q <= 20) is that split
 MAX_DENOMINATOR = 20
 
 
-def inferred_source(provider: str) -> str:
-    """The `source` of actions inferred from `provider`'s adjusted close."""
-    return f"inferred:{provider}"
-
-
 def split_ratio(step: float) -> float | None:
     """p/q if `step` is a plausible split ratio (>= 1.2 or <= 0.8 and near a simple fraction), else None."""
     if 0.8 < step < 1.2:
@@ -69,5 +64,5 @@ def record_inferred_actions(con: duckdb.DuckDBPyConnection, provider: str, symbo
                             currency: str | None = None, ingested_at: dt.datetime | None = None) -> int:
     """Infer the actions of `symbols` from their stored daily adj_close and record what changed."""
     actions = infer_actions(read_adjusted_closes(con, symbols), currency)
-    return record_actions(con, source=inferred_source(provider), symbols=symbols, actions=actions,
+    return record_actions(con, source=f"inferred:{provider}", symbols=symbols, actions=actions,
                           ingested_at=ingested_at)
