@@ -174,8 +174,6 @@ class MarketConfig(BaseModel):
 
     @model_validator(mode="after")
     def _derivable(self) -> MarketConfig:
-        if not self.derive:
-            return self
         base = self.base_timeframe
         for timeframe in self.derive:
             if timeframe in self.timeframes:

@@ -116,8 +116,7 @@ class RunReport:
     metadata: dict[str, Any] = field(default_factory=dict)  # the asset's materialisation metadata
     # (name, passed, severity, description, bars judged: None when the check does not say)
     checks: list[tuple[str, bool, str, str, int | None]] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    tracebacks: list[str | None] = field(default_factory=list)
+    errors: list[tuple[str, str | None]] = field(default_factory=list)  # (message, traceback if any)
 
 
 class _RunListener(logging.Handler):
@@ -173,11 +172,9 @@ class _RunListener(logging.Handler):
         elif kind == "STEP_FAILURE" and data.error is not None:
             user = data.user_failure_data
             if user is not None and user.description:  # a dg.Failure: its description is the whole story
-                self.report.errors.append(user.description)
-                self.report.tracebacks.append(None)
+                self.report.errors.append((user.description, None))
             else:
-                self.report.errors.append(root_message(data.error))
-                self.report.tracebacks.append(data.error.to_string())
+                self.report.errors.append((root_message(data.error), data.error.to_string()))
 
     def _on_progress(self, progress: Mapping[str, Any]) -> None:
         if progress.get("phase") == "plan":
@@ -237,8 +234,7 @@ class SyncConsole:
         report.success = result.success
         report.seconds = time.perf_counter() - started
         if not report.success and not report.errors:
-            report.errors.append(f"run {result.run_id[:8]} failed; its event log in the UI says why")
-            report.tracebacks.append(None)
+            report.errors.append((f"run {result.run_id[:8]} failed; its event log in the UI says why", None))
         self.reports.append(report)
         self._print_run(report)
         return report
@@ -272,7 +268,7 @@ class SyncConsole:
         self.say(f"  {report.label}: {status} in " + ", ".join(facts) + f" (run {report.run_id[:8]})")
         if report.success and report.metadata.get("path"):  # a page written (the report): where to open it
             self.say(f"{report.label}: open {Path(report.metadata['path']).as_uri()}")
-        for message, trace in zip(report.errors, report.tracebacks):
+        for message, trace in report.errors:
             print_error(message, self.verbose, trace)
 
     def summary(self) -> None:

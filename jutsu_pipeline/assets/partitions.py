@@ -60,23 +60,15 @@ def time_partitions_def(p: BarsPartitioning) -> dg.TimeWindowPartitionsDefinitio
         )
     if calendar.always_open:
         end = (cfg.end + dt.timedelta(days=1)).isoformat() if cfg.end else None
-        return dg.DailyPartitionsDefinition(
-            start_date=cfg.start.isoformat(), end_date=end, timezone="UTC", end_offset=end_offset
-        )
+        return dg.DailyPartitionsDefinition(start_date=cfg.start.isoformat(), end_date=end, timezone="UTC",
+                                            end_offset=end_offset)
     # One partition per session: weekdays minus the exchange's closures. A window runs until the
     # next session starts, so the partitions end at the first session after `end`.
     end = calendar.next_session(cfg.end).isoformat() if cfg.end else None
     first = calendar.sessions(cfg.start, cfg.start + dt.timedelta(days=15))[0]
     closed = [dt.datetime.combine(day, dt.time()) for day in calendar.closed_weekdays()]
-    return dg.TimeWindowPartitionsDefinition(
-        cron_schedule="0 0 * * 1-5",
-        start=first.isoformat(),
-        end=end,
-        fmt=KEY_FORMAT,
-        timezone=tz,
-        end_offset=end_offset,
-        exclusions=closed,
-    )
+    return dg.TimeWindowPartitionsDefinition(cron_schedule="0 0 * * 1-5", start=first.isoformat(), end=end,
+                                             fmt=KEY_FORMAT, timezone=tz, end_offset=end_offset, exclusions=closed)
 
 
 @cache
