@@ -13,8 +13,7 @@ quiet_third_party_warnings()
 
 from jutsu_pipeline.assets.backtest import build_backtest_asset, build_leaderboard_asset
 from jutsu_pipeline.assets.backtest.assets import backtest_asset_key, leaderboard_asset_key
-from jutsu_pipeline.assets.bars import build_bars_asset
-from jutsu_pipeline.assets.bars.assets import bars_asset_key
+from jutsu_pipeline.assets.bars.assets import bars_asset_key, build_bars_asset
 from jutsu_pipeline.assets.bars.checks import build_bars_checks
 from jutsu_pipeline.assets.bars.derived import build_derived_bars_asset
 from jutsu_pipeline.assets.corporate_actions import build_corporate_actions_asset
