@@ -167,11 +167,10 @@ class ReusedSqliteConnections:
         return engine
 
     def _init_from_template(self, shard: str, engine: Engine) -> bool:
-        """A new run shard is a copy of an empty one initialised once per instance and Dagster version, and a
-        shard another process made is taken as it is when it is at the template's revision: Dagster's `_initdb`
-        issues each CREATE TABLE/INDEX as its own commit and loads alembic's scripts to stamp or check the
-        revision, 0.1-0.3 s of every run and of every process that opens a run's shard (py-spy, bench_close.py).
-        False: not done here (no template, an older or half-made shard), so Dagster's `_initdb` runs."""
+        """A new run shard is a copy of an empty one made once per instance and Dagster version; a shard at the
+        template's revision is taken as it is. Dagster's `_initdb` commits each CREATE on its own and loads
+        alembic's scripts: 0.1-0.3 s of every process that opens a run's shard (py-spy, bench_close.py).
+        False (no template, an older or half-made shard): Dagster's `_initdb` runs."""
         path, template = self.path_for_shard(shard), self._shard_template()  # type: ignore[attr-defined]
         if template is None:
             return False
@@ -235,8 +234,7 @@ class BatchingSqliteEventLogStorage(ReusedSqliteConnections, PlannedSubsetsMixin
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None,
                  batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         super().__init__(base_dir, inst_data=inst_data)
-        # Batching is switched on by this environment variable (read per event by the instance); the
-        # storage sets it so every process using this instance (CLI, daemon, webserver, run workers) batches.
+        # The instance reads this variable per event: set here, every process using the instance batches.
         if batch_size > 0:
             os.environ.setdefault(BATCH_ENV, str(batch_size))
 
@@ -541,11 +539,10 @@ def _batching_postgres_event_log() -> type:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             os.environ.setdefault(BATCH_ENV, str(DEFAULT_BATCH_SIZE))
-            # dagster-postgres connects anew for every event and read (NullPool): a TCP connection and a
-            # password exchange, ~20 ms at load 5 against 0.7 ms for a pooled one. Keep one connection per
-            # process (a few more while threads overlap), as dagster-postgres itself does in the webserver
-            # (`optimize_for_webserver`); one idle for a while is checked before use (`_ping_if_idle`), so a
-            # restarted server or a dropped connection is survived.
+            # dagster-postgres connects anew for every event and read (NullPool): ~20 ms at load 5 against
+            # 0.7 ms pooled. Keep one connection per process (more while threads overlap), as dagster-postgres
+            # does in the webserver; one idle for a while is pinged first (`_ping_if_idle`): a restarted
+            # server or a dropped connection is survived.
             options = self._engine.url.query.get("options")
             self._engine.dispose()
             self._engine = create_pg_engine(self.postgres_url, self._token_provider, isolation_level="AUTOCOMMIT",
