@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from jutsu_pipeline.assets.bars.assets import bars_asset_key
+from jutsu_pipeline.assets.partitions import RUN_TAG_PREFIX, bars_asset_key, planner_tags
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import BarsPartitioning, partition_key, split_partition_key
 from jutsu_pipeline.quality.grid import calendar_grid
-from jutsu_pipeline.status import GRAIN, HISTORY_END, HISTORY_START, partition_status
+from jutsu_pipeline.status import partition_status
 from jutsu_pipeline.storage.files import connect
 from jutsu_pipeline.sync.adoption import judge_windows
 
@@ -47,6 +47,7 @@ def adopt(config: JutsuConfig, instance: dg.DagsterInstance, partitionings: list
         grid = calendar_grid(p)
         with connect(config.database, read_only=True) as con:
             verdicts = {s: judge_windows(con, p, s, keys, now, grid) for s, keys in todo.items()}
+        cut_with = {name.removeprefix(RUN_TAG_PREFIX): value for name, value in planner_tags(p).items()}
         for symbol, symbol_verdicts in verdicts.items():
             for verdict in symbol_verdicts:
                 k = partition_key(verdict.date_key, symbol)
@@ -56,8 +57,7 @@ def adopt(config: JutsuConfig, instance: dg.DagsterInstance, partitionings: list
                 instance.report_runless_asset_event(dg.AssetMaterialization(
                     asset_key=key, partition=k, description="adopted: the window was already stored and valid",
                     metadata={"adopted": True, "adopted_because": verdict.reason, "bars_stored": verdict.bars,
-                              GRAIN: str(p.grain), HISTORY_START: p.config.start.isoformat(),
-                              HISTORY_END: p.config.end.isoformat() if p.config.end else ""}))
+                              **cut_with}))
                 result.adopted.append(k)
         report(f"{result.asset}: adopted {len(result.adopted)} partition(s) ({p.grain} windows); "
                f"{len(result.refused)} left for `jutsu sync`"
