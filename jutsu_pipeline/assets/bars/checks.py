@@ -30,14 +30,12 @@ if TYPE_CHECKING:  # the checks' logic (polars, pandera) loads when they are eva
     from jutsu_pipeline.quality.report import CheckReport, MetadataValue
 
 
-def build_bars_checks(config: JutsuConfig, partitioning: BarsPartitioning) -> list[dg.AssetChecksDefinition]:
+def build_bars_checks(config: JutsuConfig, p: BarsPartitioning) -> list[dg.AssetChecksDefinition]:
     """The data-quality checks of one `<market>/bars_<tf>` asset, evaluated in one step (one connection,
     one set of step events instead of one per check; each check can still be run alone)."""
-    checks = checks_for(partitioning.config)
-    return [_build_checks(checks, partitioning, writer_pool(config))] if checks else []
-
-
-def _build_checks(checks: list[Check], p: BarsPartitioning, pool: str | None) -> dg.AssetChecksDefinition:
+    checks = checks_for(p.config)
+    if not checks:
+        return []
     key = bars_asset_key(p.market, p.timeframe.value)
     profile = p.config.quality.profile
     specs = [dg.AssetCheckSpec(check.name, asset=key, blocking=check.is_blocking(profile),
@@ -45,7 +43,8 @@ def _build_checks(checks: list[Check], p: BarsPartitioning, pool: str | None) ->
                                metadata={"profile": str(profile), "rules": ", ".join(check.rules)})
              for check in checks]
 
-    @dg.multi_asset_check(specs=specs, name=f"{key.to_python_identifier()}_checks", can_subset=True, pool=pool,
+    @dg.multi_asset_check(specs=specs, name=f"{key.to_python_identifier()}_checks", can_subset=True,
+                          pool=writer_pool(config),
                           description=f"The data-quality checks of {key.to_user_string()}.")
     def _checks(context: dg.AssetCheckExecutionContext, duckdb: JutsuDuckDBResource) -> Iterator[dg.AssetCheckResult]:
         from jutsu_pipeline.quality import stored
@@ -81,7 +80,7 @@ def _build_checks(checks: list[Check], p: BarsPartitioning, pool: str | None) ->
                 yield check_result(report, profile, key, check.name)
         context.log.info("; ".join(summaries))
 
-    return _checks
+    return [_checks]
 
 
 SCOPE_VERSION = 2  # bump when an incremental check's logic changes: the next evaluation judges everything
