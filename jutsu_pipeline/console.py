@@ -284,10 +284,8 @@ class SyncConsole:
             head += f"; {partitions:,} bars partition(s) recorded with {bars:,} bars"
         head += f"; {len(failed)} failed." if failed else "; all succeeded."
         self.say(head)
-        checks = {}
-        for report in self.reports:
-            for name, passed, severity, description, rows in report.checks:
-                checks[(report.label.split(" ")[0], name)] = (passed, severity, description, rows)
+        checks = {(report.label.split(" ")[0], name): (passed, severity, description, rows)  # the latest of each
+                  for report in self.reports for name, passed, severity, description, rows in report.checks}
         idle = [key for key, (ok, _, _, rows) in checks.items() if ok and rows == 0]  # passed on no bars at all
         judged = len(checks) - len(idle)
         why = "its bars runs failed" if failed else "the synced windows hold no bars"

@@ -26,7 +26,7 @@ from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
 from jutsu_pipeline.resources.credentials import ProviderCredentials
 from jutsu_pipeline.schedules import build_schedules
-from jutsu_pipeline.sensors import build_gap_sensor
+from jutsu_pipeline.sensors.gaps import build_gap_sensor
 
 AUTOMATION_SENSOR = "jutsu_automation"
 

@@ -128,14 +128,9 @@ def stored_layout(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitio
                     candidates.add(key)
             except ValueError:
                 continue
-    found: dict[str, Bounds] = {}
-    other_grain: set[str] = set()
-    for key, meta in _latest_per_partition(instance, asset_key, sorted(candidates)).items():
-        recorded = _bounds(meta)
-        if recorded is not None:
-            found[key] = recorded
-        if regrain and meta.get(GRAIN) != str(partitioning.grain):
-            other_grain.add(key)
+    per_partition = _latest_per_partition(instance, asset_key, sorted(candidates))
+    found = {key: recorded for key, meta in per_partition.items() if (recorded := _bounds(meta)) is not None}
+    other_grain = {key for key, meta in per_partition.items() if regrain and meta.get(GRAIN) != str(partitioning.grain)}
     if regrain and not other_grain:
         instance.run_storage.set_cursor_values({marker: str(partitioning.grain)})
     return found, frozenset(other_grain)

@@ -29,9 +29,6 @@ def results_table(performance: pl.DataFrame) -> str:
 
 def embedded_images(paths: list[tuple[str, Path]]) -> str:
     """Markdown showing PNGs inline (data URIs), so the UI displays them without a file server."""
-    parts = []
-    for title, path in paths:
-        if path.is_file():
-            encoded = base64.b64encode(path.read_bytes()).decode("ascii")
-            parts.append(f"**{title}**\n\n![{title}](data:image/png;base64,{encoded})")
+    parts = [f"**{title}**\n\n![{title}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
+             for title, path in paths if path.is_file()]
     return "\n\n".join(parts) or "(no charts yet)"
