@@ -140,6 +140,10 @@ class ReusedSqliteConnections:
     """
 
     MAX_OPEN_SHARDS = 4  # run shards kept open besides the index shard (a process writes one run at a time)
+    # A materialisation's row is ~2.1 KB: one per 4 KB page (SQLite's default), two or three per 8 KB page.
+    # New shards (and a new instance's index) get 8 KB pages: a 10,500-partition run's shards take 64 MB
+    # instead of 97, and its commits and checkpoints write that much less (bench_sync.py). Existing files keep theirs.
+    PAGE_SIZE = 8192
 
     def _shard_engine(self, shard: str) -> Engine:
         engines: OrderedDict[str, Engine] = self.__dict__.setdefault("_jutsu_engines", OrderedDict())
@@ -166,6 +170,15 @@ class ReusedSqliteConnections:
             engines.move_to_end(shard)
         return engine
 
+    def _initdb(self, engine: Engine, for_index_shard: bool = False) -> None:
+        """Dagster's, on a file that gets `PAGE_SIZE` pages when it is new (the size is fixed by its first write)."""
+        path = engine.url.database
+        if path and (not os.path.exists(path) or not os.path.getsize(path)):
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"PRAGMA page_size={self.PAGE_SIZE}")
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")  # what Dagster sets; writes the first page
+        super()._initdb(engine, for_index_shard=for_index_shard)  # type: ignore[misc]
+
     def _init_from_template(self, shard: str, engine: Engine) -> bool:
         """A new run shard is a copy of an empty one made once per instance and Dagster version; a shard at the
         template's revision is taken as it is. Dagster's `_initdb` commits each CREATE on its own and loads
@@ -187,7 +200,7 @@ class ReusedSqliteConnections:
 
     def _shard_template(self) -> str | None:
         """An empty run shard made by Dagster's own `_initdb` (not named *.db: Dagster lists run shards so)."""
-        template = os.path.join(self._base_dir, f".run_shard_template-{dg.__version__}.sqlite")  # type: ignore[attr-defined]
+        template = os.path.join(self._base_dir, f".run_shard_template-{dg.__version__}-{self.PAGE_SIZE}.sqlite")  # type: ignore[attr-defined]
         if not os.path.exists(template):
             made = f"{template}.{os.getpid()}.{threading.get_ident()}.tmp"
             engine = create_engine(f"sqlite:///{made}", poolclass=NullPool)
@@ -473,8 +486,10 @@ class BatchingSqliteStorage(DagsterSqliteStorage):
     """Dagster's SQLite storage (runs, events, schedules under `base_dir`) with the batching event log."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
+        # First: it creates a new instance's index shard (with its page size) before Dagster's own event log would.
+        event_log = BatchingSqliteEventLogStorage(os.path.join(base_dir, "history", "runs", ""))
         super().__init__(base_dir, inst_data=inst_data)
-        self._event_log_storage = BatchingSqliteEventLogStorage(os.path.join(base_dir, "history", "runs", ""))
+        self._event_log_storage = event_log
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None,  # ty: ignore[invalid-method-override]

@@ -444,9 +444,16 @@ def _schema(path: str) -> list:
                 con.execute("SELECT version_num FROM alembic_version").fetchall(), con.execute("PRAGMA journal_mode").fetchall()]
 
 
+def _page_size(path: str) -> int:
+    import sqlite3
+
+    with sqlite3.connect(path) as con:
+        return con.execute("PRAGMA page_size").fetchone()[0]
+
+
 def test_a_new_run_shard_is_a_copy_of_a_shard_dagster_initialised(instance, monkeypatch) -> None:
     """Run shards are copied from a template Dagster's own `_initdb` made once (same tables, indexes, revision,
-    WAL); a shard another process made is used as it is, never replaced; the template is not a run."""
+    WAL, 8 KB pages); a shard another process made is used as it is, never replaced; the template is not a run."""
     storage = instance.event_log_storage
     first = dg.materialize([prices], instance=instance, tags=dict(zip(RANGE, ("2020-01-01|A", "2020-01-01|A"))))
     initdb_calls: list[object] = []
@@ -461,6 +468,8 @@ def test_a_new_run_shard_is_a_copy_of_a_shard_dagster_initialised(instance, monk
 
     own_initdb(storage, sa.create_engine(f"sqlite:///{reference}"))
     assert _schema(storage.path_for_shard(second.run_id)) == _schema(str(reference))
+    for shard in (first.run_id, second.run_id, "index"):  # new files, the index of a new instance included
+        assert _page_size(storage.path_for_shard(shard)) == storage.PAGE_SIZE == 8192
     reference.unlink()
     assert [e.dagster_event_type for e in instance.all_logs(second.run_id)][-1] == dg.DagsterEventType.RUN_SUCCESS
     # A shard that exists (another process made it and wrote to it) is not replaced by a copy.
