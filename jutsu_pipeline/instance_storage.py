@@ -40,7 +40,7 @@ from dagster._core.storage.sql import db
 from dagster._core.storage.sqlalchemy_compat import db_select
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 from dagster._serdes import ConfigurableClassData
-from dagster_shared.serdes import deserialize_value, pack_value, serialize_value
+from dagster_shared.serdes import deserialize_value, serialize_value
 from dagster_shared.serdes.serdes import _WHITELIST_MAP as WHITELIST_MAP
 from sqlalchemy import create_engine
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
@@ -436,7 +436,7 @@ def _splice(template: tuple[list[str], list[str]], own: Mapping[str, Any], entri
         if name == _METADATA:  # a list of entries, as serdes packs AssetMaterialization.metadata
             parts.append(f"{_METADATA}[{', '.join(_entry(label, value, entries) for label, value in own[name].items())}]")
         else:
-            parts.append(_encode(pack_value(own[name])))
+            parts.append(_encode(own[name]))  # a float, a string, str -> str tags: serdes packs them as they are
         parts.append(piece)
     return "".join(parts)
 
