@@ -157,7 +157,7 @@ class ReusedSqliteConnections:
                                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
             if shard not in self._initialized_dbs:  # type: ignore[attr-defined]
                 if shard == INDEX_SHARD_NAME or not self._init_from_template(shard, engine):
-                    self._initdb(engine)  # type: ignore[attr-defined]
+                    self._initdb(engine)
                 self._initialized_dbs.add(shard)  # type: ignore[attr-defined]
             with engine.connect() as conn:  # the pool's one connection keeps the setting
                 if conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal":
@@ -204,7 +204,7 @@ class ReusedSqliteConnections:
         if not os.path.exists(template):
             made = f"{template}.{os.getpid()}.{threading.get_ident()}.tmp"
             engine = create_engine(f"sqlite:///{made}", poolclass=NullPool)
-            self._initdb(engine)  # type: ignore[attr-defined]
+            self._initdb(engine)
             engine.dispose()
             if os.path.exists(f"{made}-wal"):  # not checkpointed into the file: do not copy it (nor leave it)
                 for leftover in (made, f"{made}-wal", f"{made}-shm"):
