@@ -323,6 +323,6 @@ def _rate_column():  # noqa: ANN202 - a rich ProgressColumn, built lazily so imp
 RESULT_FACTS = (
     ("partitions_with_bars", "partitions with bars"), ("partitions_valid_empty", "valid-empty"),
     ("partitions_failed", "failed"), ("bars_written", "bars"), ("provider_calls", "provider calls"),
-    ("rows_written", "rows"), ("strategies_x_symbols", "backtests"), ("trades", "trades"),
+    ("rows_written", "rows written"), ("strategies_x_symbols", "backtests"), ("trades", "trades"),
     ("results_ranked", "results ranked"), ("price_bars", "bars charted"), ("leaderboard_rows", "leaderboard rows"),
 )
