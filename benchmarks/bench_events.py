@@ -9,7 +9,7 @@ as it is now (the planner keys once, as the run's tags).
 
 Run: .venv/bin/python benchmarks/bench_events.py [partitions] [--shipped]   (--shipped: only the shipped
 instance's cases, without Dagster's own SQLite storage, which takes minutes; Postgres cases need
-JUTSU_TEST_POSTGRES_URL)
+JUTSU_BENCH_POSTGRES_URL or JUTSU_TEST_POSTGRES_URL, as the other benchmarks)
 """
 
 
@@ -52,7 +52,7 @@ def _instance_yaml(kind: str | None, home: Path) -> str:
     if kind == "batching":
         return "instance_class:\n  module: jutsu_pipeline.instance_storage\n  class: JutsuInstance\ntelemetry: {enabled: false}\n"
     if kind == "postgres":
-        return "storage:\n  postgres:\n    postgres_url: {env: JUTSU_TEST_POSTGRES_URL}\ntelemetry: {enabled: false}\n"
+        return "storage:\n  postgres:\n    postgres_url: {env: JUTSU_EVENTS_POSTGRES_URL}\ntelemetry: {enabled: false}\n"
     return "telemetry: {enabled: false}\n"
 
 
@@ -157,7 +157,7 @@ def main() -> None:
     partitions = int(numbers[0]) if numbers else 1000
     shipped_only = "--shipped" in sys.argv[1:]
     print(f"Dagster bookkeeping of one range run over {partitions} partitions (no-op asset body)")
-    pg = os.environ.get("JUTSU_TEST_POSTGRES_URL")
+    pg = os.environ.get("JUTSU_BENCH_POSTGRES_URL") or os.environ.get("JUTSU_TEST_POSTGRES_URL")
     walls: dict[str, float] = {}
     cpus: dict[str, float] = {}
     load = os.getloadavg()
@@ -166,11 +166,15 @@ def main() -> None:
         if shipped_only and kind != "batching":
             continue
         if kind == "postgres" and not pg:
-            print(f"  {label:<58} skipped: JUTSU_TEST_POSTGRES_URL is not set")
+            print(f"  {label:<58} skipped: JUTSU_BENCH_POSTGRES_URL is not set")
             continue
         with tempfile.TemporaryDirectory() as home:
             Path(home, "dagster.yaml").write_text(_instance_yaml(kind, Path(home)))
             run_env = {**os.environ, "DAGSTER_HOME": home, **env}
+            if kind == "postgres":
+                from bench_sync import _fresh_postgres  # an empty database per case, as bench_sync's
+
+                run_env["JUTSU_EVENTS_POSTGRES_URL"] = _fresh_postgres(str(pg))
             if "DAGSTER_EVENT_BATCH_SIZE" not in env:
                 run_env.pop("DAGSTER_EVENT_BATCH_SIZE", None)
             done = subprocess.run([sys.executable, __file__, "--child", str(partitions), style], env=run_env,
