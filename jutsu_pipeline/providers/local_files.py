@@ -25,20 +25,9 @@ from jutsu_pipeline.providers.base import (
 from jutsu_pipeline.timeframes import Timeframe
 
 _ALIASES = {
-    "date": "date",
-    "ts": "ts",
-    "timestamp": "ts",
-    "datetime": "ts",
-    "time": "ts",
-    "open": "open",
-    "high": "high",
-    "low": "low",
-    "close": "close",
-    "volume": "volume",
-    "adj_close": "adj_close",
-    "adj close": "adj_close",
-    "adjclose": "adj_close",
-    "adjusted_close": "adj_close",
+    **{name: name for name in ("date", "ts", "open", "high", "low", "close", "volume", "adj_close")},
+    **dict.fromkeys(("timestamp", "datetime", "time"), "ts"),
+    **dict.fromkeys(("adj close", "adjclose", "adjusted_close"), "adj_close"),
 }
 _REQUIRED = ("open", "high", "low", "close", "volume")
 # Files read at once by `prefetch`: polars' readers release the GIL, so a run's reads use every core while
