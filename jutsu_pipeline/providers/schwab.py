@@ -27,6 +27,7 @@ from jutsu_pipeline.providers.http.errors import AuthExpired, MalformedPayload, 
 from jutsu_pipeline.providers.http.frames import query_window
 from jutsu_pipeline.providers.http.oauth import TokenFile, Tokens
 from jutsu_pipeline.providers.http.provider import HttpProvider, epoch_ms, read_secret
+from jutsu_pipeline.providers.http.secrets import Secret
 from jutsu_pipeline.providers.http.settings import HttpSettings
 from jutsu_pipeline.timeframes import Timeframe
 
@@ -39,8 +40,22 @@ FREQUENCIES = {
     Timeframe.M5: ("day", "minute", 5, dt.timedelta(days=270)),
     Timeframe.D1: ("year", "daily", 1, dt.timedelta(days=20 * 365)),
 }
+ENV_OPTIONS = ("client_id_env", "client_secret_env", "token_file_env")  # names of the credentials' variables
 AUTHORIZE_HINT = ("re-authorise once: `python -m jutsu_pipeline.providers.schwab authorize-url`, log in, then "
                   "`python -m jutsu_pipeline.providers.schwab authorize --redirect-url '<the URL you landed on>'`")
+
+
+def _credentials(options: SchwabOptions, secrets: Mapping[str, Any] | None, purpose: str,
+                 then: str) -> tuple[Secret, Secret, Path]:
+    """The app's key and secret and the token file's path; `then`: what to do once the path is exported."""
+    advice = "register an app at developer.schwab.com and export its key and secret"
+    client_id = read_secret("schwab", "schwab_client_id", options.client_id_env, secrets, advice)
+    client_secret = read_secret("schwab", "schwab_client_secret", options.client_secret_env, secrets, advice)
+    path = (secrets or {}).get("schwab_token_file") or os.environ.get(options.token_file_env)
+    if not path:
+        raise AuthExpired(RequestContext("schwab", purpose=purpose), f"{options.token_file_env} is not set",
+                          f"export {options.token_file_env}=<path of the token JSON file>{then}")
+    return client_id, client_secret, Path(path)
 
 
 def _token_error(status: int, text: str, context: RequestContext) -> ProviderError | None:
@@ -128,17 +143,9 @@ class SchwabProvider(HttpProvider):
     options: SchwabOptions
 
     def __init__(self, options: SchwabOptions, timezone: str, secrets: Mapping[str, Any] | None = None) -> None:
-        id_env, secret_env, file_env = options.client_id_env, options.client_secret_env, options.token_file_env
-        advice = "register an app at developer.schwab.com and export its key and secret"
-        client_id = read_secret("schwab", "schwab_client_id", id_env, secrets, advice)
-        client_secret = read_secret("schwab", "schwab_client_secret", secret_env, secrets, advice)
+        client_id, client_secret, path = _credentials(options, secrets, "credentials", f", then {AUTHORIZE_HINT}")
         super().__init__(options, timezone, error_mapper=_data_error, identity=client_id.reveal())  # budget per app
-        path = (secrets or {}).get("schwab_token_file") or os.environ.get(file_env)
-        if not path:
-            raise AuthExpired(RequestContext("schwab", purpose="credentials"), f"{file_env} is not set",
-                              f"export {file_env}=<path of the token JSON file>, then {AUTHORIZE_HINT}")
-        self.auth = SchwabAuth(self, client_id, client_secret, TokenFile(Path(path)),
-                               options.refresh_leeway_seconds)
+        self.auth = SchwabAuth(self, client_id, client_secret, TokenFile(path), options.refresh_leeway_seconds)
         delay = dt.timedelta(minutes=options.delay_minutes)
         self.capabilities = ProviderCapabilities(timeframes=frozenset(FREQUENCIES), delay=delay)
 
@@ -193,14 +200,7 @@ def exchange_code(redirect_url: str, *, options: Mapping[str, Any] | None = None
     code = parse_qs(urlsplit(redirect_url).query).get("code", [""])[0]
     if not code:
         raise ValueError("the redirect URL has no ?code=...; paste the full URL the browser landed on")
-    id_env, secret_env, file_env = settings.client_id_env, settings.client_secret_env, settings.token_file_env
-    path = os.environ.get(file_env)
-    if not path:
-        raise AuthExpired(RequestContext("schwab", purpose="authorisation"), f"{file_env} is not set",
-                          f"export {file_env}=<path of the token JSON file> and run the command again")
-    advice = "register an app at developer.schwab.com and export its key and secret"
-    client_id = read_secret("schwab", "schwab_client_id", id_env, None, advice)
-    client_secret = read_secret("schwab", "schwab_client_secret", secret_env, None, advice)
+    client_id, client_secret, path = _credentials(settings, None, "authorisation", " and run the command again")
     client = HttpClient("schwab", settings.base_url or DEFAULT_BASE_URL, HttpSettings(), FetchStats(),
                         error_mapper=_code_error)
     try:
@@ -210,8 +210,8 @@ def exchange_code(redirect_url: str, *, options: Mapping[str, Any] | None = None
             auth=(client_id.reveal(), client_secret.reveal()))
     finally:
         client.close()
-    TokenFile(Path(path)).save(Tokens.from_response(reply.data, REFRESH_TTL))
-    return Path(path)
+    TokenFile(path).save(Tokens.from_response(reply.data, REFRESH_TTL))
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,12 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     for cmd in (url_cmd, auth_cmd):
         cmd.add_argument("--base-url", default=DEFAULT_BASE_URL)
         cmd.add_argument("--redirect-uri", default=DEFAULT_REDIRECT_URI, help="the app's registered callback URL")
-        cmd.add_argument("--client-id-env", default="SCHWAB_CLIENT_ID")
-        cmd.add_argument("--client-secret-env", default="SCHWAB_CLIENT_SECRET")
-        cmd.add_argument("--token-file-env", default="SCHWAB_TOKEN_FILE")
+        for option in ENV_OPTIONS:  # --client-id-env etc., defaulting to SchwabOptions'
+            cmd.add_argument(f"--{option.replace('_', '-')}", default=SchwabOptions.model_fields[option].default)
     args = parser.parse_args(argv)
-    options = {"base_url": args.base_url, "client_id_env": args.client_id_env,
-               "client_secret_env": args.client_secret_env, "token_file_env": args.token_file_env}
+    options = {name: getattr(args, name) for name in ("base_url", *ENV_OPTIONS)}
     try:
         if args.command == "authorize-url":
             client_id = read_secret("schwab", "schwab_client_id", args.client_id_env, None, "export it")
