@@ -111,14 +111,12 @@ def moved_keys(partitioning: BarsPartitioning, status: PartitionStatus) -> tuple
 
 
 def plan_sync(partitioning: BarsPartitioning, status: PartitionStatus, now: dt.datetime | None = None,
-              *, include_in_progress: bool = True, only_recent: bool = False,
-              settle: dt.timedelta | None = None) -> SyncPlan:
+              *, include_in_progress: bool = True, only_recent: bool = False) -> SyncPlan:
     """Missing ∪ failed ∪ in-progress ∪ window-moved partitions (minus in-flight ones) as range runs; stored
     windows in progress or whose end moved get `tail` runs. `include_in_progress=False` (the gap sensor)
     leaves recent windows to the schedules; `only_recent=True` (the schedules) plans just those."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    if settle is None:
-        settle = dt.timedelta(minutes=partitioning.config.automation.offset_minutes) + SETTLE
+    settle = dt.timedelta(minutes=partitioning.config.automation.offset_minutes) + SETTLE
     dates = partitioning.date_keys()
     recent = set(in_progress_dates(partitioning, now, settle))
     plan = SyncPlan(total=len(dates) * len(partitioning.symbols))
