@@ -120,10 +120,6 @@ class FaultPlan:
             self._always.clear()
             self._random.clear()
 
-    def pending(self, route: str) -> int:
-        with self._lock:
-            return len(self._scripted[route])
-
     def next(self, route: str, params: dict[str, str] | None = None) -> list[Fault]:
         """The faults of the next request of `route` (scripted first, then always, then random)."""
         params = params or {}
