@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -149,10 +148,7 @@ class AlpacaProvider(HttpProvider):
         if not bars:
             raise UnknownSymbolError(f"{context.describe()}: Alpaca has no {timeframe.value} bars at all for "
                                      f"{symbol}; check the ticker or remove it")
-        first = _parse_t(bars[0]["t"])
-        if not timeframe.is_intraday:
-            first = dt.datetime.combine(first.astimezone(ZoneInfo(self.timezone)).date(), dt.time(), UTC)
-        return SymbolHistory(first_ts=first)
+        return self.first_bar(_parse_t(bars[0]["t"]), timeframe)
 
 
 def _parse_t(value: str) -> dt.datetime:

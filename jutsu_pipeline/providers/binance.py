@@ -126,8 +126,5 @@ class BinanceProvider(HttpProvider):
                                     "startTime": 0, "limit": 1})
         if not page:
             return SymbolHistory()
-        first = dt.datetime.fromtimestamp(int(page[0][0]) / 1000, UTC)
-        if not timeframe.is_intraday:
-            first = dt.datetime.combine(first.date(), dt.time(), UTC)
-        return SymbolHistory(first_ts=first)
+        return self.first_bar(dt.datetime.fromtimestamp(int(page[0][0]) / 1000, UTC), timeframe)
 

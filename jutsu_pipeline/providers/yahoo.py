@@ -171,10 +171,7 @@ class YahooProvider(HttpProvider):
         first = meta.get("firstTradeDate")
         if first is None:
             return SymbolHistory()
-        when = dt.datetime.fromtimestamp(int(first), UTC)
-        if not timeframe.is_intraday:
-            local = when.astimezone(ZoneInfo(str(meta.get("exchangeTimezoneName") or self.timezone)))
-            when = dt.datetime.combine(local.date(), dt.time(), UTC)
-        return SymbolHistory(first_ts=when)
+        zone = str(meta.get("exchangeTimezoneName") or self.timezone)
+        return self.first_bar(dt.datetime.fromtimestamp(int(first), UTC), timeframe, zone)
 
 

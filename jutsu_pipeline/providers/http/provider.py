@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -77,6 +78,13 @@ class HttpProvider:
 
     def history(self, symbol: str, timeframe: Timeframe) -> SymbolHistory:
         return SymbolHistory()
+
+    def first_bar(self, first: dt.datetime, timeframe: Timeframe, zone: str | None = None) -> SymbolHistory:
+        """History from the first bar's start; a daily bar is keyed by its date in `zone` (the day zone)."""
+        if not timeframe.is_intraday:
+            day = first.astimezone(ZoneInfo(zone or self.day_timezone())).date()
+            first = dt.datetime.combine(day, dt.time(), dt.timezone.utc)
+        return SymbolHistory(first_ts=first)
 
     def close(self) -> None:
         self.client.close()
