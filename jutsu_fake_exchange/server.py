@@ -24,38 +24,28 @@ HTML_PAGE = b"<!DOCTYPE html><html><head><title>Will be right back</title></head
 
 
 class FakeClock:
-    """The exchange's notion of now: real time plus an offset, or frozen at a set instant."""
+    """The exchange's notion of now: real time, or frozen at a set instant."""
 
     def __init__(self) -> None:
-        self._offset = 0.0
         self._frozen: float | None = None
-        self._lock = threading.Lock()
 
     def now(self) -> float:
-        with self._lock:
-            return self._frozen if self._frozen is not None else time.time() + self._offset
+        frozen = self._frozen  # one read: another thread may reset it
+        return frozen if frozen is not None else time.time()
 
     def now_dt(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.now(), UTC)
 
-    def set(self, when: dt.datetime, *, frozen: bool = True) -> None:
-        """Jump to `when`; frozen keeps it there, otherwise time runs on from it."""
-        with self._lock:
-            if frozen:
-                self._frozen = when.timestamp()
-            else:
-                self._frozen, self._offset = None, when.timestamp() - time.time()
+    def set(self, when: dt.datetime) -> None:
+        """Freeze the clock at `when`."""
+        self._frozen = when.timestamp()
 
     def advance(self, delta: dt.timedelta) -> None:
-        with self._lock:
-            if self._frozen is not None:
-                self._frozen += delta.total_seconds()
-            else:
-                self._offset += delta.total_seconds()
+        """Freeze the clock `delta` after now."""
+        self.set(self.now_dt() + delta)
 
     def reset(self) -> None:
-        with self._lock:
-            self._offset, self._frozen = 0.0, None
+        self._frozen = None
 
 
 @dataclass(frozen=True)
