@@ -18,12 +18,7 @@ EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 # (daily bars: the session date at 00:00 UTC); adj_close is NULL when the provider has none.
 CANONICAL_SCHEMA: dict[str, pl.DataType] = {
     "ts": pl.Datetime("us", "UTC"),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-    "adj_close": pl.Float64(),
+    **dict.fromkeys(("open", "high", "low", "close", "volume", "adj_close"), pl.Float64()),
 }
 
 
