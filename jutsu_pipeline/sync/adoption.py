@@ -35,8 +35,7 @@ def judge_windows(con: duckdb.DuckDBPyConnection, partitioning: BarsPartitioning
     stored = read_symbol_bars(con, timeframe=p.timeframe.value, symbol=symbol)
     if stored.is_empty():
         return [WindowVerdict(k, False, 0, "no stored bars of the symbol") for k in date_keys]
-    first, last = stored["ts"].min(), stored["ts"].max()
-    assert isinstance(first, dt.datetime) and isinstance(last, dt.datetime)  # a non-empty Datetime column
+    first, last = stored["ts"][0], stored["ts"][-1]  # oldest first
     finished = [k for k in date_keys if p.window(k)[1] <= now]
     verdicts = [WindowVerdict(k, False, 0, "window not over yet") for k in date_keys if k not in finished]
     if not finished:
