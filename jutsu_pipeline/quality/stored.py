@@ -178,8 +178,8 @@ def flag_rows(frame: pl.DataFrame, flags: dict[str, pl.Expr], ts_format: str,
     )
     rules = pl.concat_str([pl.when(pl.col(c)).then(pl.lit(c.removeprefix("_bad_"))) for c in bad], separator=",",
                           ignore_nulls=True).alias("rules")
-    samples = marked.head(MAX_SAMPLES).with_columns(rules, pl.col("ts").dt.strftime(ts_format)).drop(*bad)
-    return per_symbol.sort("symbol", "rule"), samples
+    samples = marked.head(MAX_SAMPLES).with_columns(rules, pl.col("ts").dt.strftime(ts_format))
+    return per_symbol.sort("symbol", "rule"), samples.drop(*bad, JUDGED, strict=False)  # not the _judged flag
 
 
 def _column_type_problems(frame: pl.DataFrame) -> list[str]:
@@ -216,8 +216,6 @@ def check_schema(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed: C
         report.samples = pl.DataFrame({"column_types": problems})
         return report  # values of the wrong type are not judged further
     report.per_symbol, report.samples = flag_rows(frame, _judged_only(flags, frame), _ts_format(p))
-    if report.samples is not None and JUDGED in report.samples.columns:
-        report.samples = report.samples.drop(JUDGED)
     return report
 
 
@@ -297,7 +295,8 @@ def corporate_actions(frame: pl.DataFrame, p: BarsPartitioning) -> pl.DataFrame:
 
 
 def _sql_per_symbol(con: duckdb.DuckDBPyConnection, statement: str, rule: str, params: dict) -> pl.DataFrame:
-    rows = con.execute(statement, params).fetchall()
+    """`rule`'s count and examples per symbol from `statement`; not run when `params` bind no symbol."""
+    rows = con.execute(statement, params).fetchall() if params.get("symbols", True) else []
     return pl.DataFrame(
         [(symbol, rule, int(count), ", ".join(examples)) for symbol, count, examples in rows],
         schema={"symbol": pl.String, "rule": pl.String, "count": pl.Int64, "examples": pl.String}, orient="row",
@@ -317,10 +316,8 @@ def check_duplicates(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, change
     with changed_scope(con, p, changed):
         report = CheckReport("no_duplicates", builtin_checks.DUPLICATES.rules, *_row_count(con, p, changed))
         report.per_symbol = pl.concat([
-            _sql_per_symbol(con, sql.DUPLICATE_KEYS[key], "ts_unique", unique)
-            if unique.get("symbols", True) and not enforced else empty_per_symbol(),
-            _sql_per_symbol(con, sql.OUT_OF_ORDER[key], "ts_increasing", ordered) if ordered.get("symbols", True)
-            else empty_per_symbol(),
+            empty_per_symbol() if enforced else _sql_per_symbol(con, sql.DUPLICATE_KEYS[key], "ts_unique", unique),
+            _sql_per_symbol(con, sql.OUT_OF_ORDER[key], "ts_increasing", ordered),
         ])
     return report
 
@@ -343,8 +340,7 @@ def check_calendar(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, material
         if changed is None:  # the whole table: the examples of only the symbols whose counts fall short
             params = scope_params(p.timeframe.value, missing_candidates(con, p))
         report.per_symbol = pl.concat([
-            _sql_per_symbol(con, missing, "calendar_missing", params) if params.get("symbols", True)
-            else empty_per_symbol(),
+            _sql_per_symbol(con, missing, "calendar_missing", params),
             _sql_per_symbol(con, unexpected, "calendar_unexpected", _scope(p, changed)),
         ])
     report.extra = {
