@@ -89,13 +89,9 @@ class BarSource:
                 hi = min(hi, t0 + limit * step)
             return list(range(t0, hi, step))
         keys, bounds = xnys_sessions()
-        out: list[int] = []
         if timeframe == "1d":
-            i = bisect.bisect_left(keys, lo)
-            while i < len(keys) and keys[i] < hi and (limit is None or len(out) < limit):
-                out.append(keys[i])
-                i += 1
-            return out
+            return keys[bisect.bisect_left(keys, lo):bisect.bisect_left(keys, hi)][:limit]
+        out: list[int] = []
         i = max(bisect.bisect_left(keys, lo - DAY), 0)
         while i < len(keys) and keys[i] < hi and (limit is None or len(out) < limit):
             open_, close = bounds[keys[i]]
