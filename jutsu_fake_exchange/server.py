@@ -99,8 +99,7 @@ class _HTTPHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         self.server.exchange.handle(self)
 
-    def do_POST(self) -> None:  # noqa: N802
-        self.server.exchange.handle(self)
+    do_POST = do_GET  # noqa: N815
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr access log
         return
