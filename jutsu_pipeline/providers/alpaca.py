@@ -79,8 +79,7 @@ class AlpacaProvider(HttpProvider):
         while True:  # one request per page until next_page_token is null
             payload = self.client.request("GET", "/v2/stocks/bars", context, params=params).data
             if not isinstance(payload, dict) or "bars" not in payload:
-                raise MalformedPayload(context, "response has no 'bars' field", "report it; the API may have changed",
-                                       transient=False)
+                raise MalformedPayload(context, "response has no 'bars' field", "report it; the API may have changed")
             page = payload["bars"] or {}
             page = page.get(symbol, []) if isinstance(page, dict) else page
             bars.extend(page)
@@ -91,7 +90,7 @@ class AlpacaProvider(HttpProvider):
             if token in seen_tokens or latest is None or (reached is not None and latest <= reached):
                 raise MalformedPayload(context, f"page {len(seen_tokens) + 1} has a next_page_token but does not "
                                        "advance (token repeated or no bar after the previous page)",
-                                       "nothing of this window is stored; report it", transient=False)
+                                       "nothing of this window is stored; report it")
             reached = latest
             seen_tokens.add(token)
             params["page_token"] = token
@@ -108,7 +107,7 @@ class AlpacaProvider(HttpProvider):
                        (("open", "o"), ("high", "h"), ("low", "l"), ("close", "c"), ("volume", "v"))}
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise MalformedPayload(context, f"a bar lacks t/o/h/l/c/v ({type(error).__name__})",
-                                   "report it; the API may have changed", transient=False) from None
+                                   "report it; the API may have changed") from None
         return self.finalize(request, instants, columns)
 
     actions_source = "alpaca"
@@ -125,18 +124,17 @@ class AlpacaProvider(HttpProvider):
                                           params=params).data
             groups = payload.get("corporate_actions") if isinstance(payload, dict) else None
             if not isinstance(groups, dict):
-                raise MalformedPayload(context, "response has no 'corporate_actions' object", "report it",
-                                       transient=False)
+                raise MalformedPayload(context, "response has no 'corporate_actions' object", "report it")
             try:
                 rows += _alpaca_actions(symbol, groups)
             except (KeyError, TypeError, ValueError) as error:
                 raise MalformedPayload(context, f"an action lacks ex_date or rates ({type(error).__name__})",
-                                       "report it; the API may have changed", transient=False) from None
+                                       "report it; the API may have changed") from None
             token = payload.get("next_page_token")
             if not token:
                 return actions_frame(rows)
             if token in seen:
-                raise MalformedPayload(context, "next_page_token repeats", "report it", transient=False)
+                raise MalformedPayload(context, "next_page_token repeats", "report it")
             seen.add(token)
             params["page_token"] = token
 

@@ -69,7 +69,7 @@ class BinanceProvider(HttpProvider):
         rows = reply.data
         if not isinstance(rows, list) or any(not isinstance(r, list) or len(r) < 7 for r in rows):
             raise MalformedPayload(context, "klines are not a list of 12-field arrays",
-                                   "the API changed or a proxy rewrote the body; report it", transient=False)
+                                   "the API changed or a proxy rewrote the body; report it")
         return rows
 
     def _fetch(self, request: FetchRequest) -> pl.DataFrame:
@@ -100,13 +100,13 @@ class BinanceProvider(HttpProvider):
             inside = [int(r[0]) for r in page if first_ms <= int(r[0]) <= last_ms]
         except (TypeError, ValueError):
             raise MalformedPayload(context, f"page {number} (startTime={cursor}) has a non-numeric open time",
-                                   "the API changed or a proxy rewrote the body; report it", transient=False) from None
+                                   "the API changed or a proxy rewrote the body; report it") from None
         following = max(inside) + step if inside else cursor
         if following <= cursor:
             raise MalformedPayload(
                 context, f"page {number} (startTime={cursor}) is full ({len(page)} klines) but does not advance the "
                 "cursor: none of its bars lies after startTime inside the window",
-                "nothing of this window is stored; report it to the provider and re-run later", transient=False)
+                "nothing of this window is stored; report it to the provider and re-run later")
         return following
 
     def _frame(self, request: FetchRequest, rows: list[list[Any]], context: RequestContext) -> pl.DataFrame:
@@ -116,7 +116,7 @@ class BinanceProvider(HttpProvider):
                        enumerate(("open", "high", "low", "close", "volume"), start=1)}
         except (TypeError, ValueError) as error:
             raise MalformedPayload(context, f"kline fields are not numbers ({error})",
-                                   "the API changed or a proxy rewrote the body; report it", transient=False) from None
+                                   "the API changed or a proxy rewrote the body; report it") from None
         return self.finalize(request, instants, columns)
 
     def history(self, symbol: str, timeframe: Timeframe) -> SymbolHistory:

@@ -127,7 +127,7 @@ class SchwabAuth:
             data={"grant_type": "refresh_token", "refresh_token": tokens.refresh_token.reveal()},
             auth=(self.client_id.reveal(), self.client_secret.reveal()))
         if not isinstance(reply.data, dict) or "access_token" not in reply.data:
-            raise MalformedPayload(context, "token response lacks access_token", "report it", transient=False)
+            raise MalformedPayload(context, "token response lacks access_token", "report it")
         fresh = Tokens.from_response(reply.data, REFRESH_TTL, previous=tokens)
         self.token_file.save(fresh)
         return fresh
@@ -175,15 +175,14 @@ class SchwabProvider(HttpProvider):
                 "frequency": frequency, "startDate": epoch_ms(chunk_start), "endDate": epoch_ms(chunk_end) - 1,
                 "needExtendedHoursData": "false"})
             if not isinstance(payload, dict) or not isinstance(payload.get("candles", []), list):
-                raise MalformedPayload(context, "response lacks a candles list", "report it", transient=False)
+                raise MalformedPayload(context, "response lacks a candles list", "report it")
             candles.extend(payload.get("candles", []))
             chunk_start = chunk_end
         try:
             instants = [int(c["datetime"]) * 1000 for c in candles]
             columns = {name: [c[name] for c in candles] for name in ("open", "high", "low", "close", "volume")}
         except (KeyError, TypeError, ValueError) as error:
-            raise MalformedPayload(context, f"a candle lacks a field ({type(error).__name__})", "report it",
-                                   transient=False) from None
+            raise MalformedPayload(context, f"a candle lacks a field ({type(error).__name__})", "report it") from None
         return self.finalize(request, instants, columns)
 
 

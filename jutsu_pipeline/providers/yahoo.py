@@ -73,7 +73,7 @@ class YahooProvider(HttpProvider):
                 reply = self.client.request("GET", "/v1/test/getcrumb", context, expect_json=False)
                 crumb = reply.body.decode("utf-8", errors="replace").strip()
                 if not crumb or "<" in crumb:
-                    raise MalformedPayload(context, "Yahoo returned no crumb", "retry later", transient=False)
+                    raise MalformedPayload(context, "Yahoo returned no crumb", "retry later")
                 self._crumb = Secret(crumb)
             return self._crumb.reveal()
 
@@ -89,11 +89,11 @@ class YahooProvider(HttpProvider):
         try:
             result = payload["chart"]["result"]
         except (KeyError, TypeError):
-            raise MalformedPayload(context, "response has no chart.result", "report it", transient=False) from None
+            raise MalformedPayload(context, "response has no chart.result", "report it") from None
         if not result:
             error = (payload.get("chart") or {}).get("error") or {}
             raise MalformedPayload(context, f"chart.result is empty ({error.get('description', 'no description')})",
-                                   "check the symbol and interval", transient=False)
+                                   "check the symbol and interval")
         return result[0]
 
     def _fetch(self, request: FetchRequest) -> pl.DataFrame:
@@ -122,14 +122,13 @@ class YahooProvider(HttpProvider):
             quote_ = result["indicators"]["quote"][0] if stamps else {}
             adj = (result["indicators"].get("adjclose") or [{}])[0].get("adjclose") if stamps else None
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise MalformedPayload(context, "response lacks indicators.quote", "report it", transient=False) from None
+            raise MalformedPayload(context, "response lacks indicators.quote", "report it") from None
         arrays = {name: quote_.get(name) for name in _FIELDS}
         if any(not isinstance(a, list) or len(a) != len(stamps) for a in arrays.values()) or \
                 (adj is not None and len(adj) != len(stamps)):
             sizes = {name: len(a) if isinstance(a, list) else None for name, a in arrays.items()}
             raise MalformedPayload(context, f"arrays of different lengths (timestamp {len(stamps)}, {sizes})",
-                                   "Yahoo sent an inconsistent payload; retry later or use another provider",
-                                   transient=False)
+                                   "Yahoo sent an inconsistent payload; retry later or use another provider")
         instants.extend(None if s is None else int(s) * 1_000_000 for s in stamps)
         for name in _FIELDS:
             columns[name].extend(arrays[name])  # type: ignore[arg-type]
@@ -160,7 +159,7 @@ class YahooProvider(HttpProvider):
                              "cash_amount": float(item["amount"]), "currency": currency})
         except (KeyError, TypeError, ValueError, AttributeError):
             raise MalformedPayload(context, "an event lacks date, numerator/denominator or amount",
-                                   "report it; the API may have changed", transient=False) from None
+                                   "report it; the API may have changed") from None
         return actions_frame([r for r in rows if start <= r["ex_date"] <= end])
 
     def history(self, symbol: str, timeframe: Timeframe) -> SymbolHistory:

@@ -89,11 +89,12 @@ class NotEntitled(HttpProviderError):
 
 
 class MalformedPayload(HttpProviderError):
-    """The body is not what the protocol promises (HTML with 200, truncated JSON, mismatched arrays)."""
+    """The body is not what the protocol promises (HTML with 200, truncated JSON, mismatched arrays); retried
+    only when `transient` (the server may send the right one next time)."""
 
     counts_as_failure = True
 
-    def __init__(self, context: RequestContext, problem: str, advice: str, *, transient: bool,
+    def __init__(self, context: RequestContext, problem: str, advice: str, *, transient: bool = False,
                  status: int | None = None) -> None:
         self.retryable = transient
         super().__init__(context, problem, advice, status=status)

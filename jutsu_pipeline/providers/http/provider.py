@@ -107,8 +107,7 @@ class HttpProvider:
             return build_frame(instants_us, columns, request, day_timezone=day_timezone or self.day_timezone(),
                                now=self.client.server_now(), delay=self.capabilities.delay, stats=self.stats)
         except ConflictingBars as error:
-            raise MalformedPayload(self.context(request), str(error).rstrip("."), "",
-                                   transient=False) from None
+            raise MalformedPayload(self.context(request), str(error).rstrip("."), "") from None
 
 
 def epoch_ms(value: dt.datetime) -> int:
