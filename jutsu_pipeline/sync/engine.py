@@ -58,10 +58,7 @@ class SyncOutcome:
     failed: dict[str, str] = field(default_factory=dict)  # key -> what went wrong
     bars_fetched: int = 0
     provider_calls: int = 0
-    first_ts: dt.datetime | None = None
-    last_ts: dt.datetime | None = None
     symbols_done: list[str] = field(default_factory=list)
-    symbols_failed: list[str] = field(default_factory=list)
 
     @property
     def succeeded_keys(self) -> list[str]:
@@ -323,7 +320,6 @@ class BarsSync:
                     self.outcome.written[key] = stat[0]
                     self.outcome.stored[key] = stat
                     self._pending_windows.append((item.symbol, date_key, *self.p.window(date_key)))  # whole: a tail restats it
-                    self._track_range(stat)
                 windows.append(window)
         # Every row is in a window (else the symbol failed): without failed windows, all of them are stored.
         frame = item.frame if not bad else located.filter(~pl.col(WINDOW_COLUMN).is_in(list(bad))).select(item.frame.columns)
@@ -354,13 +350,6 @@ class BarsSync:
             return "window in progress: no final bar yet"
         return None
 
-    def _track_range(self, stat: WindowStats) -> None:
-        _, first, last = stat
-        if self.outcome.first_ts is None or first < self.outcome.first_ts:
-            self.outcome.first_ts = first
-        if self.outcome.last_ts is None or last > self.outcome.last_ts:
-            self.outcome.last_ts = last
-
     def _restat(self, con: duckdb.DuckDBPyConnection) -> None:
         """The stored bars of the windows this write stored rows in (their whole window, not just the tail)."""
         windows = window_rows_frame(self._pending_windows)
@@ -371,7 +360,6 @@ class BarsSync:
         keys = [partition_key(k, symbol) for plan in plans for k in plan.date_keys]
         for key in keys:
             self.outcome.failed[key] = f"{self._where} {symbol}: {message}"
-        self.outcome.symbols_failed.append(symbol)
         self.log.error(f"{self._where} {symbol}: nothing stored for {len(keys)} partition(s): {message}")
 
 
