@@ -33,7 +33,7 @@ def build_frame(
     day_timezone: str,
     now: dt.datetime,
     delay: dt.timedelta,
-    stats: FetchStats | None = None,
+    stats: FetchStats,
 ) -> pl.DataFrame:
     """Canonical frame of the FINAL bars (end <= now - delay) in the request window, from bar starts in epoch
     µs; daily bars keyed by their local date in `day_timezone`; rows with a null value dropped."""
@@ -60,7 +60,7 @@ def build_frame(
     return to_canonical(drop_identical_duplicates(frame, stats))
 
 
-def drop_identical_duplicates(frame: pl.DataFrame, stats: FetchStats | None = None) -> pl.DataFrame:
+def drop_identical_duplicates(frame: pl.DataFrame, stats: FetchStats) -> pl.DataFrame:
     """One row per ts: identical repeats are dropped (and counted); different values raise ConflictingBars."""
     repeated = frame.filter(pl.col("ts").is_duplicated())
     if repeated.is_empty():
@@ -77,7 +77,6 @@ def drop_identical_duplicates(frame: pl.DataFrame, stats: FetchStats | None = No
             f"{conflicts['ts'].n_unique()} timestamp(s) served twice with different values, e.g. {shown}; "
             "the provider contradicts itself, so nothing of this window is stored. Re-run later; report it if it persists")
     unique = frame.unique("ts", keep="first", maintain_order=True)
-    if stats is not None:
-        stats.extra[DUPLICATES_DROPPED] = stats.extra.get(DUPLICATES_DROPPED, 0) + frame.height - unique.height
+    stats.extra[DUPLICATES_DROPPED] = stats.extra.get(DUPLICATES_DROPPED, 0) + frame.height - unique.height
     return unique
 
