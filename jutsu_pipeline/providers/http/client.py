@@ -63,12 +63,11 @@ def shared_limiter(key: tuple[str, str, str], rate: float, capacity: float,
 
 @dataclass
 class Reply:
-    """A successful response: status, headers, raw body and the server's clock when it answered."""
+    """A successful response: status, headers and raw body."""
 
     status: int
     headers: httpx.Headers
     body: bytes
-    server_time: dt.datetime | None
     data: Any = None  # the parsed JSON body when the request expected JSON
 
     def json(self, context: RequestContext) -> Any:
@@ -278,7 +277,7 @@ class HttpClient:
         if response.status_code not in call.ok_statuses:
             self._raise_for_status(response.status_code, response.headers, body, server_time, context,
                                    call.error_mapper)
-        reply = Reply(response.status_code, response.headers, body, server_time)
+        reply = Reply(response.status_code, response.headers, body)
         if call.expect_json and response.status_code < 300:
             reply.data = reply.json(context)  # inside the attempt: truncated JSON / HTML are retried
         return reply
