@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,7 @@ def credential_env(fx: FakeExchange, token_file: Path) -> dict[str, str]:
 def seed_schwab_tokens(fx: FakeExchange, token_file: Path, *, access_valid_for: float = 1800.0,
                        refresh_valid_for: float = 7 * 86400.0) -> Tokens:
     """Write a token file as `authorize` would, with tokens the fake exchange accepts."""
-    payload = fx.schwab.issue_tokens()
-    tokens = Tokens.from_response(payload, refresh_valid_for)
-    tokens = Tokens(tokens.access_token, tokens.refresh_token, time.time() + access_valid_for,
-                    time.time() + refresh_valid_for)
+    tokens = replace(Tokens.from_response(fx.schwab.issue_tokens(), refresh_valid_for),
+                     access_expires_at=time.time() + access_valid_for)
     TokenFile(token_file).save(tokens)
     return tokens
