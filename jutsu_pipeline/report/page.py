@@ -31,8 +31,6 @@ class ReportSummary:
 
     path: Path
     bytes: int
-    symbols: int
-    timeframes: list[str]
     coverage_counts: dict[str, dict[str, int]]  # timeframe -> Cell code -> partitions
     price_bars: int  # bars embedded in the price charts, all symbols and timeframes
     leaderboard_rows: int
@@ -99,8 +97,6 @@ def build_report(
     summary = ReportSummary(
         path=report_path(config, market),
         bytes=len(page.encode("utf-8")),
-        symbols=len(settings.symbols),
-        timeframes=timeframes,
         coverage_counts={c.timeframe: c.counts for c in coverage},
         price_bars=sum(len(s["c"]) for by_symbol in prices.values() for s in by_symbol.values()),
         leaderboard_rows=len(board["rows"]),
