@@ -144,7 +144,6 @@ class FakeExchange:
         self._server = _Server(("127.0.0.1", port), _HTTPHandler)
         self._server.exchange = self
         self.port = self._server.server_address[1]
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     @property
@@ -159,9 +158,8 @@ class FakeExchange:
     def start(self) -> FakeExchange:
         if any(spec.kind == "equity" for spec in self.bars.symbols.values()):
             xnys_sessions()  # load the exchange calendar before the first request, not during it
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"fake-exchange-{self.port}",
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._server.serve_forever, name=f"fake-exchange-{self.port}",
+                         kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:
