@@ -83,58 +83,9 @@ def _data_error(status: int, text: str, context: RequestContext) -> ProviderErro
     return None
 
 
-class SchwabAuth:
-    """Keeps a valid access token: refreshed `leeway` seconds before expiry and on demand after a 401."""
-
-    def __init__(self, provider: HttpProvider, client_id: Any, client_secret: Any, token_file: TokenFile,
-                 leeway: float = 300.0) -> None:
-        self.provider = provider
-        self.client_id, self.client_secret = client_id, client_secret
-        self.token_file = token_file
-        self.leeway = leeway
-        self._tokens: Tokens | None = None
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"SchwabAuth(token_file={self.token_file!r})"
-
-    def access_token(self, context: RequestContext, *, force_refresh: bool = False) -> str:
-        """A valid access token for a request made for `context` (named in errors)."""
-        context = context.for_purpose("token refresh")
-        with self._lock:
-            if self._tokens is None:
-                self._tokens = self._load(context)
-            if force_refresh or self._tokens.access_expires_at - self.leeway <= time.time():
-                self._tokens = self._refresh(self._tokens, context)
-            return self._tokens.access_token.reveal()
-
-    def _load(self, context: RequestContext) -> Tokens:
-        if not self.token_file.exists():
-            raise AuthExpired(context, f"no token file at {self.token_file.path}", AUTHORIZE_HINT)
-        try:
-            return self.token_file.load()
-        except (ValueError, KeyError, OSError) as error:
-            raise AuthExpired(context, f"token file {self.token_file.path} is unreadable "
-                              f"({type(error).__name__})", AUTHORIZE_HINT) from None
-
-    def _refresh(self, tokens: Tokens, context: RequestContext) -> Tokens:
-        if tokens.refresh_expires_at <= time.time():
-            expired = dt.datetime.fromtimestamp(tokens.refresh_expires_at, dt.timezone.utc).isoformat(timespec="seconds")
-            raise AuthExpired(context, f"the refresh token expired at {expired} (Schwab refresh tokens last "
-                              "7 days)", AUTHORIZE_HINT)
-        reply = self.provider.client.request(
-            "POST", "/v1/oauth/token", context, error_mapper=_token_error,
-            data={"grant_type": "refresh_token", "refresh_token": tokens.refresh_token.reveal()},
-            auth=(self.client_id.reveal(), self.client_secret.reveal()))
-        if not isinstance(reply.data, dict) or "access_token" not in reply.data:
-            raise MalformedPayload(context, "token response lacks access_token", "report it")
-        fresh = Tokens.from_response(reply.data, REFRESH_TTL, previous=tokens)
-        self.token_file.save(fresh)
-        return fresh
-
-
 class SchwabProvider(HttpProvider):
-    """Price history in windows no longer than Schwab's caps (1m: 48 days, 5m: 270 days)."""
+    """Price history in windows no longer than Schwab's caps (1m: 48 days, 5m: 270 days), with an access token
+    refreshed `options.refresh_leeway_seconds` before expiry and on demand after a 401."""
 
     name = "schwab"
     default_base_url = DEFAULT_BASE_URL
@@ -145,21 +96,57 @@ class SchwabProvider(HttpProvider):
     def __init__(self, options: SchwabOptions, timezone: str, secrets: Mapping[str, Any] | None = None) -> None:
         client_id, client_secret, path = _credentials(options, secrets, "credentials", f", then {AUTHORIZE_HINT}")
         super().__init__(options, timezone, error_mapper=_data_error, identity=client_id.reveal())  # budget per app
-        self.auth = SchwabAuth(self, client_id, client_secret, TokenFile(path), options.refresh_leeway_seconds)
+        self.client_id, self.client_secret, self.token_file = client_id, client_secret, TokenFile(path)
+        self._tokens: Tokens | None = None
+        self._tokens_lock = threading.Lock()
         delay = dt.timedelta(minutes=options.delay_minutes)
         self.capabilities = ProviderCapabilities(timeframes=frozenset(FREQUENCIES), delay=delay)
 
     def day_timezone(self) -> str:
         return self.options.daily_timezone
 
+    def access_token(self, context: RequestContext, *, force_refresh: bool = False) -> str:
+        """A valid access token for a request made for `context` (named in errors)."""
+        context = context.for_purpose("token refresh")
+        with self._tokens_lock:
+            if self._tokens is None:
+                self._tokens = self._read_tokens(context)
+            if force_refresh or self._tokens.access_expires_at - self.options.refresh_leeway_seconds <= time.time():
+                self._tokens = self._refresh_tokens(self._tokens, context)
+            return self._tokens.access_token.reveal()
+
+    def _read_tokens(self, context: RequestContext) -> Tokens:
+        if not self.token_file.exists():
+            raise AuthExpired(context, f"no token file at {self.token_file.path}", AUTHORIZE_HINT)
+        try:
+            return self.token_file.load()
+        except (ValueError, KeyError, OSError) as error:
+            raise AuthExpired(context, f"token file {self.token_file.path} is unreadable "
+                              f"({type(error).__name__})", AUTHORIZE_HINT) from None
+
+    def _refresh_tokens(self, tokens: Tokens, context: RequestContext) -> Tokens:
+        if tokens.refresh_expires_at <= time.time():
+            expired = dt.datetime.fromtimestamp(tokens.refresh_expires_at, dt.timezone.utc).isoformat(timespec="seconds")
+            raise AuthExpired(context, f"the refresh token expired at {expired} (Schwab refresh tokens last "
+                              "7 days)", AUTHORIZE_HINT)
+        reply = self.client.request(
+            "POST", "/v1/oauth/token", context, error_mapper=_token_error,
+            data={"grant_type": "refresh_token", "refresh_token": tokens.refresh_token.reveal()},
+            auth=(self.client_id.reveal(), self.client_secret.reveal()))
+        if not isinstance(reply.data, dict) or "access_token" not in reply.data:
+            raise MalformedPayload(context, "token response lacks access_token", "report it")
+        fresh = Tokens.from_response(reply.data, REFRESH_TTL, previous=tokens)
+        self.token_file.save(fresh)
+        return fresh
+
     def _get(self, context: RequestContext, params: dict[str, Any]) -> Any:
         def call(token: str) -> Any:
             return self.client.request("GET", "/marketdata/v1/pricehistory", context, params=params,
                                        headers={"Authorization": f"Bearer {token}"}).data
         try:
-            return call(self.auth.access_token(context))
+            return call(self.access_token(context))
         except Unauthorized:
-            return call(self.auth.access_token(context, force_refresh=True))  # once: a second 401 is raised
+            return call(self.access_token(context, force_refresh=True))  # once: a second 401 is raised
 
     def _fetch(self, request: FetchRequest) -> pl.DataFrame:
         context = self.context(request)
