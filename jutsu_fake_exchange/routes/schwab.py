@@ -6,7 +6,6 @@ import base64
 import secrets
 import threading
 import time
-from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 from jutsu_fake_exchange.messages import Request, Response
@@ -18,11 +17,6 @@ REFRESH_TTL = 7 * 86400
 FREQUENCIES = {("minute", "1"): ("1m", 48), ("minute", "5"): ("5m", 270), ("daily", "1"): ("1d", 20 * 366)}
 
 
-@dataclass
-class _Grant:
-    expires_at: float  # fake-clock epoch seconds
-
-
 class SchwabAuthState:
     """Issued codes and tokens, on the exchange's clock. Tests use the control methods."""
 
@@ -31,8 +25,8 @@ class SchwabAuthState:
         self.client_id, self.client_secret = client_id, client_secret
         self.access_ttl = ACCESS_TTL
         self.codes: dict[str, float] = {}  # code -> real monotonic expiry
-        self.access: dict[str, _Grant] = {}
-        self.refresh: dict[str, _Grant] = {}
+        self.access: dict[str, float] = {}  # token -> expiry, fake-clock epoch seconds
+        self.refresh: dict[str, float] = {}
         self.lock = threading.Lock()
 
     def issue_code(self) -> str:
@@ -46,10 +40,10 @@ class SchwabAuthState:
         now = self.exchange.clock.now()
         with self.lock:
             access = f"I0.{secrets.token_urlsafe(32)}@"
-            self.access[access] = _Grant(now + self.access_ttl)
+            self.access[access] = now + self.access_ttl
             if refresh_token is None:
                 refresh_token = f"R0.{secrets.token_urlsafe(32)}@"
-                self.refresh[refresh_token] = _Grant(now + REFRESH_TTL)
+                self.refresh[refresh_token] = now + REFRESH_TTL
         return {"expires_in": self.access_ttl, "token_type": "Bearer", "scope": "api",
                 "refresh_token": refresh_token, "access_token": access, "id_token": "fake.id.token"}
 
@@ -61,11 +55,11 @@ class SchwabAuthState:
         with self.lock:
             self.refresh.clear()
 
-    def valid(self, grants: dict[str, _Grant], token: str) -> bool:
+    def valid(self, grants: dict[str, float], token: str) -> bool:
         """`token` is one of `grants` (`access` or `refresh`) and has not expired."""
         with self.lock:
-            grant = grants.get(token)
-        return grant is not None and grant.expires_at > self.exchange.clock.now()
+            expires_at = grants.get(token)
+        return expires_at is not None and expires_at > self.exchange.clock.now()
 
 
 def _client_ok(x, req: Request) -> bool:  # noqa: ANN001
