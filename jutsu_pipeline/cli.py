@@ -174,7 +174,7 @@ def _run(job, instance, tags: dict[str, str], key, label: str, total: int | None
 
 def report(market: str | None) -> int:
     """Write each market's HTML report (the `<market>/report` asset, recorded in the instance)."""
-    from jutsu_pipeline.assets.report import report_asset_key
+    from jutsu_pipeline.assets.report.assets import report_asset_key
     from jutsu_pipeline.definitions import defs, report_job_name
 
     config = _config()

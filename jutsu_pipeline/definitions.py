@@ -11,16 +11,14 @@ from jutsu_pipeline.console import install_config_error_hook, quiet_third_party_
 # Before the asset modules: their decorators emit Dagster's Beta notices at import (`dagster ...`, `dg ...`).
 quiet_third_party_warnings()
 
-from jutsu_pipeline.assets.backtest import build_backtest_asset, build_leaderboard_asset
-from jutsu_pipeline.assets.backtest.assets import backtest_asset_key, leaderboard_asset_key
+from jutsu_pipeline.assets.backtest.assets import build_backtest_asset, build_leaderboard_asset
 from jutsu_pipeline.assets.bars.assets import bars_asset_key, build_bars_asset
 from jutsu_pipeline.assets.bars.checks import build_bars_checks
 from jutsu_pipeline.assets.bars.derived import build_derived_bars_asset
-from jutsu_pipeline.assets.corporate_actions import build_corporate_actions_asset
-from jutsu_pipeline.assets.indicators import build_indicators_asset
-from jutsu_pipeline.assets.indicators.assets import indicators_asset_key
+from jutsu_pipeline.assets.corporate_actions.assets import build_corporate_actions_asset
+from jutsu_pipeline.assets.indicators.assets import build_indicators_asset, indicators_asset_key
 from jutsu_pipeline.assets.partitions import bars_job_name
-from jutsu_pipeline.assets.report import build_report_asset, report_asset_key
+from jutsu_pipeline.assets.report.assets import build_report_asset, report_asset_key
 from jutsu_pipeline.config import ConfigError, JutsuConfig, load_config
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
@@ -66,11 +64,11 @@ def build_definitions(config: JutsuConfig) -> dg.Definitions:
     for market, settings in config.markets.items():
         of_market = [p for p in partitionings if p.market == market]
         if settings.strategies:
-            assets += [build_backtest_asset(config, p) for p in of_market]
-            assets.append(build_leaderboard_asset(config, of_market))
-            jobs += [_job(f"backtest_{market}_{p.timeframe.value}", backtest_asset_key(market, p.timeframe.value))
-                     for p in of_market]
-            jobs.append(_job(f"leaderboard_{market}", leaderboard_asset_key(market)))
+            backtests = [build_backtest_asset(config, p) for p in of_market]
+            leaderboard = build_leaderboard_asset(config, of_market)
+            assets += [*backtests, leaderboard]
+            jobs += [_job(f"backtest_{market}_{p.timeframe.value}", a.key) for p, a in zip(of_market, backtests)]
+            jobs.append(_job(f"leaderboard_{market}", leaderboard.key))
         assets.append(build_report_asset(config, of_market))
         jobs.append(_job(report_job_name(market), report_asset_key(market),
                          f"Rewrite the HTML report of market {market}."))

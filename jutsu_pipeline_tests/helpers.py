@@ -92,7 +92,7 @@ def run_per_symbol(build, config: JutsuConfig, instance: dg.DagsterInstance, sym
 def run_indicators(config: JutsuConfig, instance: dg.DagsterInstance, symbols: list[str],
                    **where: str) -> dg.ExecuteInProcessResult:
     """Materialise the indicators of `symbols` (adjacent in config order) in one range run."""
-    from jutsu_pipeline.assets.indicators import build_indicators_asset
+    from jutsu_pipeline.assets.indicators.assets import build_indicators_asset
 
     return run_per_symbol(build_indicators_asset, config, instance, symbols, **where)
 
@@ -100,7 +100,7 @@ def run_indicators(config: JutsuConfig, instance: dg.DagsterInstance, symbols: l
 def run_backtest(config: JutsuConfig, instance: dg.DagsterInstance, symbols: list[str],
                  **where: str) -> dg.ExecuteInProcessResult:
     """Materialise the backtests of `symbols` (adjacent in config order) in one range run."""
-    from jutsu_pipeline.assets.backtest import build_backtest_asset
+    from jutsu_pipeline.assets.backtest.assets import build_backtest_asset
 
     return run_per_symbol(build_backtest_asset, config, instance, symbols, **where)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from jutsu_pipeline.assets.backtest import build_leaderboard_asset
+from jutsu_pipeline.assets.backtest.assets import build_leaderboard_asset
 from jutsu_pipeline.backtest import backtest_bars
 from jutsu_pipeline.config import load_config
 from jutsu_pipeline.definitions import build_definitions

@@ -14,7 +14,7 @@ import pytest
 from jutsu_fake_exchange import FakeExchange
 from jutsu_fake_exchange.server import FakeAction
 from jutsu_fake_exchange.testing import provider_options
-from jutsu_pipeline.assets.corporate_actions import build_corporate_actions_asset
+from jutsu_pipeline.assets.corporate_actions.assets import build_corporate_actions_asset
 from jutsu_pipeline.config import JutsuConfig, load_config
 from jutsu_pipeline.definitions import build_definitions
 from jutsu_pipeline.providers import build_provider

@@ -11,8 +11,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from jutsu_pipeline.assets.backtest import build_leaderboard_asset
-from jutsu_pipeline.assets.report import build_report_asset
+from jutsu_pipeline.assets.backtest.assets import build_leaderboard_asset
+from jutsu_pipeline.assets.report.assets import build_report_asset
 from jutsu_pipeline.config import JutsuConfig, load_config
 from jutsu_pipeline.report import report_path
 from jutsu_pipeline.resources import JutsuDuckDBResource

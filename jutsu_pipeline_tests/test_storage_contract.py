@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from jutsu_pipeline.assets.backtest import build_leaderboard_asset
+from jutsu_pipeline.assets.backtest.assets import build_leaderboard_asset
 from jutsu_pipeline.config import JutsuConfig, load_config
 from jutsu_pipeline.resources import JutsuDuckDBResource
 from jutsu_pipeline.storage.backend import current_snapshot, is_lake

@@ -9,7 +9,7 @@ import dagster as dg
 
 from jutsu_pipeline.assets.bars.assets import bars_asset_key
 from jutsu_pipeline.assets.conditions import downstream_asset
-from jutsu_pipeline.assets.corporate_actions import corporate_actions_asset_key
+from jutsu_pipeline.assets.corporate_actions.assets import corporate_actions_asset_key
 from jutsu_pipeline.assets.tables import table_metadata, table_name
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.indicators.params import as_specs, column_names
