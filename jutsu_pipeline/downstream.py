@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,10 @@ MAX_ROUNDS = 6  # an unpartitioned layer (the leaderboard) is requested one eval
 class DownstreamOutcome:
     runs: int = 0
     failed_runs: int = 0
-    requested: dict[str, int] = field(default_factory=dict)  # asset -> partitions requested
 
 
 def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance, bars_keys: list[dg.AssetKey],
-                   run: Callable[[dg.JobDefinition, dict[str, str], dg.AssetKey, str], bool],
-                   report: Callable[[str], None] = print) -> DownstreamOutcome:
+                   run: Callable[[dg.JobDefinition, dict[str, str], dg.AssetKey, str], bool]) -> DownstreamOutcome:
     """Evaluate the downstream assets of `bars_keys` and execute what is requested, until nothing is."""
     selection = dg.AssetSelection.assets(*bars_keys).downstream(include_self=False)
     graph = defs.resolve_asset_graph()
@@ -59,11 +57,10 @@ def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance, bars_keys
         failed: set[dg.AssetKey] = set()
         for key in sorted(requested, key=lambda k: (len(graph.get_ancestor_asset_keys(k)), k.path)):
             if graph.get_ancestor_asset_keys(key) & failed:
-                report(f"{key.to_user_string()}: not computed, an input failed in this sync.")
+                print(f"{key.to_user_string()}: not computed, an input failed in this sync.")
                 failed.add(key)
                 continue
             partitions = result.get_requested_partitions(key)
-            outcome.requested[key.to_user_string()] = len(partitions)
             partitions_def = graph.get(key).partitions_def
             spans: Sequence[tuple[str, str] | None] = [None] if partitions_def is None else [
                 (run[0], run[-1]) for run in contiguous_runs([p for p in partitions if p],
@@ -72,7 +69,7 @@ def run_downstream(defs: dg.Definitions, instance: dg.DagsterInstance, bars_keys
             for span in spans:
                 tags: dict[str, str] = {} if span is None else {RANGE_START_TAG: span[0], RANGE_END_TAG: span[1]}
                 label = key.to_user_string() if span is None else f"{span[0]}...{span[1]}"
-                report(f"{key.to_user_string()}: computing" + ("." if span is None else f" {label}."))
+                print(f"{key.to_user_string()}: computing" + ("." if span is None else f" {label}."))
                 outcome.runs += 1
                 if not run(subset, tags, key, label):
                     outcome.failed_runs += 1

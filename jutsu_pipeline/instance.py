@@ -71,7 +71,6 @@ class Recovered:
     run_id: str
     job_name: str
     pid: int
-    status: str
 
 
 def _process_alive(pid: int, not_after: float | None) -> bool:
@@ -132,7 +131,7 @@ def recover_dead_runs(instance: dg.DagsterInstance) -> list[Recovered]:
             continue
         fail_run(instance, run.run_id, f"The process executing this run (pid {pid}) is gone (killed or crashed); "
                  "marked failed by jutsu so its pool slots are freed and its partitions count as missing again.")
-        recovered.append(Recovered(run.run_id, run.job_name, pid, run.status.value))
+        recovered.append(Recovered(run.run_id, run.job_name, pid))
     return recovered
 
 
