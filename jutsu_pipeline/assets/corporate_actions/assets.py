@@ -10,6 +10,7 @@ import dagster as dg
 from jutsu_pipeline.assets.bars.assets import bars_asset_key
 from jutsu_pipeline.assets.conditions import downstream_asset
 from jutsu_pipeline.assets.tables import declared_schema, table_metadata, table_name
+from jutsu_pipeline.calendars import calendar_for
 from jutsu_pipeline.config import JutsuConfig
 from jutsu_pipeline.partitions import SYMBOL_DIM
 from jutsu_pipeline.resources import JutsuDuckDBResource, MarketDataResource
@@ -51,8 +52,8 @@ def build_corporate_actions_asset(config: JutsuConfig, market: str) -> dg.Assets
         from jutsu_pipeline.storage.actions import read_actions, record_actions
 
         symbols = list(context.partition_keys)
-        provider = market_data.provider_for(config, market, "UTC" if settings.always_open else
-                                            _timezone(settings.calendar))
+        calendar = calendar_for(settings.calendar, settings.start, settings.end)  # 24/7: UTC
+        provider = market_data.provider_for(config, market, str(calendar.timezone))
         end = settings.end or dt.datetime.now(UTC).date()
         try:
             published = [provider.corporate_actions(symbol, settings.start, end) for symbol in symbols] \
@@ -87,9 +88,3 @@ def build_corporate_actions_asset(config: JutsuConfig, market: str) -> dg.Assets
         })
 
     return corporate_actions
-
-
-def _timezone(calendar: str) -> str:
-    from jutsu_pipeline.calendars import calendar_for
-
-    return str(calendar_for(calendar, dt.date(2000, 1, 3), dt.date(2000, 2, 1)).timezone)
