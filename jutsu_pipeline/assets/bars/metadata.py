@@ -89,14 +89,10 @@ def summary_line(asset: str, totals: Mapping[str, Any], tail: bool) -> str:
     return line + f"; {'tail refresh' if tail else 'whole windows'}; {totals['seconds']:.1f} s"
 
 
-def failure_metadata(outcome: SyncOutcome, totals: Mapping[str, Any]) -> dict[str, dg.MetadataValue]:
-    """The step failure's metadata (once per run): the totals and readable tables of failed and empty partitions."""
-    metadata: dict[str, dg.MetadataValue] = {
-        name: dg.MetadataValue.text(value) if isinstance(value, str)
-        else dg.MetadataValue.float(value) if isinstance(value, float) else dg.MetadataValue.int(value)
-        for name, value in totals.items()
-    }
-    metadata["symbols"] = dg.MetadataValue.text(_names(outcome.symbols_done))
+def failure_metadata(outcome: SyncOutcome, totals: Mapping[str, Any]) -> dict[str, Any]:
+    """The step failure's metadata (once per run): the totals and readable tables of failed and empty partitions
+    (plain strings and numbers: dg.Failure makes them text, int and float metadata)."""
+    metadata: dict[str, Any] = {**totals, "symbols": _names(outcome.symbols_done)}
     if outcome.empty:
         metadata["valid_empty_partitions"] = dg.MetadataValue.md(_markdown_table(outcome.empty, ("partition", "why empty")))
     metadata["failed_partitions"] = dg.MetadataValue.md(_markdown_table(outcome.failed, ("partition", "error")))
