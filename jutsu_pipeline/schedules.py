@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from jutsu_pipeline.calendars import SessionCalendar
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.sync.planner import plan_sync
 
@@ -25,12 +26,12 @@ def close_cron(partitioning: BarsPartitioning, offset_minutes: int) -> str:
     close = calendar.regular_close()  # early closes are ignored on purpose
     minutes = close.hour * 60 + close.minute + offset_minutes
     shift, minutes = divmod(minutes, 24 * 60)  # past midnight: the tick falls on the next weekday
+    return f"{minutes % 60} {minutes // 60} * * {_cron_days(calendar, shift)}"
+
+
+def _cron_days(calendar: SessionCalendar, shift: int = 0) -> str:
+    """The calendar's trading weekdays (`shift` days later) as cron days: `1-5` when contiguous, else `0,4,5,6`."""
     days = sorted(int(CRON_WEEKDAYS[(i + shift) % 7]) for i in calendar.trading_weekdays())
-    return f"{minutes % 60} {minutes // 60} * * {_cron_days(days)}"
-
-
-def _cron_days(days: list[int]) -> str:
-    """`1-5` for a contiguous list of cron weekdays, else `0,4,5,6`."""
     if days == list(range(days[0], days[-1] + 1)) and len(days) > 1:
         return f"{days[0]}-{days[-1]}"
     return ",".join(map(str, days))
@@ -98,13 +99,11 @@ def close_schedule(partitioning: BarsPartitioning, job_name: str) -> dg.Schedule
 
 def refresh_cron(partitioning: BarsPartitioning, minutes: int) -> str:
     """Every `minutes` around the clock (24/7, UTC) or in the hours of the regular session (exchange tz)."""
-    step = f"*/{minutes}" if minutes < 60 else "0"
-    if partitioning.calendar.always_open:
-        return f"{step} * * * *"
     calendar = partitioning.calendar
-    open_time, close_time = calendar.regular_open(), calendar.regular_close()
-    days = sorted(int(CRON_WEEKDAYS[i]) for i in calendar.trading_weekdays())
-    return f"{step} {open_time.hour}-{close_time.hour} * * {_cron_days(days)}"
+    step = f"*/{minutes}" if minutes < 60 else "0"
+    if calendar.always_open:
+        return f"{step} * * * *"
+    return f"{step} {calendar.regular_open().hour}-{calendar.regular_close().hour} * * {_cron_days(calendar)}"
 
 
 def refresh_schedule(partitioning: BarsPartitioning, job_name: str) -> dg.ScheduleDefinition:
