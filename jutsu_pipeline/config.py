@@ -167,10 +167,10 @@ class MarketConfig(BaseModel):
                                  "(upper-case letters, digits and . - _ /, at most 20 characters)")
         return _once(value, "symbols")
 
-    @field_validator("timeframes")
+    @field_validator("timeframes", "derive")
     @classmethod
-    def _timeframes_unique(cls, value: tuple[Timeframe, ...]) -> tuple[Timeframe, ...]:
-        return _once(value, "timeframes")
+    def _timeframes_unique(cls, value: tuple[Timeframe, ...], info: ValidationInfo) -> tuple[Timeframe, ...]:
+        return _once(value, str(info.field_name))
 
     @model_validator(mode="after")
     def _derivable(self) -> MarketConfig:
@@ -182,7 +182,6 @@ class MarketConfig(BaseModel):
                     timeframe.is_intraday and timeframe.duration % base.duration):
                 raise ValueError(f"derive: {timeframe.value} cannot be built from the base timeframe {base.value}; "
                                  f"derived timeframes must be whole multiples of it (or 1d)")
-        _once(self.derive, "derive: timeframes")
         return self
 
     @property
