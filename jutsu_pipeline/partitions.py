@@ -136,14 +136,11 @@ class BarsPartitioning:
 
     def sessions(self, date_key: str) -> list[dt.date]:
         """Sessions inside a partition's window (the session itself for the session grain)."""
-        if self.grain is Grain.SESSION:
-            return [dt.date.fromisoformat(date_key)]
         day = dt.date.fromisoformat(date_key)
-        lo = max(day, self.config.start)
-        hi = self.grain.next_period_start(day) - dt.timedelta(days=1)
-        if self.config.end is not None:
-            hi = min(hi, self.config.end)
-        return self.calendar.sessions(lo, hi)
+        if self.grain is Grain.SESSION:
+            return [day]
+        last = self.grain.next_period_start(day) - dt.timedelta(days=1)
+        return self.calendar.sessions(max(day, self.config.start), min(last, self.config.end or last))
 
 
 def contiguous_runs(date_keys: list[str], ordered_keys: list[str]) -> list[list[str]]:
