@@ -83,15 +83,6 @@ DEFAULT_GRAINS: dict[Timeframe, Grain] = {
     Timeframe.M5: Grain.QUARTER,
     Timeframe.M1: Grain.QUARTER,
 }
-# The default layout of earlier releases (months for daily bars, sessions intraday): an instance synced with it
-# keeps its bars; `jutsu adopt` records them under the new windows (docs/operations.md), or pin these grains.
-EARLIER_GRAINS: dict[Timeframe, Grain] = {
-    Timeframe.D1: Grain.MONTH,
-    Timeframe.H1: Grain.SESSION,
-    Timeframe.M15: Grain.SESSION,
-    Timeframe.M5: Grain.SESSION,
-    Timeframe.M1: Grain.SESSION,
-}
 PARTITION_LIMIT = 100_000  # Dagster's guidance for partitions per asset
 
 

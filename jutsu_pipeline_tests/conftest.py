@@ -29,7 +29,7 @@ SAMPLE_MARKET = {
     "start": "2000-03-01",
     "end": "2013-03-01",
     "symbols": ["AAPL", "FB", "GOOG", "IBM", "MSFT"],
-    # The default grains of earlier releases (months for daily bars, sessions for intraday, EARLIER_GRAINS):
+    # The default grains of earlier releases (months for daily bars, sessions for intraday):
     # most tests pin partition keys of this layout; DEFAULT_GRAIN_MARKET has the defaults (years, quarters).
     "partition_grain": {"1d": "month", "1h": "session", "5m": "session", "1m": "session"},
 }

@@ -11,7 +11,7 @@ import pytest
 
 from jutsu_pipeline.config import PartitionCountWarning, load_config, parse_config
 from jutsu_pipeline.partitions import BarsPartitioning
-from jutsu_pipeline.timeframes import DEFAULT_GRAINS, EARLIER_GRAINS, Grain, Timeframe
+from jutsu_pipeline.timeframes import DEFAULT_GRAINS, Grain, Timeframe
 from jutsu_pipeline_tests.conftest import DEFAULT_GRAIN_MARKET, SAMPLE_MARKET, query, write_config
 from jutsu_pipeline_tests.helpers import partition_counts, run_bars
 
@@ -85,8 +85,7 @@ def test_yearly_daily_sync_has_no_missing_days_and_listing_years_are_valid_empty
 
 
 def test_the_earlier_layout_is_a_pinned_grain_and_large_markets_warn() -> None:
-    assert EARLIER_GRAINS[Timeframe.D1] is Grain.MONTH and EARLIER_GRAINS[Timeframe.M5] is Grain.SESSION
-    pinned = {tf.value: str(g) for tf, g in EARLIER_GRAINS.items() if tf is Timeframe.D1}
+    pinned = {"1d": "month"}  # the earlier releases' daily grain (docs/configuration.md)
     with pytest.warns(PartitionCountWarning, match="bars_1d would have about 120,000 partitions"):
         parse_config({"markets": {"big": {**BIG, "timeframes": ["1d"], "partition_grain": pinned}}})
 
