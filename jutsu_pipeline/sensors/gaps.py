@@ -16,7 +16,7 @@ import dagster as dg
 from jutsu_pipeline.instance import recover_dead_runs
 from jutsu_pipeline.partitions import BarsPartitioning
 from jutsu_pipeline.status import partition_status, run_keys
-from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG, SyncPlan, plan_sync, range_keys
+from jutsu_pipeline.sync.planner import RANGE_END_TAG, RANGE_START_TAG, plan_sync, range_keys
 
 GAP_TAG = "jutsu/gap_repair"
 
@@ -34,14 +34,6 @@ class Held:
     end: str
     failures: int
     retry_at: float
-
-
-def repair_plan(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitioning: BarsPartitioning, job_name: str,
-                now: dt.datetime, blocked: frozenset[str] = frozenset()) -> SyncPlan:
-    """The planner's plan without the recent windows (the schedules' job), leaving `blocked` keys alone."""
-    status = partition_status(instance, asset_key, partitioning, job_name)
-    status = replace(status, in_flight=status.in_flight | blocked)
-    return plan_sync(partitioning, status, now, include_in_progress=False)
 
 
 def _utc_seconds(timestamp: dt.datetime) -> float:
@@ -75,13 +67,16 @@ def evaluate_gaps(instance: dg.DagsterInstance, partitioning: BarsPartitioning, 
     state = json.loads(cursor) if cursor else {}
     held = [Held(**h) for h in state.get("held", [])]
     held, seen = _record_failures(instance, job_name, asset, partitioning, held, state.get("seen", 0.0), now)
+    # The planner's plan without the recent windows (the schedules' job); then without the ranges backing off.
+    status = partition_status(instance, asset_key, partitioning, job_name)
     when = dt.datetime.fromtimestamp(now, dt.timezone.utc)
-    wanted = repair_plan(instance, asset_key, partitioning, job_name, when)
+    wanted = plan_sync(partitioning, status, when, include_in_progress=False)
     missing_set = set(wanted.keys)
     held = [h for h in held if range_keys(partitioning, h.start, h.end) & missing_set]  # repaired: forget
     waiting = [h for h in held if h.retry_at > now]
     blocked = frozenset().union(*(range_keys(partitioning, h.start, h.end) for h in waiting))
-    plan = repair_plan(instance, asset_key, partitioning, job_name, when, blocked) if blocked else wanted
+    plan = plan_sync(partitioning, replace(status, in_flight=status.in_flight | blocked), when,
+                     include_in_progress=False) if blocked else wanted
     limit = partitioning.config.automation.max_runs_per_tick
     requests = [dg.RunRequest(tags={**r.tags, GAP_TAG: asset}) for r in plan.ranges[:limit]]
     report = (f"{asset}: {len(wanted.keys)} partition(s) to repair ({wanted.summary()}); {len(plan.keys)} to repair in "
