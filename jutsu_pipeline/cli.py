@@ -86,7 +86,7 @@ def run_sync(config, defs, instance, market: str | None = None, timeframe: str |
     from jutsu_pipeline import downstream, faultpoints
     from jutsu_pipeline.assets.partitions import bars_asset_key, bars_job_name
     from jutsu_pipeline.status import partition_status
-    from jutsu_pipeline.sync.planner import held_symbols, plan_sync
+    from jutsu_pipeline.sync.planner import held_symbols, plan_sync, range_keys
 
     definitions = cache(defs) if callable(defs) else (lambda: defs)
     selected = _select(config, market, timeframe)
@@ -116,9 +116,8 @@ def run_sync(config, defs, instance, market: str | None = None, timeframe: str |
         failed_runs = 0
         for partition_range in plan.ranges:
             label = f"{partition_range.start_key}...{partition_range.end_key}" + (" (tail)" if partition_range.tail else "")
-            count = len(partition_range.symbols) * (partitioning.date_keys().index(partition_range.last_date)
-                                                    - partitioning.date_keys().index(partition_range.first_date) + 1)
-            failed_runs += not _run(job, instance, partition_range.tags, key, label, count, "partitions")
+            count = len(range_keys(partitioning, partition_range.start_key, partition_range.end_key))
+            failed_runs += not _run(job, instance, partition_range.tags, key, label, count)
         if failed_runs:
             # A failing bars step skips its checks; run them on what was stored, so the symbols that did
             # land are judged (blocking checks gate their downstream) and the failed ones are held back.
