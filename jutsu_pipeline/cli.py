@@ -215,17 +215,21 @@ def _print_query(title: str, sql: str) -> int:
         con = connect_lake(location, read_only=True)
         session_macros(con)  # the lake keeps no macros: `bars_adjusted` and the `*_as_of` macros need them
     else:
-        database = location
-        where = str(database)
-        if not database.exists():
-            print_error(f"{database} does not exist yet: run `make demo` (or `jutsu sync`) first.")
+        where = str(location)
+        if not location.exists():
+            print_error(f"{location} does not exist yet: run `make demo` (or `jutsu sync`) first.")
             return 1
         try:
-            con = connect(database, read_only=True)
+            con = connect(location, read_only=True)
         except duckdb.IOException as error:
             if "lock" not in str(error).lower():
                 raise
-            print_error(read_lock_message(str(database), error))
+            from jutsu_pipeline.resources.duckdb import lock_holder  # imports Dagster: only on this path
+
+            print_error(f"DuckDB file {location} is open for writing by {lock_holder(error)}, and DuckDB lets no "
+                        "other process read it meanwhile. Wait for that run to finish (or close that notebook / "
+                        "duckdb shell) and re-run; `jutsu sql` and `duckdb -readonly` can read it once the writer "
+                        "has closed it.")
             return 1
     with con:
         con.execute("SET TimeZone = 'UTC'")
@@ -286,17 +290,6 @@ def migrate_to_ducklake(source: str) -> int:
     print(f"Copied {len(copied)} table(s) from {path} into {resource.describe()} in one transaction "
           f"({time.perf_counter() - started:.1f} s). Dagster's partition status is unchanged: keep the same instance.")
     return 0
-
-
-def read_lock_message(database: str, error: BaseException) -> str:
-    """A reader found the file open for writing: name the holder and say what to do."""
-    from jutsu_pipeline.resources.duckdb import lock_holder
-
-    return (
-        f"DuckDB file {database} is open for writing by {lock_holder(error)}, and DuckDB lets no other process "
-        "read it meanwhile. Wait for that run to finish (or close that notebook / duckdb shell) and re-run; "
-        "`jutsu sql` and `duckdb -readonly` can read it once the writer has closed it."
-    )
 
 
 def write_dotenv(path: Path) -> int:
