@@ -215,9 +215,9 @@ class MarketConfig(BaseModel):
         """The partition grain of one timeframe (configured, else the default)."""
         return self.partition_grain.get(timeframe, DEFAULT_GRAINS[timeframe])
 
-    def partitions_estimate(self, timeframe: Timeframe, today: dt.date | None = None) -> int:
+    def partitions_estimate(self, timeframe: Timeframe) -> int:
         """About how many partitions the timeframe's bars asset has (symbols x windows)."""
-        end = self.end or today or dt.datetime.now(dt.timezone.utc).date()
+        end = self.end or dt.datetime.now(dt.timezone.utc).date()
         return len(self.symbols) * estimate_windows(self.grain(timeframe), self.start, end, self.always_open)
 
     def refresh_every(self) -> int:
@@ -414,7 +414,7 @@ def parse_config(data: Any, source_path: Path | None = None) -> JutsuConfig:
     return config
 
 
-def warn_partition_counts(config: JutsuConfig, where: str = "configuration") -> None:
+def warn_partition_counts(config: JutsuConfig, where: str) -> None:
     """Warn, with the number, for each bars asset above Dagster's advised 100,000 partitions."""
     for name, market in config.markets.items():
         for timeframe in market.timeframes:
