@@ -43,10 +43,7 @@ def quiet_third_party_warnings() -> None:
 def root_message(error: Any) -> str:
     """The innermost cause's message of an exception or a Dagster `SerializableErrorInfo` (which wraps a
     step's exception), without class names."""
-    while True:
-        cause = getattr(error, "cause", None) or getattr(error, "__cause__", None)
-        if cause is None:
-            break
+    while (cause := getattr(error, "cause", None) or getattr(error, "__cause__", None)) is not None:
         error = cause
     message = error.message if hasattr(error, "message") and isinstance(error.message, str) else str(error)
     if getattr(error, "cls_name", None):  # Dagster's record of an exception: `package.module.AuthExpired: ...`
