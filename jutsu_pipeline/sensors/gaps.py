@@ -36,10 +36,6 @@ class Held:
     retry_at: float
 
 
-def _utc_seconds(timestamp: dt.datetime) -> float:
-    return (timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=dt.timezone.utc)).timestamp()
-
-
 def _record_failures(instance: dg.DagsterInstance, job_name: str, asset: str, partitioning: BarsPartitioning,
                      held: list[Held], seen: float, now: float) -> tuple[list[Held], float]:
     """Add repair runs that failed after `seen` (run storage time); overlapping entries double their back-off."""
@@ -47,8 +43,8 @@ def _record_failures(instance: dg.DagsterInstance, job_name: str, asset: str, pa
     records = instance.get_run_records(dg.RunsFilter(
         job_name=job_name, statuses=[dg.DagsterRunStatus.FAILURE], tags={GAP_TAG: asset},
         updated_after=dt.datetime.fromtimestamp(seen, dt.timezone.utc)))
-    for record in sorted(records, key=lambda r: _utc_seconds(r.update_timestamp)):
-        seen = max(seen, _utc_seconds(record.update_timestamp))
+    for record in sorted(records, key=lambda r: r.update_timestamp):
+        seen = max(seen, record.update_timestamp.timestamp())
         tags = record.dagster_run.tags
         keys = run_keys(partitioning, tags)
         overlapping = [h for h in held if keys & range_keys(partitioning, h.start, h.end)]
