@@ -107,8 +107,10 @@ def build_bars_asset(config: JutsuConfig, partitioning: BarsPartitioning) -> dg.
                             int(provider.stats.extra.get("duplicates_dropped") or 0))
         # The run's totals once, in its log (and `jutsu sync`'s summary reads them from this record).
         context.log.info(summary_line(key.to_user_string(), totals, tail), extra={PROGRESS_EXTRA: {"phase": "done", **totals}})
-        if outcome.failed:
-            _record_successes(context, key, per_partition, common)
+        if outcome.failed:  # a failing step records no materialisations: log one per stored partition
+            for partition, metadata in per_partition.items():
+                context.log_event(dg.AssetMaterialization(asset_key=key, partition=partition,
+                                                          metadata={**common, **metadata}))
             first = next(iter(outcome.failed.values()))
             raise BarsSyncFailed(
                 description=(
@@ -146,11 +148,3 @@ def set_partition_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey, 
         return
     for partition, metadata in per_partition.items():
         context.add_asset_metadata(metadata, asset_key=key, partition_key=partition)
-
-
-def _record_successes(context: dg.AssetExecutionContext, key: dg.AssetKey,
-                      per_partition: Mapping[str, Mapping[str, dg.MetadataValue]],
-                      common: Mapping[str, dg.MetadataValue]) -> None:
-    """A failing step records no materialisations, so record the partitions that did land explicitly."""
-    for partition, metadata in per_partition.items():
-        context.log_event(dg.AssetMaterialization(asset_key=key, partition=partition, metadata={**common, **metadata}))
