@@ -226,17 +226,16 @@ class ReusedSqliteConnections:
             yield conn
 
     def _close_shards(self) -> None:
-        for engine in self.__dict__.pop("_jutsu_engines", {}).values():
-            engine.dispose()
+        with self._db_lock:  # type: ignore[attr-defined]
+            for engine in self.__dict__.pop("_jutsu_engines", {}).values():
+                engine.dispose()
 
     def wipe(self) -> None:
-        with self._db_lock:  # type: ignore[attr-defined]
-            self._close_shards()  # the run shards' files are deleted
+        self._close_shards()  # the run shards' files are deleted
         super().wipe()  # type: ignore[misc]
 
     def dispose(self) -> None:
-        with self._db_lock:  # type: ignore[attr-defined]
-            self._close_shards()
+        self._close_shards()
         super().dispose()  # type: ignore[misc]
 
 
@@ -259,8 +258,7 @@ class BatchingSqliteEventLogStorage(ReusedSqliteConnections, PlannedSubsetsMixin
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None,
                           config_value: Mapping[str, Any]) -> BatchingSqliteEventLogStorage:
-        return cls(config_value["base_dir"], inst_data=inst_data,
-                   batch_size=config_value.get("batch_size", DEFAULT_BATCH_SIZE))
+        return cls(inst_data=inst_data, **config_value)
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         # A run's planned events mix one ASSET_MATERIALIZATION_PLANNED per partition with a few
