@@ -135,14 +135,12 @@ def recover_dead_runs(instance: dg.DagsterInstance) -> list[Recovered]:
     return recovered
 
 
-def fail_run(instance: dg.DagsterInstance, run_id: str, reason: str) -> bool:
-    """Mark `run_id` failed (if it is still live) and free its pool slots; True if it was live."""
+def fail_run(instance: dg.DagsterInstance, run_id: str, reason: str) -> None:
+    """Mark `run_id` failed (if it is still live) and free its pool slots."""
     run = instance.get_run_by_id(run_id)
-    live = run is not None and run.status in LIVE_STATUSES
-    if run is not None and live:
+    if run is not None and run.status in LIVE_STATUSES:
         instance.report_run_failed(run, reason)
     instance.event_log_storage.free_concurrency_slots_for_run(run_id)
-    return live
 
 
 def execute_interruptibly(job: dg.JobDefinition, instance: dg.DagsterInstance,
