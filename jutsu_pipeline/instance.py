@@ -47,10 +47,10 @@ def home_lock(home: Path) -> Iterator[None]:
 INSTANCE_TEMPLATE = Path(__file__).with_name("instance_template.yaml")  # data/dagster_home/dagster.yaml links here
 
 
-def open_instance(home: str | Path | None = None, *, seed_settings: bool = False) -> dg.DagsterInstance:
-    """The instance at `home` (default $DAGSTER_HOME) with its storages created and migrated under a lock;
-    with `seed_settings`, a home without dagster.yaml gets the project's (not done for the user's own home)."""
-    home = Path(home or os.environ["DAGSTER_HOME"]).resolve()
+def open_instance(home: str | Path, *, seed_settings: bool = False) -> dg.DagsterInstance:
+    """The instance at `home` with its storages created and migrated under a lock; with `seed_settings`, a
+    home without dagster.yaml gets the project's (not done for the user's own home)."""
+    home = Path(home).resolve()
     os.environ["DAGSTER_HOME"] = str(home)
     with home_lock(home):
         settings = home / "dagster.yaml"
