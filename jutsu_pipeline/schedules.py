@@ -42,14 +42,12 @@ def _tick_time(context: dg.ScheduleEvaluationContext, tz: ZoneInfo) -> dt.dateti
 
 
 def recent_requests(context: dg.ScheduleEvaluationContext, partitioning: BarsPartitioning, job_name: str,
-                    now: dt.datetime, run_key: str, trigger: str,
-                    session: dt.date | None = None) -> list[dg.RunRequest] | dg.SkipReason:
+                    now: dt.datetime, run_key: str, trigger: str, day: dt.date) -> list[dg.RunRequest] | dg.SkipReason:
     """The planner's runs for the recent windows (stored ones: a tail refresh), skipping runs in flight."""
     from jutsu_pipeline.assets.bars.assets import bars_asset_key
     from jutsu_pipeline.status import partition_status
 
     cfg = partitioning.config
-    day = session or now.date()
     if day < cfg.start or (cfg.end is not None and day > cfg.end):
         return dg.SkipReason(f"{day} is outside the market's history ({cfg.start} to {cfg.end or 'open'})")
     key = bars_asset_key(partitioning.market, partitioning.timeframe.value)
