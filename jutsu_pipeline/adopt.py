@@ -34,6 +34,7 @@ def adopt(config: JutsuConfig, instance: dg.DagsterInstance, partitionings: list
     for p in partitionings:
         key = bars_asset_key(p.market, p.timeframe.value)
         result = AdoptionReport(key.to_user_string())
+        results.append(result)
         status = partition_status(instance, key, p)
         todo: dict[str, list[str]] = {}
         for k in p.all_partition_keys():
@@ -42,7 +43,6 @@ def adopt(config: JutsuConfig, instance: dg.DagsterInstance, partitionings: list
                 todo.setdefault(symbol, []).append(date_key)
         if not todo or not config.database.exists():
             report(f"{result.asset}: nothing to adopt ({'no DuckDB file' if todo else 'every partition is recorded'}).")
-            results.append(result)
             continue
         grid = calendar_grid(p)
         with connect(config.database, read_only=True) as con:
@@ -62,5 +62,4 @@ def adopt(config: JutsuConfig, instance: dg.DagsterInstance, partitionings: list
         report(f"{result.asset}: adopted {len(result.adopted)} partition(s) ({p.grain} windows); "
                f"{len(result.refused)} left for `jutsu sync`"
                + (": " + "; ".join(f"{k}: {why}" for k, why in list(result.refused.items())[:3]) if result.refused else "."))
-        results.append(result)
     return results
