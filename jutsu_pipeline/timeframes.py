@@ -55,17 +55,10 @@ class Grain(StrEnum):
         return day
 
     def next_period_start(self, day: dt.date) -> dt.date:
-        """First day of the period after the one holding `day`."""
-        start = self.period_start(day)
-        if self is Grain.YEAR:
-            return start.replace(year=start.year + 1)
-        if self in (Grain.QUARTER, Grain.MONTH):
-            months = 3 if self is Grain.QUARTER else 1
-            month = start.month - 1 + months
-            return start.replace(year=start.year + month // 12, month=month % 12 + 1)
-        if self is Grain.WEEK:
-            return start + dt.timedelta(days=7)
-        return start + dt.timedelta(days=1)
+        """First day of the period after the one holding `day`: the period's start plus the longest such period
+        lands in the next one (never past it: two periods always last longer)."""
+        longest = {Grain.YEAR: 366, Grain.QUARTER: 92, Grain.MONTH: 31, Grain.WEEK: 7, Grain.SESSION: 1}[self]
+        return self.period_start(self.period_start(day) + dt.timedelta(days=longest))
 
     @property
     def polars_every(self) -> str | None:
