@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 _EPSILON = 1e-9
 
@@ -61,13 +60,6 @@ class TokenBucket:
         self._update(lambda now, tokens, held: (tokens, max(held, now + seconds), None))
 
 
-@dataclass
-class BreakerState:
-    failures: int = 0
-    opened_at: float | None = None
-    trial_in_flight: bool = False
-
-
 class CircuitBreaker:
     """Opens after `threshold` consecutive failures; after `cooldown` s lets one trial request through
     (half-open): success closes it, failure re-opens it."""
@@ -76,7 +68,9 @@ class CircuitBreaker:
         self.threshold = threshold
         self.cooldown = cooldown
         self._clock = clock
-        self._state = BreakerState()
+        self._failures = 0  # consecutive
+        self._opened_at: float | None = None
+        self._trial_in_flight = False
         self._lock = threading.Lock()
 
     @property
@@ -85,9 +79,9 @@ class CircuitBreaker:
             return self._state_name(self._clock())
 
     def _state_name(self, now: float) -> str:
-        if self._state.opened_at is None:
+        if self._opened_at is None:
             return "closed"
-        if now - self._state.opened_at >= self.cooldown:
+        if now - self._opened_at >= self.cooldown:
             return "half-open"
         return "open"
 
@@ -98,24 +92,24 @@ class CircuitBreaker:
             name = self._state_name(now)
             if name == "closed":
                 return None
-            if name == "half-open" and not self._state.trial_in_flight:
-                self._state.trial_in_flight = True
+            if name == "half-open" and not self._trial_in_flight:
+                self._trial_in_flight = True
                 return None
-            assert self._state.opened_at is not None
-            return max(self._state.opened_at + self.cooldown - now, 0.0)
+            assert self._opened_at is not None
+            return max(self._opened_at + self.cooldown - now, 0.0)
 
     def record_success(self) -> None:
         with self._lock:
-            self._state = BreakerState()
+            self._failures, self._opened_at, self._trial_in_flight = 0, None, False
 
     def record_failure(self) -> None:
         with self._lock:
-            self._state.failures += 1
-            if self._state.trial_in_flight or self._state.failures >= self.threshold:
-                self._state.opened_at = self._clock()
-            self._state.trial_in_flight = False
+            self._failures += 1
+            if self._trial_in_flight or self._failures >= self.threshold:
+                self._opened_at = self._clock()
+            self._trial_in_flight = False
 
     def record_neutral(self) -> None:
         """A response that says nothing about health (e.g. 429 or a 4xx): releases a half-open trial."""
         with self._lock:
-            self._state.trial_in_flight = False
+            self._trial_in_flight = False
