@@ -39,15 +39,11 @@ class AlpacaProvider(HttpProvider):
     options: AlpacaOptions
 
     def __init__(self, options: AlpacaOptions, timezone: str, secrets: Mapping[str, Any] | None = None) -> None:
-        key_env, secret_env = options.key_id_env, options.secret_key_env
         advice = "create keys at alpaca.markets (free plan works) and set them in the environment"
-        self._key_id = read_secret("alpaca", "alpaca_key_id", key_env, secrets, advice)
-        self._secret_key = read_secret("alpaca", "alpaca_secret_key", secret_env, secrets, advice)
-        self._env_names = (key_env, secret_env)
+        key_id = read_secret("alpaca", "alpaca_key_id", options.key_id_env, secrets, advice).reveal()
+        secret_key = read_secret("alpaca", "alpaca_secret_key", options.secret_key_env, secrets, advice).reveal()
         super().__init__(options, timezone, error_mapper=self._map_error,
-                         headers={"APCA-API-KEY-ID": self._key_id.reveal(),
-                                  "APCA-API-SECRET-KEY": self._secret_key.reveal()},
-                         identity=self._key_id.reveal())
+                         headers={"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key}, identity=key_id)
         self.feed, self.adjustment = options.feed, options.adjustment
         delay = options.delay_minutes if options.delay_minutes is not None else 15 if self.feed == "sip" else 0
         self.page_limit = options.page_limit
@@ -61,7 +57,8 @@ class AlpacaProvider(HttpProvider):
                                status=status)
         if status in (401, 403):
             return AuthExpired(context, f"Alpaca rejected the API key (HTTP {status})",
-                               f"check the environment variables {self._env_names[0]} and {self._env_names[1]} "
+                               f"check the environment variables {self.options.key_id_env} and "
+                               f"{self.options.secret_key_env} "
                                "(paper and live keys differ); regenerate the keys if they were revoked", status=status)
         if status in (400, 422) and "symbol" in text.lower():
             return UnknownSymbolError(f"{context.describe()}: Alpaca rejected the symbol ({text[:120]}); "
