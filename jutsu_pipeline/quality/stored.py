@@ -297,10 +297,8 @@ def corporate_actions(frame: pl.DataFrame, p: BarsPartitioning) -> pl.DataFrame:
 def _sql_per_symbol(con: duckdb.DuckDBPyConnection, statement: str, rule: str, params: dict) -> pl.DataFrame:
     """`rule`'s count and examples per symbol from `statement`; not run when `params` bind no symbol."""
     rows = con.execute(statement, params).fetchall() if params.get("symbols", True) else []
-    return pl.DataFrame(
-        [(symbol, rule, int(count), ", ".join(examples)) for symbol, count, examples in rows],
-        schema={"symbol": pl.String, "rule": pl.String, "count": pl.Int64, "examples": pl.String}, orient="row",
-    )
+    return pl.DataFrame([(symbol, rule, int(count), ", ".join(examples)) for symbol, count, examples in rows],
+                        schema=empty_per_symbol().schema, orient="row")
 
 
 @_timed
