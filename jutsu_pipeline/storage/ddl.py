@@ -204,10 +204,9 @@ def relations(con: duckdb.DuckDBPyConnection, names: Iterable[str]) -> dict[str,
     return {name: (kind, comment) for name, kind, comment in con.execute(RELATIONS, {"names": list(names)}).fetchall()}
 
 
-def relation_exists(con: duckdb.DuckDBPyConnection, name: str, kind: str | None = None) -> bool:
-    """A table or view `name` exists (of `kind` "BASE TABLE" or "VIEW" when given)."""
-    found = relations(con, (name,)).get(name)
-    return found is not None and kind in (None, found[0])
+def relation_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """A table or view `name` exists."""
+    return name in relations(con, (name,))
 
 
 _KEY_CONSTRAINT = re.compile(r",(\s*--[^\n]*)?\s*(PRIMARY\s+KEY|UNIQUE)\s*\([^)]*\)", re.IGNORECASE)
