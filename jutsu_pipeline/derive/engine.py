@@ -64,7 +64,7 @@ def session_days(sessions: pl.DataFrame) -> pl.DataFrame | None:
 
 
 def derive_partitions(con: duckdb.DuckDBPyConnection, partitioning: BarsPartitioning, base: Timeframe,
-                      partition_keys: Iterable[str], now: dt.datetime | None = None) -> DeriveOutcome:
+                      partition_keys: Iterable[str]) -> DeriveOutcome:
     """Recompute `partitioning.timeframe` bars from `base` bars for the partitions, atomically."""
     timeframe = partitioning.timeframe
     daily = not timeframe.is_intraday
@@ -75,7 +75,7 @@ def derive_partitions(con: duckdb.DuckDBPyConnection, partitioning: BarsPartitio
               "symbols": sessions["symbol"].unique().sort().to_list()} if sessions.height else {}
     insert = {**params, **bounds, "daily": daily, "step_us": int(timeframe.duration.total_seconds() * 1_000_000),
               "base_us": int(base.duration.total_seconds() * 1_000_000), "source": derived_source(base),
-              "ingested_at": now or dt.datetime.now(UTC)}
+              "ingested_at": dt.datetime.now(UTC)}
 
     def derive() -> tuple[int, int]:
         with transaction(con):

@@ -322,11 +322,11 @@ def check_duplicates(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, change
 
 @_timed
 def check_calendar(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, materialized: Iterable[str],
-                   today: dt.date | None = None, changed: Changed | None = None) -> CheckReport:
+                   changed: Changed | None = None) -> CheckReport:
     """calendar_complete: missing grid timestamps in materialised partitions, and stored bars off the grid
     (given `changed`: from each changed symbol's `since` on)."""
     params = _scope(p, changed)
-    grid = calendar_grid(p, today)
+    grid = calendar_grid(p)
     parts = materialized_frame(materialized)
     if changed is not None:
         parts = parts.filter(pl.col("symbol").is_in(list(changed.since)))

@@ -50,10 +50,9 @@ def build_report(
     config: JutsuConfig,
     market: str,
     statuses: Mapping[str, Mapping[str, PartitionStatus | None]],
-    now: dt.datetime | None = None,
 ) -> tuple[str, ReportSummary]:
     """The page's HTML and a summary. `statuses`: per timeframe, each bars partition key's status."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.timezone.utc)
     settings = config.markets[market]
     partitionings = [BarsPartitioning(market, tf, settings) for tf in settings.timeframes]
     coverage = [data.coverage(con, p, statuses.get(p.timeframe.value, {}), now) for p in partitionings]

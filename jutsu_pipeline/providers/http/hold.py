@@ -102,12 +102,10 @@ class HoldStore:
                                "ORDER BY provider", (now,)).fetchall()
         return [Hold(p, b, _utc(u), s, r) for p, b, u, s, r in rows]
 
-    def release(self, provider: str, base_url: str | None = None) -> int:
+    def release(self, provider: str) -> int:
         """End holds of `provider` now (an operator who knows the ban is lifted); returns how many ended."""
         with self._lock, self._connect() as con:
-            cursor = con.execute("DELETE FROM provider_holds WHERE provider = ? AND (? IS NULL OR base_url = ?)",
-                                 (provider, base_url, base_url))
-            return cursor.rowcount
+            return con.execute("DELETE FROM provider_holds WHERE provider = ?", (provider,)).rowcount
 
 
 def _utc(epoch: float) -> dt.datetime:
