@@ -12,7 +12,7 @@ import datetime as dt
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,9 +50,8 @@ class Hold:
 class HoldStore:
     """Holds keyed by (provider, base_url). `path=None` keeps them in memory (this object only)."""
 
-    def __init__(self, path: Path | None = None, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: Path | None = None) -> None:
         self.path = path
-        self.clock = clock
         self._lock = threading.RLock()
         self._memory = None if path else sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         if path is not None:
@@ -75,7 +74,7 @@ class HoldStore:
 
     def put(self, provider: str, base_url: str, seconds: float, status: int | None, reason: str) -> Hold:
         """Hold the provider for `seconds` from now (an existing longer hold is kept); returns the hold in force."""
-        now = self.clock()
+        now = time.time()
         until = now + max(seconds, 0.0)
         with self._lock, self._connect() as con:
             con.execute(
@@ -88,7 +87,7 @@ class HoldStore:
 
     def active(self, provider: str, base_url: str) -> Hold | None:
         """The hold in force now, if any."""
-        now = self.clock()
+        now = time.time()
         with self._connect() as con:
             row = con.execute("SELECT until, status, reason FROM provider_holds WHERE provider = ? AND base_url = ? "
                               "AND until > ?", (provider, base_url, now)).fetchone()
@@ -96,7 +95,7 @@ class HoldStore:
 
     def all(self) -> list[Hold]:
         """Every hold still in force (for operators and tests)."""
-        now = self.clock()
+        now = time.time()
         with self._connect() as con:
             rows = con.execute("SELECT provider, base_url, until, status, reason FROM provider_holds WHERE until > ? "
                                "ORDER BY provider", (now,)).fetchall()
