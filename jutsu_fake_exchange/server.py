@@ -121,7 +121,6 @@ class FakeExchange:
     def __init__(self, *, port: int = 0, seed: int = 7, symbols: tuple[SymbolSpec, ...] = DEFAULT_SYMBOLS,
                  latency: float = 0.0, rate_limit: float | None = None,
                  alpaca_key_id: str = "fake-alpaca-key-id", alpaca_secret_key: str = "fake-alpaca-secret-key",
-                 alpaca_sip_delay: dt.timedelta | None = dt.timedelta(minutes=15),
                  schwab_client_id: str = "fake-schwab-client-id",
                  schwab_client_secret: str = "fake-schwab-client-secret") -> None:
         self.bars = BarSource(symbols, seed)
@@ -129,7 +128,7 @@ class FakeExchange:
         self.faults = FaultPlan()
         self.latency = latency
         self.alpaca_key_id, self.alpaca_secret_key = alpaca_key_id, alpaca_secret_key
-        self.alpaca_sip_delay = alpaca_sip_delay
+        self.alpaca_sip_delay = dt.timedelta(minutes=15)  # recent SIP bars are refused (free plan)
         self.schwab = SchwabAuthState(self, schwab_client_id, schwab_client_secret)
         self.yahoo_sessions: dict[str, str] = {}  # cookie value -> crumb
         self.corporate_actions: list[FakeAction] = []  # served by Alpaca's actions endpoint and Yahoo's events

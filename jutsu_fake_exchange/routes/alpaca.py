@@ -47,8 +47,7 @@ def bars(x, req: Request) -> Response:  # noqa: ANN001 - x: FakeExchange
         return Response.json({"message": "invalid start or end"}, 400)
     if not 1 <= limit <= 10000:
         return Response.json({"message": "invalid limit: must be between 1 and 10000"}, 422)
-    if p.get("feed", "sip") == "sip" and x.alpaca_sip_delay is not None \
-            and end > now - x.alpaca_sip_delay.total_seconds():
+    if p.get("feed", "sip") == "sip" and end > now - x.alpaca_sip_delay.total_seconds():
         return Response.json({"message": "subscription does not permit querying recent SIP data"}, 403)
     cursor: tuple[str, int] | None = None
     if p.get("page_token"):
