@@ -6,7 +6,6 @@ from jutsu_fake_exchange.bars import TIMEFRAME_SECONDS
 from jutsu_fake_exchange.messages import Request, Response
 from jutsu_fake_exchange.routes.common import served_bar
 
-INTERVALS = {"1m": "1m", "5m": "5m", "1h": "1h", "1d": "1d"}
 WEIGHT = 2
 
 
@@ -25,7 +24,7 @@ def klines(x, req: Request, max_limit: int = 1000) -> Response:  # noqa: ANN001 
     if spec is None:
         return _error(-1121, "Invalid symbol.")
     interval = req.params.get("interval", "")
-    if interval not in INTERVALS:
+    if interval not in TIMEFRAME_SECONDS:  # Binance names its intervals as the exchange's timeframes
         return _error(-1120, "Invalid interval.")
     try:
         limit = int(req.params.get("limit", "500"))
@@ -35,7 +34,7 @@ def klines(x, req: Request, max_limit: int = 1000) -> Response:  # noqa: ANN001 
         return _error(-1100, "Illegal characters found in a parameter.")
     if not 1 <= limit <= max_limit:
         return _error(-1130, "Data sent for parameter 'limit' is not valid.")
-    tf, size = INTERVALS[interval], TIMEFRAME_SECONDS[interval]
+    tf, size = interval, TIMEFRAME_SECONDS[interval]
     now = int(x.clock.now())
     upper = now + 1 if end_ms is None else min(end_ms // 1000 + 1, now + 1)
     if start_ms is None:
