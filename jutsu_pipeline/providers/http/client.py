@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
-from tenacity.wait import wait_base
 
 from jutsu_pipeline.providers.base import FetchStats, ProviderError
 from jutsu_pipeline.providers.http.budget import SharedTokenBucket, budget_key, budget_path
@@ -127,19 +126,13 @@ def _http_date(value: str) -> dt.datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-class _WaitRetryAfter(wait_base):
-    """Retry-After of the last error when the server sent one, else jittered exponential backoff."""
+def _wait_retry_after(fallback: Callable[[RetryCallState], float], cap: float) -> Callable[[RetryCallState], float]:
+    """A tenacity wait: the last error's Retry-After (at most `cap`) when the server sent one, else `fallback`."""
+    def wait(state: RetryCallState) -> float:
+        retry_after = getattr(state.outcome.exception() if state.outcome else None, "retry_after", None)
+        return fallback(state) if retry_after is None else min(retry_after, cap)
 
-    def __init__(self, fallback: wait_base, cap: float) -> None:
-        self.fallback = fallback
-        self.cap = cap
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        error = retry_state.outcome.exception() if retry_state.outcome else None
-        retry_after = getattr(error, "retry_after", None)
-        if retry_after is not None:
-            return min(retry_after, self.cap)
-        return self.fallback(retry_state)
+    return wait
 
 
 class HttpClient:
@@ -203,8 +196,8 @@ class HttpClient:
         retrying = Retrying(
             retry=retry_if_exception(lambda error: isinstance(error, HttpProviderError) and error.retryable),
             stop=stop_after_attempt(max(s.max_attempts, 1)),
-            wait=_WaitRetryAfter(wait_exponential_jitter(multiplier=s.backoff_initial, max=s.backoff_max,
-                                                         jitter=s.backoff_jitter), s.retry_after_max),
+            wait=_wait_retry_after(wait_exponential_jitter(multiplier=s.backoff_initial, max=s.backoff_max,
+                                                           jitter=s.backoff_jitter), s.retry_after_max),
             before_sleep=lambda state: self._log_retry(state, context),
             reraise=True,
         )
