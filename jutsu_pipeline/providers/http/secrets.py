@@ -51,23 +51,18 @@ def redact(text: str) -> str:
     return text
 
 
-class RedactingFilter(logging.Filter):
-    """Masks registered secrets in log records (httpx logs full URLs, including query strings)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, ()
-        return True
-
-
-_filter = RedactingFilter()
+def _redact_record(record: logging.LogRecord) -> bool:
+    """A log filter masking registered secrets in the record (httpx logs full URLs, including query strings)."""
+    message = record.getMessage()
+    cleaned = redact(message)
+    if cleaned != message:
+        record.msg, record.args = cleaned, ()
+    return True
 
 
 def install_log_redaction(*logger_names: str) -> None:
     """Attach the redacting filter to the named loggers (idempotent)."""
     for name in logger_names:
         logger = logging.getLogger(name)
-        if _filter not in logger.filters:
-            logger.addFilter(_filter)
+        if _redact_record not in logger.filters:
+            logger.addFilter(_redact_record)
