@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 MAX_PERIOD = 100_000  # TA-Lib's own upper bound for every period
 DECIMALS = 4  # multipliers appear in column names: 2.5 -> "2_5"
-COLUMN_PATTERN = IDENTIFIER  # column names are formatted into DDL
 
 
 @dataclass(frozen=True)
@@ -97,32 +96,6 @@ class Indicator:
             self.check(out)
         return out
 
-    def kwargs(self, values: Mapping[str, float]) -> dict[str, float]:
-        return {**self.fixed, **{kw: values[key] for key, p in self.params.items() for kw in p.talib}}
-
-    def columns(self, values: Mapping[str, float]) -> tuple[str, ...]:
-        suffix = "".join(f"_{format_number(values[key])}" for key in self.params)
-        names = tuple(f"{output}{suffix}" for output in self.outputs)
-        bad = [n for n in names if not COLUMN_PATTERN.match(n)]
-        if bad:
-            raise ValueError(f"invalid indicator column name(s) {bad}")
-        return names
-
-    def lookback(self, values: Mapping[str, float]) -> int:
-        """TA-Lib's lookback: the number of leading NULL bars of every output."""
-        from talib import abstract  # here, not at import: reading the configuration needs no TA-Lib
-
-        function = abstract.Function(self.function)  # type: ignore[attr-defined]  # missing from TA-Lib's abstract.pyi
-        function.set_parameters(self.kwargs(values))
-        return int(function.lookback)
-
-    def function_of(self, values: Mapping[str, float]) -> Callable[..., tuple[np.ndarray, ...]]:
-        """TA-Lib's function with `values` bound: the `inputs` arrays in, a tuple of every output out."""
-        import talib
-
-        function, kwargs = getattr(talib, self.function), self.kwargs(values)
-        return lambda *arrays: out if isinstance(out := function(*arrays, **kwargs), tuple) else (out,)
-
 
 INDICATORS: dict[str, Indicator] = {}
 
@@ -131,8 +104,8 @@ def register(indicator: Indicator) -> Indicator:
     """Make `indicator` available to configs and strategies (its name must be new)."""
     if indicator.name in INDICATORS:
         raise ValueError(f"indicator {indicator.name!r} is already registered")
-    if not all(COLUMN_PATTERN.match(n) for n in (indicator.name, *indicator.outputs)):
-        raise ValueError(f"indicator and output names must match {COLUMN_PATTERN.pattern}: {indicator}")
+    if not all(IDENTIFIER.match(n) for n in (indicator.name, *indicator.outputs)):
+        raise ValueError(f"indicator and output names must match {IDENTIFIER.pattern}: {indicator}")
     if not talib_has(indicator.function):
         raise ValueError(f"TA-Lib has no function {indicator.function!r} (indicator {indicator.name!r}); "
                          "use one of talib.get_functions(), e.g. 'SMA'")
@@ -200,15 +173,30 @@ class IndicatorSpec:
     def indicator(self) -> Indicator:
         return INDICATORS[self.name]
 
+    def kwargs(self) -> dict[str, float]:
+        values, indicator = dict(self.values), self.indicator
+        return {**indicator.fixed, **{kw: values[key] for key, p in indicator.params.items() for kw in p.talib}}
+
     def columns(self) -> tuple[str, ...]:
-        return self.indicator.columns(dict(self.values))
+        values = dict(self.values)
+        suffix = "".join(f"_{format_number(values[key])}" for key in self.indicator.params)
+        names = tuple(f"{output}{suffix}" for output in self.indicator.outputs)
+        bad = [n for n in names if not IDENTIFIER.match(n)]  # formatted into DDL
+        if bad:
+            raise ValueError(f"invalid indicator column name(s) {bad}")
+        return names
 
     def column(self, output: str) -> str:
         """The column of one output, e.g. `column("bb_lower")` -> `bb_lower_20_2`."""
         return self.columns()[self.indicator.outputs.index(output)]
 
     def lookback(self) -> int:
-        return self.indicator.lookback(dict(self.values))
+        """TA-Lib's lookback: the number of leading NULL bars of every output."""
+        from talib import abstract  # here, not at import: reading the configuration needs no TA-Lib
+
+        function = abstract.Function(self.indicator.function)  # type: ignore[attr-defined]  # missing from TA-Lib's abstract.pyi
+        function.set_parameters(self.kwargs())
+        return int(function.lookback)
 
     def warmup_bars(self) -> int | None:
         """Bars before the first new one an incremental run recomputes (None: the whole history); at
@@ -217,4 +205,8 @@ class IndicatorSpec:
         return None if warmup is None else max(1, self.lookback() + warmup(dict(self.values)))
 
     def function(self) -> Callable[..., tuple[np.ndarray, ...]]:
-        return self.indicator.function_of(dict(self.values))
+        """TA-Lib's function with the values bound: the `inputs` arrays in, a tuple of every output out."""
+        import talib
+
+        function, kwargs = getattr(talib, self.indicator.function), self.kwargs()
+        return lambda *arrays: out if isinstance(out := function(*arrays, **kwargs), tuple) else (out,)
