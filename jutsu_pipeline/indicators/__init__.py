@@ -13,15 +13,5 @@ _WHERE = {
     "register": "registry", "IndicatorParams": "params", "compute_indicators": "compute",
     "ensure_indicator_schema": "compute", "indicator_frame": "frame",
 }
-__all__ = [
-    "INDICATORS",
-    "Indicator",
-    "IndicatorSpec",
-    "Param",
-    "register",
-    "IndicatorParams",
-    "compute_indicators",
-    "ensure_indicator_schema",
-    "indicator_frame",
-]
+__all__ = list(_WHERE)
 __getattr__ = lazy_names(__name__, _WHERE)
