@@ -94,7 +94,7 @@ def _computed(con: duckdb.DuckDBPyConnection, read: pa.Table, scope: Sequence[st
     position, ts = sorted_(position), sorted_(ts)
     names = [scope[k] for k in position[starts].tolist()]
     arrays = {c: sorted_(read.column(c).to_numpy()) for c in read.column_names[2:-1]}
-    check_finite(arrays, names, lengths, f"{relation} {timeframe}")
+    check_finite(arrays, names, starts, f"{relation} {timeframe}")
     values = indicator_columns(arrays, lengths, specs)
     keep: slice | np.ndarray = slice(None)
     kept = lengths

@@ -27,9 +27,8 @@ def sorted_runs(position: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray | None
     return order, starts, np.diff(starts, append=position.size)
 
 
-def check_finite(arrays: Mapping[str, np.ndarray], symbols: Sequence[str], lengths: np.ndarray, source: str) -> None:
-    """ValueError naming the symbols (runs of `lengths` rows) with a null, NaN or infinite input."""
-    starts = np.cumsum(lengths) - lengths
+def check_finite(arrays: Mapping[str, np.ndarray], symbols: Sequence[str], starts: np.ndarray, source: str) -> None:
+    """ValueError naming the symbols (runs from `starts`) with a null, NaN or infinite input."""
     for column, values in arrays.items():
         bad = ~np.isfinite(values)
         if bad.any():
@@ -39,12 +38,10 @@ def check_finite(arrays: Mapping[str, np.ndarray], symbols: Sequence[str], lengt
 
 
 def indicator_columns(arrays: Mapping[str, np.ndarray], lengths: np.ndarray,
-                      specs: Iterable[IndicatorSpec]) -> dict[str, np.ndarray]:
+                      specs: Sequence[IndicatorSpec]) -> dict[str, np.ndarray]:
     """Every column of `specs` (NaN where TA-Lib gives NaN) over runs of `lengths[k]` consecutive rows of
     `arrays` (finite float64 inputs; one symbol per run, in ts order)."""
-    specs = tuple(specs)
-    rows = int(lengths.sum())
-    out = {column: np.empty(rows) for column in column_names(specs)}
+    out = {column: np.empty(int(lengths.sum())) for column in column_names(specs)}
     calls = [(spec.function(), spec.indicator.inputs, spec.columns()) for spec in specs]  # bound once, not per symbol
     stop = 0
     for length in lengths.tolist():  # one TA-Lib call per symbol and indicator: C loops over contiguous slices
@@ -69,6 +66,6 @@ def indicator_frame(bars: pl.DataFrame, params: IndicatorParams | Iterable[Indic
                                          frame.get_column("ts").to_physical().to_numpy())
     frame = frame if order is None else frame[order]
     arrays = {c: frame.get_column(c).to_numpy() for c in PRICE_COLUMNS}
-    check_finite(arrays, frame.get_column("symbol").gather(starts).to_list(), lengths, "bars frame")
+    check_finite(arrays, frame.get_column("symbol").gather(starts).to_list(), starts, "bars frame")
     values = indicator_columns(arrays, lengths, as_specs(params))
     return frame.select(KEY_COLUMNS).hstack(pl.DataFrame(values, nan_to_null=True))
