@@ -44,9 +44,7 @@ class AlpacaProvider(HttpProvider):
         secret_key = read_secret("alpaca", "alpaca_secret_key", options.secret_key_env, secrets, advice).reveal()
         super().__init__(options, timezone, error_mapper=self._map_error,
                          headers={"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key}, identity=key_id)
-        self.feed, self.adjustment = options.feed, options.adjustment
-        delay = options.delay_minutes if options.delay_minutes is not None else 15 if self.feed == "sip" else 0
-        self.page_limit = options.page_limit
+        delay = options.delay_minutes if options.delay_minutes is not None else 15 if options.feed == "sip" else 0
         self.capabilities = ProviderCapabilities(timeframes=frozenset(TIMEFRAMES), delay=dt.timedelta(minutes=delay))
 
     def _map_error(self, status: int, text: str, context: RequestContext) -> ProviderError | None:
@@ -68,8 +66,8 @@ class AlpacaProvider(HttpProvider):
     def _pages(self, context: RequestContext, symbol: str, timeframe: Timeframe, start: dt.datetime,
                end: dt.datetime, limit: int, follow: bool = True) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"symbols": symbol, "timeframe": TIMEFRAMES[timeframe], "start": iso_utc(start),
-                                  "end": iso_utc(end), "limit": limit, "adjustment": self.adjustment,
-                                  "feed": self.feed, "sort": "asc"}
+                                  "end": iso_utc(end), "limit": limit, "adjustment": self.options.adjustment,
+                                  "feed": self.options.feed, "sort": "asc"}
         bars: list[dict[str, Any]] = []
         seen_tokens: set[str] = set()
         reached: dt.datetime | None = None
@@ -96,7 +94,7 @@ class AlpacaProvider(HttpProvider):
         context = self.context(request)
         start, end = query_window(request)
         end = min(end, self.client.server_now() - self.capabilities.delay) - dt.timedelta(seconds=1)  # end inclusive
-        bars = self._pages(context, request.symbol, request.timeframe, start, end, self.page_limit) \
+        bars = self._pages(context, request.symbol, request.timeframe, start, end, self.options.page_limit) \
             if end >= start else []
         try:
             instants = [int(_parse_t(b["t"]).timestamp() * 1_000_000) for b in bars]

@@ -59,7 +59,6 @@ class YahooProvider(HttpProvider):
 
     def __init__(self, options: YahooOptions, timezone: str) -> None:
         super().__init__(options, timezone, error_mapper=_map_error, headers={"User-Agent": options.user_agent})
-        self.cookie_url = options.cookie_url
         self.capabilities = ProviderCapabilities(timeframes=frozenset(INTERVALS), has_adj_close=True,
                                                  delay=dt.timedelta(minutes=options.delay_minutes))
         self._crumb: Secret | None = None
@@ -69,7 +68,7 @@ class YahooProvider(HttpProvider):
         with self._crumb_lock:
             if self._crumb is None or renew:
                 context = context.for_purpose("cookie and crumb")
-                self.client.request("GET", self.cookie_url, context, ok_statuses=frozenset({404}), expect_json=False)
+                self.client.request("GET", self.options.cookie_url, context, ok_statuses=frozenset({404}), expect_json=False)
                 reply = self.client.request("GET", "/v1/test/getcrumb", context, expect_json=False)
                 crumb = reply.body.decode("utf-8", errors="replace").strip()
                 if not crumb or "<" in crumb:
