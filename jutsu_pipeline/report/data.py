@@ -131,12 +131,9 @@ def _packed(values: np.ndarray, digits: int) -> list[int | None]:
     the difference to the previous non-null one (the first absolute), NULL as None; the page's `unpack`."""
     scaled = np.round(values.astype(np.float64) * 10.0**digits)
     finite = np.isfinite(scaled)
-    ints = scaled[finite].astype(np.int64)
-    deltas = np.diff(ints, prepend=np.int64(0)).tolist()
-    out: list[int | None] = [None] * values.size
-    for index, delta in zip(np.flatnonzero(finite).tolist(), deltas):
-        out[index] = delta
-    return out
+    out = np.full(values.size, None, dtype=object)
+    out[finite] = np.diff(scaled[finite].astype(np.int64), prepend=np.int64(0))  # as Python ints
+    return out.tolist()
 
 
 def _price_digits(close: np.ndarray) -> int:
