@@ -193,11 +193,10 @@ def _backtest_loaded(
     tables, drawdown = _register_results(con, series, sim, ts_all, result, clock.repeated(len(strategies)))
     performance = compute_performance(con)
     con.register("_bt_performance", performance)
-    trades = cast(pl.DataFrame, pl.from_arrow(tables["_bt_trades"].drop_columns(["series_id"])))
     return BacktestResult(
         performance=cast(pl.DataFrame, pl.from_arrow(performance.drop_columns(["params_json"]))).with_columns(
             pl.col(DURATION_STATS).cast(pl.Duration("us"))),
-        trades=trades.select("strategy", "symbol", "trade_no", pl.exclude("strategy", "symbol", "trade_no")),
+        trades=cast(pl.DataFrame, pl.from_arrow(tables["_bt_trades"].drop_columns(["series_id"]))),
         build_equity=partial(_equity_frame, series, ts_all, result.equity, drawdown),
     )
 
@@ -365,7 +364,6 @@ def _register_results(
         "cash_after_entry": tr.cash_after_entry,
         "cash_after_exit": pa.array(tr.cash_after_exit, mask=~closed),
     })
-    for name in REGISTERED:
-        if name in tables:
-            con.register(name, tables[name])
+    for name, table in tables.items():
+        con.register(name, table)
     return tables, agg.drawdown
