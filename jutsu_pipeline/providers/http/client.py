@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
@@ -87,22 +88,6 @@ class Reply:
 
 # Maps a non-2xx response the HTTP layer does not handle itself to a provider error (or None).
 ErrorMapper = Callable[[int, str, RequestContext], ProviderError | None]
-
-
-@dataclass(frozen=True)
-class _Call:
-    method: str
-    path: str
-    context: RequestContext
-    params: Mapping[str, Any] | None
-    headers: Mapping[str, str] | None
-    data: Mapping[str, str] | None
-    auth: tuple[str, str] | None
-    weight: float
-    on_response: Callable[[httpx.Response], None] | None
-    error_mapper: ErrorMapper | None
-    ok_statuses: frozenset[int]
-    expect_json: bool
 
 
 def parse_retry_after(value: str | None, server_time: dt.datetime | None) -> float | None:
@@ -201,9 +186,10 @@ class HttpClient:
             before_sleep=lambda state: self._log_retry(state, context),
             reraise=True,
         )
-        call = _Call(method, path, context, params, headers, data, auth, weight, on_response,
-                     error_mapper or self._error_mapper, ok_statuses, expect_json)
-        return retrying(self._attempt, call)
+        send = partial(self._send, method, path, context, params=params, headers=headers, data=data, auth=auth,
+                       on_response=on_response, error_mapper=error_mapper or self._error_mapper,
+                       ok_statuses=ok_statuses, expect_json=expect_json)
+        return retrying(self._attempt, context, weight, send)
 
     def _log_retry(self, state: RetryCallState, context: RequestContext) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -214,8 +200,7 @@ class HttpClient:
                     redact(type(error).__name__ + (f" HTTP {status}" if (status := getattr(error, "status", None)) else "")),
                     wait)
 
-    def _attempt(self, call: _Call) -> Reply:
-        context = call.context
+    def _attempt(self, context: RequestContext, weight: float, send: Callable[[], Reply]) -> Reply:
         hold = self.holds.active(self.provider, self.base_url)
         if hold is not None:
             raise ProviderOnHold(context, hold)
@@ -226,10 +211,10 @@ class HttpClient:
                               "provider's status and re-run the failed partitions later")
         self.limiter.acquire(1.0)
         if self.weight_limiter is not None:
-            self.weight_limiter.acquire(call.weight)
+            self.weight_limiter.acquire(weight)
         self.stats.requests += 1
         try:
-            reply = self._send(call)
+            reply = send()
         except ProviderError as error:
             if isinstance(error, HttpProviderError) and error.counts_as_failure:
                 self.breaker.record_failure()
@@ -239,14 +224,14 @@ class HttpClient:
         self.breaker.record_success()
         return reply
 
-    def _send(self, call: _Call) -> Reply:
-        context = call.context
+    def _send(self, method: str, path: str, context: RequestContext, *, params: Mapping[str, Any] | None,
+              headers: Mapping[str, str] | None, data: Mapping[str, str] | None, auth: tuple[str, str] | None,
+              on_response: Callable[[httpx.Response], None] | None, error_mapper: ErrorMapper | None,
+              ok_statuses: frozenset[int], expect_json: bool) -> Reply:
         deadline = time.monotonic() + self.settings.deadline
-        request = self._client.build_request(call.method, call.path, params=call.params, headers=call.headers,
-                                             data=call.data)
+        request = self._client.build_request(method, path, params=params, headers=headers, data=data)
         try:
-            response = self._client.send(request, stream=True,
-                                         auth=httpx.BasicAuth(*call.auth) if call.auth else None)
+            response = self._client.send(request, stream=True, auth=httpx.BasicAuth(*auth) if auth else None)
             try:
                 chunks: list[bytes] = []
                 for chunk in response.iter_bytes(_CHUNK):
@@ -265,13 +250,12 @@ class HttpClient:
                                        "retry later; check connectivity to the provider") from None
         body = b"".join(chunks)
         server_time = self._observe_date(response.headers)
-        if call.on_response is not None:
-            call.on_response(response)
-        if response.status_code not in call.ok_statuses:
-            self._raise_for_status(response.status_code, response.headers, body, server_time, context,
-                                   call.error_mapper)
+        if on_response is not None:
+            on_response(response)
+        if response.status_code not in ok_statuses:
+            self._raise_for_status(response.status_code, response.headers, body, server_time, context, error_mapper)
         reply = Reply(response.status_code, response.headers, body)
-        if call.expect_json and response.status_code < 300:
+        if expect_json and response.status_code < 300:
             reply.data = reply.json(context)  # inside the attempt: truncated JSON / HTML are retried
         return reply
 
