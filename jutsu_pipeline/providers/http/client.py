@@ -54,10 +54,8 @@ def shared_limiter(key: tuple[str, str, str], rate: float, capacity: float,
     cache_key = (*key, identity, rate, capacity, str(path))
     with _shared_lock:
         if cache_key not in _limiters:
-            if path is None:
-                _limiters[cache_key] = TokenBucket(rate, capacity)
-            else:
-                _limiters[cache_key] = SharedTokenBucket(path, budget_key(*key, identity), rate, capacity)
+            _limiters[cache_key] = (TokenBucket(rate, capacity) if path is None
+                                    else SharedTokenBucket(path, budget_key(*key, identity), rate, capacity))
         return _limiters[cache_key]
 
 
