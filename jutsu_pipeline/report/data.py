@@ -94,22 +94,15 @@ def coverage(
         return Cell.COMPLETE if bars >= expected else Cell.PARTIAL
 
     bins = _bins(len(date_keys), MAX_COVERAGE_COLUMNS)
-    counts = {cell.value: 0 for cell in Cell}
-    cells, bars = [], []
-    for symbol in symbols:
-        row = [classify(symbol, key) for key in date_keys]
-        for cell in row:
-            counts[cell.value] += 1
-        cells.append("".join(min(row[a:b], key=_SEVERITY.__getitem__).value for a, b in bins))
-        bars.append([sum(stored.get((symbol, key), 0) for key in date_keys[a:b]) for a, b in bins])
+    states = [[classify(symbol, key) for key in date_keys] for symbol in symbols]
     return Coverage(
         timeframe=partitioning.timeframe.value,
         columns=[date_keys[a] for a, _ in bins],
         expected=[sum(expected_by_key.get(key, 0) for key in date_keys[a:b]) for a, b in bins],
         symbols=symbols,
-        cells=cells,
-        bars=bars,
-        counts=counts,
+        cells=["".join(min(row[a:b], key=_SEVERITY.__getitem__).value for a, b in bins) for row in states],
+        bars=[[sum(stored.get((symbol, key), 0) for key in date_keys[a:b]) for a, b in bins] for symbol in symbols],
+        counts={cell.value: sum(row.count(cell) for row in states) for cell in Cell},
         binned=len(bins) < len(date_keys),
     )
 
