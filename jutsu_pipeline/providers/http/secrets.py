@@ -46,8 +46,7 @@ def redact(text: str) -> str:
     with _lock:
         known = sorted(_known, key=len, reverse=True)
     for value in known:
-        if value in text:
-            text = text.replace(value, _MASK)
+        text = text.replace(value, _MASK)
     return text
 
 
