@@ -55,14 +55,12 @@ def build_report(
     now = dt.datetime.now(dt.timezone.utc)
     settings = config.markets[market]
     partitionings = [BarsPartitioning(market, tf, settings) for tf in settings.timeframes]
+    timeframes = [p.timeframe.value for p in partitionings]
     coverage = [data.coverage(con, p, statuses.get(p.timeframe.value, {}), now) for p in partitionings]
     columns = settings.indicators.columns()
-    prices = {p.timeframe.value: data.price_series(con, timeframe=p.timeframe.value, symbols=settings.symbols,
-                                                   columns=columns, adjusted=settings.adjusted_prices,
-                                                   bars=config.report_bars)
-              for p in partitionings}
+    prices = {tf: data.price_series(con, timeframe=tf, symbols=settings.symbols, columns=columns,
+                                    adjusted=settings.adjusted_prices, bars=config.report_bars) for tf in timeframes}
     board = data.leaderboard(con, market, LEADERBOARD_ROWS) if settings.strategies else {"rows": [], "curves": {}}
-    timeframes = [p.timeframe.value for p in partitionings]
     main = {
         "market": market,
         "generated_at": now.isoformat(timespec="seconds"),
