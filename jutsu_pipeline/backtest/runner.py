@@ -22,7 +22,7 @@ except ImportError:  # a numpy without it: runs keep numpy's own setting
 
 from jutsu_pipeline.backtest.curves import Clock, series_aggregates, series_clock
 from jutsu_pipeline.backtest.engine import SimInput, SimResult, simulate
-from jutsu_pipeline.backtest.stats import DURATION_STATS, compute_performance
+from jutsu_pipeline.backtest.stats import DURATION_STATS, PERFORMANCE
 from jutsu_pipeline.backtest.strategies import Bars, StrategyConfig
 from jutsu_pipeline.indicators import indicator_frame
 from jutsu_pipeline.indicators.frame import sorted_runs
@@ -191,7 +191,7 @@ def _backtest_loaded(
     result = simulate(sim)
     ts_all = np.tile(ts_us, len(strategies))
     tables, drawdown = _register_results(con, series, sim, ts_all, result, clock.repeated(len(strategies)))
-    performance = compute_performance(con)
+    performance = con.execute(PERFORMANCE).to_arrow_table()
     con.register("_bt_performance", performance)
     return BacktestResult(
         performance=cast(pl.DataFrame, pl.from_arrow(performance.drop_columns(["params_json"]))).with_columns(

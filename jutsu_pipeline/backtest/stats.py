@@ -23,9 +23,6 @@ subtleties kept. NaN results are stored as NULL; +-inf (e.g. Sortino without a l
 
 from __future__ import annotations
 
-import duckdb
-import pyarrow as pa
-
 from jutsu_pipeline.storage.versions import VERSION_OF_PARTS
 
 _PERFORMANCE = """
@@ -187,11 +184,7 @@ DURATION_STATS = ("duration", "max_drawdown_duration", "avg_drawdown_duration", 
 #: Stat columns of type DOUBLE (NaN is turned into NULL for these).
 FLOAT_STATS = tuple(c for c in STAT_COLUMNS if c not in {"start", "end", "n_trades", *DURATION_STATS})
 
+# One row per series (strategy, symbol, the statistics, n_bars, open_trade, params_json, data_version), ordered
+# by strategy and symbol, from the session's registered inputs (see the module docstring).
 PERFORMANCE = _PERFORMANCE.format(version=VERSION_OF_PARTS, columns=", ".join(
     f"nullif(result.{c}, 'nan'::DOUBLE) AS {c}" if c in FLOAT_STATS else f'result."{c}"' for c in STAT_COLUMNS))
-
-
-def compute_performance(con: duckdb.DuckDBPyConnection) -> pa.Table:
-    """One row per series (strategy, symbol, the statistics, n_bars, open_trade, params_json, data_version),
-    ordered by strategy and symbol, from the session's registered inputs (see module docstring)."""
-    return con.execute(PERFORMANCE).to_arrow_table()
