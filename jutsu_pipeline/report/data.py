@@ -174,11 +174,10 @@ def price_series(
             series[name[0]] = _packed(part[name].to_numpy(), digits)
         names = {}
         for short, name in available.items():
-            values = part[short].to_numpy()
             if part[short].null_count() == part.height:
                 continue  # not computed for this symbol (yet)
             places = digits if short in ("sma", "bbu", "bbm", "bbl") else 2 if short == "rsi" else digits + 1
-            series[short] = {"d": places, "v": _packed(values, places)}
+            series[short] = {"d": places, "v": _packed(part[short].to_numpy(), places)}
             names[short] = name
         series["names"] = names
         out[symbol] = series
