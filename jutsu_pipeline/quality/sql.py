@@ -12,17 +12,13 @@ from jutsu_pipeline.storage.scope import CHANGED_FILTER, CHANGED_JOIN, scope_fil
 SCOPE = scope_filter()
 
 
-def _join(changed: bool) -> str:
-    return CHANGED_JOIN if changed else ""
+# Keyed by `changed`: the asset's rows of `bars AS b` (bind `scope_params`) or only those of the registered
+# `changed_scope` (symbol, since; bind `$timeframe` alone).
+_JOIN = {False: "", True: CHANGED_JOIN}
+_WHERE = {False: scope_filter("b"), True: CHANGED_FILTER}
 
 
-def _where(changed: bool) -> str:
-    """The asset's rows of `bars AS b` (bind `scope_params`) or, `changed`, only those of the registered
-    `changed_scope` (symbol, since; bind `$timeframe` alone)."""
-    return CHANGED_FILTER if changed else scope_filter("b")
-
-
-ROW_COUNT = {c: f"SELECT count(*), count(DISTINCT b.symbol) FROM bars AS b {_join(c)} WHERE {_where(c)}"
+ROW_COUNT = {c: f"SELECT count(*), count(DISTINCT b.symbol) FROM bars AS b {_JOIN[c]} WHERE {_WHERE[c]}"
              for c in (False, True)}
 
 # A stored row breaking a row rule of the pre-write schema: this mirrors `expressions.STORED_ROW_RULES` (and
@@ -76,8 +72,8 @@ DUPLICATE_KEYS = {c: f"""
 SELECT symbol, count(*) AS keys, (list(strftime(ts, '%Y-%m-%d %H:%M') ORDER BY ts))[1:3] AS examples
 FROM (
     SELECT b.symbol, b.ts
-    FROM bars AS b {_join(c)}
-    WHERE {_where(c)}
+    FROM bars AS b {_JOIN[c]}
+    WHERE {_WHERE[c]}
     GROUP BY b.symbol, b.ts
     HAVING count(*) > 1
 )
@@ -90,8 +86,8 @@ OUT_OF_ORDER = {c: f"""
 SELECT symbol, count(*) AS rows, (list(strftime(ts, '%Y-%m-%d %H:%M') ORDER BY ts))[1:3] AS examples
 FROM (
     SELECT b.symbol, b.ts, lag(b.ts) OVER (PARTITION BY b.symbol, b.ingested_at ORDER BY b.rowid) AS previous_ts
-    FROM bars AS b {_join(c)}
-    WHERE {_where(c)}
+    FROM bars AS b {_JOIN[c]}
+    WHERE {_WHERE[c]}
 )
 WHERE ts < previous_ts
 GROUP BY symbol
@@ -101,7 +97,7 @@ GROUP BY symbol
 # changed: grid timestamps from each changed symbol's `since` on (its life still from all its bars).
 CALENDAR_MISSING = {c: f"""
 WITH asset_bars AS (
-    SELECT b.symbol, b.ts FROM bars AS b {_join(c)} WHERE {_where(c)}
+    SELECT b.symbol, b.ts FROM bars AS b {_JOIN[c]} WHERE {_WHERE[c]}
 ),
 life AS (
     SELECT symbol, min(ts) AS first_ts, max(ts) AS last_ts
@@ -150,9 +146,9 @@ GROUP BY e.symbol HAVING sum(e.n - coalesce(s.n, 0)) > 0
 # outside the market's history).
 CALENDAR_UNEXPECTED = {c: f"""
 SELECT b.symbol, count(*) AS unexpected, (list(strftime(b.ts, '%Y-%m-%d %H:%M') ORDER BY b.ts))[1:3] AS examples
-FROM bars AS b {_join(c)}
+FROM bars AS b {_JOIN[c]}
 ANTI JOIN grid AS g ON g.ts = b.ts
-WHERE {_where(c)}
+WHERE {_WHERE[c]}
 GROUP BY b.symbol
 """ for c in (False, True)}
 
