@@ -57,10 +57,11 @@ def corporate_action(quality: QualityConfig) -> pl.Expr:
     ).fill_null(False)
 
 
-def price_jump(quality: QualityConfig) -> pl.Expr:
-    """True where the bar is NOT an unexplained jump."""
+def price_jump(quality: QualityConfig, explained: pl.Expr | None = None) -> pl.Expr:
+    """True where the bar is NOT an unexplained jump: explained by `corporate_action`, or by `explained` when
+    given (the stored checks: a stored corporate action on the bar's ex-date)."""
     jump = (open_gap().abs() > quality.max_open_gap).fill_null(False)
-    return ~jump | corporate_action(quality)
+    return ~jump | (corporate_action(quality) if explained is None else explained)
 
 
 def _flat() -> pl.Expr:
@@ -104,10 +105,10 @@ INTRADAY_RULES: dict[str, pl.Expr] = {
 }
 
 
-def suspicious_rules(quality: QualityConfig) -> dict[str, pl.Expr]:
-    """Row rules for legal but unusual bars (need the rows of a symbol in time order)."""
+def suspicious_rules(quality: QualityConfig, explained: pl.Expr | None = None) -> dict[str, pl.Expr]:
+    """Row rules for legal but unusual bars (need the rows of a symbol in time order); `explained`: `price_jump`'s."""
     return {
-        "price_jump": price_jump(quality),
+        "price_jump": price_jump(quality, explained),
         "zero_volume": (pl.col("volume") != 0).fill_null(True),
         "constant_price": ~_flat().fill_null(False),
     }

@@ -232,7 +232,7 @@ def check_anomalies(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed
     report = CheckReport("price_anomalies", builtin_checks.ANOMALIES.rules, *(counted or _judged_height(frame)))
     if frame.is_empty() and not report.rows_checked:
         return report
-    rules = _judged_only({**suspicious_rules(quality), "price_jump": explained_jump(quality)}, frame)
+    rules = _judged_only(suspicious_rules(quality, explained=pl.col("action").is_not_null()), frame)
     context = [previous("close").alias("previous_close"), open_gap().alias("gap")]
     report.per_symbol, samples = flag_rows(frame, rules, _ts_format(p), context)
     if samples is not None:
@@ -273,12 +273,6 @@ def with_actions(frame: pl.DataFrame, actions: pl.DataFrame) -> pl.DataFrame:
     joined = keyed.join(actions.rename({"ex_date": "_ex_date"}), on=["symbol", "_ex_date"], how="left",
                         maintain_order="left")
     return joined.drop("_ex_date")
-
-
-def explained_jump(quality) -> pl.Expr:  # noqa: ANN001 - QualityConfig
-    """True where the bar is NOT an unexplained jump: within the threshold, or on a stored action's ex-date."""
-    jump = (open_gap().abs() > quality.max_open_gap).fill_null(False)
-    return ~jump | pl.col("action").is_not_null()
 
 
 def corporate_actions(frame: pl.DataFrame, p: BarsPartitioning) -> pl.DataFrame:
