@@ -226,8 +226,7 @@ def check_anomalies(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, changed
     if changed is None:  # the whole table: only symbols where SQL finds a suspect bar are loaded
         bars, counted = load_bars(con, p, table_suspects(con, p, "price_anomalies")), _row_count(con, p)
     else:
-        bars = load_changed_bars(con, p, changed)
-        counted = None
+        bars, counted = load_changed_bars(con, p, changed), None
     frame = with_actions(bars, load_actions(con, p))
     report = CheckReport("price_anomalies", builtin_checks.ANOMALIES.rules, *(counted or _judged_height(frame)))
     if frame.is_empty() and not report.rows_checked:
