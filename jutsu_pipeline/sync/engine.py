@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
+from itertools import groupby
 
 import duckdb
 import numpy as np
@@ -159,26 +160,17 @@ class BarsSync:
         with self.connect() as con:
             last = last_final_bars(con, timeframe=self.p.timeframe.value, windows=windows_frame(
                 plan for symbol_plans in plans.values() for plan in symbol_plans), final_before=self.now - step)
-        tailed: dict[str, list[FetchPlan]] = {}
+        tailed: dict[str, list[FetchPlan]] = {symbol: [] for symbol in plans}
         for symbol, symbol_plans in plans.items():
-            out: list[FetchPlan] = []
-            pending: list[tuple[str, Window]] = []
-            for plan in symbol_plans:
-                for date_key, (start, end) in zip(plan.date_keys, plan.windows):
-                    last_ts = last.get((symbol, date_key))
-                    if last_ts is None:
-                        pending.append((date_key, (start, end)))
-                        continue
-                    if pending:
-                        out.append(_plan(symbol, pending))
-                        pending = []
-                    out.append(_plan(symbol, [(date_key, (max(start, last_ts - overlap), end))]))
-                if pending:
-                    out.append(_plan(symbol, pending))
-                    pending = []
-            tailed[symbol] = out
-        tails = sum(1 for v in last.values() if v is not None)
-        self.log.info(f"{self._where}: tail refresh of {tails} stored window(s) (overlap {overlap}); "
+            for plan in symbol_plans:  # a run of windows without final bars stays one call
+                keyed = [((symbol, date_key), date_key, window) for date_key, window in zip(plan.date_keys, plan.windows)]
+                for whole, run in groupby(keyed, key=lambda row: row[0] not in last):
+                    if whole:
+                        tailed[symbol].append(_plan(symbol, [(date_key, window) for _, date_key, window in run]))
+                    else:
+                        tailed[symbol] += [_plan(symbol, [(date_key, (max(start, last[at] - overlap), end))])
+                                           for at, date_key, (start, end) in run]
+        self.log.info(f"{self._where}: tail refresh of {len(last)} stored window(s) (overlap {overlap}); "
                       "the rest replaced whole")
         return tailed
 
