@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from itertools import groupby
 
 from jutsu_pipeline.partitions import BarsPartitioning, contiguous_runs, partition_key, split_partition_key
 
@@ -167,14 +168,9 @@ def plan_ranges(partitioning: BarsPartitioning, keys: list[str], *, tail: bool =
     position = {s: i for i, s in enumerate(partitioning.symbols)}
     date_position = {d: i for i, d in enumerate(ordered)}
     ranges: list[PartitionRange] = []
-    for (first, last), symbols in spans.items():
-        group: list[str] = []
-        for symbol in symbols:
-            if group and position[symbol] != position[group[-1]] + 1:
-                ranges.append(PartitionRange(first, last, tuple(group), tail))
-                group = []
-            group.append(symbol)
-        ranges.append(PartitionRange(first, last, tuple(group), tail))
+    for (first, last), symbols in spans.items():  # symbols in partition order: a run of adjacent ones is one range
+        for _, adjacent in groupby(enumerate(symbols), key=lambda item: position[item[1]] - item[0]):
+            ranges.append(PartitionRange(first, last, tuple(symbol for _, symbol in adjacent), tail))
     return sorted(ranges, key=lambda r: (position[r.symbols[0]], date_position[r.first_date]))
 
 
