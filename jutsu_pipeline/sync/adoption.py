@@ -67,11 +67,10 @@ def _validate(p: BarsPartitioning, symbol: str, stored: pl.DataFrame, keys: list
     """date_key (None: the whole symbol) -> why the stored bars fail the sync's validation there: all windows
     at once (the common, valid case), then window by window to place each failure."""
     def run(keys: list[str], frame: pl.DataFrame):  # noqa: ANN202 - ValidationReport
-        windows = windows_frame([FetchPlan(symbol, (k,), (p.window(k),)) for k in keys])
-        start, end = windows["start"].min(), windows["end"].max()
-        assert isinstance(start, dt.datetime) and isinstance(end, dt.datetime)  # Datetime columns
+        spans = [p.window(k) for k in keys]
+        windows = windows_frame([FetchPlan(symbol, (k,), (span,)) for k, span in zip(keys, spans)])
         sessions = None if p.calendar.always_open else p.calendar.sessions(
-            start.date() - dt.timedelta(days=1), end.date())
+            min(start for start, _ in spans).date() - dt.timedelta(days=1), max(end for _, end in spans).date())
         return validate_bars(frame.with_columns(pl.lit(symbol).alias("symbol")), windows=windows, sessions=sessions,
                              daily=not p.timeframe.is_intraday, quality=p.config.quality, step=p.timeframe.duration)
 
