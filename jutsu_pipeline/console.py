@@ -13,9 +13,10 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import dagster as dg
     from rich.console import Console
-    from rich.progress import Progress, TaskID
 
 VERBOSE_ENV_VAR = "JUTSU_VERBOSE"  # `1`: tracebacks (also for `dagster ...` on our code location)
 _CLASS_PREFIX = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Failure|Failed): ")
@@ -119,18 +119,14 @@ class RunReport:
 class _RunListener(logging.Handler):
     """Turns a run's Dagster log records into bar updates and a RunReport."""
 
-    def __init__(self, progress: Progress | None, task: TaskID | None, report: RunReport, asset_key: Any) -> None:
+    def __init__(self, update: Callable[..., None], report: RunReport, asset_key: Any) -> None:
         from jutsu_pipeline.sync.engine import PROGRESS_EXTRA
 
         super().__init__(logging.DEBUG)
-        self.progress, self.task, self.report, self.asset_key = progress, task, report, asset_key
+        self._update, self.report, self.asset_key = update, report, asset_key  # update: the bar's, or a no-op
         self.progress_key = PROGRESS_EXTRA
         self.symbols_total = 0
         self.run_totals: dict[str, Any] = {}
-
-    def _update(self, **fields: Any) -> None:
-        if self.progress is not None and self.task is not None:
-            self.progress.update(self.task, **fields)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -210,8 +206,8 @@ class SyncConsole:
         name = asset_key.to_user_string()
         report = RunReport(label=name if label == name else f"{name} {label}")  # an unpartitioned asset: once
         started = time.perf_counter()
-        with self._bar(asset_key.to_user_string(), total, f" {unit}") as (progress, task):
-            listener = _RunListener(progress, task, report, asset_key)
+        with self._bar(asset_key.to_user_string(), total, f" {unit}") as update:
+            listener = _RunListener(update, report, asset_key)
 
             @dg.logger(None, description="Feeds jutsu's progress bar and summary.")  # no config
             def jutsu_progress(_init_context: dg.InitLoggerContext) -> logging.Logger:
@@ -237,9 +233,9 @@ class SyncConsole:
         return report
 
     @contextmanager
-    def _bar(self, description: str, total: int | None, unit: str) -> Iterator[tuple[Progress | None, TaskID | None]]:
+    def _bar(self, description: str, total: int | None, unit: str) -> Iterator[Callable[..., None]]:
         if self.verbose or not self.console.is_terminal:  # a live bar would interleave with Dagster's log / clutter a log file
-            yield None, None
+            yield lambda **_: None
             return
         from rich.progress import BarColumn, Progress, TextColumn
 
@@ -252,8 +248,8 @@ class SyncConsole:
             transient=True,  # the run's one-line result replaces it
         )
         with progress:
-            yield progress, progress.add_task(description, total=total, unit=unit, detail="",
-                                              total_text="?" if total is None else str(total))
+            yield partial(progress.update, progress.add_task(description, total=total, unit=unit, detail="",
+                                                             total_text="?" if total is None else str(total)))
 
     def _print_run(self, report: RunReport) -> None:
         status = "done" if report.success else "FAILED"
