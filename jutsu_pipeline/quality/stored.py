@@ -318,21 +318,19 @@ def check_calendar(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, material
                    changed: Changed | None = None) -> CheckReport:
     """calendar_complete: missing grid timestamps in materialised partitions, and stored bars off the grid
     (given `changed`: from each changed symbol's `since` on)."""
-    params = _scope(p, changed)
     grid = calendar_grid(p)
     parts = materialized_frame(materialized)
-    if changed is not None:
+    if key := changed is not None:
         parts = parts.filter(pl.col("symbol").is_in(list(changed.since)))
         first = min(changed.since.values(), default=None)
         grid = grid if first is None else grid.filter(pl.col("ts") >= first)
-    missing, unexpected = sql.CALENDAR_MISSING[changed is not None], sql.CALENDAR_UNEXPECTED[changed is not None]
     with registered(con, grid=grid.to_arrow(), materialized=parts.to_arrow()), changed_scope(con, p, changed):
         report = CheckReport("calendar_complete", builtin_checks.CALENDAR.rules, *_row_count(con, p, changed))
-        if changed is None:  # the whole table: the examples of only the symbols whose counts fall short
-            params = scope_params(p.timeframe.value, missing_candidates(con, p))
+        # The whole table: the examples of only the symbols whose counts fall short.
+        missing = _scope(p, changed) if key else scope_params(p.timeframe.value, missing_candidates(con, p))
         report.per_symbol = pl.concat([
-            _sql_per_symbol(con, missing, "calendar_missing", params),
-            _sql_per_symbol(con, unexpected, "calendar_unexpected", _scope(p, changed)),
+            _sql_per_symbol(con, sql.CALENDAR_MISSING[key], "calendar_missing", missing),
+            _sql_per_symbol(con, sql.CALENDAR_UNEXPECTED[key], "calendar_unexpected", _scope(p, changed)),
         ])
     report.extra = {
         "partitions_checked": parts.height,
