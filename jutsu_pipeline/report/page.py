@@ -116,9 +116,10 @@ _TEMPLATE = """<!DOCTYPE html>
 <main>
 <section id="coverage-section">
 <h2>Coverage</h2>
-<p class="caption">Each row is a symbol, each column a bars partition (a month of daily bars, a session of intraday
-bars), coloured by its state in the Dagster instance and the bars stored in DuckDB. Hover for details; click a row
-to chart that symbol.</p>
+<p class="caption">Each row is a symbol, each column a bars partition window (the timeframe's partition grain: by
+default a year of daily or hourly bars, a quarter of minute bars; with many windows a column holds several and shows
+the worst), coloured by its state in the Dagster instance and the bars stored in DuckDB. Hover for details; click a
+row to chart that symbol.</p>
 <div id="coverage"></div>
 </section>
 <section id="prices">
