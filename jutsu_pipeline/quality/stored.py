@@ -320,17 +320,18 @@ def check_calendar(con: duckdb.DuckDBPyConnection, p: BarsPartitioning, material
     (given `changed`: from each changed symbol's `since` on)."""
     grid = calendar_grid(p)
     parts = materialized_frame(materialized)
-    if key := changed is not None:
+    incremental = changed is not None  # the statements of sql.CALENDAR_* are keyed by it
+    if changed is not None:
         parts = parts.filter(pl.col("symbol").is_in(list(changed.since)))
         first = min(changed.since.values(), default=None)
         grid = grid if first is None else grid.filter(pl.col("ts") >= first)
     with registered(con, grid=grid.to_arrow(), materialized=parts.to_arrow()), changed_scope(con, p, changed):
         report = CheckReport("calendar_complete", builtin_checks.CALENDAR.rules, *_row_count(con, p, changed))
-        # The whole table: the examples of only the symbols whose counts fall short.
-        missing = _scope(p, changed) if key else scope_params(p.timeframe.value, missing_candidates(con, p))
+        # Over the whole table, the examples of only the symbols whose counts fall short.
+        missing = _scope(p, changed) if incremental else scope_params(p.timeframe.value, missing_candidates(con, p))
         report.per_symbol = pl.concat([
-            _sql_per_symbol(con, sql.CALENDAR_MISSING[key], "calendar_missing", missing),
-            _sql_per_symbol(con, sql.CALENDAR_UNEXPECTED[key], "calendar_unexpected", _scope(p, changed)),
+            _sql_per_symbol(con, sql.CALENDAR_MISSING[incremental], "calendar_missing", missing),
+            _sql_per_symbol(con, sql.CALENDAR_UNEXPECTED[incremental], "calendar_unexpected", _scope(p, changed)),
         ])
     report.extra = {
         "partitions_checked": parts.height,
