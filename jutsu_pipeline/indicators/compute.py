@@ -82,18 +82,18 @@ def compute_indicators(
     return retry_conflicts(replace, f"indicators {timeframe}")
 
 
-def _computed(con: duckdb.DuckDBPyConnection, read: pa.Table, scope: Sequence[str], resumed: Mapping[str, Resume],
+def _computed(con: duckdb.DuckDBPyConnection, read: dict[str, np.ndarray], scope: Sequence[str], resumed: Mapping[str, Resume],
               specs: Sequence[IndicatorSpec], timeframe: str, relation: str) -> tuple[pa.Table, pa.Table]:
     """The rows to insert (symbol, ts and the indicator columns, NULL for TA-Lib's NaN) from `read`
     (`read_inputs` of `scope`), and their symbols' input records: a resumed symbol's rows only after its
     `last_ts`, cumulative outputs continuing from its stored value there, its record extended."""
-    position = read.column("symbol_no").to_numpy()
-    ts = read.column("ts").cast(pa.int64()).to_numpy()
+    position, ts = read["symbol_no"], read["ts"].view(np.int64)
     order, starts, lengths = sorted_runs(position, ts)
     sorted_ = (lambda a: a) if order is None else (lambda a: a[order])  # noqa: E731 - zero-copy when stored in order
     position, ts = sorted_(position), sorted_(ts)
     names = [scope[k] for k in position[starts].tolist()]
-    arrays = {c: sorted_(read.column(c).to_numpy()) for c in read.column_names[2:-1]}
+    arrays = {c: sorted_(np.ma.filled(v, np.nan)) for c, v in read.items()  # NULL (masked) as NaN: not finite
+              if c not in ("symbol_no", "ts", "row_hash")}
     check_finite(arrays, names, starts, f"{relation} {timeframe}")
     values = indicator_columns(arrays, lengths, specs)
     keep: slice | np.ndarray = slice(None)
@@ -112,11 +112,10 @@ def _computed(con: duckdb.DuckDBPyConnection, read: pa.Table, scope: Sequence[st
                 base = stored.column(column).to_numpy(zero_copy_only=False)
                 offset = np.array([base[row[s]] if s in row else np.nan for s in names]) - values[column][at_last]
                 values[column] += np.repeat(np.where([s in resumed for s in names], offset, 0.0), lengths)
-    ts_type = read.column("ts").type
-    staged_ts = pa.array(ts[keep], ts_type)
+    staged_ts = pa.array(ts[keep], pa.timestamp("us", "UTC"))
     symbol = pa.DictionaryArray.from_arrays(pa.array(position[keep]), pa.array(scope, pa.string()))
     staged = pa.table({"symbol": symbol, "ts": staged_ts, **{c: _nan_as_null(v[keep]) for c, v in values.items()}})
-    parts = version_parts(pa.array(names, pa.string()), kept, staged_ts, sorted_(read.column("row_hash").to_numpy())[keep])
+    parts = version_parts(pa.array(names, pa.string()), kept, staged_ts, sorted_(read["row_hash"])[keep])
     if resumed:  # a resumed symbol's record: its stored bars and the ones written now
         rows = [row if (r := resumed.get(row["symbol"])) is None else
                 {**row, "n": row["n"] + r.bars, "first_ts": r.first_ts, "content": row["content"] ^ r.content}

@@ -10,6 +10,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
@@ -24,13 +25,16 @@ from jutsu_pipeline.storage.scope import (
     ROW_HASH,
     SYMBOL_NO,
     fetch_arrow,
-    fetch_arrow_parallel,
+    fetch_numpy_parallel,
     registered,
     scope_filter,
     scope_params,
 )
 from jutsu_pipeline.storage.transactions import retry_conflicts
 from jutsu_pipeline.storage.versions import VERSION_OF_PARTS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Derived data, rebuilt whole per symbol: (symbol, timeframe, ts) is unique by construction (it comes
 # from `bars`' primary key and indicator_frame rejects duplicates), so no index is kept: an ART index
@@ -204,15 +208,16 @@ def input_versions(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: S
 
 
 def read_inputs(con: duckdb.DuckDBPyConnection, *, timeframe: str, symbols: Sequence[str], relation: str,
-                columns: Sequence[str], since: Mapping[str, dt.datetime]) -> pa.Table:
+                columns: Sequence[str], since: Mapping[str, dt.datetime]) -> dict[str, np.ndarray]:
     """symbol_no (position in `symbols`), ts, `columns` and row_hash of the symbols' bars in `relation` (as
-    `scope.bars_relation` resolved it), each symbol's from its `since` on (absent: all), in storage order."""
+    `scope.bars_relation` resolved it), each symbol's from its `since` on (absent: all), in storage order, as
+    numpy columns (`scope.fetch_numpy_parallel`)."""
     if relation not in ("bars", "bars_adjusted") or not all(c in OHLCV for c in columns):
         raise ValueError(f"indicators read columns of {OHLCV} from bars or bars_adjusted, not {relation} {columns}")
     selected = "".join(f', "{c}"' for c in columns)
     starts = [since.get(s, EARLIEST) for s in symbols]
     bound = {"since": starts} if since else {}
-    return fetch_arrow_parallel(con, READ_INPUTS.format(relation=relation, columns=selected, since=SINCE if since else ""), {
+    return fetch_numpy_parallel(con, READ_INPUTS.format(relation=relation, columns=selected, since=SINCE if since else ""), {
         **scope_params(timeframe, symbols), **bound, "earliest": min(starts, default=EARLIEST)})
 
 

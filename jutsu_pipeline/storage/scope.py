@@ -13,7 +13,8 @@ import duckdb
 
 from jutsu_pipeline.storage.identifiers import IDENTIFIER  # noqa: F401 - re-exported: readers check names with it
 
-if TYPE_CHECKING:  # the readers return DuckDB's Arrow tables; pyarrow itself loads with them
+if TYPE_CHECKING:  # the readers return DuckDB's Arrow tables or numpy columns; both load with them
+    import numpy as np
     import pyarrow as pa
 
 BAR_COLUMNS = ("open", "high", "low", "close", "volume", "adj_close")
@@ -52,17 +53,19 @@ def fetch_arrow(con: duckdb.DuckDBPyConnection, statement: str, params: dict[str
     return con.execute(statement, params).to_arrow_table()
 
 
-def fetch_arrow_parallel(con: duckdb.DuckDBPyConnection, statement: str, params: dict[str, object]) -> pa.Table:
-    """`fetch_arrow` for a large read: the parameters bound as session variables and `statement` (its `$name`s
-    read as `getvariable`) run as a relation, whose Arrow result DuckDB's threads build; `con.execute(...)` streams
-    the result to one thread that converts every chunk (1.26 M bars: ~85 against ~50 ms wall, 2026-12-02)."""
+def fetch_numpy_parallel(con: duckdb.DuckDBPyConnection, statement: str, params: dict[str, object]) -> dict[str, np.ndarray]:
+    """A large parameterised read as numpy columns (TIMESTAMPTZ as UTC datetime64[us], a column with NULLs
+    masked): the parameters bound as session variables and `statement` (its `$name`s read as `getvariable`) run
+    as a relation, whose result DuckDB's threads convert. `con.execute(...)` hands the result to one thread, and
+    Arrow chunks cost a concatenation per column (1.26 M bars: ~66 against ~92 ms wall for Arrow then numpy,
+    and a sixth of the fresh pages, 2026-12-02)."""
     variables = {name: f"jutsu_{name}" for name in params}
     for name, value in params.items():
         con.execute(f"SET VARIABLE {variables[name]} = $value", {"value": value})
-    table = con.sql(re.sub(r"\$(\w+)", lambda m: f"getvariable('{variables[m[1]]}')", statement)).to_arrow_table()
+    columns = con.sql(re.sub(r"\$(\w+)", lambda m: f"getvariable('{variables[m[1]]}')", statement)).fetchnumpy()
     for variable in variables.values():  # after a failure they stay (an aborted transaction refuses RESET)
         con.execute(f"RESET VARIABLE {variable}")
-    return table
+    return columns
 
 
 @contextmanager
