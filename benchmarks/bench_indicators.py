@@ -12,8 +12,8 @@ TA-Lib and a write of the same kind. `--stored-by day` inserts the bars day by d
 the refresh then has to sort what it reads.
 The insert is given as record batches, the fastest plain form (DuckDB inserts batches in parallel; one
 1.26 M-row chunk is one thread and 1.3-2x slower, which flattered the ratio). Every round measures
-each contender once, interleaved, after a warm-up round reported apart; the ratio is printed from the bests and per round (median and
-range), in wall time and in CPU time (less sensitive to other processes on a shared machine). Every
+each contender once, interleaved, after a warm-up round reported apart; the ratio is printed from the
+bests and per round (median and range), in wall time and in CPU time (less sensitive to other processes on a shared machine). Every
 write is timed with the CHECKPOINT that follows it: a write leaves its WAL to the next write, which
 would otherwise pay for its checkpoint. Then the daily close: one new bar per symbol, computed
 incrementally (warm-up window, new rows only).
@@ -151,8 +151,8 @@ def main() -> None:
     print(f"TA-Lib per symbol (numpy in/out) : {ta * 1e3:8.1f} ms")
     print(f"plain Arrow INSERT of the rows   : {insert * 1e3:8.1f} ms")
     print(f"ratio full / (TA-Lib + insert)   : wall {ratios(wall)}   (target <= 1.1)")
-    print(f"  in the warm-up round (the refresh first, fresh pages): {first['full'] / (first['ta'] + first['insert']):.2f} x")
     print(f"                                   cpu  {ratios(cpu)}")
+    print(f"  in the warm-up round (the refresh first, fresh pages): {first['full'] / (first['ta'] + first['insert']):.2f} x")
     with_read = ("read", "ta", "insert")
     print(f"ratio full / (read + TA-Lib + insert): wall {ratios(wall, with_read)}")
     print(f"                                       cpu  {ratios(cpu, with_read)}")
